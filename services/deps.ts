@@ -1,0 +1,47 @@
+import type { InvocationContext } from '@azure/functions';
+import type { TokenValidator } from '../shared/auth/tokens.js';
+import type { RbacPolicy } from '../shared/auth/rbac.js';
+import type { Store } from '../shared/db/store.js';
+import type { JobQueue } from '../shared/messaging.js';
+import type { BlobGateway } from '../shared/storage/gateway.js';
+import type { JobOrchestrations } from './orchestrations.js';
+
+export interface Limits {
+  sasTtlDefaultMinutes: number;
+  sasTtlMaxMinutes: number;
+  uploadSasTtlMinutes: number;
+}
+
+/** Everything the handlers, services and activities depend on. Built once per process. */
+export interface Deps {
+  store: Store;
+  blobs: BlobGateway;
+  queue: JobQueue;
+  tokens: TokenValidator;
+  rbac: RbacPolicy;
+  limits: Limits;
+  now(): Date;
+  /** Durable client for this invocation (the binding is per invocation in Azure). */
+  orchestrations(context: InvocationContext): JobOrchestrations;
+}
+
+let current: Deps | undefined;
+let building: Promise<Deps> | undefined;
+
+/**
+ * The process's dependencies. In Azure they are built from settings on first use (services/production.ts);
+ * a host that brings its own (the local sandbox, tests) calls `setDeps` before serving.
+ */
+export async function getDeps(): Promise<Deps> {
+  if (current) return current;
+  building ??= import('./production.js').then(async ({ productionDeps }) => {
+    current = await productionDeps();
+    return current;
+  });
+  return building;
+}
+
+export function setDeps(deps: Deps | undefined): void {
+  current = deps;
+  building = undefined;
+}

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+import { AppError } from './errors.js';
+
+/** Comma-separated list; blanks dropped so `a, b,` is two items. */
+export const csvList = z
+  .string()
+  .transform((raw) => raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0));
+
+const guidList = csvList.pipe(z.array(z.uuid({ message: 'must be comma-separated GUIDs (group object ids)' })));
+
+const booleanFlag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((raw) => raw === 'true' || raw === '1' || raw === 'yes');
+
+const positiveMinutes = z.coerce.number().int().positive();
+
+const httpsUrl = z.url({ protocol: /^https$/, message: 'must be an https:// URL' });
+
+/**
+ * Every setting the control plane (Function App) reads. Names are the app-setting names: infra/ sets each of
+ * them, local.settings.sample.json lists each of them. Nothing here defaults a secret; there are no secrets:
+ * Storage, Service Bus and SQL are reached with the app's managed identity.
+ */
+const controlPlaneSettingsObject = z.object({
+    /** Entra tenant whose tokens are accepted. */
+    ENTRA_TENANT_ID: z.uuid(),
+    /** Accepted `aud` values: the API's application id URI and/or client id. */
+    ENTRA_AUDIENCES: csvList.pipe(z.array(z.string().min(1)).min(1, 'must list at least one audience')),
+    /** Authority host of the cloud (public, US Gov, China); v2 issuer = `{host}/{tenant}/v2.0`. */
+    ENTRA_AUTHORITY_HOST: httpsUrl.default('https://login.microsoftonline.com'),
+    /** Accept v1 tokens (issuer `{v1 host}/{tenant}/`) as well as v2. */
+    ENTRA_ACCEPT_V1_TOKENS: booleanFlag.default(false),
+    ENTRA_V1_ISSUER_HOST: httpsUrl.default('https://sts.windows.net'),
+    RBAC_ADMIN_GROUP_IDS: guidList.default([]),
+    RBAC_AUDITOR_GROUP_IDS: guidList.default([]),
+    RBAC_REQUESTER_GROUP_IDS: guidList.default([]),
+    /** Blob endpoint of the backup storage account, e.g. https://stbackups.blob.core.windows.net */
+    BACKUP_BLOB_ENDPOINT: httpsUrl,
+    BACKUP_CONTAINER: z
+      .string()
+      .regex(/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/, 'must be a valid blob container name'),
+    SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name such as sb-dbdist.servicebus.windows.net'),
+    SERVICEBUS_JOBS_TOPIC: z.string().min(1).default('backup-jobs'),
+    /** Azure SQL logical server host, e.g. sql-dbdist.database.windows.net (Entra-only auth). */
+    SQL_SERVER: z.string().min(1),
+    SQL_DATABASE: z.string().min(1),
+    /** Lifetime of a download link when the caller asks for none. */
+    SAS_TTL_DEFAULT_MINUTES: positiveMinutes.default(60),
+    /** Upper bound for any download link, above every database's own policy. */
+    SAS_TTL_MAX_MINUTES: positiveMinutes.default(24 * 60),
+    /** Lifetime of the runner's write SAS; the runner renews it on demand. */
+    UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
+    CORS_ORIGINS: csvList.default([]),
+});
+
+export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
+    path: ['SAS_TTL_DEFAULT_MINUTES'],
+    message: 'must not exceed SAS_TTL_MAX_MINUTES',
+  });
+
+export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
+
+/** Setting names, for infra tests and the sample settings file. */
+export const controlPlaneSettingNames = Object.keys(controlPlaneSettingsObject.shape) as (keyof ControlPlaneSettings)[];
+
+/**
+ * Parses settings from an environment-like record. Every bad or missing setting is named in one error,
+ * so an operator fixes them all in one go.
+ */
+export function parseSettings<S extends z.ZodType>(
+  schema: S,
+  env: Record<string, string | undefined>,
+  what = 'settings',
+): z.output<S> {
+  // Empty strings count as missing: app settings are often created blank.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const result = schema.safeParse(cleaned);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = issue.path.map(String).join('.') || '(root)';
+    const missing = issue.code === 'invalid_type' && cleaned[name] === undefined;
+    return { field: name, message: missing ? 'is required but not set' : issue.message };
+  });
+  throw new AppError(
+    'config_invalid',
+    `Invalid ${what}: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`,
+    { fieldErrors: problems },
+  );
+}
+
+let cached: ControlPlaneSettings | undefined;
+
+/** The control plane's settings, read from the process environment once. */
+export function controlPlaneSettings(): ControlPlaneSettings {
+  cached ??= parseSettings(controlPlaneSettingsSchema, process.env, 'control plane settings');
+  return cached;
+}

@@ -1,0 +1,118 @@
+import { z } from 'zod';
+import { BackupEngine, Compression, Cursor, PageLimit, isoDateTime, sha256Hex, uuid } from './common.js';
+
+/**
+ * A job's lifecycle. The orchestration owns every transition after Pending; each one commits the job row and
+ * an audit row together (shared/db).
+ *
+ *   Pending → Queued → Running → Verifying → Available → Expired
+ *      └────────┴─────────┴──────────┴──→ Failed | Cancelled (Verifying cannot be cancelled)
+ */
+export const jobStatuses = [
+  'Pending',
+  'Queued',
+  'Running',
+  'Verifying',
+  'Available',
+  'Expired',
+  'Failed',
+  'Cancelled',
+] as const;
+export const JobStatus = z.enum(jobStatuses);
+export type JobStatus = z.infer<typeof JobStatus>;
+
+export const allowedTransitions: Record<JobStatus, readonly JobStatus[]> = {
+  Pending: ['Queued', 'Failed', 'Cancelled'],
+  Queued: ['Running', 'Failed', 'Cancelled'],
+  Running: ['Verifying', 'Failed', 'Cancelled'],
+  Verifying: ['Available', 'Failed'],
+  Available: ['Expired'],
+  Expired: [],
+  Failed: [],
+  Cancelled: [],
+};
+
+/** States in which the runner may still report on a job; any other answers 409. */
+export const runnableStatuses: readonly JobStatus[] = ['Queued', 'Running'];
+/** States from which a cancel request is accepted. */
+export const cancellableStatuses: readonly JobStatus[] = ['Pending', 'Queued', 'Running'];
+export const terminalStatuses: readonly JobStatus[] = ['Expired', 'Failed', 'Cancelled'];
+
+export function canTransition(from: JobStatus, to: JobStatus): boolean {
+  return allowedTransitions[from].includes(to);
+}
+
+export const BackupOptions = z
+  .object({
+    compression: Compression.default('none'),
+    /** AES-256-GCM envelope encryption by the runner with the runner's own key. */
+    encryption: z.boolean().default(false),
+  })
+  .strict();
+export type BackupOptions = z.infer<typeof BackupOptions>;
+
+export const CreateJobRequest = z
+  .object({
+    databaseId: uuid,
+    options: BackupOptions.default({ compression: 'none', encryption: false }),
+    /** Free text shown in the audit trail, e.g. a ticket number. */
+    reason: z.string().trim().max(500).optional(),
+  })
+  .strict()
+  .meta({ id: 'CreateJobRequest' });
+export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
+
+export const ListJobsQuery = z
+  .object({
+    cursor: Cursor.optional(),
+    limit: PageLimit,
+    status: JobStatus.optional(),
+  })
+  .strict();
+export type ListJobsQuery = z.infer<typeof ListJobsQuery>;
+
+export const DownloadLinkRequest = z
+  .object({
+    /** Requested lifetime; capped by the database's policy and the service maximum. */
+    ttlMinutes: z.number().int().positive().optional(),
+  })
+  .strict()
+  .meta({ id: 'DownloadLinkRequest' });
+export type DownloadLinkRequest = z.infer<typeof DownloadLinkRequest>;
+
+export const DownloadLink = z
+  .object({
+    url: z.url(),
+    expiresAt: isoDateTime,
+    fileName: z.string(),
+    sizeBytes: z.number().int().nonnegative(),
+    sha256: sha256Hex,
+  })
+  .meta({ id: 'DownloadLink' });
+export type DownloadLink = z.infer<typeof DownloadLink>;
+
+export const JobView = z
+  .object({
+    id: uuid,
+    databaseId: uuid,
+    serverId: uuid,
+    databaseName: z.string(),
+    engine: BackupEngine,
+    status: JobStatus,
+    options: BackupOptions,
+    requestedBy: z.object({ oid: z.string(), upn: z.string().nullable() }),
+    trigger: z.enum(['user', 'schedule']),
+    progress: z.object({ percent: z.number().min(0).max(100), bytes: z.number().int().nonnegative() }).nullable(),
+    sizeBytes: z.number().int().nonnegative().nullable(),
+    sha256: sha256Hex.nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    createdAt: isoDateTime,
+    updatedAt: isoDateTime,
+    acceptedAt: isoDateTime.nullable(),
+    completedAt: isoDateTime.nullable(),
+    expiresAt: isoDateTime.nullable(),
+    /** Only to the job's requester, and only while the link is live. */
+    downloadLink: DownloadLink.optional(),
+  })
+  .meta({ id: 'Job' });
+export type JobView = z.infer<typeof JobView>;

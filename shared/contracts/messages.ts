@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { BackupEngine, isoDateTime, uuid } from './common.js';
+import { BackupOptions } from './jobs.js';
+
+/**
+ * The Service Bus message that asks a runner for one backup. Sent by the orchestration's enqueue activity
+ * on the jobs topic with `messageId` = job id (duplicate detection drops re-sends) and the application
+ * property `serverId` (each runner's subscription filters on it). Versioned: a runner refuses (dead-letters)
+ * a version it does not know.
+ */
+export const BackupJobMessage = z
+  .object({
+    schemaVersion: z.literal(1),
+    jobId: uuid,
+    serverId: uuid,
+    server: z.object({ name: z.string().min(1), host: z.string().min(1) }),
+    databaseId: uuid,
+    databaseName: z.string().min(1).max(128),
+    engine: BackupEngine,
+    options: BackupOptions,
+    /** Where the runner must write; the write SAS it gets is valid for exactly this path. */
+    blobPath: z.string().min(1),
+    requestedAt: isoDateTime,
+    /** The orchestration gives up on the job after this instant; a runner should not start past it. */
+    runDeadline: isoDateTime,
+  })
+  .strict();
+export type BackupJobMessage = z.infer<typeof BackupJobMessage>;
+
+export const JOB_MESSAGE_SUBJECT = 'backup-job';
+export const SERVER_ID_PROPERTY = 'serverId';

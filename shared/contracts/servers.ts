@@ -1,0 +1,94 @@
+import { z } from 'zod';
+import { BackupEngine, backupEngines, isoDateTime, uuid } from './common.js';
+
+const name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(128)
+  // Printable, no control characters: names end up in T-SQL identifiers, blob paths and file names.
+  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+
+export const ServerInput = z
+  .object({
+    name,
+    /** How the runner reaches the instance: `host`, `host\\instance`, or `host:port`. */
+    host: z.string().trim().min(1).max(255),
+    engine: BackupEngine,
+    description: z.string().max(1000).optional(),
+  })
+  .strict()
+  .meta({ id: 'ServerInput' });
+export type ServerInput = z.infer<typeof ServerInput>;
+
+export const ServerUpdate = ServerInput.partial().strict().meta({ id: 'ServerUpdate' });
+export type ServerUpdate = z.infer<typeof ServerUpdate>;
+
+export const ServerView = ServerInput.extend({
+  id: uuid,
+  description: z.string().nullable(),
+  createdAt: isoDateTime,
+  updatedAt: isoDateTime,
+}).meta({ id: 'Server' });
+export type ServerView = z.infer<typeof ServerView>;
+
+export const DatabasePolicy = z
+  .object({
+    maxSasTtlMinutes: z.number().int().positive().max(7 * 24 * 60).default(60),
+    retentionDays: z.number().int().positive().max(3650).default(7),
+    allowedEngines: z.array(BackupEngine).min(1).default([...backupEngines]),
+    acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60).default(60),
+    runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60).default(12 * 60),
+  })
+  .strict();
+export type DatabasePolicy = z.infer<typeof DatabasePolicy>;
+
+export const defaultDatabasePolicy: DatabasePolicy = DatabasePolicy.parse({});
+
+export const DatabaseSchedule = z
+  .object({
+    /** Five-field cron expression, evaluated in UTC (e.g. `0 3 * * *` for 03:00 daily). */
+    cron: z.string().trim().min(9).max(100),
+  })
+  .strict();
+export type DatabaseSchedule = z.infer<typeof DatabaseSchedule>;
+
+export const DatabaseInput = z
+  .object({
+    name,
+    /** Entra group object ids whose members may request backups of this database. */
+    requesterGroupIds: z.array(uuid).default([]),
+    policy: DatabasePolicy.default(defaultDatabasePolicy),
+    schedule: DatabaseSchedule.nullable().default(null),
+    enabled: z.boolean().default(true),
+  })
+  .strict()
+  .meta({ id: 'DatabaseInput' });
+export type DatabaseInput = z.infer<typeof DatabaseInput>;
+
+export const DatabaseUpdate = z
+  .object({
+    name: name.optional(),
+    requesterGroupIds: z.array(uuid).optional(),
+    policy: DatabasePolicy.partial().strict().optional(),
+    schedule: DatabaseSchedule.nullable().optional(),
+    enabled: z.boolean().optional(),
+  })
+  .strict()
+  .meta({ id: 'DatabaseUpdate' });
+export type DatabaseUpdate = z.infer<typeof DatabaseUpdate>;
+
+export const DatabaseView = z
+  .object({
+    id: uuid,
+    serverId: uuid,
+    name: z.string(),
+    requesterGroupIds: z.array(uuid),
+    policy: DatabasePolicy,
+    schedule: DatabaseSchedule.nullable(),
+    enabled: z.boolean(),
+    createdAt: isoDateTime,
+    updatedAt: isoDateTime,
+  })
+  .meta({ id: 'Database' });
+export type DatabaseView = z.infer<typeof DatabaseView>;

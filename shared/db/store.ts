@@ -1,0 +1,217 @@
+/**
+ * The store contract: what the control plane needs from its database, whatever the dialect.
+ * Implemented for SQL Server (production) and PostgreSQL/PGlite (tests, sandbox) in shared/db; one contract
+ * test suite (test/shared/db) runs against every implementation.
+ *
+ * Rules every implementation keeps:
+ * - a job state change and its audit row commit in one transaction, or neither does;
+ * - `transitionJob` is compare-and-set on the current status, so a replayed activity cannot apply twice;
+ * - audit rows are append-only: nothing here updates or deletes one.
+ */
+import type { ActorType, AuditAction } from '../contracts/audit.js';
+import type { BackupEngine } from '../contracts/common.js';
+import type { BackupOptions, JobStatus } from '../contracts/jobs.js';
+import type { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
+
+export interface ServerRecord {
+  id: string;
+  name: string;
+  host: string;
+  engine: BackupEngine;
+  description: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface DatabaseRecord {
+  id: string;
+  serverId: string;
+  name: string;
+  requesterGroupIds: string[];
+  policy: DatabasePolicy;
+  schedule: DatabaseSchedule | null;
+  enabled: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface JobRecord {
+  id: string;
+  databaseId: string;
+  serverId: string;
+  /** Copied at request time so the job stays readable if the database is renamed or removed. */
+  databaseName: string;
+  engine: BackupEngine;
+  status: JobStatus;
+  options: BackupOptions;
+  requesterOid: string;
+  requesterUpn: string | null;
+  trigger: 'user' | 'schedule';
+  /** For scheduled jobs: the slot (ISO instant) this job fills; unique per database. */
+  scheduleSlot: string | null;
+  blobPath: string;
+  progressPercent: number | null;
+  progressBytes: number | null;
+  sizeBytes: number | null;
+  sha256: string | null;
+  errorCode: string | null;
+  errorMessage: string | null;
+  /** Current download link (a short-lived read SAS) and its expiry, if one was issued. */
+  downloadUrl: string | null;
+  downloadExpiresAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  acceptedAt: Date | null;
+  completedAt: Date | null;
+  /** When the backup is deleted (retention). Set when the job becomes Available. */
+  expiresAt: Date | null;
+}
+
+/** The audit facts a caller supplies; the store adds id and timestamp. */
+export interface AuditEntry {
+  actorType: ActorType;
+  actorId: string;
+  actorName?: string | null;
+  action: AuditAction;
+  /** What was acted on, e.g. `job/<id>`, `server/<id>`. */
+  target: string;
+  jobId?: string | null;
+  ip?: string | null;
+  userAgent?: string | null;
+  detail?: Record<string, unknown>;
+  /** Defaults to the store's clock; activities pass the orchestration's time for deterministic rows. */
+  at?: Date;
+}
+
+export interface AuditRecord extends Required<Omit<AuditEntry, 'at'>> {
+  id: string;
+  at: Date;
+}
+
+export interface NewServer {
+  id?: string;
+  name: string;
+  host: string;
+  engine: BackupEngine;
+  description?: string | null;
+}
+
+export interface NewDatabase {
+  id?: string;
+  serverId: string;
+  name: string;
+  requesterGroupIds: string[];
+  policy: DatabasePolicy;
+  schedule: DatabaseSchedule | null;
+  enabled: boolean;
+}
+
+export interface NewJob {
+  id: string;
+  databaseId: string;
+  serverId: string;
+  databaseName: string;
+  engine: BackupEngine;
+  options: BackupOptions;
+  requesterOid: string;
+  requesterUpn: string | null;
+  trigger: 'user' | 'schedule';
+  scheduleSlot?: string | null;
+  blobPath: string;
+  createdAt?: Date;
+}
+
+/** Fields a transition may set alongside the new status. */
+export type JobPatch = Partial<
+  Pick<
+    JobRecord,
+    | 'sizeBytes'
+    | 'sha256'
+    | 'errorCode'
+    | 'errorMessage'
+    | 'acceptedAt'
+    | 'completedAt'
+    | 'expiresAt'
+    | 'downloadUrl'
+    | 'downloadExpiresAt'
+    | 'progressPercent'
+    | 'progressBytes'
+  >
+>;
+
+export type TransitionResult =
+  | { ok: true; job: JobRecord }
+  /** The job was not in one of the `from` statuses (or does not exist); nothing was written. */
+  | { ok: false; current: JobRecord | undefined };
+
+export interface JobListFilter {
+  /** Only this requester's jobs; omitted for admins. */
+  requesterOid?: string;
+  status?: JobStatus;
+  cursor?: string;
+  limit: number;
+}
+
+export interface AuditFilter {
+  from?: Date;
+  to?: Date;
+  /** Matches actor id or actor name. */
+  actor?: string;
+  action?: AuditAction;
+  jobId?: string;
+  cursor?: string;
+  limit: number;
+}
+
+export interface PageOf<T> {
+  items: T[];
+  nextCursor?: string;
+}
+
+export interface Store {
+  readonly dialect: 'mssql' | 'postgres';
+
+  /** Cheap round trip for readiness probes. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  createServer(input: NewServer, audit: AuditEntry): Promise<ServerRecord>;
+  getServer(id: string): Promise<ServerRecord | undefined>;
+  listServers(): Promise<ServerRecord[]>;
+  updateServer(id: string, patch: Partial<NewServer>, audit: AuditEntry): Promise<ServerRecord | undefined>;
+  /** Refuses (returns 'has_databases') while databases are registered under the server. */
+  deleteServer(id: string, audit: AuditEntry): Promise<'deleted' | 'not_found' | 'has_databases'>;
+
+  createDatabase(input: NewDatabase, audit: AuditEntry): Promise<DatabaseRecord>;
+  getDatabase(id: string): Promise<DatabaseRecord | undefined>;
+  listDatabases(serverId: string): Promise<DatabaseRecord[]>;
+  listScheduledDatabases(): Promise<DatabaseRecord[]>;
+  updateDatabase(id: string, patch: Partial<Omit<NewDatabase, 'id' | 'serverId'>>, audit: AuditEntry): Promise<DatabaseRecord | undefined>;
+  deleteDatabase(id: string, audit: AuditEntry): Promise<'deleted' | 'not_found'>;
+
+  /** Inserts the job in Pending with its `job.requested` audit row. */
+  createJob(job: NewJob, audit: AuditEntry): Promise<JobRecord>;
+  /**
+   * Like createJob, for a schedule slot: returns undefined (and writes nothing) when a job already exists for
+   * the same database and slot, so a timer that fires twice never creates two jobs.
+   */
+  createScheduledJob(job: NewJob & { scheduleSlot: string }, audit: AuditEntry): Promise<JobRecord | undefined>;
+  getJob(id: string): Promise<JobRecord | undefined>;
+  listJobs(filter: JobListFilter): Promise<PageOf<JobRecord>>;
+  /** Compare-and-set on status, with its audit row, in one transaction. */
+  transitionJob(
+    id: string,
+    change: { from: readonly JobStatus[]; to: JobStatus; patch?: JobPatch; at?: Date },
+    audit: AuditEntry,
+  ): Promise<TransitionResult>;
+  /** Progress is not a state change: no audit row, no status check beyond "still running". */
+  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }): Promise<void>;
+  /** Records a newly issued download link with its `sas.download_issued` audit row, in one transaction. */
+  recordDownloadLink(id: string, link: { url: string; expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
+  /** Available jobs whose expiresAt is before `now`, oldest first. */
+  listExpiredJobs(now: Date, limit: number): Promise<JobRecord[]>;
+
+  /** Audit rows that go with no state change (refusals, upload SAS issued, cancel requested). */
+  appendAudit(entry: AuditEntry): Promise<AuditRecord>;
+  listAudit(filter: AuditFilter): Promise<PageOf<AuditRecord>>;
+}

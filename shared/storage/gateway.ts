@@ -1,0 +1,28 @@
+/**
+ * What the control plane needs from Blob Storage. The implementation (shared/storage/blob-gateway.ts) uses
+ * @azure/storage-blob with a TokenCredential: user-delegation SAS only, never an account key.
+ */
+export interface BlobFacts {
+  sizeBytes: number;
+  /** Blob metadata as stored (keys lower-case). The runner sets sha256, size, engine, jobid, ... at commit. */
+  metadata: Record<string, string>;
+  contentType?: string;
+}
+
+export interface SasLink {
+  url: string;
+  expiresAt: Date;
+}
+
+export interface BlobGateway {
+  /** Read-only, HTTPS-only SAS for one blob, with a content-disposition naming the download `fileName`. */
+  issueReadSas(blobPath: string, options: { expiresAt: Date; fileName: string; startsAt?: Date }): Promise<SasLink>;
+  /** Create+write SAS for one blob (no read, no delete, no list), HTTPS only. */
+  issueWriteSas(blobPath: string, options: { expiresAt: Date; startsAt?: Date }): Promise<SasLink>;
+  /** Properties of a committed blob, or undefined when there is none. */
+  getBlobFacts(blobPath: string): Promise<BlobFacts | undefined>;
+  /** Deletes the blob and its snapshots if present; true when something was deleted. */
+  deleteBlob(blobPath: string): Promise<boolean>;
+  /** Readiness: the container is reachable with our identity. */
+  ping(): Promise<void>;
+}

@@ -1,0 +1,33 @@
+import type { BackupEngine, Compression } from '../contracts/common.js';
+
+const engineExtension: Record<BackupEngine, string> = { sqlserver: 'bak', postgres: 'dump' };
+const compressionExtension: Record<Compression, string> = { none: '', gzip: '.gz', zstd: '.zst' };
+
+export interface BackupNaming {
+  jobId: string;
+  serverId: string;
+  databaseId: string;
+  engine: BackupEngine;
+  compression: Compression;
+  encrypted: boolean;
+}
+
+function extension(n: Pick<BackupNaming, 'engine' | 'compression' | 'encrypted'>): string {
+  return `${engineExtension[n.engine]}${compressionExtension[n.compression]}${n.encrypted ? '.enc' : ''}`;
+}
+
+/** Blob path of a job's backup. Only ids in it: database names are user data and stay out of URLs. */
+export function backupBlobPath(n: BackupNaming): string {
+  return `backups/${n.serverId}/${n.databaseId}/${n.jobId}.${extension(n)}`;
+}
+
+/** File name a browser saves the download as, e.g. `Sales-20261123-0905.bak.gz`. */
+export function downloadFileName(
+  databaseName: string,
+  createdAt: Date,
+  n: Pick<BackupNaming, 'engine' | 'compression' | 'encrypted'>,
+): string {
+  const safeName = databaseName.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 80) || 'database';
+  const stamp = createdAt.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
+  return `${safeName}-${stamp}.${extension(n)}`;
+}
