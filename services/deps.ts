@@ -34,10 +34,9 @@ let building: Promise<Deps> | undefined;
  */
 export async function getDeps(): Promise<Deps> {
   if (current) return current;
-  building ??= import('./production.js').then(async ({ productionDeps }) => {
-    current = await productionDeps();
-    return current;
-  });
+  building ??= import('./production.js')
+    .then(({ productionDeps }) => productionDeps())
+    .then((deps) => (current = deps));
   return building;
 }
 
