@@ -1,0 +1,335 @@
+/**
+ * The Store, written once over a small set of dialect primitives (insert/select/update/delete on one table).
+ * Everything that decides something lives here: transactions, compare-and-set transitions, audit rows,
+ * pagination, duplicate schedule slots. The SQL Server and PostgreSQL adapters only build and run queries.
+ */
+import { randomUUID } from 'node:crypto';
+import { and, asc, desc, eq, gte, inArray, isNotNull, lt, lte, or, type SQL } from 'drizzle-orm';
+import { canTransition, runnableStatuses, type JobStatus } from '../contracts/jobs.js';
+import { afterCursor, decodeCursor, toPage } from './cursor.js';
+import {
+  auditRow,
+  databaseJsonColumns,
+  definedOnly,
+  toAuditRecord,
+  toDatabaseRecord,
+  toJobRecord,
+  toServerRecord,
+  type JobRow,
+  type Rows,
+  type StoreTables,
+  type TableName,
+} from './rows.js';
+import type { JobPatch, JobRecord, Store } from './store.js';
+
+export interface SelectQuery {
+  where?: SQL;
+  orderBy?: SQL[];
+  limit?: number;
+}
+
+/** What a dialect must provide: single-table statements, each run on the connection or transaction it is bound to. */
+export interface SqlOps {
+  insert<T extends TableName>(table: T, row: Rows[T]): Promise<Rows[T]>;
+  select<T extends TableName>(table: T, query: SelectQuery): Promise<Rows[T][]>;
+  /** Returns the rows as they are after the update. */
+  update<T extends TableName>(table: T, set: Partial<Rows[T]>, where: SQL): Promise<Rows[T][]>;
+  /** Returns how many rows were deleted. */
+  delete(table: TableName, where: SQL): Promise<number>;
+  ping(): Promise<void>;
+}
+
+export interface DialectAdapter {
+  readonly dialect: Store['dialect'];
+  readonly tables: StoreTables;
+  readonly ops: SqlOps;
+  /** Runs `work` in one transaction: commits if it resolves, rolls back and rethrows if it throws. */
+  transaction<R>(work: (ops: SqlOps) => Promise<R>): Promise<R>;
+  /** A unique-index violation, however the driver reports it (possibly wrapped by Drizzle). */
+  isDuplicateKey(error: unknown): boolean;
+  close(): Promise<void>;
+}
+
+export interface RepositoryOptions {
+  /** The store's clock, used when an audit entry or call brings no time of its own. */
+  now?: () => Date;
+}
+
+/** Fields of a job patch that map 1:1 to job columns (JobPatch is a subset of JobRecord). */
+function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
+  return patch ? definedOnly(patch) : {};
+}
+
+/** Follows `cause` chains (Drizzle wraps driver errors in DrizzleQueryError) looking for a match. */
+export function someCause(error: unknown, test: (candidate: Record<string, unknown>) => boolean): boolean {
+  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
+    if (test(current as Record<string, unknown>)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+export function createRepositoryStore(adapter: DialectAdapter, options: RepositoryOptions = {}): Store {
+  const { tables: t, ops } = adapter;
+  const now = options.now ?? (() => new Date());
+
+  async function findJob(on: SqlOps, id: string): Promise<JobRecord | undefined> {
+    const [row] = await on.select('jobs', { where: eq(t.jobs.id, id) });
+    return row && toJobRecord(row);
+  }
+
+  async function insertJob(job: Parameters<Store['createJob']>[0], audit: Parameters<Store['createJob']>[1]) {
+    const at = job.createdAt ?? audit.at ?? now();
+    return adapter.transaction(async (tx) => {
+      const row = await tx.insert('jobs', {
+        id: job.id,
+        databaseId: job.databaseId,
+        serverId: job.serverId,
+        databaseName: job.databaseName,
+        engine: job.engine,
+        status: 'Pending',
+        options: JSON.stringify(job.options),
+        requesterOid: job.requesterOid,
+        requesterUpn: job.requesterUpn,
+        trigger: job.trigger,
+        scheduleSlot: job.scheduleSlot ?? null,
+        blobPath: job.blobPath,
+        progressPercent: null,
+        progressBytes: null,
+        sizeBytes: null,
+        sha256: null,
+        errorCode: null,
+        errorMessage: null,
+        downloadUrl: null,
+        downloadExpiresAt: null,
+        createdAt: at,
+        updatedAt: at,
+        acceptedAt: null,
+        completedAt: null,
+        expiresAt: null,
+      });
+      await tx.insert('auditEvents', auditRow(audit, at, { jobId: job.id }));
+      return toJobRecord(row);
+    });
+  }
+
+  return {
+    dialect: adapter.dialect,
+
+    ping: () => ops.ping(),
+    close: () => adapter.close(),
+
+    async createServer(input, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        const row = await tx.insert('servers', {
+          id: input.id ?? randomUUID(),
+          name: input.name,
+          host: input.host,
+          engine: input.engine,
+          description: input.description ?? null,
+          createdAt: at,
+          updatedAt: at,
+        });
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return toServerRecord(row);
+      });
+    },
+
+    async getServer(id) {
+      const [row] = await ops.select('servers', { where: eq(t.servers.id, id) });
+      return row && toServerRecord(row);
+    },
+
+    async listServers() {
+      const rows = await ops.select('servers', { orderBy: [asc(t.servers.name), asc(t.servers.id)] });
+      return rows.map(toServerRecord);
+    },
+
+    async updateServer(id, patch, audit) {
+      const at = audit.at ?? now();
+      const { id: _ignoredId, ...fields } = patch;
+      return adapter.transaction(async (tx) => {
+        const [row] = await tx.update('servers', { ...definedOnly(fields), updatedAt: at }, eq(t.servers.id, id));
+        if (!row) return undefined;
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return toServerRecord(row);
+      });
+    },
+
+    async deleteServer(id, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        const children = await tx.select('databases', { where: eq(t.databases.serverId, id), limit: 1 });
+        if (children.length > 0) return 'has_databases' as const;
+        if ((await tx.delete('servers', eq(t.servers.id, id))) === 0) return 'not_found' as const;
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return 'deleted' as const;
+      });
+    },
+
+    async createDatabase(input, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        const row = await tx.insert('databases', {
+          id: input.id ?? randomUUID(),
+          serverId: input.serverId,
+          name: input.name,
+          requesterGroupIds: JSON.stringify(input.requesterGroupIds),
+          policy: JSON.stringify(input.policy),
+          schedule: input.schedule === null ? null : JSON.stringify(input.schedule),
+          enabled: input.enabled,
+          createdAt: at,
+          updatedAt: at,
+        });
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return toDatabaseRecord(row);
+      });
+    },
+
+    async getDatabase(id) {
+      const [row] = await ops.select('databases', { where: eq(t.databases.id, id) });
+      return row && toDatabaseRecord(row);
+    },
+
+    async listDatabases(serverId) {
+      const rows = await ops.select('databases', {
+        where: eq(t.databases.serverId, serverId),
+        orderBy: [asc(t.databases.name), asc(t.databases.id)],
+      });
+      return rows.map(toDatabaseRecord);
+    },
+
+    async listScheduledDatabases() {
+      const rows = await ops.select('databases', {
+        where: and(eq(t.databases.enabled, true), isNotNull(t.databases.schedule)),
+        orderBy: [asc(t.databases.id)],
+      });
+      return rows.map(toDatabaseRecord);
+    },
+
+    async updateDatabase(id, patch, audit) {
+      const at = audit.at ?? now();
+      const set = {
+        ...definedOnly({ name: patch.name, enabled: patch.enabled }),
+        ...databaseJsonColumns(patch),
+        updatedAt: at,
+      };
+      return adapter.transaction(async (tx) => {
+        const [row] = await tx.update('databases', set, eq(t.databases.id, id));
+        if (!row) return undefined;
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return toDatabaseRecord(row);
+      });
+    },
+
+    async deleteDatabase(id, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        if ((await tx.delete('databases', eq(t.databases.id, id))) === 0) return 'not_found' as const;
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return 'deleted' as const;
+      });
+    },
+
+    createJob: insertJob,
+
+    async createScheduledJob(job, audit) {
+      try {
+        return await insertJob(job, audit);
+      } catch (error) {
+        // The unique (database_id, schedule_slot) index decided: another call already filled this slot.
+        if (adapter.isDuplicateKey(error)) return undefined;
+        throw error;
+      }
+    },
+
+    getJob: (id) => findJob(ops, id),
+
+    async listJobs(filter) {
+      const conditions: SQL[] = [];
+      if (filter.requesterOid !== undefined) conditions.push(eq(t.jobs.requesterOid, filter.requesterOid));
+      if (filter.status !== undefined) conditions.push(eq(t.jobs.status, filter.status));
+      if (filter.cursor !== undefined) conditions.push(afterCursor(t.jobs.createdAt, t.jobs.id, decodeCursor(filter.cursor)));
+      const rows = await ops.select('jobs', {
+        where: and(...conditions),
+        orderBy: [desc(t.jobs.createdAt), desc(t.jobs.id)],
+        limit: filter.limit + 1,
+      });
+      const page = toPage(rows, filter.limit, (row) => ({ at: row.createdAt, id: row.id }));
+      return { ...page, items: page.items.map(toJobRecord) };
+    },
+
+    async transitionJob(id, change, audit) {
+      // Only the `from` states that may legally become `to`: a caller cannot push a job backwards by listing it.
+      const from = change.from.filter((status) => canTransition(status, change.to));
+      if (from.length === 0) return { ok: false, current: await findJob(ops, id) };
+      const at = change.at ?? audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        const [row] = await tx.update(
+          'jobs',
+          { ...jobColumnsFromPatch(change.patch), status: change.to, updatedAt: at },
+          and(eq(t.jobs.id, id), inArray(t.jobs.status, from))!,
+        );
+        if (!row) return { ok: false as const, current: await findJob(tx, id) };
+        await tx.insert('auditEvents', auditRow(audit, at, { jobId: id }));
+        return { ok: true as const, job: toJobRecord(row) };
+      });
+    },
+
+    async updateJobProgress(id, progress) {
+      await ops.update(
+        'jobs',
+        { progressPercent: progress.percent, progressBytes: progress.bytes, updatedAt: progress.at ?? now() },
+        and(eq(t.jobs.id, id), inArray(t.jobs.status, runnableStatuses as JobStatus[]))!,
+      );
+    },
+
+    async recordDownloadLink(id, link, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        // Links are only for backups that exist and are verified.
+        const [row] = await tx.update(
+          'jobs',
+          { downloadUrl: link.url, downloadExpiresAt: link.expiresAt, updatedAt: at },
+          and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!,
+        );
+        if (!row) return undefined;
+        await tx.insert('auditEvents', auditRow(audit, at, { jobId: id }));
+        return toJobRecord(row);
+      });
+    },
+
+    async listExpiredJobs(at, limit) {
+      const rows = await ops.select('jobs', {
+        where: and(eq(t.jobs.status, 'Available'), lt(t.jobs.expiresAt, at)),
+        orderBy: [asc(t.jobs.expiresAt), asc(t.jobs.id)],
+        limit,
+      });
+      return rows.map(toJobRecord);
+    },
+
+    async appendAudit(entry) {
+      return toAuditRecord(await ops.insert('auditEvents', auditRow(entry, now())));
+    },
+
+    async listAudit(filter) {
+      const conditions: SQL[] = [];
+      if (filter.from !== undefined) conditions.push(gte(t.auditEvents.at, filter.from));
+      if (filter.to !== undefined) conditions.push(lte(t.auditEvents.at, filter.to));
+      if (filter.actor !== undefined) {
+        conditions.push(or(eq(t.auditEvents.actorId, filter.actor), eq(t.auditEvents.actorName, filter.actor))!);
+      }
+      if (filter.action !== undefined) conditions.push(eq(t.auditEvents.action, filter.action));
+      if (filter.jobId !== undefined) conditions.push(eq(t.auditEvents.jobId, filter.jobId));
+      if (filter.cursor !== undefined) conditions.push(afterCursor(t.auditEvents.at, t.auditEvents.id, decodeCursor(filter.cursor)));
+      const rows = await ops.select('auditEvents', {
+        where: and(...conditions),
+        orderBy: [desc(t.auditEvents.at), desc(t.auditEvents.id)],
+        limit: filter.limit + 1,
+      });
+      const page = toPage(rows, filter.limit, (row) => ({ at: row.at, id: row.id }));
+      return { ...page, items: page.items.map(toAuditRecord) };
+    },
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * SQL Server / Azure SQL schema (production). Mirrors schema.pg.ts table for table and column for column;
+ * test/shared/db/schema.test.ts checks that they agree. Strings are nvarchar (Unicode), JSON is nvarchar(max).
+ */
+import { sql } from 'drizzle-orm';
+import { bigint, bit, check, datetime2, float, index, mssqlTable, nvarchar, uniqueIndex } from 'drizzle-orm/mssql-core';
+import { enumValues, len, oneOf } from './columns.js';
+
+/** datetime2(3), stored as UTC (mssql's default useUTC). Millisecond precision: what a JS Date holds, so keyset cursors compare equal after a round trip. */
+const instant = (name: string) => datetime2(name, { precision: 3, mode: 'date' });
+/** JSON documents. */
+const json = (name: string) => nvarchar(name, { length: 'max' });
+
+export const servers = mssqlTable(
+  'servers',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    name: nvarchar('name', { length: len.name }).notNull(),
+    host: nvarchar('host', { length: len.host }).notNull(),
+    engine: nvarchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
+    description: nvarchar('description', { length: len.description }),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+  },
+  (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
+);
+
+export const databases = mssqlTable(
+  'databases',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    serverId: nvarchar('server_id', { length: len.id })
+      .notNull()
+      .references(() => servers.id),
+    name: nvarchar('name', { length: len.name }).notNull(),
+    /** JSON array of Entra group object ids. */
+    requesterGroupIds: json('requester_group_ids').notNull(),
+    /** JSON DatabasePolicy. */
+    policy: json('policy').notNull(),
+    /** JSON DatabaseSchedule, or null when the database has no schedule. */
+    schedule: json('schedule'),
+    enabled: bit('enabled').notNull(),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+  },
+  (t) => [index('databases_server_id_idx').on(t.serverId)],
+);
+
+export const jobs = mssqlTable(
+  'jobs',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    // No foreign key to databases: a job stays readable after its database is removed.
+    databaseId: nvarchar('database_id', { length: len.id }).notNull(),
+    serverId: nvarchar('server_id', { length: len.id }).notNull(),
+    databaseName: nvarchar('database_name', { length: len.name }).notNull(),
+    engine: nvarchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
+    status: nvarchar('status', { length: len.status, enum: enumValues.status }).notNull(),
+    /** JSON BackupOptions. */
+    options: json('options').notNull(),
+    requesterOid: nvarchar('requester_oid', { length: len.oid }).notNull(),
+    requesterUpn: nvarchar('requester_upn', { length: len.upn }),
+    trigger: nvarchar('trigger', { length: len.trigger, enum: enumValues.trigger }).notNull(),
+    scheduleSlot: nvarchar('schedule_slot', { length: len.slot }),
+    blobPath: nvarchar('blob_path', { length: len.blobPath }).notNull(),
+    progressPercent: float('progress_percent'),
+    progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }),
+    sha256: nvarchar('sha256', { length: len.sha256 }),
+    errorCode: nvarchar('error_code', { length: len.errorCode }),
+    errorMessage: nvarchar('error_message', { length: len.errorMessage }),
+    downloadUrl: nvarchar('download_url', { length: len.url }),
+    downloadExpiresAt: instant('download_expires_at'),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+    acceptedAt: instant('accepted_at'),
+    completedAt: instant('completed_at'),
+    expiresAt: instant('expires_at'),
+  },
+  (t) => [
+    index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
+    index('jobs_created_idx').on(t.createdAt, t.id),
+    index('jobs_status_expires_idx').on(t.status, t.expiresAt),
+    // A schedule slot is filled once per database, however often the timer fires.
+    uniqueIndex('jobs_schedule_slot_uq').on(t.databaseId, t.scheduleSlot).where(sql`${sql.identifier('schedule_slot')} is not null`),
+    check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),
+    check('jobs_status_check', oneOf(t.status, enumValues.status)),
+    check('jobs_trigger_check', oneOf(t.trigger, enumValues.trigger)),
+  ],
+);
+
+/** Append-only: the store never updates or deletes a row here. */
+export const auditEvents = mssqlTable(
+  'audit_events',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    at: instant('at').notNull(),
+    actorType: nvarchar('actor_type', { length: len.actorType, enum: enumValues.actorType }).notNull(),
+    actorId: nvarchar('actor_id', { length: len.oid }).notNull(),
+    actorName: nvarchar('actor_name', { length: len.actorName }),
+    action: nvarchar('action', { length: len.action, enum: enumValues.action }).notNull(),
+    target: nvarchar('target', { length: len.target }).notNull(),
+    jobId: nvarchar('job_id', { length: len.id }),
+    ip: nvarchar('ip', { length: len.ip }),
+    userAgent: nvarchar('user_agent', { length: len.userAgent }),
+    /** JSON object of extra facts. */
+    detail: json('detail').notNull(),
+  },
+  (t) => [
+    index('audit_events_at_idx').on(t.at, t.id),
+    index('audit_events_job_id_idx').on(t.jobId),
+    index('audit_events_actor_id_idx').on(t.actorId),
+    check('audit_events_actor_type_check', oneOf(t.actorType, enumValues.actorType)),
+    check('audit_events_action_check', oneOf(t.action, enumValues.action)),
+  ],
+);

@@ -1,0 +1,125 @@
+/**
+ * PostgreSQL schema (tests, the local sandbox, PGlite). Mirrors schema.mssql.ts table for table and column for
+ * column; test/shared/db/schema.test.ts checks that they agree.
+ */
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  doublePrecision,
+  index,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  varchar,
+} from 'drizzle-orm/pg-core';
+import { enumValues, len, oneOf } from './columns.js';
+
+/** Millisecond precision: what a JS Date holds, so keyset cursors compare equal after a round trip. */
+const instant = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: 'date' });
+
+export const servers = pgTable(
+  'servers',
+  {
+    id: varchar('id', { length: len.id }).primaryKey(),
+    name: varchar('name', { length: len.name }).notNull(),
+    host: varchar('host', { length: len.host }).notNull(),
+    engine: varchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
+    description: varchar('description', { length: len.description }),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+  },
+  (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
+);
+
+export const databases = pgTable(
+  'databases',
+  {
+    id: varchar('id', { length: len.id }).primaryKey(),
+    serverId: varchar('server_id', { length: len.id })
+      .notNull()
+      .references(() => servers.id),
+    name: varchar('name', { length: len.name }).notNull(),
+    /** JSON array of Entra group object ids. */
+    requesterGroupIds: text('requester_group_ids').notNull(),
+    /** JSON DatabasePolicy. */
+    policy: text('policy').notNull(),
+    /** JSON DatabaseSchedule, or null when the database has no schedule. */
+    schedule: text('schedule'),
+    enabled: boolean('enabled').notNull(),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+  },
+  (t) => [index('databases_server_id_idx').on(t.serverId)],
+);
+
+export const jobs = pgTable(
+  'jobs',
+  {
+    id: varchar('id', { length: len.id }).primaryKey(),
+    // No foreign key to databases: a job stays readable after its database is removed.
+    databaseId: varchar('database_id', { length: len.id }).notNull(),
+    serverId: varchar('server_id', { length: len.id }).notNull(),
+    databaseName: varchar('database_name', { length: len.name }).notNull(),
+    engine: varchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
+    status: varchar('status', { length: len.status, enum: enumValues.status }).notNull(),
+    /** JSON BackupOptions. */
+    options: text('options').notNull(),
+    requesterOid: varchar('requester_oid', { length: len.oid }).notNull(),
+    requesterUpn: varchar('requester_upn', { length: len.upn }),
+    trigger: varchar('trigger', { length: len.trigger, enum: enumValues.trigger }).notNull(),
+    scheduleSlot: varchar('schedule_slot', { length: len.slot }),
+    blobPath: varchar('blob_path', { length: len.blobPath }).notNull(),
+    progressPercent: doublePrecision('progress_percent'),
+    progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    sizeBytes: bigint('size_bytes', { mode: 'number' }),
+    sha256: varchar('sha256', { length: len.sha256 }),
+    errorCode: varchar('error_code', { length: len.errorCode }),
+    errorMessage: varchar('error_message', { length: len.errorMessage }),
+    downloadUrl: varchar('download_url', { length: len.url }),
+    downloadExpiresAt: instant('download_expires_at'),
+    createdAt: instant('created_at').notNull(),
+    updatedAt: instant('updated_at').notNull(),
+    acceptedAt: instant('accepted_at'),
+    completedAt: instant('completed_at'),
+    expiresAt: instant('expires_at'),
+  },
+  (t) => [
+    index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
+    index('jobs_created_idx').on(t.createdAt, t.id),
+    index('jobs_status_expires_idx').on(t.status, t.expiresAt),
+    // A schedule slot is filled once per database, however often the timer fires.
+    uniqueIndex('jobs_schedule_slot_uq').on(t.databaseId, t.scheduleSlot).where(sql`${sql.identifier('schedule_slot')} is not null`),
+    check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),
+    check('jobs_status_check', oneOf(t.status, enumValues.status)),
+    check('jobs_trigger_check', oneOf(t.trigger, enumValues.trigger)),
+  ],
+);
+
+/** Append-only: the store never updates or deletes a row here. */
+export const auditEvents = pgTable(
+  'audit_events',
+  {
+    id: varchar('id', { length: len.id }).primaryKey(),
+    at: instant('at').notNull(),
+    actorType: varchar('actor_type', { length: len.actorType, enum: enumValues.actorType }).notNull(),
+    actorId: varchar('actor_id', { length: len.oid }).notNull(),
+    actorName: varchar('actor_name', { length: len.actorName }),
+    action: varchar('action', { length: len.action, enum: enumValues.action }).notNull(),
+    target: varchar('target', { length: len.target }).notNull(),
+    jobId: varchar('job_id', { length: len.id }),
+    ip: varchar('ip', { length: len.ip }),
+    userAgent: varchar('user_agent', { length: len.userAgent }),
+    /** JSON object of extra facts. */
+    detail: text('detail').notNull(),
+  },
+  (t) => [
+    index('audit_events_at_idx').on(t.at, t.id),
+    index('audit_events_job_id_idx').on(t.jobId),
+    index('audit_events_actor_id_idx').on(t.actorId),
+    check('audit_events_actor_type_check', oneOf(t.actorType, enumValues.actorType)),
+    check('audit_events_action_check', oneOf(t.action, enumValues.action)),
+  ],
+);
