@@ -1,0 +1,305 @@
+// dbdist infrastructure, deployed by `azd up` (or `az deployment sub create`, see docs/infra.md).
+// Subscription scope: creates the resource group, then one module per resource family.
+targetScope = 'subscription'
+
+import { runnerSubscription } from 'types.bicep'
+
+// ---------------------------------------------------------------- azd environment
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names the resource group and seeds the resource token.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource. It must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group name; default rg-<environmentName>.')
+param resourceGroupName string = ''
+
+// ---------------------------------------------------------------- Entra ID (see docs/infra.md for the app registrations)
+
+@minLength(1)
+@description('Application id URI of the API app registration, e.g. api://dbdist; the audience runners and clients request tokens for.')
+param apiAudience string
+
+@description('Further accepted audiences, e.g. the API app\'s client id (v1 tokens carry it).')
+param extraApiAudiences string[] = []
+
+@description('Tenant whose tokens the API accepts; default the deployment\'s tenant.')
+param entraTenantId string = tenant().tenantId
+
+@description('Authority host of the cloud.')
+param entraAuthorityHost string = 'https://login.microsoftonline.com'
+
+@description('Accept v1 tokens (API app manifest accessTokenAcceptedVersion null/1) as well as v2.')
+param entraAcceptV1Tokens bool = false
+
+@description('Issuer host of v1 tokens.')
+param entraV1IssuerHost string = 'https://sts.windows.net'
+
+@description('Entra group object ids granting the Admin role (app role assignments grant it too).')
+param rbacAdminGroupIds string[] = []
+
+@description('Entra group object ids granting the Auditor role.')
+param rbacAuditorGroupIds string[] = []
+
+@description('Entra group object ids granting the Requester role.')
+param rbacRequesterGroupIds string[] = []
+
+@description('Browser origins allowed to call the API.')
+param corsOrigins string[] = []
+
+// ---------------------------------------------------------------- backups and links
+
+@description('Blob container of the backups.')
+param backupContainerName string = 'backups'
+
+@description('Last line of defence: a lifecycle rule deletes backup blobs this many days after they were written. Keep it above the longest retentionDays of any database policy.')
+@minValue(1)
+@maxValue(3650)
+param backupMaxRetentionDays int = 30
+
+@description('Days a deleted backup blob stays recoverable (blob soft delete). Deleted backups still hold data for this long.')
+@minValue(1)
+@maxValue(365)
+param backupSoftDeleteDays int = 7
+
+@description('Lifetime of a download link when the caller asks for none (minutes).')
+@minValue(1)
+param sasTtlDefaultMinutes int = 60
+
+@description('Upper bound of any download link (minutes).')
+@minValue(1)
+param sasTtlMaxMinutes int = 1440
+
+@description('Lifetime of the runner\'s write SAS (minutes); the runner renews it on demand.')
+@minValue(1)
+param uploadSasTtlMinutes int = 30
+
+// ---------------------------------------------------------------- Service Bus
+
+@description('Jobs topic name.')
+param serviceBusTopicName string = 'backup-jobs'
+
+@description('One subscription per runner agent: { name, serverIds, principalId }. Each runner receives only the jobs of its servers, and only from its subscription.')
+param runnerSubscriptions runnerSubscription[] = []
+
+@description('Deliveries of a job message before it is dead-lettered.')
+@minValue(1)
+@maxValue(100)
+param serviceBusMaxDeliveryCount int = 5
+
+// ---------------------------------------------------------------- Azure SQL
+
+@minLength(1)
+@description('Entra admin of the SQL server: display name of a user or (recommended) a group.')
+param sqlEntraAdminLogin string
+
+@minLength(1)
+@description('Entra admin of the SQL server: object id of that user or group.')
+param sqlEntraAdminObjectId string
+
+@description('Kind of the SQL Entra admin.')
+@allowed([
+  'User'
+  'Group'
+  'Application'
+])
+param sqlEntraAdminPrincipalType string = 'User'
+
+@description('How the Function App reaches SQL: public endpoint with the "Allow Azure services" rule, or a private endpoint (VNet integration, public access off).')
+@allowed([
+  'PublicAzureServices'
+  'PrivateEndpoint'
+])
+param sqlConnectivity string = 'PublicAzureServices'
+
+@description('Database SKU.')
+param sqlDatabaseSku object = {
+  name: 'Basic'
+  tier: 'Basic'
+}
+
+@description('Database name.')
+param sqlDatabaseName string = 'dbdist'
+
+// ---------------------------------------------------------------- Function App
+
+@description('Node.js major version of the Function App.')
+@allowed([
+  '20'
+  '22'
+])
+param nodeVersion string = '20'
+
+// ---------------------------------------------------------------- names
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var deploymentContainerName = 'app-package-${resourceToken}'
+var usePrivateEndpoint = sqlConnectivity == 'PrivateEndpoint'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+  }
+}
+
+module backupStorage 'modules/storage.bicep' = {
+  name: 'backup-storage'
+  scope: rg
+  params: {
+    name: 'stbak${resourceToken}'
+    location: location
+    tags: tags
+    containerNames: [
+      backupContainerName
+    ]
+    blobSoftDeleteDays: backupSoftDeleteDays
+    deleteBlobsAfterDays: backupMaxRetentionDays
+    // Every blob of the backup container is a backup (shared/storage/paths.ts names them backups/<server>/…).
+    deleteBlobsPrefix: '${backupContainerName}/'
+  }
+}
+
+module hostStorage 'modules/storage.bicep' = {
+  name: 'host-storage'
+  scope: rg
+  params: {
+    name: 'stfn${resourceToken}'
+    location: location
+    tags: tags
+    containerNames: [
+      deploymentContainerName
+    ]
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: rg
+  params: {
+    name: 'sb-${resourceToken}'
+    location: location
+    tags: tags
+    topicName: serviceBusTopicName
+    runnerSubscriptions: runnerSubscriptions
+    maxDeliveryCount: serviceBusMaxDeliveryCount
+  }
+}
+
+module sql 'modules/sql.bicep' = {
+  name: 'sql'
+  scope: rg
+  params: {
+    name: 'sql-${resourceToken}'
+    location: location
+    tags: tags
+    databaseName: sqlDatabaseName
+    databaseSku: sqlDatabaseSku
+    entraAdminLogin: sqlEntraAdminLogin
+    entraAdminObjectId: sqlEntraAdminObjectId
+    entraAdminPrincipalType: sqlEntraAdminPrincipalType
+    publicNetworkAccess: !usePrivateEndpoint
+    allowAzureServices: !usePrivateEndpoint
+  }
+}
+
+module network 'modules/network.bicep' = if (usePrivateEndpoint) {
+  name: 'network'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    vnetName: 'vnet-${resourceToken}'
+    sqlServerId: sql.outputs.id
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    name: 'func-${resourceToken}'
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    hostStorageName: hostStorage.outputs.name
+    hostBlobEndpoint: hostStorage.outputs.blobEndpoint
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+    virtualNetworkSubnetId: usePrivateEndpoint ? network.outputs.appSubnetId : ''
+    nodeVersion: nodeVersion
+    entraTenantId: entraTenantId
+    entraAudiences: concat([apiAudience], extraApiAudiences)
+    entraAuthorityHost: entraAuthorityHost
+    entraAcceptV1Tokens: entraAcceptV1Tokens
+    entraV1IssuerHost: entraV1IssuerHost
+    rbacAdminGroupIds: rbacAdminGroupIds
+    rbacAuditorGroupIds: rbacAuditorGroupIds
+    rbacRequesterGroupIds: rbacRequesterGroupIds
+    backupBlobEndpoint: backupStorage.outputs.blobEndpoint
+    backupContainerName: backupContainerName
+    serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+    serviceBusJobsTopic: serviceBus.outputs.topicName
+    sqlServer: sql.outputs.fullyQualifiedDomainName
+    sqlDatabase: sql.outputs.databaseName
+    sasTtlDefaultMinutes: sasTtlDefaultMinutes
+    sasTtlMaxMinutes: sasTtlMaxMinutes
+    uploadSasTtlMinutes: uploadSasTtlMinutes
+    corsOrigins: corsOrigins
+  }
+}
+
+module functionRoles 'modules/function-roles.bicep' = {
+  name: 'function-roles'
+  scope: rg
+  params: {
+    principalId: functionApp.outputs.principalId
+    backupStorageName: backupStorage.outputs.name
+    backupContainerName: backupContainerName
+    hostStorageName: hostStorage.outputs.name
+    serviceBusName: serviceBus.outputs.name
+    serviceBusTopicName: serviceBus.outputs.topicName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+// ---------------------------------------------------------------- outputs (azd writes them to .azure/<env>/.env)
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = entraTenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
+
+// What clients and the runner agent need (docs/infra.md maps them to the runner's config).
+output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
+output API_AUDIENCE string = apiAudience
+output SERVICEBUS_FULLY_QUALIFIED_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
+output SERVICEBUS_JOBS_TOPIC string = serviceBus.outputs.topicName
+output SERVICEBUS_RUNNER_SUBSCRIPTIONS string[] = serviceBus.outputs.subscriptionNames
+output BACKUP_BLOB_ENDPOINT string = backupStorage.outputs.blobEndpoint
+output BACKUP_CONTAINER string = backupContainerName
+output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
+output SQL_DATABASE string = sql.outputs.databaseName
