@@ -51,8 +51,19 @@ export function trustLoopbackCertInChildProcesses(): void {
     process.env.NODE_EXTRA_CA_CERTS = ours;
     return;
   }
-  writeFileSync(bundlePath(), `${readFileSync(existing, 'utf8').trimEnd()}\n${cert}`);
+  writeFileAtomically(bundlePath(), `${readFileSync(existing, 'utf8').trimEnd()}\n${cert}`);
   process.env.NODE_EXTRA_CA_CERTS = bundlePath();
+}
+
+/**
+ * Other test runs may be starting workers that read the file right now: never truncate it in place, and
+ * leave it alone when it already holds the right text.
+ */
+function writeFileAtomically(path: string, text: string): void {
+  if (existsSync(path) && readFileSync(path, 'utf8') === text) return;
+  const staging = `${path}.${process.pid}.tmp`;
+  writeFileSync(staging, text);
+  renameSync(staging, path);
 }
 
 function bundlePath(): string {
