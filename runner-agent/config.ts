@@ -1,0 +1,256 @@
+/**
+ * The runner's settings: a JSON file (`--config path`) and/or `DBDIST_RUNNER_*` environment variables
+ * (environment wins). Secrets (client secret, database passwords) are accepted from the environment only, so a
+ * config file can be shared or checked in without leaking anything.
+ *
+ * A bad setting stops start-up with its name, and every bad setting is named in one error (as shared/config.ts
+ * does for the control plane).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { Compression } from '../shared/contracts/common.js';
+import { AppError, errorMessage, type FieldError } from '../shared/errors.js';
+
+const nonEmpty = z.string().trim().min(1);
+const positiveInt = z.number().int().positive();
+
+const sqlServerAuth = z.discriminatedUnion('type', [
+  /** Windows integrated (SSPI) as the service account; needs the optional `msnodesqlv8` driver. */
+  z.object({ type: z.literal('windows') }).strict(),
+  /** A Windows account by name and password (NTLM); password from DBDIST_RUNNER_SQLSERVER_PASSWORD. */
+  z.object({ type: z.literal('ntlm'), domain: nonEmpty, user: nonEmpty, password: nonEmpty }).strict(),
+  /** A SQL login; password from DBDIST_RUNNER_SQLSERVER_PASSWORD. */
+  z.object({ type: z.literal('sql'), user: nonEmpty, password: nonEmpty }).strict(),
+  /** The runner's own Entra app registration (same certificate/secret as for the API). */
+  z.object({ type: z.literal('entra') }).strict(),
+]);
+
+const sqlServerSettings = z
+  .object({
+    host: nonEmpty,
+    /** Named instance (resolved through SQL Browser); leave out for the default instance. */
+    instanceName: nonEmpty.optional(),
+    port: positiveInt.max(65535).optional(),
+    auth: sqlServerAuth,
+    encrypt: z.boolean().default(true),
+    trustServerCertificate: z.boolean().default(false),
+    /**
+     * The work directory as SQL Server sees it, when that differs from `workDir` (a remote instance writing to
+     * a share the runner reads, e.g. `\\runner-host\dbdist-work`). Defaults to `workDir`.
+     */
+    backupDirectory: nonEmpty.optional(),
+    /** `RESTORE VERIFYONLY ... WITH CHECKSUM` on the temp file before it is uploaded. */
+    verify: z.boolean().default(true),
+  })
+  .strict()
+  .refine((s) => !(s.instanceName && s.port), { path: ['port'], message: 'set either instanceName or port, not both' });
+
+const postgresSettings = z
+  .object({
+    host: nonEmpty,
+    port: positiveInt.max(65535).default(5432),
+    user: nonEmpty,
+    /** From DBDIST_RUNNER_PG_PASSWORD only; without it pg_dump reads ~/.pgpass (or PGPASSFILE). */
+    password: nonEmpty.optional(),
+    /** Database used for `check`'s connectivity test. */
+    maintenanceDatabase: nonEmpty.default('postgres'),
+    /** Directory holding pg_dump; default: PATH, then the newest /usr/lib/postgresql/<n>/bin. */
+    binDir: nonEmpty.optional(),
+    sslMode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+  })
+  .strict();
+
+export const runnerConfigSchema = z
+  .object({
+    /** Reported in `accepted` events and logs; e.g. the host name. */
+    runnerId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 letters, digits, dots, dashes or underscores'),
+    serviceBus: z
+      .object({
+        fullyQualifiedNamespace: z
+          .string()
+          .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name such as sb-dbdist.servicebus.windows.net')
+          .optional(),
+        /** Development only (the emulator or a local broker); production uses Entra credentials. */
+        connectionString: nonEmpty.optional(),
+        topic: nonEmpty.default('backup-jobs'),
+        subscription: nonEmpty,
+      })
+      .strict()
+      .refine((s) => Boolean(s.fullyQualifiedNamespace) !== Boolean(s.connectionString), {
+        path: ['fullyQualifiedNamespace'],
+        message: 'set exactly one of fullyQualifiedNamespace or connectionString',
+      }),
+    api: z
+      .object({
+        baseUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s):// URL' }),
+        /** e.g. `api://dbdist/.default`: the API's application id URI + `/.default`. */
+        scope: nonEmpty,
+      })
+      .strict(),
+    entra: z
+      .object({
+        tenantId: nonEmpty,
+        clientId: nonEmpty,
+        /** PEM file with the private key and the certificate. */
+        certificatePath: nonEmpty.optional(),
+        clientSecret: nonEmpty.optional(),
+        authorityHost: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com'),
+      })
+      .strict()
+      .refine((e) => Boolean(e.certificatePath) !== Boolean(e.clientSecret), {
+        path: ['certificatePath'],
+        message: 'set exactly one of certificatePath or the DBDIST_RUNNER_CLIENT_SECRET environment variable',
+      }),
+    sqlServer: sqlServerSettings.optional(),
+    postgres: postgresSettings.optional(),
+    /** Temp files (SQL Server .bak) live here; needs room for the largest backup. */
+    workDir: nonEmpty,
+    /** Backups running at once against one database server. */
+    concurrencyPerInstance: positiveInt.max(16).default(1),
+    /** How long a message lock is renewed; must exceed the longest backup. */
+    lockRenewalMaxMinutes: positiveInt.default(12 * 60),
+    /** On SIGTERM, how long running backups may take to finish before their messages are abandoned. */
+    shutdownGraceSeconds: z.number().int().nonnegative().default(120),
+    /** Compression for the manual `backup` command (jobs carry their own choice). */
+    compressionDefault: Compression.default('none'),
+    /** 32-byte key (raw, or 64 hex characters) for AES-256-GCM envelope encryption. */
+    encryptionKeyFile: nonEmpty.optional(),
+    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  })
+  .strict()
+  .refine((c) => c.sqlServer || c.postgres, { path: ['sqlServer'], message: 'configure sqlServer and/or postgres' });
+
+export type RunnerConfig = z.output<typeof runnerConfigSchema>;
+export type SqlServerSettings = NonNullable<RunnerConfig['sqlServer']>;
+export type PostgresSettings = NonNullable<RunnerConfig['postgres']>;
+
+type ValueKind = 'string' | 'number' | 'boolean';
+
+/** Every environment variable, the config field it sets, and how its text is read. */
+export const envVariables: ReadonlyArray<{ env: string; path: string; kind: ValueKind; secret?: true }> = [
+  { env: 'DBDIST_RUNNER_ID', path: 'runnerId', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SERVICEBUS_NAMESPACE', path: 'serviceBus.fullyQualifiedNamespace', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SERVICEBUS_CONNECTION_STRING', path: 'serviceBus.connectionString', kind: 'string', secret: true },
+  { env: 'DBDIST_RUNNER_SERVICEBUS_TOPIC', path: 'serviceBus.topic', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SERVICEBUS_SUBSCRIPTION', path: 'serviceBus.subscription', kind: 'string' },
+  { env: 'DBDIST_RUNNER_API_BASE_URL', path: 'api.baseUrl', kind: 'string' },
+  { env: 'DBDIST_RUNNER_API_SCOPE', path: 'api.scope', kind: 'string' },
+  { env: 'DBDIST_RUNNER_TENANT_ID', path: 'entra.tenantId', kind: 'string' },
+  { env: 'DBDIST_RUNNER_CLIENT_ID', path: 'entra.clientId', kind: 'string' },
+  { env: 'DBDIST_RUNNER_CLIENT_CERTIFICATE_PATH', path: 'entra.certificatePath', kind: 'string' },
+  { env: 'DBDIST_RUNNER_CLIENT_SECRET', path: 'entra.clientSecret', kind: 'string', secret: true },
+  { env: 'DBDIST_RUNNER_AUTHORITY_HOST', path: 'entra.authorityHost', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_HOST', path: 'sqlServer.host', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_INSTANCE', path: 'sqlServer.instanceName', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_PORT', path: 'sqlServer.port', kind: 'number' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_AUTH', path: 'sqlServer.auth.type', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_DOMAIN', path: 'sqlServer.auth.domain', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_USER', path: 'sqlServer.auth.user', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_PASSWORD', path: 'sqlServer.auth.password', kind: 'string', secret: true },
+  { env: 'DBDIST_RUNNER_SQLSERVER_ENCRYPT', path: 'sqlServer.encrypt', kind: 'boolean' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_TRUST_SERVER_CERTIFICATE', path: 'sqlServer.trustServerCertificate', kind: 'boolean' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_BACKUP_DIRECTORY', path: 'sqlServer.backupDirectory', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_VERIFY', path: 'sqlServer.verify', kind: 'boolean' },
+  { env: 'DBDIST_RUNNER_PG_HOST', path: 'postgres.host', kind: 'string' },
+  { env: 'DBDIST_RUNNER_PG_PORT', path: 'postgres.port', kind: 'number' },
+  { env: 'DBDIST_RUNNER_PG_USER', path: 'postgres.user', kind: 'string' },
+  { env: 'DBDIST_RUNNER_PG_PASSWORD', path: 'postgres.password', kind: 'string', secret: true },
+  { env: 'DBDIST_RUNNER_PG_MAINTENANCE_DATABASE', path: 'postgres.maintenanceDatabase', kind: 'string' },
+  { env: 'DBDIST_RUNNER_PG_BIN_DIR', path: 'postgres.binDir', kind: 'string' },
+  { env: 'DBDIST_RUNNER_PG_SSLMODE', path: 'postgres.sslMode', kind: 'string' },
+  { env: 'DBDIST_RUNNER_WORK_DIR', path: 'workDir', kind: 'string' },
+  { env: 'DBDIST_RUNNER_CONCURRENCY_PER_INSTANCE', path: 'concurrencyPerInstance', kind: 'number' },
+  { env: 'DBDIST_RUNNER_LOCK_RENEWAL_MAX_MINUTES', path: 'lockRenewalMaxMinutes', kind: 'number' },
+  { env: 'DBDIST_RUNNER_SHUTDOWN_GRACE_SECONDS', path: 'shutdownGraceSeconds', kind: 'number' },
+  { env: 'DBDIST_RUNNER_COMPRESSION_DEFAULT', path: 'compressionDefault', kind: 'string' },
+  { env: 'DBDIST_RUNNER_ENCRYPTION_KEY_FILE', path: 'encryptionKeyFile', kind: 'string' },
+  { env: 'DBDIST_RUNNER_LOG_LEVEL', path: 'logLevel', kind: 'string' },
+];
+
+const envNameByPath = new Map(envVariables.map((v) => [v.path, v.env]));
+
+/** Reads a variable's text; text that is not of the kind is kept as is so the schema names the field. */
+function fromEnvText(raw: string, kind: ValueKind): unknown {
+  if (kind === 'number') return /^\s*\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (kind === 'boolean') {
+    const lower = raw.trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(lower)) return true;
+    if (['false', '0', 'no'].includes(lower)) return false;
+  }
+  return raw;
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const key of keys.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[keys[keys.length - 1]!] = value;
+}
+
+function getPath(source: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((node, key) => (typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[key] : undefined), source);
+}
+
+function configError(problems: FieldError[], where: string): AppError {
+  return new AppError('config_invalid', `Invalid runner config (${where}): ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, {
+    fieldErrors: problems,
+  });
+}
+
+/**
+ * Validates a merged config object. Missing required fields say where they can be set.
+ */
+export function parseRunnerConfig(raw: unknown, where = 'config'): RunnerConfig {
+  const result = runnerConfigSchema.safeParse(raw, {
+    error: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'is required but not set' : undefined),
+  });
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.map(String).join('.') || '(root)';
+    const env = envNameByPath.get(field);
+    const hint = issue.message === 'is required but not set' && env ? ` (config file key "${field}" or ${env})` : '';
+    return { field, message: `${issue.message}${hint}` };
+  });
+  throw configError(problems, where);
+}
+
+export interface LoadConfigOptions {
+  /** JSON config file; optional when the environment carries every setting. */
+  configPath?: string;
+  env?: Record<string, string | undefined>;
+}
+
+/** Reads the config file (if any), lays the environment over it and validates the result. */
+export function loadRunnerConfig({ configPath, env = process.env }: LoadConfigOptions = {}): RunnerConfig {
+  let fromFile: Record<string, unknown> = {};
+  if (configPath) {
+    let text: string;
+    try {
+      text = readFileSync(configPath, 'utf8');
+    } catch (error) {
+      throw configError([{ field: '--config', message: `cannot be read: ${errorMessage(error)}` }], configPath);
+    }
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('the top level must be a JSON object');
+      fromFile = parsed as Record<string, unknown>;
+    } catch (error) {
+      throw configError([{ field: '--config', message: `is not valid JSON: ${errorMessage(error)}` }], configPath);
+    }
+    const secretsInFile = envVariables
+      .filter((v) => v.secret && getPath(fromFile, v.path) !== undefined)
+      .map((v) => ({ field: v.path, message: `must not be in the config file: set ${v.env} in the service's environment` }));
+    if (secretsInFile.length > 0) throw configError(secretsInFile, configPath);
+  }
+
+  const merged = structuredClone(fromFile);
+  for (const { env: name, path, kind } of envVariables) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') setPath(merged, path, fromEnvText(raw, kind));
+  }
+  return parseRunnerConfig(merged, configPath ? `${configPath} + environment` : 'environment');
+}

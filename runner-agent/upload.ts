@@ -1,0 +1,389 @@
+/**
+ * The upload pipeline: ONE streaming pass from the engine's output to a block blob.
+ *
+ *   engine stream → [compress: gzip | zstd] → [encrypt: AES-256-GCM chunks] → digest (SHA-256 + MD5 + bytes)
+ *     → block stager (stageBlock, bounded parallelism, transactional MD5 per block) → commitBlockList
+ *
+ * Memory is bounded whatever the size: at most `parallelism` blocks are in flight plus the one being filled,
+ * and the stager applies backpressure (its write callback waits for a free slot).
+ *
+ * Nothing is committed unless the whole stream went through AND the engine reported success: staged blocks
+ * that are never committed are invisible and the service discards them (after a week). Block ids carry a random
+ * per-attempt prefix, so a retried attempt never mixes with an earlier one; its commit replaces the blob whole.
+ *
+ * Block size: 8 MiB by default. A blob holds at most 50,000 blocks, so for a known source size the block grows
+ * to fit (size / 50,000, rounded up to a MiB); for an unknown size (pg_dump's stdout) 8 MiB blocks allow
+ * 390 GiB of stored bytes — pass `blockBytes` for more.
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BlockBlobClient } from '@azure/storage-blob';
+import type { Compression } from '../shared/contracts/common.js';
+import type { UploadTarget } from '../shared/contracts/runner.js';
+import { errorMessage } from '../shared/errors.js';
+import { createCompressStream } from './compression.js';
+import { createEncryptStream } from './crypto.js';
+import { JobFailure } from './errors.js';
+
+const MiB = 1024 * 1024;
+export const DEFAULT_BLOCK_BYTES = 8 * MiB;
+export const MAX_BLOCKS = 50_000;
+/** Refresh the write SAS when it has less than this left, before staging the next block. */
+const DEFAULT_REFRESH_MARGIN_MS = 5 * 60 * 1000;
+
+/** Returns a write SAS for the job's blob; called again (with the reason) for a fresh one. */
+export type UploadTargetProvider = (reason: 'initial' | 'expiring' | 'rejected') => Promise<UploadTarget>;
+
+export interface StoredFacts {
+  sizeBytes: number;
+  sha256: string;
+  compression: Compression;
+  encrypted: boolean;
+}
+
+export interface UploadResult extends StoredFacts {
+  blobPath: string;
+  blockCount: number;
+}
+
+export interface UploadOptions {
+  source: Readable;
+  /**
+   * Settles when the engine has finished; a rejection means failure and nothing is committed. Engines also fail
+   * their stream with the same error, so a failure mid-stream stops the pipeline at once.
+   */
+  sourceDone?: Promise<unknown>;
+  /** Bytes the source will produce, when known (a .bak file): sizes the blocks. */
+  sourceSizeHint?: number;
+  compression: Compression;
+  /** 32-byte key: encrypts when given. */
+  encryptionKey?: Buffer;
+  getTarget: UploadTargetProvider;
+  /** Facts stored as blob metadata next to sha256/size/compression/encrypted; values are URI-encoded. */
+  metadata: { engine: string; jobid: string; server: string; database: string };
+  blockBytes?: number;
+  /** Blocks staged at once. */
+  parallelism?: number;
+  signal?: AbortSignal;
+  /** Called after each staged block: bytes read from the source and stored so far. */
+  onProgress?: (progress: { sourceBytes: number; storedBytes: number }) => void;
+  refreshMarginMs?: number;
+  /** Builds the client for a SAS URL; tests inject a faulty one. */
+  clientFor?: (sasUrl: string) => BlockBlobClient;
+  now?: () => number;
+}
+
+/** Pass-through that hashes and counts the bytes that will be stored. */
+class DigestStream extends Transform {
+  readonly sha256: Hash = createHash('sha256');
+  readonly md5: Hash = createHash('md5');
+  bytes = 0;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.sha256.update(chunk);
+    this.md5.update(chunk);
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+/** Pass-through that counts bytes (the engine's output, for progress). */
+function countingStream(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      onBytes(chunk.length);
+      callback(null, chunk);
+    },
+  });
+}
+
+/** The optional compression and encryption stages, in order. */
+export function transformStages(compression: Compression, encryptionKey?: Buffer): Array<NodeJS.ReadWriteStream> {
+  const stages: NodeJS.ReadWriteStream[] = [];
+  const compress = createCompressStream(compression);
+  if (compress) stages.push(compress);
+  if (encryptionKey) stages.push(createEncryptStream(encryptionKey));
+  return stages;
+}
+
+/** Block size that keeps a blob of `sizeHint` source bytes under 50,000 blocks (with room for overhead). */
+export function chooseBlockBytes(sizeHint: number | undefined, requested = DEFAULT_BLOCK_BYTES): number {
+  if (sizeHint === undefined) return requested;
+  // Compression can grow incompressible data slightly and encryption adds 16 bytes per 4 MiB: allow 2% + 1 MiB.
+  const worstCase = sizeHint * 1.02 + MiB;
+  const needed = Math.ceil(worstCase / MAX_BLOCKS / MiB) * MiB;
+  return Math.max(requested, needed);
+}
+
+function contentTypeFor(compression: Compression, encrypted: boolean): string {
+  if (encrypted) return 'application/octet-stream';
+  if (compression === 'gzip') return 'application/gzip';
+  if (compression === 'zstd') return 'application/zstd';
+  return 'application/octet-stream';
+}
+
+function statusOf(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown })?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function isAuthRejection(error: unknown): boolean {
+  return statusOf(error) === 403;
+}
+
+/** Storage errors that survived the SDK's own retries: transient when the service or network was at fault. */
+function blobFailure(error: unknown, what: string): JobFailure {
+  const status = statusOf(error);
+  const transient = status === undefined || status === 408 || status === 429 || status >= 500;
+  return new JobFailure(status === 403 ? 'blob_forbidden' : 'blob_upload_failed', `${what} failed: ${errorMessage(error)}`, {
+    transient,
+    cause: error,
+  });
+}
+
+/** Holds the current write SAS and its client; refreshes it when near expiry or when the service rejects it. */
+class TargetHolder {
+  private current: { target: UploadTarget; client: BlockBlobClient } | undefined;
+  private refreshing: Promise<BlockBlobClient> | undefined;
+
+  constructor(
+    private readonly getTarget: UploadTargetProvider,
+    private readonly clientFor: (url: string) => BlockBlobClient,
+    private readonly refreshMarginMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  get blobPath(): string {
+    return this.current!.target.blobPath;
+  }
+
+  async client(): Promise<BlockBlobClient> {
+    if (!this.current) return this.refresh('initial');
+    const remaining = Date.parse(this.current.target.expiresAt) - this.now();
+    return remaining < this.refreshMarginMs ? this.refresh('expiring') : this.current.client;
+  }
+
+  /** Single-flight: blocks staged in parallel share one refresh. */
+  refresh(reason: 'initial' | 'expiring' | 'rejected'): Promise<BlockBlobClient> {
+    this.refreshing ??= (async () => {
+      try {
+        const target = await this.getTarget(reason);
+        if (this.current && target.blobPath !== this.current.target.blobPath) {
+          throw new JobFailure('upload_target_changed', `The refreshed upload target is for ${target.blobPath}, not ${this.current.target.blobPath}`);
+        }
+        this.current = { target, client: this.clientFor(target.url) };
+        return this.current.client;
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  /** Runs `operation` with the current client; once more with a fresh SAS if the service answers 403. */
+  async withClient<T>(operation: (client: BlockBlobClient) => Promise<T>, what: string): Promise<T> {
+    const client = await this.client();
+    try {
+      return await operation(client);
+    } catch (error) {
+      if (!isAuthRejection(error)) throw blobFailure(error, what);
+    }
+    try {
+      return await operation(await this.refresh('rejected'));
+    } catch (error) {
+      throw blobFailure(error, what);
+    }
+  }
+}
+
+/**
+ * Writable end of the pipeline: cuts the stream into blocks and stages them, at most `parallelism` at once.
+ */
+class BlockStager extends Writable {
+  readonly blockIds: string[] = [];
+  private readonly attemptPrefix = randomBytes(8).toString('hex');
+  private readonly filling: Buffer[] = [];
+  private fillingBytes = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private readonly aborter = new AbortController();
+  storedBytes = 0;
+
+  constructor(
+    private readonly targets: TargetHolder,
+    private readonly blockBytes: number,
+    private readonly parallelism: number,
+    private readonly onStaged: (storedBytes: number) => void,
+  ) {
+    super({ highWaterMark: 1 * MiB });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.accept(chunk).then(() => callback(), callback);
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.flushAll().then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    // Stop requests still running; the caller waits for them through `settled()`.
+    this.aborter.abort();
+    callback(error);
+  }
+
+  /** Resolves once no stageBlock request is running any more. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  private async accept(chunk: Buffer): Promise<void> {
+    let rest = chunk;
+    while (rest.length > 0) {
+      const room = this.blockBytes - this.fillingBytes;
+      const piece = rest.length <= room ? rest : rest.subarray(0, room);
+      this.filling.push(piece);
+      this.fillingBytes += piece.length;
+      rest = rest.subarray(piece.length);
+      if (this.fillingBytes === this.blockBytes) await this.stageFilled();
+    }
+  }
+
+  private async flushAll(): Promise<void> {
+    if (this.fillingBytes > 0) await this.stageFilled();
+    await this.settled();
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async stageFilled(): Promise<void> {
+    while (this.inFlight.size >= this.parallelism) await Promise.race(this.inFlight);
+    this.throwIfFailed();
+    if (this.blockIds.length >= MAX_BLOCKS) {
+      throw new JobFailure('backup_too_large', `More than ${MAX_BLOCKS} blocks of ${this.blockBytes} bytes: raise the block size`);
+    }
+    const block = this.filling.length === 1 ? this.filling[0]! : Buffer.concat(this.filling, this.fillingBytes);
+    this.filling.length = 0;
+    this.fillingBytes = 0;
+    // Same length for every id of a blob (a service rule): fixed-width index after the attempt prefix.
+    const blockId = Buffer.from(`${this.attemptPrefix}-${String(this.blockIds.length).padStart(6, '0')}`).toString('base64');
+    this.blockIds.push(blockId);
+    const md5 = createHash('md5').update(block).digest();
+    const staging = this.targets
+      .withClient(
+        (client) => client.stageBlock(blockId, block, block.length, { transactionalContentMD5: md5, abortSignal: this.aborter.signal }),
+        `Staging block ${this.blockIds.length}`,
+      )
+      .then(
+        () => {
+          this.storedBytes += block.length;
+          this.onStaged(this.storedBytes);
+        },
+        (error: unknown) => {
+          this.failure ??= error;
+        },
+      )
+      .finally(() => this.inFlight.delete(staging));
+    this.inFlight.add(staging);
+  }
+}
+
+/**
+ * Streams `source` through the stages into the job's blob and commits it. Throws (and commits nothing) when the
+ * source, a stage, the engine or the storage service fails.
+ */
+export async function uploadBackup(options: UploadOptions): Promise<UploadResult> {
+  const {
+    source,
+    compression,
+    encryptionKey,
+    parallelism = 4,
+    signal,
+    now = Date.now,
+    clientFor = (url: string) => new BlockBlobClient(url),
+  } = options;
+  // Observe the engine's outcome from the start so an early failure is never an unhandled rejection.
+  const sourceDone = options.sourceDone ? options.sourceDone.then(() => undefined, (error: unknown) => error) : Promise.resolve(undefined);
+  const targets = new TargetHolder(options.getTarget, clientFor, options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS, now);
+  const blockBytes = chooseBlockBytes(options.sourceSizeHint, options.blockBytes);
+  let sourceBytes = 0;
+  const digest = new DigestStream();
+  const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }));
+
+  await targets.client(); // fail fast (before reading anything) when no upload target can be had
+  try {
+    await pipeline(
+      [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, encryptionKey), digest, stager],
+      signal ? { signal } : {},
+    );
+  } catch (error) {
+    // No request may outlive the attempt: wait for the ones the teardown aborted.
+    await stager.settled();
+    throw error;
+  }
+  const engineError = await sourceDone;
+  if (engineError !== undefined) throw engineError;
+  signal?.throwIfAborted();
+
+  const facts: StoredFacts = {
+    sizeBytes: digest.bytes,
+    sha256: digest.sha256.digest('hex'),
+    compression,
+    encrypted: encryptionKey !== undefined,
+  };
+  const metadata: Record<string, string> = {
+    sha256: facts.sha256,
+    size: String(facts.sizeBytes),
+    engine: options.metadata.engine,
+    jobid: options.metadata.jobid,
+    server: encodeURIComponent(options.metadata.server),
+    database: encodeURIComponent(options.metadata.database),
+    compression,
+    encrypted: String(facts.encrypted),
+  };
+  await targets.withClient(
+    (client) =>
+      client.commitBlockList(stager.blockIds, {
+        metadata,
+        blobHTTPHeaders: {
+          blobContentType: contentTypeFor(compression, facts.encrypted),
+          blobContentMD5: digest.md5.digest(),
+        },
+        ...(signal ? { abortSignal: signal } : {}),
+      }),
+    'Committing the block list',
+  );
+  return { ...facts, blobPath: targets.blobPath, blockCount: stager.blockIds.length };
+}
+
+/**
+ * The same stages into a local file or stdout, for the operator's manual `backup` command. Returns the facts of
+ * the bytes written.
+ */
+export async function writeBackup(options: {
+  source: Readable;
+  sourceDone?: Promise<unknown>;
+  compression: Compression;
+  encryptionKey?: Buffer;
+  destination: NodeJS.WritableStream;
+  signal?: AbortSignal;
+}): Promise<StoredFacts> {
+  const sourceDone = options.sourceDone ? options.sourceDone.then(() => undefined, (error: unknown) => error) : Promise.resolve(undefined);
+  const digest = new DigestStream();
+  await pipeline(
+    [options.source, ...transformStages(options.compression, options.encryptionKey), digest, options.destination],
+    options.signal ? { signal: options.signal } : {},
+  );
+  const engineError = await sourceDone;
+  if (engineError !== undefined) throw engineError;
+  return {
+    sizeBytes: digest.bytes,
+    sha256: digest.sha256.digest('hex'),
+    compression: options.compression,
+    encrypted: options.encryptionKey !== undefined,
+  };
+}
