@@ -189,7 +189,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
       // Past the cached key's expiry (it was asked for two days): a SAS must not outlive its key.
       const longLink = await fresh.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(3 * 24 * 60)), fileName: 'long.bak' });
       expect(keyRequests).toHaveBeenCalledTimes(2);
-      const [, keyExpiresOn] = keyRequests.mock.calls[1]!;
+      const keyExpiresOn = keyRequests.mock.calls[1]![1] as Date;
       expect(keyExpiresOn.getTime()).toBeGreaterThanOrEqual(longLink.expiresAt.getTime());
 
       await fresh.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(60)), fileName: 'short.bak' });
