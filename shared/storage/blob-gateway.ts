@@ -30,6 +30,8 @@ export const maxDelegationKeyLifetimeMs = 7 * 24 * 60 * 60 * 1000;
 const preferredDelegationKeyLifetimeMs = 2 * 24 * 60 * 60 * 1000;
 /** Keys start a little in the past so that a service clock slightly behind ours accepts them at once. */
 const clockSkewMs = 5 * 60 * 1000;
+/** Latest expiry a key (and so a SAS) may have: its whole window, skew included, stays within 7 days. */
+const maxExpiryFromNowMs = maxDelegationKeyLifetimeMs - clockSkewMs;
 /** Forces the browser to save rather than render, whatever the bytes look like. */
 const downloadContentType = 'application/octet-stream';
 
@@ -163,7 +165,7 @@ class DelegationKeyCache {
   private fetch(sasExpiresAt: Date): Promise<UserDelegationKey> {
     const now = Date.now();
     const expiresOn = Math.min(
-      now + maxDelegationKeyLifetimeMs,
+      now + maxExpiryFromNowMs,
       Math.max(now + preferredDelegationKeyLifetimeMs, sasExpiresAt.getTime()),
     );
     return this.service.getUserDelegationKey(new Date(now - clockSkewMs), new Date(expiresOn));
@@ -195,7 +197,7 @@ function assertSasWindow(startsAt: Date | undefined, expiresAt: Date): void {
       fieldErrors: [{ field: 'startsAt', message: 'must be before expiresAt' }],
     });
   }
-  if (expiresAt.getTime() > Date.now() + maxDelegationKeyLifetimeMs) {
+  if (expiresAt.getTime() > Date.now() + maxExpiryFromNowMs) {
     throw new AppError('validation_failed', 'A user-delegation SAS cannot be valid for more than 7 days', {
       fieldErrors: [{ field: 'expiresAt', message: 'must be at most 7 days from now' }],
     });
