@@ -1,0 +1,78 @@
+/** Backup jobs: request, list, read, cancel, delete the backup, download link. */
+import { CreateJobRequest, DownloadLink, DownloadLinkRequest, JobView, ListJobsQuery } from '../shared/contracts/jobs.js';
+import { JobPage } from '../shared/openapi.js';
+import * as jobs from '../services/jobs.js';
+import { endpoint } from './endpoint.js';
+import { IdParams } from './params.js';
+import { httpRoute } from './registry.js';
+import { accepted, ok } from './responses.js';
+
+export const createJob = endpoint({
+  summary: 'Request a backup of a registered database (caller in one of its requester groups, or Admin)',
+  access: { anyOf: ['Requester', 'Admin'] },
+  body: CreateJobRequest,
+  responses: [{ status: 202, description: 'The job, Pending; Location names it', schema: JobView, headers: { location: 'URL of the job' } }],
+  async handle({ scope, body }) {
+    const job = await jobs.requestBackup(scope, body);
+    return accepted(job, `jobs/${job.id}`);
+  },
+});
+
+export const listJobs = endpoint({
+  summary: "The caller's jobs, newest first (an Admin sees everyone's)",
+  access: { anyOf: ['Requester', 'Admin'] },
+  query: ListJobsQuery,
+  responses: [{ status: 200, description: 'One page of jobs', schema: JobPage }],
+  async handle({ scope, query }) {
+    return ok(await jobs.listJobs(scope, query));
+  },
+});
+
+export const getJob = endpoint({
+  summary: "One job (its requester, Admin or Auditor); includes the live download link for its requester only",
+  access: { anyOf: ['Requester', 'Admin', 'Auditor'] },
+  params: IdParams,
+  responses: [{ status: 200, description: 'The job', schema: JobView }],
+  async handle({ scope, params }) {
+    return ok(await jobs.getJob(scope, params.id));
+  },
+});
+
+export const cancelJob = endpoint({
+  summary: 'Ask for a job to be cancelled (its requester or Admin; Pending, Queued or Running only)',
+  access: { anyOf: ['Requester', 'Admin'] },
+  params: IdParams,
+  responses: [{ status: 202, description: 'Cancellation requested; the job as it was', schema: JobView }],
+  async handle({ scope, params }) {
+    return accepted(await jobs.requestCancel(scope, params.id), `jobs/${params.id}`);
+  },
+});
+
+export const deleteJobBackup = endpoint({
+  summary: 'Delete an Available backup before its retention ends (its requester or Admin)',
+  access: { anyOf: ['Requester', 'Admin'] },
+  params: IdParams,
+  responses: [{ status: 202, description: 'Deletion requested; the job as it was', schema: JobView }],
+  async handle({ scope, params }) {
+    return accepted(await jobs.requestBackupDeletion(scope, params.id), `jobs/${params.id}`);
+  },
+});
+
+export const createDownloadLink = endpoint({
+  summary: 'A short-lived read-only link to an Available backup (its requester or Admin; refusals are audited)',
+  // Any valid caller reaches the service, so that a refused attempt is recorded in the audit trail.
+  access: 'authenticated',
+  params: IdParams,
+  body: DownloadLinkRequest,
+  responses: [{ status: 200, description: 'The link', schema: DownloadLink }],
+  async handle({ scope, params, body }) {
+    return ok(await jobs.issueDownloadLink(scope, params.id, body));
+  },
+});
+
+httpRoute({ name: 'jobs-create', route: 'jobs', methods: ['POST'], handler: createJob, durableClient: true });
+httpRoute({ name: 'jobs-list', route: 'jobs', methods: ['GET'], handler: listJobs });
+httpRoute({ name: 'jobs-get', route: 'jobs/{id}', methods: ['GET'], handler: getJob });
+httpRoute({ name: 'jobs-cancel', route: 'jobs/{id}/cancel', methods: ['POST'], handler: cancelJob, durableClient: true });
+httpRoute({ name: 'jobs-delete-backup', route: 'jobs/{id}/backup', methods: ['DELETE'], handler: deleteJobBackup, durableClient: true });
+httpRoute({ name: 'jobs-download-link', route: 'jobs/{id}/download-link', methods: ['POST'], handler: createDownloadLink });

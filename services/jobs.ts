@@ -1,0 +1,263 @@
+/**
+ * Backup jobs as users see them: request one, list and read them, cancel, delete the backup early, and get a
+ * download link. The orchestration (orchestrations/backupJob.ts) owns every status change after Pending; this
+ * module writes the request, audit rows for requests and SAS, and raises events at the orchestration.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../shared/auth/principal.js';
+import { hasRole } from '../shared/auth/rbac.js';
+import type { Page } from '../shared/contracts/common.js';
+import {
+  type CreateJobRequest,
+  type DownloadLink,
+  type DownloadLinkRequest,
+  type JobStatus,
+  type JobView,
+  type ListJobsQuery,
+  cancellableStatuses,
+} from '../shared/contracts/jobs.js';
+import { ORCHESTRATION_EVENTS } from '../shared/contracts/runner.js';
+import { defaultDatabasePolicy } from '../shared/contracts/servers.js';
+import type { JobRecord } from '../shared/db/store.js';
+import { AppError } from '../shared/errors.js';
+import { backupBlobPath } from '../shared/storage/paths.js';
+import type { Deps } from './deps.js';
+import { type RequestScope, auditActor } from './scope.js';
+import { jobFileName, jobView } from './views.js';
+
+const MINUTE_MS = 60_000;
+
+/** Loads a job or answers 404. */
+export async function loadJob(deps: Deps, jobId: string): Promise<JobRecord> {
+  const job = await deps.store.getJob(jobId);
+  if (!job) throw new AppError('not_found', `Job ${jobId} does not exist.`);
+  return job;
+}
+
+/** The job's requester, as a user: an application never "owns" a job, whatever its object id. */
+function isRequesterOf(principal: Principal, job: JobRecord): boolean {
+  return !principal.isApplication && principal.oid === job.requesterOid;
+}
+
+/** Requester of the job (holding the Requester role) or Admin: who may act on a job. */
+function mayActOn(principal: Principal, job: JobRecord): boolean {
+  return hasRole(principal, 'Admin') || (hasRole(principal, 'Requester') && isRequesterOf(principal, job));
+}
+
+function assertMayActOn(principal: Principal, job: JobRecord, action: string): void {
+  if (!mayActOn(principal, job)) {
+    throw new AppError('forbidden', `Only the job's requester or an Admin may ${action} job ${job.id}.`);
+  }
+}
+
+function conflictUnlessIn(job: JobRecord, allowed: readonly JobStatus[], action: string): void {
+  if (!allowed.includes(job.status)) {
+    throw new AppError('conflict', `Job ${job.id} is ${job.status}; ${action} needs one of: ${allowed.join(', ')}.`, {
+      details: { status: job.status },
+    });
+  }
+}
+
+const sameId = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+
+/**
+ * Records a backup request (job Pending + `job.requested`, one transaction) and starts its orchestration.
+ * The caller must be Admin or in one of the database's requester groups.
+ */
+export async function requestBackup(scope: RequestScope, request: CreateJobRequest): Promise<JobView> {
+  const { deps, principal } = scope;
+  const database = await deps.store.getDatabase(request.databaseId);
+  if (!database) throw new AppError('not_found', `Database ${request.databaseId} is not registered.`);
+  const isMember = principal.groups.some((group) => database.requesterGroupIds.some((allowed) => sameId(group, allowed)));
+  if (!hasRole(principal, 'Admin') && !isMember) {
+    throw new AppError('forbidden', `You are not in a group allowed to request backups of database ${database.name}.`);
+  }
+  if (!database.enabled) throw new AppError('conflict', `Database ${database.name} is disabled for backups.`);
+  const server = await deps.store.getServer(database.serverId);
+  if (!server) throw new AppError('not_found', `The server of database ${database.name} is not registered.`);
+  if (!database.policy.allowedEngines.includes(server.engine)) {
+    throw new AppError('conflict', `The policy of database ${database.name} does not allow ${server.engine} backups.`);
+  }
+
+  const jobId = randomUUID();
+  const now = deps.now();
+  const blobPath = backupBlobPath({
+    jobId,
+    serverId: server.id,
+    databaseId: database.id,
+    engine: server.engine,
+    compression: request.options.compression,
+    encrypted: request.options.encryption,
+  });
+  const job = await deps.store.createJob(
+    {
+      id: jobId,
+      databaseId: database.id,
+      serverId: server.id,
+      databaseName: database.name,
+      engine: server.engine,
+      options: request.options,
+      requesterOid: principal.oid,
+      requesterUpn: principal.upn ?? null,
+      trigger: 'user',
+      blobPath,
+      createdAt: now,
+    },
+    {
+      ...auditActor(scope),
+      action: 'job.requested',
+      target: `job/${jobId}`,
+      jobId,
+      detail: { databaseId: database.id, serverId: server.id, options: request.options, reason: request.reason ?? null },
+      at: now,
+    },
+  );
+  await startOrFail(scope, job);
+  return jobView(job, principal, now);
+}
+
+/**
+ * Starts the job's orchestration. If that fails the job would sit in Pending forever, so it is marked Failed
+ * (with its audit row) before the error goes back to the caller as 503.
+ */
+async function startOrFail(scope: RequestScope, job: JobRecord): Promise<void> {
+  try {
+    await scope.orchestrations.startBackupJob(job.id);
+  } catch (error) {
+    const now = scope.deps.now();
+    await scope.deps.store
+      .transitionJob(
+        job.id,
+        {
+          from: ['Pending'],
+          to: 'Failed',
+          patch: { errorCode: 'orchestration_start_failed', errorMessage: 'The job could not be started.', completedAt: now },
+          at: now,
+        },
+        { actorType: 'system', actorId: 'control-plane', action: 'job.failed', target: `job/${job.id}`, jobId: job.id, at: now },
+      )
+      .catch(() => undefined); // the start failure below is what the caller needs to hear about
+    // The client's own message may carry management URLs with keys: it goes to the log (cause), not the caller.
+    throw new AppError('dependency_unavailable', `Job ${job.id} could not be started and was marked Failed; request it again.`, {
+      cause: error,
+    });
+  }
+}
+
+/** The caller's own jobs, newest first; an Admin sees everyone's. */
+export async function listJobs(scope: RequestScope, query: ListJobsQuery): Promise<Page<JobView>> {
+  const { deps, principal } = scope;
+  const page = await deps.store.listJobs({
+    ...(hasRole(principal, 'Admin') ? {} : { requesterOid: principal.oid }),
+    ...(query.status ? { status: query.status } : {}),
+    ...(query.cursor ? { cursor: query.cursor } : {}),
+    limit: query.limit,
+  });
+  const now = deps.now();
+  return { items: page.items.map((job) => jobView(job, principal, now)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+}
+
+/** One job, for its requester, an Admin or an Auditor. */
+export async function getJob(scope: RequestScope, jobId: string): Promise<JobView> {
+  const { deps, principal } = scope;
+  const job = await loadJob(deps, jobId);
+  if (!hasRole(principal, 'Admin', 'Auditor') && !mayActOn(principal, job)) {
+    throw new AppError('forbidden', `Only the job's requester, an Admin or an Auditor may read job ${jobId}.`);
+  }
+  return jobView(job, principal, deps.now());
+}
+
+/** Asks the orchestration to cancel a job that has not finished; the orchestration records the outcome. */
+export async function requestCancel(scope: RequestScope, jobId: string): Promise<JobView> {
+  return requestViaOrchestration(scope, jobId, {
+    verb: 'cancel',
+    allowed: cancellableStatuses,
+    action: 'job.cancel_requested',
+    event: ORCHESTRATION_EVENTS.cancel,
+  });
+}
+
+/** Asks the orchestration to delete an Available backup before its retention ends. */
+export async function requestBackupDeletion(scope: RequestScope, jobId: string): Promise<JobView> {
+  return requestViaOrchestration(scope, jobId, {
+    verb: 'delete the backup of',
+    allowed: ['Available'],
+    action: 'job.delete_requested',
+    event: ORCHESTRATION_EVENTS.delete,
+  });
+}
+
+async function requestViaOrchestration(
+  scope: RequestScope,
+  jobId: string,
+  how: {
+    verb: string;
+    allowed: readonly JobStatus[];
+    action: 'job.cancel_requested' | 'job.delete_requested';
+    event: (typeof ORCHESTRATION_EVENTS)['cancel' | 'delete'];
+  },
+): Promise<JobView> {
+  const { deps, principal } = scope;
+  const job = await loadJob(deps, jobId);
+  assertMayActOn(principal, job, how.verb);
+  conflictUnlessIn(job, how.allowed, how.verb);
+  const now = deps.now();
+  await deps.store.appendAudit({
+    ...auditActor(scope),
+    action: how.action,
+    target: `job/${job.id}`,
+    jobId: job.id,
+    detail: { status: job.status },
+    at: now,
+  });
+  await scope.orchestrations.raiseEvent(job.id, how.event, {
+    requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
+    at: now.toISOString(),
+  });
+  return jobView(job, principal, now);
+}
+
+/**
+ * Issues a read-only SAS for an Available backup. Lifetime: the requested minutes (or the default), capped by
+ * the database's policy and the service maximum, and never past the backup's own expiry. A caller who may not
+ * have it is refused AND recorded (`sas.download_denied`): attempts at someone else's backup are audit facts.
+ */
+export async function issueDownloadLink(scope: RequestScope, jobId: string, request: DownloadLinkRequest): Promise<DownloadLink> {
+  const { deps, principal } = scope;
+  const job = await loadJob(deps, jobId);
+  if (!mayActOn(principal, job)) {
+    await deps.store.appendAudit({
+      ...auditActor(scope),
+      action: 'sas.download_denied',
+      target: `job/${job.id}`,
+      jobId: job.id,
+      detail: { reason: 'not the requester of the job nor an Admin' },
+    });
+    throw new AppError('forbidden', `Only the job's requester or an Admin may download the backup of job ${job.id}.`);
+  }
+  conflictUnlessIn(job, ['Available'], 'a download link');
+  if (job.sizeBytes === null || job.sha256 === null) {
+    throw new AppError('internal', `Job ${job.id} is Available without a verified size and digest.`);
+  }
+
+  const now = deps.now();
+  const policy = (await deps.store.getDatabase(job.databaseId))?.policy ?? defaultDatabasePolicy;
+  const ttlMinutes = Math.min(request.ttlMinutes ?? deps.limits.sasTtlDefaultMinutes, policy.maxSasTtlMinutes, deps.limits.sasTtlMaxMinutes);
+  let expiresAt = new Date(now.getTime() + ttlMinutes * MINUTE_MS);
+  if (job.expiresAt && job.expiresAt < expiresAt) expiresAt = job.expiresAt;
+  if (expiresAt <= now) throw new AppError('conflict', `The backup of job ${job.id} has reached its retention expiry.`, { details: { status: job.status } });
+
+  const fileName = jobFileName(job);
+  const link = await deps.blobs.issueReadSas(job.blobPath, { expiresAt, fileName });
+  const recorded = await deps.store.recordDownloadLink(job.id, link, {
+    ...auditActor(scope),
+    action: 'sas.download_issued',
+    target: `job/${job.id}`,
+    jobId: job.id,
+    // Never the URL itself: it is a bearer secret.
+    detail: { expiresAt: link.expiresAt.toISOString(), ttlMinutes, requestedTtlMinutes: request.ttlMinutes ?? null },
+    at: now,
+  });
+  if (!recorded) throw new AppError('not_found', `Job ${job.id} does not exist.`);
+  return { url: link.url, expiresAt: link.expiresAt.toISOString(), fileName, sizeBytes: job.sizeBytes, sha256: job.sha256 };
+}

@@ -1,0 +1,120 @@
+/**
+ * The registry of servers and their databases (Admin only; the endpoints gate the role). Every change is
+ * audited by the store in the same transaction.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  type DatabaseInput,
+  DatabasePolicy,
+  type DatabaseUpdate,
+  type DatabaseView,
+  type ServerInput,
+  type ServerUpdate,
+  type ServerView,
+} from '../shared/contracts/servers.js';
+import type { DatabaseRecord, NewDatabase, ServerRecord } from '../shared/db/store.js';
+import { AppError } from '../shared/errors.js';
+import { parseOrThrow } from '../shared/validation.js';
+import { type RequestScope, auditActor } from './scope.js';
+import { databaseView, serverView } from './views.js';
+
+async function loadServer(scope: RequestScope, serverId: string): Promise<ServerRecord> {
+  const server = await scope.deps.store.getServer(serverId);
+  if (!server) throw new AppError('not_found', `Server ${serverId} is not registered.`);
+  return server;
+}
+
+/** A database addressed under a server: one registered under another server does not exist here. */
+async function loadDatabase(scope: RequestScope, serverId: string, databaseId: string): Promise<DatabaseRecord> {
+  const database = await scope.deps.store.getDatabase(databaseId);
+  if (!database || database.serverId !== serverId) {
+    throw new AppError('not_found', `Database ${databaseId} is not registered on server ${serverId}.`);
+  }
+  return database;
+}
+
+export async function listServers(scope: RequestScope): Promise<ServerView[]> {
+  return (await scope.deps.store.listServers()).map(serverView);
+}
+
+export async function getServer(scope: RequestScope, serverId: string): Promise<ServerView> {
+  return serverView(await loadServer(scope, serverId));
+}
+
+export async function createServer(scope: RequestScope, input: ServerInput): Promise<ServerView> {
+  const id = randomUUID();
+  const server = await scope.deps.store.createServer(
+    { id, name: input.name, host: input.host, engine: input.engine, description: input.description ?? null },
+    { ...auditActor(scope), action: 'server.created', target: `server/${id}`, detail: { ...input } },
+  );
+  return serverView(server);
+}
+
+export async function updateServer(scope: RequestScope, serverId: string, patch: ServerUpdate): Promise<ServerView> {
+  const server = await scope.deps.store.updateServer(serverId, patch, {
+    ...auditActor(scope),
+    action: 'server.updated',
+    target: `server/${serverId}`,
+    detail: { changes: patch },
+  });
+  if (!server) throw new AppError('not_found', `Server ${serverId} is not registered.`);
+  return serverView(server);
+}
+
+export async function deleteServer(scope: RequestScope, serverId: string): Promise<void> {
+  const outcome = await scope.deps.store.deleteServer(serverId, {
+    ...auditActor(scope),
+    action: 'server.deleted',
+    target: `server/${serverId}`,
+  });
+  if (outcome === 'not_found') throw new AppError('not_found', `Server ${serverId} is not registered.`);
+  if (outcome === 'has_databases') {
+    throw new AppError('conflict', `Server ${serverId} still has registered databases; delete them first.`);
+  }
+}
+
+export async function listDatabases(scope: RequestScope, serverId: string): Promise<DatabaseView[]> {
+  await loadServer(scope, serverId);
+  return (await scope.deps.store.listDatabases(serverId)).map(databaseView);
+}
+
+export async function getDatabase(scope: RequestScope, serverId: string, databaseId: string): Promise<DatabaseView> {
+  return databaseView(await loadDatabase(scope, serverId, databaseId));
+}
+
+export async function createDatabase(scope: RequestScope, serverId: string, input: DatabaseInput): Promise<DatabaseView> {
+  await loadServer(scope, serverId);
+  const id = randomUUID();
+  const database = await scope.deps.store.createDatabase(
+    { id, serverId, ...input },
+    { ...auditActor(scope), action: 'database.created', target: `database/${id}`, detail: { serverId, ...input } },
+  );
+  return databaseView(database);
+}
+
+/** A partial policy is merged into the current one, and the result checked as a whole. */
+export async function updateDatabase(scope: RequestScope, serverId: string, databaseId: string, patch: DatabaseUpdate): Promise<DatabaseView> {
+  const current = await loadDatabase(scope, serverId, databaseId);
+  const { policy, ...rest } = patch;
+  const changes: Partial<Omit<NewDatabase, 'id' | 'serverId'>> = { ...rest };
+  if (policy) changes.policy = parseOrThrow(DatabasePolicy, { ...current.policy, ...policy }, 'body.policy');
+  const database = await scope.deps.store.updateDatabase(databaseId, changes, {
+    ...auditActor(scope),
+    action: 'database.updated',
+    target: `database/${databaseId}`,
+    detail: { serverId, changes: patch },
+  });
+  if (!database) throw new AppError('not_found', `Database ${databaseId} is not registered on server ${serverId}.`);
+  return databaseView(database);
+}
+
+export async function deleteDatabase(scope: RequestScope, serverId: string, databaseId: string): Promise<void> {
+  await loadDatabase(scope, serverId, databaseId);
+  const outcome = await scope.deps.store.deleteDatabase(databaseId, {
+    ...auditActor(scope),
+    action: 'database.deleted',
+    target: `database/${databaseId}`,
+    detail: { serverId },
+  });
+  if (outcome === 'not_found') throw new AppError('not_found', `Database ${databaseId} is not registered on server ${serverId}.`);
+}

@@ -1,0 +1,142 @@
+/**
+ * A `Deps` for handler and service tests, built from the real pieces: the PGlite store, the production Entra
+ * validator pointed at the local OIDC issuer (real JWKS over HTTP, real RS256 tokens) and the production blob
+ * gateway on Azurite. The orchestrations and the job queue are small recording implementations of our own
+ * ports: enough to see what a handler started or raised (end-to-end tests run the real orchestrator).
+ *
+ *   let t: TestDeps;
+ *   beforeAll(async () => { t = await startTestDeps(); });
+ *   afterAll(() => t?.close());
+ */
+import { randomUUID } from 'node:crypto';
+import type { InvocationContext } from '@azure/functions';
+import type { BackupJobMessage } from '../../shared/contracts/messages.js';
+import type { JobQueue } from '../../shared/messaging.js';
+import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
+import type { ContainerClient } from '@azure/storage-blob';
+import type { Deps, Limits } from '../../services/deps.js';
+import { setDeps } from '../../services/deps.js';
+import type { JobOrchestrations, OrchestrationEventName, OrchestrationState } from '../../services/orchestrations.js';
+import { type Azurite, startAzurite } from './azurite.js';
+import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from './oidc-issuer.js';
+import { createPgliteStore } from './stores.js';
+
+export interface RaisedEvent {
+  jobId: string;
+  eventName: OrchestrationEventName;
+  payload: unknown;
+}
+
+/** JobOrchestrations that records what it was asked to do and answers getState from that. */
+export class RecordingOrchestrations implements JobOrchestrations {
+  readonly started: string[] = [];
+  readonly raised: RaisedEvent[] = [];
+  private readonly states = new Map<string, OrchestrationState>();
+  /** Set to make the next startBackupJob fail, as a Durable client whose host is down would. */
+  failNextStart: Error | undefined;
+
+  async startBackupJob(jobId: string): Promise<void> {
+    if (this.failNextStart) {
+      const error = this.failNextStart;
+      this.failNextStart = undefined;
+      throw error;
+    }
+    if (this.states.has(jobId)) return; // like the real port: a second start is a no-op
+    this.states.set(jobId, 'Running');
+    this.started.push(jobId);
+  }
+
+  async raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<void> {
+    this.raised.push({ jobId, eventName, payload });
+  }
+
+  async getState(jobId: string): Promise<OrchestrationState> {
+    return this.states.get(jobId) ?? 'NotFound';
+  }
+
+  /** What a test can compare before and after a refused request: nothing may have changed. */
+  snapshot(): { started: number; raised: number } {
+    return { started: this.started.length, raised: this.raised.length };
+  }
+}
+
+export class RecordingJobQueue implements JobQueue {
+  readonly enqueued: BackupJobMessage[] = [];
+  async enqueue(message: BackupJobMessage): Promise<void> {
+    this.enqueued.push(message);
+  }
+  async ping(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+export const testLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
+
+export interface TestDeps {
+  deps: Deps;
+  issuer: OidcIssuer;
+  azurite: Azurite;
+  container: ContainerClient;
+  orchestrations: RecordingOrchestrations;
+  queue: RecordingJobQueue;
+  /** Bearer tokens for the usual callers (a fresh user each call unless an oid is given). */
+  tokens: TestTokens;
+  close(): Promise<void>;
+}
+
+export interface TestTokens {
+  admin(options?: { oid?: string }): string;
+  auditor(options?: { oid?: string }): string;
+  /** A user in the requester group (and `extraGroups`, e.g. a database's own requester group). */
+  requester(options?: { oid?: string; extraGroups?: string[] }): string;
+  /** The runner agent: an application token with the Runner app role. */
+  runner(): string;
+  /** A valid user token that carries no dbdist role. */
+  noRole(options?: { oid?: string }): string;
+}
+
+function tokensFor(issuer: OidcIssuer): TestTokens {
+  const user = (groups: string[], oid?: string) =>
+    issuer.issueUserToken({ groups, ...(oid ? { oid } : {}), upn: `${oid ?? 'user'}@contoso.example` });
+  return {
+    admin: (o = {}) => user([testGroupIds.admin], o.oid),
+    auditor: (o = {}) => user([testGroupIds.auditor], o.oid),
+    requester: (o = {}) => user([testGroupIds.requester, ...(o.extraGroups ?? [])], o.oid),
+    runner: () => issuer.issueAppToken({ roles: ['Runner'] }),
+    noRole: (o = {}) => user([], o.oid),
+  };
+}
+
+/**
+ * Starts the stand-ins (once per test file), builds Deps on them and installs it with `setDeps`, so the
+ * handlers' own `getDeps()` finds it. `now` can be replaced per test through `deps.now`.
+ */
+export async function startTestDeps(options: { limits?: Partial<Limits> } = {}): Promise<TestDeps> {
+  const [issuer, azurite, store] = await Promise.all([startOidcIssuer(), startAzurite(), createPgliteStore()]);
+  const container = await azurite.createContainer(`backups-${randomUUID().slice(0, 8)}`);
+  const orchestrations = new RecordingOrchestrations();
+  const queue = new RecordingJobQueue();
+  const deps: Deps = {
+    store,
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    queue,
+    tokens: validatorFor(issuer),
+    rbac: testRbacPolicy,
+    limits: { ...testLimits, ...options.limits },
+    now: () => new Date(),
+    orchestrations: (_context: InvocationContext) => orchestrations,
+  };
+  setDeps(deps);
+  return {
+    deps,
+    issuer,
+    azurite,
+    container,
+    orchestrations,
+    queue,
+    tokens: tokensFor(issuer),
+    async close() {
+      setDeps(undefined);
+      await Promise.allSettled([store.close(), issuer.close(), azurite.stop()]);
+    },
+  };
+}
