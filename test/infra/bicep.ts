@@ -197,6 +197,10 @@ export interface Declaration {
   node: Node;
   /** Names of the decorators above it, e.g. `secure`, `description`. */
   decorators: string[];
+  /** The declared type as written (`string`, `bool`, `string[]`…); '' when there is none. */
+  type: string;
+  /** Arguments of one decorator, e.g. `argumentsOf('allowed')` → the array node; [] when absent. */
+  argumentsOf(decorator: string): Node[];
 }
 
 /** Top-level `param` / `output` / `module` / `var` declarations of a file. */
@@ -208,13 +212,18 @@ export function declarations(
     .filter((node) => node.type === type)
     .map((node) => {
       const previous = node.previousNamedSibling;
-      const decorators =
-        previous?.type === 'decorators'
-          ? descendants(previous, 'decorator').map(
-              (decorator) => namedChildren(decorator)[0]?.childForFieldName('function')?.text ?? '',
-            )
-          : [];
-      return { name: namedChildren(node).find((c) => c.type === 'identifier')?.text ?? '', node, decorators };
+      const calls = previous?.type === 'decorators' ? descendants(previous, 'decorator').map((d) => namedChildren(d)[0]) : [];
+      const callOf = (name: string) => calls.find((call) => call?.childForFieldName('function')?.text === name);
+      return {
+        name: namedChildren(node).find((c) => c.type === 'identifier')?.text ?? '',
+        node,
+        decorators: calls.map((call) => call?.childForFieldName('function')?.text ?? ''),
+        type: namedChildren(node).find((c) => c.type === 'type')?.text ?? '',
+        argumentsOf: (name: string) => {
+          const args = callOf(name)?.childForFieldName('arguments');
+          return args ? namedChildren(args) : [];
+        },
+      };
     });
 }
 
