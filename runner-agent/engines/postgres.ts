@@ -1,0 +1,160 @@
+/**
+ * PostgreSQL through `pg_dump --format=custom`: spawned with an argument list (no shell), connection facts in
+ * the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) so no name is ever parsed as a connection
+ * string or an option. stdout goes straight into the upload (no temp file); stderr is kept (bounded) for the
+ * failure reason; a non-zero exit fails the stream even when bytes were produced, so nothing is committed.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import pg from 'pg';
+import { AppError, errorMessage } from '../../shared/errors.js';
+import type { PostgresSettings } from '../config.js';
+import { BoundedText, JobFailure } from '../errors.js';
+import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
+
+const executable = process.platform === 'win32' ? 'pg_dump.exe' : 'pg_dump';
+
+/**
+ * Where pg_dump is: the configured directory; else the newest Debian/Ubuntu server package's bin directory
+ * (a newer pg_dump dumps older servers, not the reverse); else PATH.
+ */
+export function findPgDump(binDir?: string): string {
+  if (binDir) {
+    const configured = join(binDir, executable);
+    if (!existsSync(configured)) throw new AppError('config_invalid', `postgres.binDir: ${configured} does not exist`);
+    return configured;
+  }
+  const debianRoot = '/usr/lib/postgresql';
+  if (existsSync(debianRoot)) {
+    const versions = readdirSync(debianRoot)
+      .filter((v) => /^\d+$/.test(v) && existsSync(join(debianRoot, v, 'bin', executable)))
+      .sort((a, b) => Number(b) - Number(a));
+    if (versions[0]) return join(debianRoot, versions[0], 'bin', executable);
+  }
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir && existsSync(join(dir, executable))) return join(dir, executable);
+  }
+  throw new AppError('config_invalid', 'pg_dump was not found on PATH or in /usr/lib/postgresql/*/bin: set postgres.binDir');
+}
+
+/** The environment pg_dump runs with: the service's own, our connection facts on top. */
+export function pgEnvironment(settings: PostgresSettings, database: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PGHOST: settings.host,
+    PGPORT: String(settings.port),
+    PGUSER: settings.user,
+    PGDATABASE: database,
+    PGAPPNAME: 'dbdist-runner',
+    PGCONNECT_TIMEOUT: '30',
+  };
+  // Without a configured password libpq reads ~/.pgpass (or PGPASSFILE); an inherited PGPASSWORD is dropped.
+  delete env.PGPASSWORD;
+  if (settings.password) env.PGPASSWORD = settings.password;
+  if (settings.sslMode) env.PGSSLMODE = settings.sslMode;
+  return env;
+}
+
+/** pg_dump's stderr → a failure code an operator can act on. */
+export function classifyPgDumpError(stderr: string): string {
+  if (/database ".*" does not exist/i.test(stderr)) return 'database_not_found';
+  if (/password authentication failed|no password supplied|authentication failed/i.test(stderr)) return 'authentication_failed';
+  if (/permission denied/i.test(stderr)) return 'permission_denied';
+  if (/server version mismatch/i.test(stderr)) return 'pg_dump_version_mismatch';
+  if (/could not connect|connection refused|could not translate host name|timeout expired/i.test(stderr)) return 'database_unreachable';
+  if (/no space left on device/i.test(stderr)) return 'disk_full';
+  return 'engine_exit';
+}
+
+export function createPostgresEngine(settings: PostgresSettings, options: { pgDumpPath?: string } = {}): BackupEngineDriver {
+  let pgDumpPath = options.pgDumpPath;
+  const pgDump = () => (pgDumpPath ??= findPgDump(settings.binDir));
+
+  return {
+    name: 'postgres',
+
+    async backup(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
+      assertDatabaseName(job.databaseName);
+      signal.throwIfAborted();
+      const child = spawn(pgDump(), ['--format=custom', '--no-password'], {
+        env: pgEnvironment(settings, job.databaseName),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      });
+      const stderr = new BoundedText(4000);
+      child.stderr.on('data', (chunk: Buffer) => stderr.append(chunk));
+      const onAbort = () => child.kill('SIGTERM');
+      signal.addEventListener('abort', onAbort, { once: true });
+
+      // The stream ends only once pg_dump exited 0; a non-zero exit errors it after the last byte.
+      const stream = new PassThrough();
+      child.stdout.pipe(stream, { end: false });
+      const done = new Promise<void>((resolve, reject) => {
+        let stdoutEnded = false;
+        let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+        const settle = () => {
+          if (!stdoutEnded || !exit) return;
+          signal.removeEventListener('abort', onAbort);
+          if (exit.code === 0) {
+            stream.end();
+            resolve();
+            return;
+          }
+          const reason = signal.aborted ? 'aborted' : stderr.toString() || `exit ${exit.code ?? exit.signal}`;
+          const failure = new JobFailure(
+            signal.aborted ? 'aborted' : classifyPgDumpError(reason),
+            `pg_dump failed (exit ${exit.code ?? exit.signal}): ${reason}`,
+          );
+          stream.destroy(failure);
+          reject(failure);
+        };
+        child.stdout.on('end', () => {
+          stdoutEnded = true;
+          settle();
+        });
+        child.on('close', (code, exitSignal) => {
+          exit = { code, signal: exitSignal };
+          stdoutEnded = true;
+          settle();
+        });
+        child.on('error', (error) => {
+          const failure = new JobFailure('engine_start_failed', `pg_dump could not be started: ${errorMessage(error)}`);
+          stream.destroy(failure);
+          reject(failure);
+        });
+      });
+      // When the consumer gives up (upload failed), pg_dump must not keep running.
+      stream.on('close', () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      });
+      done.catch(() => undefined); // observed by the upload pipeline; never an unhandled rejection
+      return { stream, done, cleanup: async () => undefined };
+    },
+
+    async check(): Promise<string> {
+      const version = spawnSync(pgDump(), ['--version'], { encoding: 'utf8' });
+      if (version.status !== 0) throw new Error(`${pgDump()} --version failed: ${version.stderr || version.error?.message}`);
+      const client = new pg.Client({
+        host: settings.host,
+        port: settings.port,
+        user: settings.user,
+        password: settings.password,
+        database: settings.maintenanceDatabase,
+        application_name: 'dbdist-runner check',
+        connectionTimeoutMillis: 15_000,
+        ...(settings.sslMode && settings.sslMode !== 'disable' && settings.sslMode !== 'allow' && settings.sslMode !== 'prefer'
+          ? { ssl: { rejectUnauthorized: settings.sslMode === 'verify-full' || settings.sslMode === 'verify-ca' } }
+          : {}),
+      });
+      try {
+        await client.connect();
+        const { rows } = await client.query<{ version: string }>('SELECT current_setting($1) AS version', ['server_version']);
+        return `PostgreSQL ${rows[0]?.version} at ${settings.host}:${settings.port} as ${settings.user}; ${version.stdout.trim()}`;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+  };
+}

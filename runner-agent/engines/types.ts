@@ -1,0 +1,53 @@
+/**
+ * What every backup engine offers the job runner. An engine produces the backup as a byte stream; the upload
+ * pipeline decides where it goes. Engines know nothing about Service Bus, the API or Blob Storage.
+ */
+import type { Readable } from 'node:stream';
+import type { BackupEngine } from '../../shared/contracts/common.js';
+import { JobFailure } from '../errors.js';
+
+export interface EngineJob {
+  jobId: string;
+  /** The database to back up, exactly as named in the job message. */
+  databaseName: string;
+}
+
+export interface EngineBackupOptions {
+  /** Aborting stops the engine (kills pg_dump, cancels the T-SQL request). */
+  signal: AbortSignal;
+  /** Overall progress in percent (0–100), when the engine can tell. */
+  onProgress: (percent: number) => void;
+  /** Unique per attempt: names temp files so a retried attempt never meets an earlier one's leftovers. */
+  attemptId: string;
+}
+
+export interface EngineBackup {
+  /** The backup's bytes. Fails (errors) with a JobFailure when the engine fails, even after some bytes. */
+  stream: Readable;
+  /** Settles when the engine has finished: resolves on success, rejects with a JobFailure otherwise. */
+  done: Promise<void>;
+  /** Size of the stream when known up front (a finished .bak file). */
+  sizeHint?: number;
+  /** Overall percent once `bytesRead` bytes of the stream were consumed, when the engine can tell. */
+  percentAfter?: (bytesRead: number) => number;
+  /** Removes temp files; called once, whatever happened. */
+  cleanup: () => Promise<void>;
+}
+
+export interface BackupEngineDriver {
+  readonly name: BackupEngine;
+  backup(job: EngineJob, options: EngineBackupOptions): Promise<EngineBackup>;
+  /** Connectivity and permission check for the `check` command: a line saying what was verified. */
+  check(): Promise<string>;
+}
+
+/** Database names as the engines accept them: what a job message allows, minus control characters. */
+export function assertDatabaseName(name: string): void {
+  // eslint-disable-next-line no-control-regex
+  if (name.length === 0 || name.length > 128 || /[\u0000-\u001f\u007f]/.test(name)) {
+    throw new JobFailure(
+      'invalid_database_name',
+      `Refusing database name ${JSON.stringify(name)}: it must have 1-128 characters and no control characters`,
+    );
+  }
+}

@@ -1,0 +1,186 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { createWriteStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BlobGateway } from '../../../shared/storage/gateway.js';
+import { createDecryptStream } from '../../../runner-agent/crypto.js';
+import { classifyPgDumpError, createPostgresEngine, findPgDump } from '../../../runner-agent/engines/postgres.js';
+import type { PostgresSettings } from '../../../runner-agent/config.js';
+import { uploadBackup } from '../../../runner-agent/upload.js';
+import { startAzurite, type Azurite } from '../../support/azurite.js';
+import { startPostgres, type TestPostgres } from '../pg-fixture.js';
+import { gatewayWithContainer, targetProvider } from '../blob-target.js';
+
+const run = promisify(execFile);
+
+let azurite: Azurite;
+let gateway: BlobGateway;
+let container: string;
+let postgres: TestPostgres;
+let settings: PostgresSettings;
+let workDir: string;
+
+beforeAll(async () => {
+  [azurite, postgres] = await Promise.all([startAzurite(), startPostgres()]);
+  ({ gateway, container } = await gatewayWithContainer(azurite));
+  const url = new URL(postgres.url);
+  settings = {
+    host: url.hostname,
+    port: Number(url.port || 5432),
+    user: decodeURIComponent(url.username),
+    ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    maintenanceDatabase: 'postgres',
+  };
+  workDir = mkdtempSync(join(tmpdir(), 'dbdist-pg-engine-'));
+});
+
+afterAll(async () => {
+  await Promise.all([azurite?.stop(), postgres?.stop()]);
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+function connect(database: string): pg.Client {
+  return new pg.Client({ host: settings.host, port: settings.port, user: settings.user, password: settings.password, database });
+}
+
+async function withClient<T>(database: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = connect(database);
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+const tables = ['customers', 'orders', 'attachments'] as const;
+
+async function seed(database: string): Promise<void> {
+  await withClient(database, async (db) => {
+    await db.query(`
+      CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, created timestamptz NOT NULL);
+      CREATE TABLE orders (id int PRIMARY KEY, customer_id int REFERENCES customers(id), amount numeric(12,2), note text);
+      CREATE TABLE attachments (id int PRIMARY KEY, data bytea NOT NULL);
+      INSERT INTO customers SELECT g, 'customer ' || md5(g::text), timestamptz '2026-01-01' + g * interval '1 minute'
+        FROM generate_series(1, 3000) g;
+      INSERT INTO orders SELECT g, 1 + g % 3000, (g * 7.31) % 10000, repeat('n', g % 50) FROM generate_series(1, 6000) g;
+    `);
+    for (let id = 1; id <= 200; id += 1) {
+      await db.query('INSERT INTO attachments VALUES ($1, $2)', [id, randomBytes(1 + ((id * 97) % 4000))]);
+    }
+  });
+}
+
+/** Row count and an md5 over the ordered rows of each table. */
+async function fingerprint(database: string): Promise<Record<string, { rows: number; md5: string }>> {
+  return withClient(database, async (db) => {
+    const result: Record<string, { rows: number; md5: string }> = {};
+    for (const table of tables) {
+      const { rows } = await db.query<{ rows: string; md5: string }>(
+        `SELECT count(*) AS rows, md5(coalesce(string_agg(t::text, '|' ORDER BY id), '')) AS md5 FROM ${table} t`,
+      );
+      result[table] = { rows: Number(rows[0]!.rows), md5: rows[0]!.md5 };
+    }
+    return result;
+  });
+}
+
+describe('PostgreSQL engine (pg_dump) → upload pipeline → Azurite → pg_restore', () => {
+  it('round-trips a database with a hostile name through gzip and encryption', async () => {
+    const source = await postgres.createDatabase(`src "weird"; -- ${randomUUID().slice(0, 8)}`);
+    await seed(source);
+    const engine = createPostgresEngine(settings);
+    const key = randomBytes(32);
+    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump.gz.enc`;
+    const backup = await engine.backup(
+      { jobId: randomUUID(), databaseName: source },
+      { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
+    );
+    const result = await uploadBackup({
+      source: backup.stream,
+      sourceDone: backup.done,
+      compression: 'gzip',
+      encryptionKey: key,
+      getTarget: targetProvider(gateway, blobPath),
+      metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: source },
+    });
+    await backup.cleanup();
+    expect(result.sizeBytes).toBeGreaterThan(0);
+
+    const dumpFile = join(workDir, 'restored.dump');
+    const download = await azurite.serviceClient.getContainerClient(container).getBlobClient(blobPath).download();
+    await pipeline(download.readableStreamBody as Readable, createDecryptStream(key), createGunzip(), createWriteStream(dumpFile));
+
+    const target = await postgres.createDatabase(`restored_${randomUUID().slice(0, 8)}`);
+    const pgRestore = join(dirname(findPgDump()), 'pg_restore');
+    await run(pgRestore, ['--no-owner', '--exit-on-error', '--dbname', target, dumpFile], {
+      env: { ...process.env, PGHOST: settings.host, PGPORT: String(settings.port), PGUSER: settings.user, PGPASSWORD: settings.password ?? '' },
+    });
+    const [before, after] = await Promise.all([fingerprint(source), fingerprint(target)]);
+    expect(after).toEqual(before);
+    expect(before.customers!.rows).toBe(3000);
+    expect(before.orders!.rows).toBe(6000);
+    expect(before.attachments!.rows).toBe(200);
+  });
+
+  it('fails with database_not_found and commits nothing for a missing database', async () => {
+    const engine = createPostgresEngine(settings);
+    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
+    const backup = await engine.backup(
+      { jobId: randomUUID(), databaseName: `missing_${randomUUID().slice(0, 8)}` },
+      { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
+    );
+    const upload = uploadBackup({
+      source: backup.stream,
+      sourceDone: backup.done,
+      compression: 'none',
+      getTarget: targetProvider(gateway, blobPath),
+      metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'missing' },
+    });
+    await expect(upload).rejects.toMatchObject({ name: 'JobFailure', code: 'database_not_found' });
+    expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
+  });
+
+  it('treats a non-zero exit as failure even after bytes were produced, with stderr in the reason', async () => {
+    // A stand-in pg_dump: writes 3 MiB, complains on stderr, exits 1.
+    const fake = join(workDir, 'fake-pg_dump');
+    writeFileSync(fake, '#!/bin/sh\nhead -c 3145728 /dev/zero\necho "pg_dump: error: query failed: disk trouble" >&2\nexit 1\n');
+    chmodSync(fake, 0o755);
+    const engine = createPostgresEngine(settings, { pgDumpPath: fake });
+    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
+    const backup = await engine.backup(
+      { jobId: randomUUID(), databaseName: 'whatever' },
+      { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
+    );
+    const upload = uploadBackup({
+      source: backup.stream,
+      sourceDone: backup.done,
+      compression: 'none',
+      blockBytes: 1024 * 1024,
+      getTarget: targetProvider(gateway, blobPath),
+      metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'whatever' },
+    });
+    await expect(upload).rejects.toMatchObject({ code: 'engine_exit', message: expect.stringContaining('disk trouble') });
+    expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
+  });
+
+  it('check() connects and reports the server and pg_dump versions', async () => {
+    expect(await createPostgresEngine(settings).check()).toMatch(/^PostgreSQL \d+.*pg_dump \(PostgreSQL\) \d+/);
+  });
+
+  it('classifies pg_dump errors', () => {
+    expect(classifyPgDumpError('pg_dump: error: connection to server failed: FATAL:  database "x" does not exist')).toBe('database_not_found');
+    expect(classifyPgDumpError('FATAL:  password authentication failed for user "u"')).toBe('authentication_failed');
+    expect(classifyPgDumpError('pg_dump: error: query failed: ERROR:  permission denied for table t')).toBe('permission_denied');
+    expect(classifyPgDumpError('pg_dump: error: aborting because of server version mismatch')).toBe('pg_dump_version_mismatch');
+    expect(classifyPgDumpError('something else')).toBe('engine_exit');
+  });
+});
