@@ -26,10 +26,14 @@ param resourceGroupName string = ''
 // ---------------------------------------------------------------- Entra ID (see docs/infra.md for the app registrations)
 
 @minLength(1)
-@description('Application id URI of the API app registration, e.g. api://dbdist; the audience runners and clients request tokens for.')
+@description('Application (client) id of the API app registration: the `aud` of v2 access tokens.')
+param apiClientId string
+
+@minLength(1)
+@description('Application id URI of the API app registration, e.g. api://<client id>: the resource clients and runners request tokens for (`<uri>/.default`), and the `aud` of v1 tokens.')
 param apiAudience string
 
-@description('Further accepted audiences, e.g. the API app\'s client id (v1 tokens carry it).')
+@description('Further accepted audiences, if any.')
 param extraApiAudiences string[] = []
 
 @description('Tenant whose tokens the API accepts; default the deployment\'s tenant.')
@@ -251,7 +255,7 @@ module functionApp 'modules/functionapp.bicep' = {
     virtualNetworkSubnetId: usePrivateEndpoint ? network.outputs.appSubnetId : ''
     nodeVersion: nodeVersion
     entraTenantId: entraTenantId
-    entraAudiences: concat([apiAudience], extraApiAudiences)
+    entraAudiences: concat([apiClientId, apiAudience], extraApiAudiences)
     entraAuthorityHost: entraAuthorityHost
     entraAcceptV1Tokens: entraAcceptV1Tokens
     entraV1IssuerHost: entraV1IssuerHost
@@ -296,6 +300,9 @@ output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
 // What clients and the runner agent need (docs/infra.md maps them to the runner's config).
 output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
 output API_AUDIENCE string = apiAudience
+output API_CLIENT_ID string = apiClientId
+// The runner's api.scope: client-credentials tokens ask for <application id URI>/.default.
+output RUNNER_API_SCOPE string = '${apiAudience}/.default'
 output SERVICEBUS_FULLY_QUALIFIED_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output SERVICEBUS_JOBS_TOPIC string = serviceBus.outputs.topicName
 output SERVICEBUS_RUNNER_SUBSCRIPTIONS string[] = serviceBus.outputs.subscriptionNames

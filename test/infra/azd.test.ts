@@ -84,6 +84,8 @@ describe('main.bicep azd conventions', () => {
       expect.arrayContaining([
         'API_BASE_URL',
         'API_AUDIENCE',
+        'API_CLIENT_ID',
+        'RUNNER_API_SCOPE',
         'SERVICEBUS_FULLY_QUALIFIED_NAMESPACE',
         'SERVICEBUS_JOBS_TOPIC',
         'SERVICEBUS_RUNNER_SUBSCRIPTIONS',
