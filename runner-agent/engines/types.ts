@@ -39,6 +39,8 @@ export interface BackupEngineDriver {
   backup(job: EngineJob, options: EngineBackupOptions): Promise<EngineBackup>;
   /** Connectivity and permission check for the `check` command: a line saying what was verified. */
   check(): Promise<string>;
+  /** Releases connections (shutdown). */
+  close?(): Promise<void>;
 }
 
 /** Database names as the engines accept them: what a job message allows, minus control characters. */

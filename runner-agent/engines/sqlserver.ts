@@ -1,0 +1,272 @@
+/**
+ * SQL Server through `mssql` (tedious): a COPY_ONLY backup to a temp file in the work directory, optionally
+ * verified, then streamed into the upload and removed.
+ *
+ * Injection safety: the database name is the job message's, checked (1-128 characters, no control characters),
+ * confirmed to exist through a parameterised lookup in sys.databases, and quoted as a T-SQL identifier
+ * (`[` + name with `]` doubled + `]`). The file path is always a parameter (`@path`).
+ */
+import { createReadStream } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
+import { join, posix, win32 } from 'node:path';
+import type { TokenCredential } from '@azure/identity';
+import sql from 'mssql';
+import { AppError, errorMessage } from '../../shared/errors.js';
+import type { SqlServerSettings } from '../config.js';
+import { JobFailure, isJobFailure } from '../errors.js';
+import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
+
+/** `[name]` with `]` doubled: the T-SQL QUOTENAME rule, so no name can end the identifier early. */
+export function quoteIdentifier(name: string): string {
+  assertDatabaseName(name);
+  return `[${name.replace(/]/g, ']]')}]`;
+}
+
+export function backupStatement(databaseName: string): string {
+  return `BACKUP DATABASE ${quoteIdentifier(databaseName)} TO DISK = @path WITH COPY_ONLY, COMPRESSION, CHECKSUM, STATS = 5`;
+}
+
+export const verifyStatement = 'RESTORE VERIFYONLY FROM DISK = @path WITH CHECKSUM';
+export const databaseLookupStatement = 'SELECT name, state_desc FROM sys.databases WHERE name = @name';
+
+/** `n percent processed.` (message 3211, sent for each STATS step) → n. */
+export function parsePercentMessage(message: string): number | undefined {
+  const match = /^\s*(\d{1,3}) percent processed\.?\s*$/i.exec(message);
+  if (!match) return undefined;
+  const percent = Number(match[1]);
+  return percent <= 100 ? percent : undefined;
+}
+
+/** The share of the overall progress each phase takes: the backup itself, verification, reading the file. */
+const BACKUP_SHARE = 70;
+const VERIFIED_AT = 75;
+
+interface SqlErrorLike {
+  number?: number;
+  code?: string;
+  message?: string;
+  precedingErrors?: SqlErrorLike[];
+  originalError?: SqlErrorLike;
+}
+
+const codeByErrorNumber: Record<number, string> = {
+  229: 'permission_denied', // permission denied on object
+  262: 'permission_denied', // BACKUP DATABASE permission denied in database
+  916: 'permission_denied', // server principal cannot access the database under the current security context
+  15247: 'permission_denied',
+  911: 'database_not_found',
+  4060: 'database_not_found', // cannot open database requested by the login
+  3201: 'backup_device_error', // cannot open backup device (path missing, access denied)
+  3202: 'disk_full', // write on backup device failed (most often: not enough space)
+  1105: 'disk_full',
+  3257: 'disk_full', // not enough free space on the volume
+  9002: 'disk_full',
+  3023: 'backup_conflict', // another backup/file operation on the database is running
+  3241: 'verify_failed', // media family incorrectly formed
+  3242: 'verify_failed',
+  3203: 'verify_failed', // read failure
+  3189: 'verify_failed', // damage to the backup set detected
+  18456: 'sql_login_failed',
+};
+
+/** An error from mssql → a JobFailure with a code an operator can act on. */
+export function mapSqlError(error: unknown, phase: 'backup' | 'verify' | 'connect' = 'backup'): JobFailure {
+  if (isJobFailure(error)) return error;
+  const e = (error ?? {}) as SqlErrorLike;
+  // BACKUP reports the cause first and "BACKUP DATABASE is terminating abnormally" (3013) last.
+  const chain = [...(e.precedingErrors ?? []), e, ...(e.originalError ? [e.originalError] : [])];
+  const messages = chain.map((c) => c.message).filter(Boolean).join(' | ') || errorMessage(error);
+  for (const item of chain) {
+    if (item.number !== undefined && codeByErrorNumber[item.number]) {
+      const code = codeByErrorNumber[item.number]!;
+      return new JobFailure(phase === 'verify' && code === 'backup_device_error' ? 'verify_failed' : code, messages, { cause: error });
+    }
+  }
+  if (/is not supported on .*Express/i.test(messages) || /COMPRESSION is not supported/i.test(messages)) {
+    return new JobFailure('compression_unsupported', messages, { cause: error });
+  }
+  if (/space|disk full/i.test(messages) && /backup|write/i.test(messages)) return new JobFailure('disk_full', messages, { cause: error });
+  if (e.code === 'ELOGIN') return new JobFailure('sql_login_failed', messages, { cause: error });
+  if (e.code === 'ESOCKET' || e.code === 'ETIMEOUT' || e.code === 'ECONNCLOSED') {
+    return new JobFailure('sql_unreachable', messages, { cause: error });
+  }
+  if (e.code === 'ECANCEL') return new JobFailure('aborted', messages, { cause: error });
+  return new JobFailure(phase === 'verify' ? 'verify_failed' : 'sql_error', messages, { cause: error });
+}
+
+/** The parts of mssql this engine uses; tests replace them with a recorder. */
+export interface SqlRequest {
+  input(name: string, type: unknown, value: unknown): SqlRequest;
+  on(event: 'info', listener: (info: { message: string; number?: number }) => void): unknown;
+  query(command: string): Promise<{ recordset?: Array<Record<string, unknown>> }>;
+  cancel(): void;
+}
+export interface SqlPool {
+  request(): SqlRequest;
+  close(): Promise<void>;
+}
+export type SqlConnector = () => Promise<SqlPool>;
+
+export interface SqlServerEngineOptions {
+  /** Where the runner reads the temp .bak files. */
+  workDir: string;
+  /** The runner's Entra credential, for `auth.type = 'entra'`. */
+  credential?: TokenCredential;
+  /** How to connect; default: an mssql ConnectionPool from the settings. */
+  connect?: SqlConnector;
+}
+
+/** mssql configuration for the settings (the tedious driver, or msnodesqlv8 for Windows integrated auth). */
+export function mssqlConfig(settings: SqlServerSettings, credential?: TokenCredential): sql.config {
+  const base: sql.config = {
+    server: settings.host,
+    ...(settings.port ? { port: settings.port } : {}),
+    database: 'master',
+    // A backup runs as long as it runs: no request timeout; cancellation goes through request.cancel().
+    requestTimeout: 0,
+    connectionTimeout: 30_000,
+    pool: { min: 0, max: 4, idleTimeoutMillis: 60_000 },
+    options: {
+      encrypt: settings.encrypt,
+      trustServerCertificate: settings.trustServerCertificate,
+      appName: 'dbdist-runner',
+      ...(settings.instanceName ? { instanceName: settings.instanceName } : {}),
+    },
+  };
+  const auth = settings.auth;
+  switch (auth.type) {
+    case 'sql':
+      return { ...base, user: auth.user, password: auth.password };
+    case 'ntlm':
+      return { ...base, authentication: { type: 'ntlm', options: { domain: auth.domain, userName: auth.user, password: auth.password } } };
+    case 'entra':
+      if (!credential) throw new AppError('config_invalid', 'sqlServer.auth entra needs the runner Entra credential');
+      return { ...base, authentication: { type: 'token-credential', options: { credential } } } as sql.config;
+    case 'windows':
+      return { ...base, options: { ...base.options, trustedConnection: true } };
+  }
+}
+
+async function defaultConnector(settings: SqlServerSettings, credential?: TokenCredential): Promise<SqlPool> {
+  const config = mssqlConfig(settings, credential);
+  if (settings.auth.type === 'windows') {
+    // SSPI needs the ODBC-based driver; it is optional so Linux hosts do not have to build it.
+    let driver: typeof sql;
+    try {
+      const moduleName = 'mssql/msnodesqlv8';
+      driver = ((await import(moduleName)) as { default: typeof sql }).default;
+    } catch (error) {
+      throw new AppError(
+        'config_invalid',
+        `sqlServer.auth windows needs the msnodesqlv8 driver (npm install msnodesqlv8 on the Windows host): ${errorMessage(error)}`,
+      );
+    }
+    return new driver.ConnectionPool(config).connect() as unknown as Promise<SqlPool>;
+  }
+  return new sql.ConnectionPool(config).connect() as unknown as Promise<SqlPool>;
+}
+
+/** Joins for the machine that will use the path: SQL Server may see a Windows path while we run elsewhere. */
+function joinFor(directory: string, file: string): string {
+  return /\\/.test(directory) || /^[A-Za-z]:/.test(directory) ? win32.join(directory, file) : posix.join(directory, file);
+}
+
+export function createSqlServerEngine(settings: SqlServerSettings, options: SqlServerEngineOptions): BackupEngineDriver {
+  const connect = options.connect ?? (() => defaultConnector(settings, options.credential));
+  let poolPromise: Promise<SqlPool> | undefined;
+
+  /** One pool for the process; a failed connection attempt is not cached. */
+  async function pool(): Promise<SqlPool> {
+    poolPromise ??= connect().catch((error: unknown) => {
+      poolPromise = undefined;
+      throw mapSqlError(error, 'connect');
+    });
+    return poolPromise;
+  }
+
+  async function run(command: string, inputs: Record<string, string>, signal: AbortSignal, onInfo?: (message: string) => void) {
+    const request = (await pool()).request();
+    for (const [name, value] of Object.entries(inputs)) request.input(name, sql.NVarChar(4000), value);
+    if (onInfo) request.on('info', (info) => onInfo(info.message));
+    const onAbort = () => request.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await request.query(command);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  return {
+    name: 'sqlserver',
+
+    async backup(job: EngineJob, { signal, onProgress, attemptId }: EngineBackupOptions): Promise<EngineBackup> {
+      const statement = backupStatement(job.databaseName); // validates the name first
+      const fileName = `dbdist-${job.jobId}-${attemptId}.bak`;
+      const localPath = join(options.workDir, fileName);
+      const serverPath = joinFor(settings.backupDirectory ?? options.workDir, fileName);
+      const cleanup = () => rm(localPath, { force: true });
+
+      try {
+        const lookup = await run(databaseLookupStatement, { name: job.databaseName }, signal);
+        const row = lookup.recordset?.[0];
+        if (!row || row.name !== job.databaseName) {
+          throw new JobFailure('database_not_found', `Database ${quoteIdentifier(job.databaseName)} does not exist on ${settings.host}`);
+        }
+        if (row.state_desc !== undefined && row.state_desc !== 'ONLINE') {
+          throw new JobFailure('database_not_online', `Database ${quoteIdentifier(job.databaseName)} is ${String(row.state_desc)}`);
+        }
+        await run(statement, { path: serverPath }, signal, (message) => {
+          const percent = parsePercentMessage(message);
+          if (percent !== undefined) onProgress((percent * BACKUP_SHARE) / 100);
+        }).catch((error: unknown) => {
+          throw signal.aborted ? new JobFailure('aborted', 'Backup aborted') : mapSqlError(error, 'backup');
+        });
+        if (settings.verify) {
+          await run(verifyStatement, { path: serverPath }, signal).catch((error: unknown) => {
+            throw signal.aborted ? new JobFailure('aborted', 'Backup aborted') : mapSqlError(error, 'verify');
+          });
+          onProgress(VERIFIED_AT);
+        }
+        let size: number;
+        try {
+          size = (await stat(localPath)).size;
+        } catch (error) {
+          throw new JobFailure(
+            'backup_file_missing',
+            `SQL Server wrote ${serverPath} but the runner cannot read ${localPath} (${errorMessage(error)}): ` +
+              'sqlServer.backupDirectory and workDir must be the same directory',
+          );
+        }
+        const readStart = settings.verify ? VERIFIED_AT : BACKUP_SHARE;
+        return {
+          stream: createReadStream(localPath, { highWaterMark: 1024 * 1024 }),
+          done: Promise.resolve(),
+          sizeHint: size,
+          percentAfter: (bytesRead) => readStart + ((100 - readStart) * Math.min(bytesRead, size)) / Math.max(size, 1),
+          cleanup,
+        };
+      } catch (error) {
+        await cleanup();
+        throw mapSqlError(error);
+      }
+    },
+
+    async check(): Promise<string> {
+      const result = await run(
+        "SELECT @@VERSION AS version, SUSER_SNAME() AS login, IS_SRVROLEMEMBER('sysadmin') AS sysadmin",
+        {},
+        new AbortController().signal,
+      );
+      const row = result.recordset?.[0] ?? {};
+      const version = String(row.version ?? '').split('\n')[0]?.trim();
+      return `${version} at ${settings.host}${settings.instanceName ? `\\${settings.instanceName}` : ''} as ${String(row.login)}`;
+    },
+
+    async close(): Promise<void> {
+      const current = poolPromise;
+      poolPromise = undefined;
+      if (current) await (await current.catch(() => undefined))?.close();
+    },
+  };
+}
