@@ -86,7 +86,8 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
       policy: {
         rules: [
           {
-            name: 'delete-expired-backups'
+            // Lifecycle rule names are alphanumeric only.
+            name: 'deleteExpiredBackups'
             enabled: true
             type: 'Lifecycle'
             definition: {
