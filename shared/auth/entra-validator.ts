@@ -9,11 +9,11 @@
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import jwt from 'jsonwebtoken';
-import jwksRsa from 'jwks-rsa';
 import type { ControlPlaneSettings } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Principal } from './principal.js';
 import { type RbacPolicy, rbacPolicyFromSettings, resolveRoles } from './rbac.js';
+import { SigningKeyStore, UnknownSigningKeyError } from './signing-keys.js';
 import type { TokenValidator } from './tokens.js';
 
 export interface EntraTokenValidatorOptions {
@@ -33,9 +33,9 @@ export interface EntraTokenValidatorOptions {
   jwksUri?: string;
   /** Allowed clock difference for `exp`/`nbf`; default 60 s. */
   clockToleranceSeconds?: number;
-  /** How long a fetched signing key is trusted before it is fetched again; default 1 hour. */
+  /** How long the fetched key set is used before it is fetched again; default 1 hour. */
   jwksCacheMaxAgeMs?: number;
-  /** Upper bound on JWKS fetches (each unknown `kid` causes one); default 10 per minute. */
+  /** Upper bound on JWKS fetches (an unknown `kid` causes one; concurrent ones share it); default 10 per minute. */
   jwksRequestsPerMinute?: number;
   /** Timeout of one JWKS request; default 10 s. */
   jwksTimeoutMs?: number;
@@ -82,8 +82,6 @@ const DEFAULTS = {
   jwksCacheMaxAgeMs: 60 * 60 * 1000,
   jwksRequestsPerMinute: 10,
   jwksTimeoutMs: 10_000,
-  /** Entra publishes a handful of keys; room for rotation overlap. */
-  jwksCacheMaxEntries: 10,
 };
 
 const withoutTrailingSlash = (url: string): string => url.replace(/\/+$/, '');
@@ -116,7 +114,7 @@ export class EntraTokenValidator implements TokenValidator {
   private readonly issuerByVersion: ReadonlyMap<string, string>;
   private readonly clockToleranceSeconds: number;
   private readonly rbacPolicy: RbacPolicy;
-  private readonly keys: jwksRsa.JwksClient;
+  private readonly keys: SigningKeyStore;
 
   constructor(options: EntraTokenValidatorOptions) {
     if (options.audiences.length === 0) throw new Error('EntraTokenValidator needs at least one audience');
@@ -129,16 +127,11 @@ export class EntraTokenValidator implements TokenValidator {
     this.issuerByVersion = issuers;
     this.clockToleranceSeconds = options.clockToleranceSeconds ?? DEFAULTS.clockToleranceSeconds;
     this.rbacPolicy = options.rbacPolicy;
-    // jwks-rsa caches each key by kid; a kid not in the cache fetches the JWKS again (that is how a rotated key
-    // is found), and the rate limit caps those fetches so a stream of made-up kids cannot hammer the endpoint.
-    this.keys = jwksRsa({
+    this.keys = new SigningKeyStore({
       jwksUri: options.jwksUri ?? `${authorityHost}/${this.tenantId}/discovery/v2.0/keys`,
-      cache: true,
-      cacheMaxAge: options.jwksCacheMaxAgeMs ?? DEFAULTS.jwksCacheMaxAgeMs,
-      cacheMaxEntries: DEFAULTS.jwksCacheMaxEntries,
-      rateLimit: true,
-      jwksRequestsPerMinute: options.jwksRequestsPerMinute ?? DEFAULTS.jwksRequestsPerMinute,
-      timeout: options.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
+      maxAgeMs: options.jwksCacheMaxAgeMs ?? DEFAULTS.jwksCacheMaxAgeMs,
+      requestsPerMinute: options.jwksRequestsPerMinute ?? DEFAULTS.jwksRequestsPerMinute,
+      timeoutMs: options.jwksTimeoutMs ?? DEFAULTS.jwksTimeoutMs,
       ...(options.requestAgent ? { requestAgent: options.requestAgent } : {}),
     });
   }
@@ -190,12 +183,9 @@ export class EntraTokenValidator implements TokenValidator {
 
   private async signingKey(kid: string): Promise<string> {
     try {
-      const key = await this.keys.getSigningKey(kid);
-      return key.getPublicKey();
+      return await this.keys.publicKey(kid);
     } catch (error) {
-      const name = (error as { name?: unknown }).name;
-      // A kid the fresh JWKS does not list, or one we may not refresh for yet, is the caller's problem.
-      if (name === 'SigningKeyNotFoundError' || name === 'JwksRateLimitError') throw rejected('unknown_key', error);
+      if (error instanceof UnknownSigningKeyError) throw rejected('unknown_key', error);
       throw new AppError('dependency_unavailable', 'The identity provider signing keys could not be fetched.', {
         cause: error,
       });
