@@ -62,6 +62,12 @@ const allowedRoles: Record<string, { role: string; scopes: string[] }> = {
   '3913510d-42f4-4e42-8a64-420c390055eb': { role: 'Monitoring Metrics Publisher', scopes: ['Microsoft.Insights/components'] },
 };
 
+/** The role definition GUIDs an assignment grants: the last argument of subscriptionResourceId(…, roleId). */
+function grantedRoleIds(assignment: BicepResource): string[] {
+  const roleDefinitionId = property(assignment.body, 'properties.roleDefinitionId');
+  return resolveStrings(assignment.file, roleDefinitionId?.childForFieldName('arguments')?.namedChildren.at(-1) ?? null);
+}
+
 describe('role assignments', () => {
   const assignments = (): BicepResource[] => deployed('Microsoft.Authorization/roleAssignments');
 
@@ -77,8 +83,7 @@ describe('role assignments', () => {
 
   it('grant only the expected built-in roles, each on the narrowest kind of scope', () => {
     const grants = assignments().flatMap((r) => {
-      const roleIdArgument = property(r.body, 'properties.roleDefinitionId')?.childForFieldName('arguments')?.namedChildren.at(-1) ?? null;
-      const roleIds = resolveStrings(r.file, roleIdArgument);
+      const roleIds = grantedRoleIds(r);
       const scope = resolveScope(r.file, property(r.body, 'scope'));
       if (roleIds.length === 0) return [`${where(r)}: role definition id not resolvable to a GUID`];
       return roleIds.map((roleId) => {
@@ -95,11 +100,7 @@ describe('role assignments', () => {
   });
 
   it('give each runner Data Receiver on its own subscription, for its own principal', () => {
-    const receivers = assignments().filter((r) =>
-      resolveStrings(r.file, property(r.body, 'properties.roleDefinitionId')?.childForFieldName('arguments')?.namedChildren.at(-1) ?? null).includes(
-        '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0',
-      ),
-    );
+    const receivers = assignments().filter((r) => grantedRoleIds(r).includes('4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'));
     expect(receivers.length).toBe(1);
     const [receiver] = receivers;
     // Looped per runner: the scope is the runner's subscription and the principal the runner's own.
@@ -129,10 +130,9 @@ describe('storage accounts', () => {
   });
 
   it('create containers private', () => {
-    expect(valuesOf('Microsoft.Storage/storageAccounts/blobServices/containers', 'properties.publicAccess')).not.toEqual({});
-    for (const value of Object.values(valuesOf('Microsoft.Storage/storageAccounts/blobServices/containers', 'properties.publicAccess'))) {
-      expect(value).toBe('None');
-    }
+    const access = Object.values(valuesOf('Microsoft.Storage/storageAccounts/blobServices/containers', 'properties.publicAccess'));
+    expect(access.length).toBeGreaterThan(0);
+    expect(access.filter((value) => value !== 'None')).toEqual([]);
   });
 
   it('have a lifecycle rule deleting old blobs and blob soft delete for the backups', () => {
