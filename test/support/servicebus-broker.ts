@@ -216,6 +216,10 @@ class DuplicateDetector {
 }
 
 /** rhea internals the typings leave out. */
+interface ConnectionInternals {
+  socket: net.Socket;
+  abort_socket(socket: net.Socket): void;
+}
 interface SenderInternals {
   set_drained(drained: boolean): void;
   local: { attach: { snd_settle_mode?: number; rcv_settle_mode?: number; max_message_size?: number } };
@@ -232,6 +236,7 @@ export class ServiceBusBroker {
   private readonly locksByToken = new Map<string, Lock>();
   private readonly lockByDelivery = new Map<Delivery, Lock>();
   private readonly sockets = new Set<net.Socket>();
+  private readonly connections = new Set<Connection>();
 
   private constructor(
     private readonly server: net.Server,
@@ -323,6 +328,12 @@ export class ServiceBusBroker {
 
   /** Cuts every client connection at the TCP level, as a network failure or a killed process would. */
   dropConnections(): void {
+    // rhea does not notice a socket destroyed under it; abort_socket destroys it and runs its disconnect
+    // handling, which frees the locks those connections held.
+    for (const connection of this.connections) {
+      const internals = connection as unknown as ConnectionInternals;
+      internals.abort_socket(internals.socket);
+    }
     for (const socket of this.sockets) socket.destroy();
   }
 
@@ -391,8 +402,11 @@ export class ServiceBusBroker {
     container.on('session_close', (context: EventContext) =>
       this.forgetLinks((link) => link.session === context.session),
     );
-    const onConnectionGone = (context: EventContext): void =>
+    container.on('connection_open', (context: EventContext) => this.connections.add(context.connection));
+    const onConnectionGone = (context: EventContext): void => {
+      this.connections.delete(context.connection);
       this.forgetLinks((link) => link.connection === context.connection);
+    };
     container.on('connection_close', onConnectionGone);
     container.on('disconnected', onConnectionGone);
     // A client that vanishes mid-frame is normal in tests (dropConnections); don't let it crash the process.

@@ -1,0 +1,78 @@
+/**
+ * JobQueue on Azure Service Bus: publishes backup job messages on the jobs topic. Each runner's subscription
+ * filters on the `serverId` application property; the topic's duplicate detection drops a re-send of the same
+ * job (messageId = job id), so the enqueue activity may safely retry.
+ */
+import { ServiceBusClient, isServiceBusError } from '@azure/service-bus';
+import type { ServiceBusClientOptions, ServiceBusSender, TokenCredential } from '@azure/service-bus';
+import { BackupJobMessage, JOB_MESSAGE_SUBJECT, SERVER_ID_PROPERTY } from './contracts/messages.js';
+import { AppError, errorMessage } from './errors.js';
+import type { JobQueue } from './messaging.js';
+import { parseOrThrow } from './validation.js';
+
+export type ServiceBusConnectionOptions =
+  /** Production: Entra ID (a managed identity in Azure, the runner's app registration on-prem). */
+  | { fullyQualifiedNamespace: string; credential: TokenCredential; clientOptions?: ServiceBusClientOptions }
+  /** Development only: a local broker or the emulator (`UseDevelopmentEmulator=true`). */
+  | { connectionString: string; clientOptions?: ServiceBusClientOptions };
+
+export function serviceBusClientFrom(options: ServiceBusConnectionOptions): ServiceBusClient {
+  if ('connectionString' in options) return new ServiceBusClient(options.connectionString, options.clientOptions);
+  return new ServiceBusClient(options.fullyQualifiedNamespace, options.credential, options.clientOptions);
+}
+
+export interface JobQueueOptions {
+  client: ServiceBusClient;
+  /** The jobs topic (setting SERVICEBUS_JOBS_TOPIC). */
+  topic: string;
+  /** Close the client with the queue. Default true: the queue is usually the client's only user. */
+  ownsClient?: boolean;
+}
+
+export function createJobQueue({ client, topic, ownsClient = true }: JobQueueOptions): JobQueue {
+  // One sender for the process: the SDK keeps its link open and re-attaches it after a lost connection.
+  let sender: ServiceBusSender | undefined;
+  const topicSender = (): ServiceBusSender => (sender ??= client.createSender(topic));
+
+  return {
+    async enqueue(message) {
+      // A malformed message would be dead-lettered by the runner; refuse it here, where the bug is.
+      const job = parseOrThrow(BackupJobMessage, message, 'message');
+      await asDependencyError(`send job ${job.jobId} to topic ${topic}`, () =>
+        topicSender().sendMessages({
+          messageId: job.jobId,
+          subject: JOB_MESSAGE_SUBJECT,
+          contentType: 'application/json',
+          applicationProperties: { [SERVER_ID_PROPERTY]: job.serverId },
+          body: job,
+        }),
+      );
+    },
+
+    async ping() {
+      // Nothing can be sent to test a topic, but a batch needs the link's max message size: creating one
+      // attaches the sender link, which checks the connection, our identity and that the topic exists.
+      await asDependencyError(`reach topic ${topic}`, () => topicSender().createMessageBatch());
+    },
+
+    async close() {
+      const open = sender;
+      sender = undefined;
+      await open?.close();
+      if (ownsClient) await client.close();
+    },
+  };
+}
+
+/** Service Bus failures become `dependency_unavailable`, keeping the SDK's code and whether a retry may help. */
+async function asDependencyError<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    const details = isServiceBusError(error) ? { serviceBusCode: error.code, retryable: error.retryable } : undefined;
+    throw new AppError('dependency_unavailable', `Service Bus: could not ${what}: ${errorMessage(error)}`, {
+      cause: error,
+      details,
+    });
+  }
+}
