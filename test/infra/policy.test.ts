@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type BicepFile,
   type BicepResource,
+  declarationBody,
   declarations,
   descendants,
   infraDir,
@@ -144,10 +145,12 @@ describe('storage accounts', () => {
     expect(property(blobService?.body ?? null, 'properties.deleteRetentionPolicy.enabled')).not.toBeNull();
 
     // main.bicep wires them for the backup account: retention and prefix from parameters.
-    const main = files.find((f) => f.name.replace(/\\/g, '/') === 'infra/main.bicep')!;
-    const backup = descendants(main.root, 'module_declaration').find((m) => m.text.includes("name: 'backup-storage'"));
-    expect(backup?.text).toMatch(/deleteBlobsAfterDays:\s*backupMaxRetentionDays/);
-    expect(backup?.text).toMatch(/blobSoftDeleteDays:\s*backupSoftDeleteDays/);
+    const main = files.find((f) => f.path === join(infraDir, 'main.bicep'))!;
+    const backup = descendants(main.root, 'module_declaration')
+      .map(declarationBody)
+      .find((body) => literal(property(body, 'name')) === 'backup-storage');
+    expect(property(backup ?? null, 'params.deleteBlobsAfterDays')?.text).toBe('backupMaxRetentionDays');
+    expect(property(backup ?? null, 'params.blobSoftDeleteDays')?.text).toBe('backupSoftDeleteDays');
   });
 });
 
