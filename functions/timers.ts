@@ -1,0 +1,31 @@
+/**
+ * Timer triggers: the retention safety net and the backup schedules. Both need the Durable client (job
+ * orchestrations), hence the durableClient input binding. Handlers are exported so tests and an in-process host
+ * can call them; registration is at the bottom.
+ */
+import { app, type InvocationContext, type Timer } from '@azure/functions';
+import * as df from 'durable-functions';
+import { getDeps } from '../services/deps.js';
+import { sweepExpiredBackups } from '../services/retention.js';
+import { runDueSchedules } from '../services/schedules.js';
+
+/** Every 15 minutes: expire Available backups past retention that no orchestration will expire. */
+export async function retentionSweep(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await sweepExpiredBackups(deps, deps.orchestrations(context), { log: (line) => context.log(line) });
+  const summary = `Retention sweep: ${report.examined} past expiry, ${report.expired.length} expired, ${report.leftToOrchestration.length} left to their orchestration, ${report.failed.length} failed`;
+  if (report.failed.length > 0) context.warn(summary);
+  else context.log(summary);
+}
+
+/** Every 5 minutes: create and start the jobs of due schedule slots. */
+export async function scheduleTick(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await runDueSchedules(deps, deps.orchestrations(context), { log: (line) => context.log(line) });
+  const summary = `Schedules: ${report.created.length} jobs created, ${report.existing.length} slots already filled, ${report.skipped.length} skipped, ${report.failed.length} failed`;
+  if (report.failed.length > 0 || report.skipped.length > 0) context.warn(summary, report.skipped, report.failed);
+  else context.log(summary);
+}
+
+app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
+app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
