@@ -148,11 +148,20 @@ function failureResponse(error: unknown, request: HttpRequest, context: Invocati
   const where = `${request.method} ${new URL(request.url).pathname} from ${origin.ip ?? 'unknown address'}`;
   if (response.status >= 500) {
     // The caller sees only the invocation id; the log keeps the whole error to find it by.
-    const cause = error instanceof Error ? (error.stack ?? error.message) : errorMessage(error);
-    context.error(`${where} failed with ${response.status} (invocation ${context.invocationId}): ${cause}`);
+    context.error(`${where} failed with ${response.status} (invocation ${context.invocationId}): ${describeForLog(error)}`);
   } else {
     const code = isAppError(error) ? error.code : 'internal';
     context.warn(`${where} refused with ${statusByCode[code] ?? response.status} ${code}: ${errorMessage(error)}`);
   }
   return response;
+}
+
+/** Stack of the error and of each `cause` under it: what an operator needs to find the real failure. */
+function describeForLog(error: unknown): string {
+  const parts: string[] = [];
+  for (let current: unknown = error, depth = 0; current !== undefined && depth < 5; depth++) {
+    parts.push(current instanceof Error ? (current.stack ?? current.message) : errorMessage(current));
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join('\ncaused by: ');
 }

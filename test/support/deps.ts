@@ -10,7 +10,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { InvocationContext } from '@azure/functions';
+import type { AuditAction } from '../../shared/contracts/audit.js';
+import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { JobStatus } from '../../shared/contracts/jobs.js';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
+import { type DatabasePolicy, defaultDatabasePolicy } from '../../shared/contracts/servers.js';
+import type { DatabaseRecord, JobRecord, ServerRecord, Store } from '../../shared/db/store.js';
+import { backupBlobPath } from '../../shared/storage/paths.js';
 import type { JobQueue } from '../../shared/messaging.js';
 import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
 import type { ContainerClient } from '@azure/storage-blob';
@@ -139,4 +145,96 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
       await Promise.allSettled([store.close(), issuer.close(), azurite.stop()]);
     },
   };
+}
+
+// ---- Seeding: rows written straight through the store, as a system actor -------------------------------
+
+const systemAudit = { actorType: 'system', actorId: 'test-seed' } as const;
+
+export interface SeededDatabase {
+  server: ServerRecord;
+  database: DatabaseRecord;
+  /** A group only this database's requesters are in. */
+  requesterGroupId: string;
+}
+
+export async function seedDatabase(
+  store: Store,
+  options: { engine?: BackupEngine; enabled?: boolean; policy?: Partial<DatabasePolicy>; name?: string } = {},
+): Promise<SeededDatabase> {
+  const serverId = randomUUID();
+  const server = await store.createServer(
+    { id: serverId, name: `sql-${serverId.slice(0, 8)}`, host: 'sql01.corp.example', engine: options.engine ?? 'sqlserver' },
+    { ...systemAudit, action: 'server.created', target: `server/${serverId}` },
+  );
+  const requesterGroupId = randomUUID();
+  const databaseId = randomUUID();
+  const database = await store.createDatabase(
+    {
+      id: databaseId,
+      serverId,
+      name: options.name ?? 'Sales',
+      requesterGroupIds: [requesterGroupId],
+      policy: { ...defaultDatabasePolicy, ...options.policy },
+      schedule: null,
+      enabled: options.enabled ?? true,
+    },
+    { ...systemAudit, action: 'database.created', target: `database/${databaseId}` },
+  );
+  return { server, database, requesterGroupId };
+}
+
+/** The path a job takes to reach `status` (the store checks transitions as compare-and-set on `from`). */
+const pathTo: Record<JobStatus, JobStatus[]> = {
+  Pending: [],
+  Queued: ['Queued'],
+  Running: ['Queued', 'Running'],
+  Verifying: ['Queued', 'Running', 'Verifying'],
+  Available: ['Queued', 'Running', 'Verifying', 'Available'],
+  Expired: ['Queued', 'Running', 'Verifying', 'Available', 'Expired'],
+  Failed: ['Failed'],
+  Cancelled: ['Cancelled'],
+};
+
+export const testSha256 = 'a'.repeat(64);
+
+/**
+ * A job of `requesterOid` on the seeded database, moved to `status`. Available jobs get a size, a digest and
+ * a retention expiry (`expiresAt`, default in 7 days).
+ */
+export async function seedJob(
+  store: Store,
+  seeded: SeededDatabase,
+  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date },
+): Promise<JobRecord> {
+  const id = randomUUID();
+  const { server, database } = seeded;
+  let job = await store.createJob(
+    {
+      id,
+      databaseId: database.id,
+      serverId: server.id,
+      databaseName: database.name,
+      engine: server.engine,
+      options: { compression: 'gzip', encryption: false },
+      requesterOid: options.requesterOid,
+      requesterUpn: `${options.requesterOid}@contoso.example`,
+      trigger: 'user',
+      blobPath: backupBlobPath({ jobId: id, serverId: server.id, databaseId: database.id, engine: server.engine, compression: 'gzip', encrypted: false }),
+      ...(options.createdAt ? { createdAt: options.createdAt } : {}),
+    },
+    { ...systemAudit, action: 'job.requested', target: `job/${id}`, jobId: id },
+  );
+  let from: JobStatus = 'Pending';
+  for (const to of pathTo[options.status ?? 'Pending']) {
+    const patch =
+      to === 'Available'
+        ? { sizeBytes: 1234, sha256: testSha256, completedAt: new Date(), expiresAt: options.expiresAt ?? new Date(Date.now() + 7 * 24 * 3600_000) }
+        : {};
+    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: `job.${to.toLowerCase()}` as AuditAction, target: `job/${id}`, jobId: id });
+    if (!result.ok) throw new Error(`seedJob: could not move job ${id} from ${from} to ${to}`);
+    job = result.job;
+    from = to;
+  }
+  return job;
 }
