@@ -139,7 +139,7 @@ export class EntraTokenValidator implements TokenValidator {
   async authenticate(authorizationHeader: string | null | undefined): Promise<Principal> {
     const token = bearerToken(authorizationHeader);
 
-    const decoded = jwt.decode(token, { complete: true });
+    const decoded = decodeUnverified(token);
     if (!decoded || typeof decoded.payload !== 'object' || decoded.payload === null) throw rejected('malformed');
     const { header } = decoded;
     const unverified = decoded.payload as EntraClaims;
@@ -202,6 +202,14 @@ function bearerToken(authorizationHeader: string | null | undefined): string {
   if (!token) throw rejected('missing_token');
   if (rest.length > 0) throw rejected('malformed');
   return token;
+}
+
+function decodeUnverified(token: string): jwt.Jwt | null {
+  try {
+    return jwt.decode(token, { complete: true });
+  } catch {
+    return null; // garbage that jws could not even split is just as malformed as garbage it returns null for
+  }
 }
 
 function verifyFailureReason(error: unknown): TokenRejectionReason {
