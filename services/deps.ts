@@ -36,7 +36,14 @@ export async function getDeps(): Promise<Deps> {
   if (current) return current;
   building ??= import('./production.js')
     .then(({ productionDeps }) => productionDeps())
-    .then((deps) => (current = deps));
+    .then(
+      (deps) => (current = deps),
+      (error: unknown) => {
+        // A failed start (SQL briefly unreachable) must not stick: the next request tries again.
+        building = undefined;
+        throw error;
+      },
+    );
   return building;
 }
 

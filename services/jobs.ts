@@ -210,9 +210,11 @@ async function requestViaOrchestration(
     detail: { status: job.status },
     at: now,
   });
+  // The orchestration attributes the resulting transition to this actor (orchestrations/backupJob.ts JobActionRequest).
+  const actor = auditActor(scope);
   await scope.orchestrations.raiseEvent(job.id, how.event, {
+    by: { type: actor.actorType, id: actor.actorId, name: actor.actorName },
     requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
-    at: now.toISOString(),
   });
   return jobView(job, principal, now);
 }

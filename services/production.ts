@@ -1,0 +1,49 @@
+/**
+ * The Function App's dependencies in Azure, built from app settings (shared/config.ts). Every Azure client
+ * authenticates with the app's managed identity through DefaultAzureCredential: no keys, no secrets.
+ * Loaded lazily by services/deps.ts `getDeps()`; a host that brings its own Deps never imports this.
+ */
+import { DefaultAzureCredential } from '@azure/identity';
+import { EntraTokenValidator } from '../shared/auth/entra-validator.js';
+import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
+import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
+import { createMssqlStore } from '../shared/db/mssql.js';
+import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { createBlobGateway } from '../shared/storage/blob-gateway.js';
+import { durableJobOrchestrations } from '../functions/durable-client.js';
+import type { Deps, Limits } from './deps.js';
+
+export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
+  return {
+    sasTtlDefaultMinutes: settings.SAS_TTL_DEFAULT_MINUTES,
+    sasTtlMaxMinutes: settings.SAS_TTL_MAX_MINUTES,
+    uploadSasTtlMinutes: settings.UPLOAD_SAS_TTL_MINUTES,
+  };
+}
+
+export function tokenValidatorFromSettings(settings: ControlPlaneSettings): EntraTokenValidator {
+  return new EntraTokenValidator({
+    tenantId: settings.ENTRA_TENANT_ID,
+    audiences: settings.ENTRA_AUDIENCES,
+    authorityHost: settings.ENTRA_AUTHORITY_HOST,
+    acceptV1: settings.ENTRA_ACCEPT_V1_TOKENS,
+    v1IssuerHost: settings.ENTRA_V1_ISSUER_HOST,
+    rbacPolicy: rbacPolicyFromSettings(settings),
+  });
+}
+
+export async function productionDeps(settings: ControlPlaneSettings = controlPlaneSettings()): Promise<Deps> {
+  const credential = new DefaultAzureCredential();
+  const store = await createMssqlStore({ server: settings.SQL_SERVER, database: settings.SQL_DATABASE, credential });
+  const serviceBus = serviceBusClientFrom({ fullyQualifiedNamespace: settings.SERVICEBUS_FULLY_QUALIFIED_NAMESPACE, credential });
+  return {
+    store,
+    blobs: createBlobGateway({ blobEndpoint: settings.BACKUP_BLOB_ENDPOINT, container: settings.BACKUP_CONTAINER, credential }),
+    queue: createJobQueue({ client: serviceBus, topic: settings.SERVICEBUS_JOBS_TOPIC }),
+    tokens: tokenValidatorFromSettings(settings),
+    rbac: rbacPolicyFromSettings(settings),
+    limits: limitsFromSettings(settings),
+    now: () => new Date(),
+    orchestrations: durableJobOrchestrations,
+  };
+}
