@@ -1,0 +1,264 @@
+/**
+ * One backup attempt, from a parsed job message to the decision on the message:
+ *
+ *   accepted event → upload target → engine → upload pipeline (progress events) → uploaded event → complete
+ *
+ * and the ways out:
+ *   - the API answers 409 at any point (job cancelled, failed or done elsewhere) → stop, complete, no more work;
+ *   - the engine or the upload fails for a reason another delivery would not fix → `failed` event, complete;
+ *   - infrastructure that should come back (API unreachable after retries, storage down) → abandon, so Service Bus
+ *     redelivers (and dead-letters after its max delivery count);
+ *   - shutdown past its grace period → abandon.
+ * Every attempt starts clean: a fresh attempt id names its temp file and its block ids, and nothing is committed
+ * before the very end.
+ */
+import { randomBytes } from 'node:crypto';
+import type { BackupEngine } from '../shared/contracts/common.js';
+import { BackupJobMessage } from '../shared/contracts/messages.js';
+import type { RunnerEvent } from '../shared/contracts/runner.js';
+import { errorMessage, isAppError } from '../shared/errors.js';
+import type { ApiOutcome, RunnerApiClient } from './api-client.js';
+import type { BackupEngineDriver } from './engines/types.js';
+import { JobFailure, isJobFailure } from './errors.js';
+import type { Logger } from './logger.js';
+import { ProgressThrottle } from './progress.js';
+import type { KeyedSemaphore } from './semaphore.js';
+import { uploadBackup, type UploadOptions } from './upload.js';
+
+export type Settlement =
+  | { action: 'complete'; reason: string }
+  | { action: 'abandon'; reason: string }
+  | { action: 'deadLetter'; reason: string; description: string };
+
+export type ParsedMessage = { ok: true; job: BackupJobMessage } | { ok: false; reason: string; description: string };
+
+/** Service Bus bodies arrive parsed (JSON), as text or as bytes, depending on the sender. */
+function decodeBody(body: unknown): unknown {
+  if (typeof body === 'string') return JSON.parse(body);
+  if (body instanceof Uint8Array) return JSON.parse(Buffer.from(body).toString('utf8'));
+  return body;
+}
+
+/** Checks a message against the BackupJobMessage contract; the reason is what the dead-letter queue shows. */
+export function parseJobMessage(body: unknown): ParsedMessage {
+  let value: unknown;
+  try {
+    value = decodeBody(body);
+  } catch (error) {
+    return { ok: false, reason: 'InvalidMessageBody', description: `The body is not JSON: ${errorMessage(error)}` };
+  }
+  const version = (value as { schemaVersion?: unknown } | null)?.schemaVersion;
+  // A version we do not know gets its own reason: the fix is upgrading the runner, not the sender.
+  if (typeof version === 'number' && version !== 1) {
+    return {
+      ok: false,
+      reason: 'UnsupportedSchemaVersion',
+      description: `schemaVersion ${JSON.stringify(version)} is not supported by this runner (it reads version 1); upgrade the runner`,
+    };
+  }
+  const parsed = BackupJobMessage.safeParse(value);
+  if (parsed.success) return { ok: true, job: parsed.data };
+  const problems = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ');
+  return { ok: false, reason: 'InvalidJobMessage', description: `The message does not match BackupJobMessage v1: ${problems}`.slice(0, 1000) };
+}
+
+type Api = Pick<RunnerApiClient, 'postEvent' | 'uploadTarget'>;
+
+export interface JobRunnerDeps {
+  runnerId: string;
+  api: Api;
+  engines: Partial<Record<BackupEngine, BackupEngineDriver>>;
+  /** Present when the runner has an encryption key; jobs asking for encryption fail without one. */
+  encryptionKey?: Buffer;
+  semaphore: KeyedSemaphore;
+  logger: Logger;
+  /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
+  uploadOptions?: Pick<UploadOptions, 'blockBytes' | 'parallelism' | 'clientFor' | 'refreshMarginMs'>;
+  /** Progress throttle intervals (tests shorten them). */
+  progress?: { minIntervalMs?: number; heartbeatMs?: number };
+  now?: () => number;
+}
+
+export interface AttemptContext {
+  /** Service Bus delivery count of the message (0 on the first delivery with the JS SDK). */
+  deliveryCount: number;
+  /** Aborted when the runner shuts down and the grace period is over. */
+  signal: AbortSignal;
+}
+
+/** Raised inside an attempt when the API says the job is no longer runnable. */
+class NotRunnable extends Error {
+  constructor(readonly status: string) {
+    super(`The job is no longer runnable (status ${status})`);
+  }
+}
+
+function ok<T>(outcome: ApiOutcome<T>): T {
+  if (outcome.kind === 'not_runnable') throw new NotRunnable(outcome.status);
+  return outcome.value;
+}
+
+/** True when another delivery may succeed without anyone changing anything. */
+function isTransient(error: unknown): boolean {
+  if (isJobFailure(error)) return error.transient;
+  return isAppError(error) && error.code === 'dependency_unavailable';
+}
+
+function asFailure(error: unknown): JobFailure {
+  if (isJobFailure(error)) return error;
+  if (isAppError(error)) return new JobFailure(error.code, error.message, { cause: error });
+  return new JobFailure('runner_error', errorMessage(error), { cause: error });
+}
+
+export async function runJob(job: BackupJobMessage, context: AttemptContext, deps: JobRunnerDeps): Promise<Settlement> {
+  const now = deps.now ?? Date.now;
+  const attemptId = randomBytes(8).toString('hex');
+  const attempt = context.deliveryCount + 1;
+  const log = deps.logger.child({ jobId: job.jobId, attempt, attemptId });
+  let eventSeq = 0;
+  const eventId = (type: string) => `${job.jobId}:${attemptId}:${type}:${(eventSeq += 1)}`;
+  const post = async (event: RunnerEvent, signal?: AbortSignal) => ok(await deps.api.postEvent(job.jobId, event, signal ? { signal } : {}));
+
+  /** Reports the failure; a 409 answer means there is nothing left to report to. */
+  const reportFailure = async (failure: JobFailure): Promise<Settlement> => {
+    log.warn({ code: failure.code, error: failure.message }, 'backup failed');
+    try {
+      await post({ type: 'failed', eventId: eventId('failed'), code: failure.code.slice(0, 64), message: failure.message.slice(0, 4000) });
+    } catch (error) {
+      if (error instanceof NotRunnable) return { action: 'complete', reason: `job ${error.status}; failure not reported` };
+      log.error({ error: errorMessage(error) }, 'could not report the failure; the message will be redelivered');
+      return { action: 'abandon', reason: 'failure report not delivered' };
+    }
+    return { action: 'complete', reason: `failed: ${failure.code}` };
+  };
+
+  log.info({ engine: job.engine, serverId: job.serverId, deliveryCount: context.deliveryCount }, 'job received');
+  if (Date.parse(job.runDeadline) <= now()) {
+    return reportFailure(new JobFailure('deadline_passed', `The job's run deadline ${job.runDeadline} has passed; not starting`));
+  }
+  const engine = deps.engines[job.engine];
+  if (!engine) return reportFailure(new JobFailure('engine_not_configured', `This runner has no ${job.engine} connection configured`));
+  if (job.options.encryption && !deps.encryptionKey) {
+    return reportFailure(new JobFailure('encryption_key_missing', 'The job asks for encryption but this runner has no encryptionKeyFile'));
+  }
+
+  let release: (() => void) | undefined;
+  try {
+    release = await deps.semaphore.acquire(job.serverId, context.signal);
+  } catch {
+    return { action: 'abandon', reason: 'shutting down before the job started' };
+  }
+
+  // Stops the engine and the upload when the API says stop (409) or the runner shuts down.
+  const stop = new AbortController();
+  const onShutdown = () => stop.abort(new Error('runner shutting down'));
+  context.signal.addEventListener('abort', onShutdown, { once: true });
+  let notRunnable: NotRunnable | undefined;
+  const noteNotRunnable = (error: unknown) => {
+    if (error instanceof NotRunnable) {
+      notRunnable ??= error;
+      stop.abort(error);
+    }
+  };
+
+  try {
+    await post({ type: 'accepted', eventId: eventId('accepted'), runnerId: deps.runnerId, attempt });
+    log.info('job accepted');
+
+    let engineBytes = 0;
+    let enginePercent = 0;
+    const progress = new ProgressThrottle({
+      send: async (sample) => {
+        try {
+          await post({ type: 'progress', eventId: eventId('progress'), percent: sample.percent, bytes: sample.bytes }, stop.signal);
+        } catch (error) {
+          noteNotRunnable(error);
+          if (!(error instanceof NotRunnable)) log.warn({ error: errorMessage(error) }, 'progress report failed (ignored)');
+        }
+      },
+      ...(deps.progress ?? {}),
+      now,
+    });
+
+    const backup = await engine.backup(
+      { jobId: job.jobId, databaseName: job.databaseName },
+      {
+        signal: stop.signal,
+        attemptId,
+        onProgress: (percent) => {
+          enginePercent = percent;
+          progress.offer({ percent, bytes: engineBytes });
+        },
+      },
+    );
+    let result;
+    try {
+      result = await uploadBackup({
+        source: backup.stream,
+        sourceDone: backup.done,
+        ...(backup.sizeHint !== undefined ? { sourceSizeHint: backup.sizeHint } : {}),
+        compression: job.options.compression,
+        ...(job.options.encryption ? { encryptionKey: deps.encryptionKey } : {}),
+        getTarget: async (reason) => {
+          log.info({ reason }, 'requesting a write SAS');
+          try {
+            return ok(await deps.api.uploadTarget(job.jobId, { signal: stop.signal }));
+          } catch (error) {
+            noteNotRunnable(error);
+            throw error;
+          }
+        },
+        metadata: { engine: job.engine, jobid: job.jobId, server: job.server.name, database: job.databaseName },
+        signal: stop.signal,
+        onProgress: ({ sourceBytes, storedBytes }) => {
+          engineBytes = storedBytes;
+          const percent = backup.percentAfter ? backup.percentAfter(sourceBytes) : enginePercent;
+          progress.offer({ percent: Math.min(percent, 99.9), bytes: storedBytes });
+        },
+        ...deps.uploadOptions,
+      });
+    } finally {
+      await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
+    }
+    log.info({ sizeBytes: result.sizeBytes, sha256: result.sha256, blocks: result.blockCount }, 'backup uploaded');
+    await progress.complete(result.sizeBytes);
+    if (notRunnable) throw notRunnable;
+    await post({
+      type: 'uploaded',
+      eventId: eventId('uploaded'),
+      blobPath: result.blobPath,
+      sizeBytes: result.sizeBytes,
+      sha256: result.sha256,
+      compression: result.compression,
+      encrypted: result.encrypted,
+    });
+    return { action: 'complete', reason: 'uploaded' };
+  } catch (caught) {
+    const error = notRunnable ?? caught;
+    if (error instanceof NotRunnable) {
+      log.info({ status: error.status }, 'job no longer runnable; stopping without reporting');
+      return { action: 'complete', reason: `job ${error.status}` };
+    }
+    if (context.signal.aborted) {
+      log.warn('runner shutting down; the message goes back to the queue');
+      return { action: 'abandon', reason: 'shutdown' };
+    }
+    if (isTransient(error)) {
+      log.warn({ error: errorMessage(error) }, 'transient failure; the message will be redelivered');
+      return { action: 'abandon', reason: errorMessage(error) };
+    }
+    if (isAppError(error) && (error.code === 'unauthenticated' || error.code === 'forbidden')) {
+      // Our credentials or role are wrong: reporting a failure would be refused too. Let an operator fix it.
+      log.error({ error: error.message }, 'the API refused the runner; check its app registration and Runner role');
+      return { action: 'abandon', reason: error.message };
+    }
+    if (isAppError(error) && error.code === 'not_found') {
+      log.warn({ error: error.message }, 'the API does not know this job; dropping the message');
+      return { action: 'complete', reason: 'job unknown to the API' };
+    }
+    return reportFailure(asFailure(error));
+  } finally {
+    context.signal.removeEventListener('abort', onShutdown);
+    release();
+  }
+}

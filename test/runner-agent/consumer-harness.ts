@@ -1,0 +1,56 @@
+/**
+ * Wires a JobConsumer for tests: the REAL @azure/service-bus client against the broker fixture, the API stand-in
+ * over HTTP, Azurite behind real write SAS URLs. Used in-process and by the crash worker (a child process).
+ */
+import { ServiceBusClient } from '@azure/service-bus';
+import { RunnerApiClient } from '../../runner-agent/api-client.js';
+import { JobConsumer } from '../../runner-agent/consumer.js';
+import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
+import { createLogger, silentLogger } from '../../runner-agent/logger.js';
+import { KeyedSemaphore } from '../../runner-agent/semaphore.js';
+
+export const TOPIC = 'backup-jobs';
+export const SUBSCRIPTION = 'runner-a';
+
+export interface HarnessOptions {
+  connectionString: string;
+  apiBaseUrl: string;
+  engine: BackupEngineDriver;
+  subscription?: string;
+  lockRenewalMaxMs?: number;
+  shutdownGraceMs?: number;
+  encryptionKey?: Buffer;
+  apiMaxAttempts?: number;
+  verbose?: boolean;
+}
+
+export function startTestConsumer(options: HarnessOptions): { consumer: JobConsumer; client: ServiceBusClient; api: RunnerApiClient } {
+  const client = new ServiceBusClient(options.connectionString, { retryOptions: { maxRetries: 1, retryDelayInMs: 100, timeoutInMs: 10_000 } });
+  const logger = options.verbose ? createLogger({ level: 'debug', fd: 2 }) : silentLogger();
+  const api = new RunnerApiClient({
+    baseUrl: options.apiBaseUrl,
+    tokens: { getToken: async () => 'test-token' },
+    retry: { maxAttempts: options.apiMaxAttempts ?? 3, baseDelayMs: 1, maxDelayMs: 5 },
+    logger,
+  });
+  const consumer = new JobConsumer({
+    client,
+    topic: TOPIC,
+    subscription: options.subscription ?? SUBSCRIPTION,
+    maxConcurrentCalls: 2,
+    lockRenewalMaxMs: options.lockRenewalMaxMs ?? 60_000,
+    shutdownGraceMs: options.shutdownGraceMs ?? 5_000,
+    logger,
+    jobs: {
+      runnerId: 'test-runner',
+      api,
+      engines: { postgres: options.engine },
+      ...(options.encryptionKey ? { encryptionKey: options.encryptionKey } : {}),
+      semaphore: new KeyedSemaphore(1),
+      uploadOptions: { blockBytes: 1024 * 1024, parallelism: 2 },
+      progress: { minIntervalMs: 0, heartbeatMs: 0 },
+    },
+  });
+  consumer.start();
+  return { consumer, client, api };
+}

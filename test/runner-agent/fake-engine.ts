@@ -1,0 +1,57 @@
+/**
+ * An engine that produces pseudo-random bytes, optionally slowly or for ever, so consumer tests control how long
+ * a "backup" takes without a database. Counts its backups.
+ */
+import { PassThrough } from 'node:stream';
+import type { BackupEngineDriver, EngineBackup } from '../../runner-agent/engines/types.js';
+import { JobFailure } from '../../runner-agent/errors.js';
+import { pseudoRandomStream } from './helpers.js';
+
+export interface FakeEngineOptions {
+  bytes?: number;
+  seed?: string;
+  /** Pause between 1 MiB chunks; with `endless`, a backup that only ends when aborted. */
+  chunkDelayMs?: number;
+  endless?: boolean;
+  /** Fail after the stream with this code (an engine exiting non-zero). */
+  failWith?: string;
+}
+
+export function fakeEngine(options: FakeEngineOptions = {}): BackupEngineDriver & { backups: number; aborted: number } {
+  const engine = {
+    name: 'postgres' as const,
+    backups: 0,
+    aborted: 0,
+    async backup(_job: unknown, { signal }: { signal: AbortSignal }): Promise<EngineBackup> {
+      engine.backups += 1;
+      const bytes = options.endless ? Number.MAX_SAFE_INTEGER : (options.bytes ?? 3 * 1024 * 1024);
+      const source = pseudoRandomStream(bytes, options.seed ?? 'fake');
+      const stream = new PassThrough();
+      let failure: JobFailure | undefined;
+      const done = (async () => {
+        for await (const chunk of source) {
+          if (signal.aborted) {
+            engine.aborted += 1;
+            failure = new JobFailure('aborted', 'aborted');
+            break;
+          }
+          if (stream.destroyed) break; // the consumer gave up (upload failed)
+          if (!stream.write(chunk)) await new Promise((resolve) => (stream.once('drain', resolve), stream.once('close', resolve)));
+          if (options.chunkDelayMs) await new Promise((resolve) => setTimeout(resolve, options.chunkDelayMs));
+        }
+        if (!failure && options.failWith) failure = new JobFailure(options.failWith, `engine failed: ${options.failWith}`);
+        if (failure) {
+          stream.destroy(failure);
+          throw failure;
+        }
+        stream.end();
+      })();
+      done.catch(() => undefined);
+      return { stream, done, cleanup: async () => undefined };
+    },
+    async check() {
+      return 'fake engine';
+    },
+  };
+  return engine;
+}
