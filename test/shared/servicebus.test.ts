@@ -82,6 +82,14 @@ describe('Service Bus job queue and consumer mechanics (real SDK, test broker)',
     topic = newTopic();
   });
 
+  async function enqueueFor(serverId: string): Promise<BackupJobMessage> {
+    const job = jobFor(serverId);
+    const queue = createJobQueue({ client, topic, ownsClient: false });
+    await queue.enqueue(job);
+    await queue.close();
+    return job;
+  }
+
   afterEach(async () => {
     await client.close();
   });
@@ -173,14 +181,6 @@ describe('Service Bus job queue and consumer mechanics (real SDK, test broker)',
   });
 
   describe('peek-lock settlement as the runner uses it', () => {
-    async function enqueueFor(serverId: string): Promise<BackupJobMessage> {
-      const job = jobFor(serverId);
-      const queue = createJobQueue({ client, topic, ownsClient: false });
-      await queue.enqueue(job);
-      await queue.close();
-      return job;
-    }
-
     it('abandon makes the message available again with its delivery count + 1', async () => {
       const job = await enqueueFor(SERVER_A);
       const receiver = client.createReceiver(topic, 'runner-a');
@@ -320,12 +320,7 @@ describe('Service Bus job queue and consumer mechanics (real SDK, test broker)',
 
   describe('lost connections', () => {
     it('a message held by a consumer whose connection drops is redelivered to a new receiver', async () => {
-      const job = jobFor(SERVER_A);
-      await client.createSender(topic).sendMessages({
-        messageId: job.jobId,
-        body: job,
-        applicationProperties: { serverId: SERVER_A },
-      });
+      const job = await enqueueFor(SERVER_A);
       const crashed = serviceBusClientFrom({
         connectionString: broker.connectionString,
         clientOptions: { retryOptions: { maxRetries: 0, timeoutInMs: 2_000 } },
@@ -351,12 +346,7 @@ describe('Service Bus job queue and consumer mechanics (real SDK, test broker)',
     });
 
     it('a subscribed consumer reconnects by itself and gets the message it was holding again', async () => {
-      const job = jobFor(SERVER_A);
-      await client.createSender(topic).sendMessages({
-        messageId: job.jobId,
-        body: job,
-        applicationProperties: { serverId: SERVER_A },
-      });
+      const job = await enqueueFor(SERVER_A);
       const runner = serviceBusClientFrom({ connectionString: broker.connectionString });
       const receiver = runner.createReceiver(topic, 'runner-a');
       const deliveryCounts: number[] = [];

@@ -151,6 +151,12 @@ describe('ServiceBusBroker with the real SDK', () => {
     expect(isServiceBusError(receiveError) && receiveError.code).toBe('MessagingEntityNotFound');
   });
 
+  it('refuses session receivers instead of ignoring the session', async () => {
+    const error = await client.acceptSession('work', 'session-1').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect(String(error)).toMatch(/sessions/);
+  });
+
   it('duplicate detection can be off, and forgets an id once its window has passed', async () => {
     await client.createSender('dedupe-off').sendMessages([{ body: 1, messageId: 'same' }, { body: 2, messageId: 'same' }]);
     expect(broker.counts('dedupe-off').active).toBe(2);

@@ -53,6 +53,8 @@ const CBS_ADDRESS = '$cbs';
 const MANAGEMENT_SUFFIX = '/$management';
 const DEAD_LETTER_SUFFIX = '/$DeadLetterQueue';
 const DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024;
+/** Source filter a session receiver attaches with. */
+const SESSION_FILTER = 'com.microsoft:session-filter';
 
 const condition = {
   notFound: 'amqp:not-found',
@@ -87,13 +89,15 @@ export interface BrokerOptions extends EntityOptions, TopicOptions {
   queues?: Array<{ name: string } & QueueOptions>;
   /** Advertised on every link attach; the SDK sizes batches with it. Default 256 KiB. */
   maxMessageSizeBytes?: number;
+  /** Fixed port (the local sandbox, so a runner's settings can point at it); default: a random free port. */
+  port?: number;
 }
 
 /** What the inspection API returns: a snapshot, detached from the broker's own state. */
 export interface InspectedMessage {
   messageId: string | undefined;
   sequenceNumber: number;
-  /** Deliveries so far that were not completed (the wire delivery count of the next delivery). */
+  /** Earlier deliveries that ended without completion: what the SDK reports as `deliveryCount`. */
   deliveryCount: number;
   subject: string | undefined;
   contentType: string | undefined;
@@ -222,7 +226,7 @@ interface ConnectionInternals {
 }
 interface SenderInternals {
   set_drained(drained: boolean): void;
-  local: { attach: { snd_settle_mode?: number; rcv_settle_mode?: number; max_message_size?: number } };
+  local: { attach: { snd_settle_mode?: number; rcv_settle_mode?: number } };
 }
 interface RheaOutcomes {
   accepted(): { described(): unknown };
@@ -250,7 +254,7 @@ export class ServiceBusBroker {
     const maxMessageSize = options.maxMessageSizeBytes ?? DEFAULT_MAX_MESSAGE_SIZE;
     const server = container.listen({
       host: '127.0.0.1',
-      port: 0,
+      port: options.port ?? 0,
       // Sending on the broker side: we settle explicitly after applying the receiver's outcome, and keep
       // `modified` apart from `released` (abandon may carry properties to modify).
       sender_options: { autosettle: false, treat_modified_as_released: false, max_message_size: maxMessageSize },
@@ -440,6 +444,11 @@ export class ServiceBusBroker {
       link.close({ condition: condition.notFound, description: `The messaging entity '${address}' could not be found.` });
       return;
     }
+    if (link.source?.filter?.[SESSION_FILTER] !== undefined) {
+      // Better a clear refusal than session receivers that silently get every message.
+      link.close({ condition: condition.notImplemented, description: 'The test broker does not support sessions.' });
+      return;
+    }
     store.receivers.push(link);
   }
 
@@ -558,7 +567,8 @@ export class ServiceBusBroker {
   }
 
   private deadLetter(store: MessageStore, message: StoredMessage, properties: Record<string, unknown>): void {
-    const deadLetterQueue = store.deadLetterQueue!;
+    // Dead-lettering a message received from a dead-letter queue leaves it there.
+    const deadLetterQueue = store.deadLetterQueue ?? store;
     const amqp = copyMessage(message.amqp);
     amqp.application_properties = { ...amqp.application_properties, ...withoutUndefined(properties) };
     deadLetterQueue.enqueue(amqp, message.deliveryCount, store.path);
@@ -832,4 +842,9 @@ export function compileFilter(filter: MessageFilter | undefined): (message: Insp
     return (message: InspectedMessage) => message.applicationProperties[name!] === expected;
   });
   return (message) => tests.every((test) => test(message));
+}
+
+/** Same as `ServiceBusBroker.start`, named like the other fixtures' starters. */
+export function startServiceBusBroker(options: BrokerOptions = {}): Promise<ServiceBusBroker> {
+  return ServiceBusBroker.start(options);
 }
