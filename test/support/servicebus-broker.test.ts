@@ -104,6 +104,12 @@ describe('ServiceBusBroker with the real SDK', () => {
     await receiver.close();
   });
 
+  it('exists tells which queues and subscriptions are there', () => {
+    expect([broker.exists('work'), broker.exists('events', 'all')]).toEqual([true, true]);
+    expect([broker.exists('events'), broker.exists('events', 'nope'), broker.exists('nope', 'all')]).toEqual([false, false, false]);
+    expect(() => broker.counts('events', 'nope')).toThrow(/no subscription/);
+  });
+
   it('receiveAndDelete removes a message as it is delivered; nothing is locked', async () => {
     await client.createSender('work').sendMessages({ body: 'gone on delivery' });
     const receiver = client.createReceiver('work', { receiveMode: 'receiveAndDelete' });

@@ -35,8 +35,8 @@
  *   properties and the `x-opt-deadletter-source` annotation are set as in Azure.
  * - Locks are tied to the receive link: when the link, its session or the connection goes away, the messages it
  *   held become available again at once (delivery count + 1) and their lock tokens stop working.
- * - Inspection for tests: `messages()`, `deadLetters()`, `counts()`, `dropConnections()` (a lost network or a
- *   crashed runner), `close()`.
+ * - Inspection for tests: `messages()`, `deadLetters()`, `counts()` (these throw for an unknown entity; ask
+ *   `exists()` first), `dropConnections()` (a lost network or a crashed runner), `close()`.
  *
  * Not supported (the SDK gets `amqp:not-implemented` or the feature is silently absent): sessions, defer /
  * receiveDeferredMessages, scheduled messages, peek, rules management, transactions, message TTL expiry,
@@ -308,6 +308,13 @@ export class ServiceBusBroker {
     if (this.topics.has(name) || this.queues.has(name)) throw new Error(`entity ${name} already exists`);
     const windowMs = options.duplicateDetectionWindowMs ?? this.defaults.duplicateDetectionWindowMs;
     this.queues.set(name, { store: this.newStore(name, options), duplicates: new DuplicateDetector(windowMs) });
+  }
+
+  /** Whether a queue, or a topic's subscription (`subscription` given), exists. The inspection calls throw if not. */
+  exists(topicOrQueue: string, subscription?: string): boolean {
+    return subscription === undefined
+      ? this.queues.has(topicOrQueue)
+      : this.topics.get(topicOrQueue)?.subscriptions.has(subscription) === true;
   }
 
   /** Messages waiting in or locked from a subscription (`subscription` given) or a queue, in sequence order. */
