@@ -3,7 +3,6 @@
  * Only what differs by dialect lives here: `.returning()`, `.limit()`, and how a duplicate key is reported.
  */
 import { fileURLToPath } from 'node:url';
-import { sql } from 'drizzle-orm';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import type { PgAsyncDatabase, PgTable } from 'drizzle-orm/pg-core';
@@ -43,9 +42,6 @@ function pgOps(db: AnyPgDatabase): SqlOps {
     },
     async delete(table, where) {
       return (await db.delete(tableOf(table)).where(where).returning()).length;
-    },
-    async ping() {
-      await db.execute(sql`select 1`);
     },
   };
 }

@@ -36,7 +36,6 @@ export interface SqlOps {
   update<T extends TableName>(table: T, set: Partial<Rows[T]>, where: SQL): Promise<Rows[T][]>;
   /** Returns how many rows were deleted. */
   delete(table: TableName, where: SQL): Promise<number>;
-  ping(): Promise<void>;
 }
 
 export interface DialectAdapter {
@@ -60,13 +59,16 @@ function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
   return patch ? definedOnly(patch) : {};
 }
 
-/** Follows `cause` chains (Drizzle wraps driver errors in DrizzleQueryError) looking for a match. */
-export function someCause(error: unknown, test: (candidate: Record<string, unknown>) => boolean): boolean {
-  for (let current = error, depth = 0; current && typeof current === 'object' && depth < 5; depth++) {
-    if (test(current as Record<string, unknown>)) return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
+/**
+ * Looks for a match in an error and what it wraps: Drizzle wraps driver errors in DrizzleQueryError (`cause`),
+ * mssql wraps tedious errors (`originalError`).
+ */
+export function someCause(error: unknown, test: (candidate: Record<string, unknown>) => boolean, depth = 0): boolean {
+  if (!error || typeof error !== 'object' || depth > 5) return false;
+  const candidate = error as Record<string, unknown>;
+  return (
+    test(candidate) || someCause(candidate.cause, test, depth + 1) || someCause(candidate.originalError, test, depth + 1)
+  );
 }
 
 export function createRepositoryStore(adapter: DialectAdapter, options: RepositoryOptions = {}): Store {
@@ -116,7 +118,10 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
   return {
     dialect: adapter.dialect,
 
-    ping: () => ops.ping(),
+    // One row from a table of ours: proves the connection and that the schema is there.
+    ping: async () => {
+      await ops.select('servers', { limit: 1 });
+    },
     close: () => adapter.close(),
 
     async createServer(input, audit) {

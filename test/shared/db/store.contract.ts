@@ -1,0 +1,410 @@
+/**
+ * The Store contract (shared/db/store.ts) as one suite, run against every implementation by the
+ * `*.test.ts` files next to this one. Each test builds its own servers, databases and jobs with fresh ids, so tests
+ * can share a store; the ones that list "everything" take a fresh store from the factory.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuditAction } from '../../../shared/contracts/audit.js';
+import type { JobStatus } from '../../../shared/contracts/jobs.js';
+import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { isAppError } from '../../../shared/errors.js';
+import type { AuditEntry, JobRecord, NewJob, Store } from '../../../shared/db/store.js';
+
+export type StoreFactory = () => Promise<Store>;
+
+function actor(action: AuditAction, extra: Partial<AuditEntry> = {}): AuditEntry {
+  return { actorType: 'user', actorId: 'contract-admin', actorName: 'Contract Admin', action, target: 'test', ...extra };
+}
+
+/** The transitions, in order, that take a new job to each status. */
+const pathTo: Record<JobStatus, JobStatus[]> = {
+  Pending: [],
+  Queued: ['Queued'],
+  Running: ['Queued', 'Running'],
+  Verifying: ['Queued', 'Running', 'Verifying'],
+  Available: ['Queued', 'Running', 'Verifying', 'Available'],
+  Expired: ['Queued', 'Running', 'Verifying', 'Available', 'Expired'],
+  Failed: ['Failed'],
+  Cancelled: ['Cancelled'],
+};
+
+export function storeContract(backend: string, createStore: StoreFactory): void {
+  describe(`Store contract on ${backend}`, () => {
+    let store: Store;
+    beforeAll(async () => {
+      store = await createStore();
+    });
+    afterAll(() => store?.close());
+
+    /** A fresh server + database to hang jobs on. */
+    async function seed(on: Store = store) {
+      const server = await on.createServer({ name: `srv-${randomUUID()}`, host: 'db.local', engine: 'postgres' }, actor('server.created'));
+      const database = await on.createDatabase(
+        {
+          serverId: server.id,
+          name: 'sales',
+          requesterGroupIds: [randomUUID()],
+          policy: defaultDatabasePolicy,
+          schedule: null,
+          enabled: true,
+        },
+        actor('database.created'),
+      );
+      return { server, database };
+    }
+
+    function newJob(seeded: Awaited<ReturnType<typeof seed>>, overrides: Partial<NewJob> = {}): NewJob {
+      const id = randomUUID();
+      return {
+        id,
+        databaseId: seeded.database.id,
+        serverId: seeded.server.id,
+        databaseName: seeded.database.name,
+        engine: 'postgres',
+        options: { compression: 'gzip', encryption: true },
+        requesterOid: `oid-${randomUUID()}`,
+        requesterUpn: 'alice@example.com',
+        trigger: 'user',
+        blobPath: `backups/${id}.dump`,
+        ...overrides,
+      };
+    }
+
+    async function jobIn(status: JobStatus, on: Store = store, job?: NewJob): Promise<JobRecord> {
+      const created = await on.createJob(job ?? newJob(await seed(on)), actor('job.requested'));
+      let current = created;
+      for (const to of pathTo[status]) {
+        const result = await on.transitionJob(current.id, { from: [current.status], to }, actor(`job.${to.toLowerCase()}` as AuditAction));
+        if (!result.ok) throw new Error(`could not move job to ${to}`);
+        current = result.job;
+      }
+      return current;
+    }
+
+    async function auditOf(jobId: string, on: Store = store) {
+      return (await on.listAudit({ jobId, limit: 200 })).items;
+    }
+
+    describe('servers and databases', () => {
+      it('creates, reads, lists and updates a server, with an audit row for each change', async () => {
+        const actorId = `admin-${randomUUID()}`;
+        const created = await store.createServer(
+          { name: 'primary', host: 'sql01\\prod', engine: 'sqlserver', description: 'Finance' },
+          actor('server.created', { actorId }),
+        );
+        expect(created).toMatchObject({ name: 'primary', host: 'sql01\\prod', engine: 'sqlserver', description: 'Finance' });
+        expect(await store.getServer(created.id)).toEqual(created);
+        expect((await store.listServers()).map((s) => s.id)).toContain(created.id);
+
+        const updated = await store.updateServer(created.id, { host: 'sql02', description: null }, actor('server.updated', { actorId }));
+        expect(updated).toMatchObject({ id: created.id, name: 'primary', host: 'sql02', description: null });
+        expect(await store.getServer(created.id)).toEqual(updated);
+
+        const trail = (await store.listAudit({ actor: actorId, limit: 10 })).items.map((row) => row.action);
+        expect(trail).toEqual(['server.updated', 'server.created']);
+      });
+
+      it('answers undefined for unknown ids and writes no audit row for an update that found nothing', async () => {
+        const actorId = `admin-${randomUUID()}`;
+        expect(await store.getServer(randomUUID())).toBeUndefined();
+        expect(await store.getDatabase(randomUUID())).toBeUndefined();
+        expect(await store.updateServer(randomUUID(), { name: 'x' }, actor('server.updated', { actorId }))).toBeUndefined();
+        expect(await store.updateDatabase(randomUUID(), { enabled: false }, actor('database.updated', { actorId }))).toBeUndefined();
+        expect(await store.deleteDatabase(randomUUID(), actor('database.deleted', { actorId }))).toBe('not_found');
+        expect(await store.deleteServer(randomUUID(), actor('server.deleted', { actorId }))).toBe('not_found');
+        expect((await store.listAudit({ actor: actorId, limit: 10 })).items).toEqual([]);
+      });
+
+      it('keeps a database’s groups, policy and schedule through a round trip and a partial update', async () => {
+        const { server } = await seed();
+        const groups = [randomUUID(), randomUUID()];
+        const policy = { ...defaultDatabasePolicy, retentionDays: 3, allowedEngines: ['postgres' as const] };
+        const database = await store.createDatabase(
+          { serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: { cron: '0 3 * * *' }, enabled: true },
+          actor('database.created'),
+        );
+        expect(database).toMatchObject({ serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: { cron: '0 3 * * *' } });
+        expect(await store.getDatabase(database.id)).toEqual(database);
+
+        const updated = await store.updateDatabase(database.id, { schedule: null, enabled: false }, actor('database.updated'));
+        expect(updated).toMatchObject({ name: 'hr', requesterGroupIds: groups, policy, schedule: null, enabled: false });
+        // Ordered by name; `seed` registered "sales" on the same server.
+        expect((await store.listDatabases(server.id)).map((d) => d.name)).toEqual(['hr', 'sales']);
+        expect((await store.listDatabases(randomUUID()))).toEqual([]);
+      });
+
+      it('lists only enabled databases that have a schedule as scheduled', async () => {
+        const { server } = await seed();
+        const make = (name: string, schedule: { cron: string } | null, enabled: boolean) =>
+          store.createDatabase(
+            { serverId: server.id, name, requesterGroupIds: [], policy: defaultDatabasePolicy, schedule, enabled },
+            actor('database.created'),
+          );
+        const scheduled = await make('scheduled', { cron: '0 3 * * *' }, true);
+        const disabled = await make('disabled', { cron: '0 3 * * *' }, false);
+        const unscheduled = await make('unscheduled', null, true);
+        const ids = (await store.listScheduledDatabases()).map((d) => d.id);
+        expect(ids).toContain(scheduled.id);
+        expect(ids).not.toContain(disabled.id);
+        expect(ids).not.toContain(unscheduled.id);
+      });
+
+      it('refuses to delete a server while databases are registered under it', async () => {
+        const actorId = `admin-${randomUUID()}`;
+        const { server, database } = await seed();
+        expect(await store.deleteServer(server.id, actor('server.deleted', { actorId }))).toBe('has_databases');
+        expect(await store.getServer(server.id)).toBeDefined();
+
+        expect(await store.deleteDatabase(database.id, actor('database.deleted', { actorId }))).toBe('deleted');
+        expect(await store.getDatabase(database.id)).toBeUndefined();
+        expect(await store.deleteServer(server.id, actor('server.deleted', { actorId }))).toBe('deleted');
+        expect(await store.getServer(server.id)).toBeUndefined();
+
+        const trail = (await store.listAudit({ actor: actorId, limit: 10 })).items.map((row) => row.action);
+        expect(trail).toEqual(['server.deleted', 'database.deleted']);
+      });
+    });
+
+    describe('jobs', () => {
+      it('creates a Pending job with its job.requested audit row', async () => {
+        const job = newJob(await seed(), { createdAt: new Date('2026-01-02T03:04:05.678Z') });
+        const created = await store.createJob(job, actor('job.requested', { ip: '10.0.0.1', userAgent: 'test', detail: { reason: 'TICKET-1' } }));
+        expect(created).toMatchObject({
+          id: job.id,
+          status: 'Pending',
+          options: { compression: 'gzip', encryption: true },
+          trigger: 'user',
+          scheduleSlot: null,
+          createdAt: new Date('2026-01-02T03:04:05.678Z'),
+          progressPercent: null,
+          downloadUrl: null,
+          expiresAt: null,
+        });
+        expect(await store.getJob(job.id)).toEqual(created);
+        const [row, ...others] = await auditOf(job.id);
+        expect(others).toEqual([]);
+        expect(row).toMatchObject({
+          action: 'job.requested',
+          jobId: job.id,
+          actorId: 'contract-admin',
+          actorName: 'Contract Admin',
+          ip: '10.0.0.1',
+          userAgent: 'test',
+          detail: { reason: 'TICKET-1' },
+        });
+      });
+
+      it('writes neither the job nor the audit row when the audit row cannot be written', async () => {
+        const job = newJob(await seed());
+        // Not an action the audit table accepts (its CHECK constraint lists them): the insert fails after the job's.
+        const badAudit = actor('not.an.action' as AuditAction);
+        await expect(store.createJob(job, badAudit)).rejects.toThrow();
+        expect(await store.getJob(job.id)).toBeUndefined();
+        expect(await auditOf(job.id)).toEqual([]);
+      });
+
+      it('moves a job only from the expected status, with one audit row per change', async () => {
+        const job = await jobIn('Pending');
+        const queued = await store.transitionJob(job.id, { from: ['Pending'], to: 'Queued' }, actor('job.queued'));
+        expect(queued).toMatchObject({ ok: true, job: { id: job.id, status: 'Queued' } });
+
+        // A replayed activity: the job is no longer Pending, so nothing is written.
+        const replay = await store.transitionJob(job.id, { from: ['Pending'], to: 'Queued' }, actor('job.queued'));
+        expect(replay).toEqual({ ok: false, current: expect.objectContaining({ id: job.id, status: 'Queued' }) });
+        expect((await auditOf(job.id)).map((row) => row.action)).toEqual(['job.queued', 'job.requested']);
+      });
+
+      it('refuses transitions the lifecycle does not allow, even when `from` matches', async () => {
+        const job = await jobIn('Queued');
+        const skip = await store.transitionJob(job.id, { from: ['Queued'], to: 'Available' }, actor('job.available'));
+        expect(skip).toEqual({ ok: false, current: expect.objectContaining({ status: 'Queued' }) });
+        const verifying = await jobIn('Verifying');
+        const cancel = await store.transitionJob(verifying.id, { from: ['Verifying'], to: 'Cancelled' }, actor('job.cancelled'));
+        expect(cancel.ok).toBe(false);
+        expect((await store.getJob(verifying.id))?.status).toBe('Verifying');
+        expect((await auditOf(job.id)).map((row) => row.action)).toEqual(['job.queued', 'job.requested']);
+      });
+
+      it('applies a transition’s patch and time', async () => {
+        const job = await jobIn('Verifying');
+        const at = new Date('2026-03-04T05:06:07.089Z');
+        const expiresAt = new Date('2026-03-11T05:06:07.089Z');
+        const result = await store.transitionJob(
+          job.id,
+          { from: ['Verifying'], to: 'Available', at, patch: { sizeBytes: 5_000_000_000, sha256: 'ab'.repeat(32), completedAt: at, expiresAt } },
+          actor('job.available', { actorType: 'system', actorId: 'orchestrator' }),
+        );
+        expect(result).toMatchObject({ ok: true, job: { status: 'Available', sizeBytes: 5_000_000_000, sha256: 'ab'.repeat(32), completedAt: at, expiresAt, updatedAt: at } });
+        expect(await store.getJob(job.id)).toEqual(result.ok && result.job);
+        // The transition's time is the audit row's time (here earlier than the rows before it).
+        const row = (await auditOf(job.id)).find((candidate) => candidate.action === 'job.available');
+        expect(row).toMatchObject({ at, actorType: 'system', actorId: 'orchestrator', jobId: job.id });
+      });
+
+      it('reports an unknown job as not transitioned', async () => {
+        expect(await store.transitionJob(randomUUID(), { from: ['Pending'], to: 'Queued' }, actor('job.queued'))).toEqual({ ok: false, current: undefined });
+      });
+
+      it('records progress on a running job only, without an audit row', async () => {
+        const running = await jobIn('Running');
+        const auditBefore = await auditOf(running.id);
+        await store.updateJobProgress(running.id, { percent: 42.5, bytes: 1234 });
+        expect(await store.getJob(running.id)).toMatchObject({ progressPercent: 42.5, progressBytes: 1234 });
+        expect(await auditOf(running.id)).toEqual(auditBefore);
+
+        const failed = await jobIn('Failed');
+        await store.updateJobProgress(failed.id, { percent: 10, bytes: 1 });
+        expect(await store.getJob(failed.id)).toMatchObject({ progressPercent: null, progressBytes: null });
+      });
+
+      it('records a download link on an Available job with its sas.download_issued audit row', async () => {
+        const available = await jobIn('Available');
+        const expiresAt = new Date(Date.now() + 60 * 60_000);
+        const url = 'https://account.blob.core.windows.net/backups/x.dump?sig=abc';
+        const linked = await store.recordDownloadLink(available.id, { url, expiresAt }, actor('sas.download_issued', { detail: { ttlMinutes: 60 } }));
+        expect(linked).toMatchObject({ id: available.id, downloadUrl: url, downloadExpiresAt: expiresAt, status: 'Available' });
+        const [latest] = await auditOf(available.id);
+        expect(latest).toMatchObject({ action: 'sas.download_issued', jobId: available.id, detail: { ttlMinutes: 60 } });
+
+        const running = await jobIn('Running');
+        const before = await auditOf(running.id);
+        expect(await store.recordDownloadLink(running.id, { url, expiresAt }, actor('sas.download_issued'))).toBeUndefined();
+        expect((await store.getJob(running.id))?.downloadUrl).toBeNull();
+        expect(await auditOf(running.id)).toEqual(before);
+      });
+    });
+
+    describe('scheduled jobs', () => {
+      it('creates one job per database and slot, even when called concurrently', async () => {
+        const seeded = await seed();
+        const slot = '2026-05-01T03:00:00.000Z';
+        const attempts = Array.from({ length: 5 }, () => newJob(seeded, { trigger: 'schedule', scheduleSlot: slot }));
+        const results = await Promise.all(
+          attempts.map((job) => store.createScheduledJob({ ...job, scheduleSlot: slot }, actor('job.requested', { actorType: 'system', actorId: 'scheduler' }))),
+        );
+        const created = results.filter((job): job is JobRecord => job !== undefined);
+        expect(created).toHaveLength(1);
+        expect(created[0]).toMatchObject({ scheduleSlot: slot, trigger: 'schedule', status: 'Pending' });
+        for (const attempt of attempts) {
+          const stored = await store.getJob(attempt.id);
+          expect(stored === undefined ? 'absent' : 'present').toBe(attempt.id === created[0]!.id ? 'present' : 'absent');
+          expect((await auditOf(attempt.id)).length).toBe(attempt.id === created[0]!.id ? 1 : 0);
+        }
+
+        const nextSlot = await store.createScheduledJob({ ...newJob(seeded, { trigger: 'schedule' }), scheduleSlot: '2026-05-02T03:00:00.000Z' }, actor('job.requested'));
+        expect(nextSlot).toBeDefined();
+        const otherDatabase = await seed();
+        const sameSlotElsewhere = await store.createScheduledJob({ ...newJob(otherDatabase, { trigger: 'schedule' }), scheduleSlot: slot }, actor('job.requested'));
+        expect(sameSlotElsewhere).toBeDefined();
+      });
+
+      it('does not limit user jobs, which have no slot', async () => {
+        const seeded = await seed();
+        await store.createJob(newJob(seeded), actor('job.requested'));
+        await expect(store.createJob(newJob(seeded), actor('job.requested'))).resolves.toBeDefined();
+      });
+    });
+
+    describe('listing', () => {
+      let listing: Store;
+      beforeAll(async () => {
+        listing = await createStore();
+      });
+      afterAll(() => listing?.close());
+
+      async function allPages<T>(fetchPage: (cursor?: string) => Promise<{ items: T[]; nextCursor?: string }>) {
+        const pages: T[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await fetchPage(cursor);
+          pages.push(page.items);
+          cursor = page.nextCursor;
+        } while (cursor && pages.length < 50);
+        return pages;
+      }
+
+      it('pages jobs newest first, own or all, with a cursor that survives identical timestamps', async () => {
+        const seeded = await seed(listing);
+        const sameInstant = new Date('2026-02-01T00:00:00.000Z');
+        const alice = 'oid-alice';
+        const aliceJobs: JobRecord[] = [];
+        for (let i = 0; i < 5; i++) {
+          aliceJobs.push(await listing.createJob(newJob(seeded, { requesterOid: alice, createdAt: sameInstant }), actor('job.requested')));
+        }
+        const newest = await listing.createJob(newJob(seeded, { requesterOid: alice, createdAt: new Date('2026-02-02T00:00:00.000Z') }), actor('job.requested'));
+        const bob = await listing.createJob(newJob(seeded, { requesterOid: 'oid-bob', createdAt: sameInstant }), actor('job.requested'));
+
+        const pages = await allPages((cursor) => listing.listJobs({ requesterOid: alice, limit: 2, cursor }));
+        expect(pages.map((page) => page.length)).toEqual([2, 2, 2]);
+        const ids = pages.flat().map((job) => job.id);
+        const tied = aliceJobs.map((job) => job.id).sort().reverse();
+        expect(ids).toEqual([newest.id, ...tied]);
+
+        const everyone = (await allPages((cursor) => listing.listJobs({ limit: 3, cursor }))).flat().map((job) => job.id);
+        expect(new Set(everyone)).toEqual(new Set([...ids, bob.id]));
+        expect(everyone).toHaveLength(7);
+
+        await listing.transitionJob(bob.id, { from: ['Pending'], to: 'Queued' }, actor('job.queued'));
+        expect((await listing.listJobs({ status: 'Queued', limit: 10 })).items.map((job) => job.id)).toEqual([bob.id]);
+        expect((await listing.listJobs({ requesterOid: alice, status: 'Queued', limit: 10 })).items).toEqual([]);
+        expect((await listing.listJobs({ requesterOid: 'oid-nobody', limit: 10 })).nextCursor).toBeUndefined();
+      });
+
+      it('filters audit rows by time range, actor, action and job, and pages them', async () => {
+        const t0 = new Date('2027-01-01T00:00:00.000Z');
+        const minute = (n: number) => new Date(t0.getTime() + n * 60_000);
+        const jobId = randomUUID();
+        const rows = [
+          await listing.appendAudit({ ...actor('sas.upload_issued', { actorId: 'runner-1', actorName: 'Runner One', jobId }), at: minute(0) }),
+          await listing.appendAudit({ ...actor('job.cancel_requested', { actorId: 'carol', actorName: 'carol@example.com', jobId }), at: minute(1) }),
+          await listing.appendAudit({ ...actor('sas.download_denied', { actorId: 'dave', actorName: 'dave@example.com' }), at: minute(2) }),
+        ];
+        expect(rows[0]).toMatchObject({ actorType: 'user', ip: null, userAgent: null, detail: {}, at: minute(0) });
+
+        const ids = async (filter: Omit<Parameters<Store['listAudit']>[0], 'limit'>) =>
+          (await listing.listAudit({ limit: 50, ...filter })).items.map((row) => row.id);
+        expect(await ids({ from: minute(1), to: minute(2) })).toEqual([rows[2]!.id, rows[1]!.id]);
+        expect(await ids({ from: minute(0), to: minute(0) })).toEqual([rows[0]!.id]);
+        expect(await ids({ actor: 'carol' })).toEqual([rows[1]!.id]);
+        expect(await ids({ actor: 'Runner One' })).toEqual([rows[0]!.id]);
+        expect(await ids({ action: 'sas.download_denied', from: t0 })).toEqual([rows[2]!.id]);
+        expect(await ids({ jobId })).toEqual([rows[1]!.id, rows[0]!.id]);
+        expect(await ids({ jobId, action: 'sas.upload_issued' })).toEqual([rows[0]!.id]);
+
+        // Five rows at one instant, paged two at a time: every row exactly once, ordered by id within the instant.
+        const tied: string[] = [];
+        for (let i = 0; i < 5; i++) tied.push((await listing.appendAudit({ ...actor('job.progress', { actorId: 'pager' }), at: minute(10) })).id);
+        const pages = await allPages((cursor) => listing.listAudit({ actor: 'pager', limit: 2, cursor }));
+        expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+        expect(pages.flat().map((row) => row.id)).toEqual([...tied].sort().reverse());
+      });
+
+      it('rejects a cursor it did not issue', async () => {
+        const error = await listing.listJobs({ limit: 10, cursor: 'bm90LWEtY3Vyc29y' }).catch((caught: unknown) => caught);
+        expect(isAppError(error) && error.code).toBe('validation_failed');
+      });
+
+      it('lists Available jobs past their expiry, oldest first', async () => {
+        const now = new Date();
+        const expiring = async (minutesAgo: number, status: JobStatus = 'Available') => {
+          const job = await jobIn('Verifying', listing);
+          const expiresAt = new Date(now.getTime() - minutesAgo * 60_000);
+          await listing.transitionJob(job.id, { from: ['Verifying'], to: 'Available', patch: { expiresAt } }, actor('job.available'));
+          if (status === 'Expired') await listing.transitionJob(job.id, { from: ['Available'], to: 'Expired' }, actor('job.expired'));
+          return job.id;
+        };
+        const older = await expiring(30);
+        const newer = await expiring(5);
+        await expiring(-60); // not yet due
+        await expiring(40, 'Expired'); // already handled
+        expect((await listing.listExpiredJobs(now, 10)).map((job) => job.id)).toEqual([older, newer]);
+        expect((await listing.listExpiredJobs(now, 1)).map((job) => job.id)).toEqual([older]);
+      });
+    });
+
+    it('answers a ping', async () => {
+      await expect(store.ping()).resolves.toBeUndefined();
+    });
+  });
+}
