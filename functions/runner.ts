@@ -9,7 +9,7 @@ import { accepted, ok } from './responses.js';
 const runnerOnly = { anyOf: ['Runner'] } as const;
 
 export const issueUploadTarget = endpoint({
-  summary: "A fresh write-only SAS for the job's blob, while the job is Queued or Running (409 with `status` otherwise)",
+  summary: "A fresh write-only SAS for the job's blob, while the job is Queued or Running (409 with `jobStatus` otherwise)",
   access: runnerOnly,
   params: IdParams,
   responses: [{ status: 200, description: 'Where and until when the runner may write', schema: UploadTarget }],
@@ -19,7 +19,7 @@ export const issueUploadTarget = endpoint({
 });
 
 export const postRunnerEvent = endpoint({
-  summary: "Report accepted/progress/uploaded/failed for a job (409 with the job's `status` when it is no longer runnable)",
+  summary: "Report accepted/progress/uploaded/failed for a job (409 with the job's `jobStatus` when it is no longer runnable)",
   access: runnerOnly,
   params: IdParams,
   body: RunnerEvent,

@@ -50,10 +50,14 @@ function assertMayActOn(principal: Principal, job: JobRecord, action: string): v
   }
 }
 
+/**
+ * 409 naming the job's status in the `jobStatus` extension member (the problem's own `status` stays the HTTP
+ * status code, as RFC 9457 defines it).
+ */
 function conflictUnlessIn(job: JobRecord, allowed: readonly JobStatus[], action: string): void {
   if (!allowed.includes(job.status)) {
     throw new AppError('conflict', `Job ${job.id} is ${job.status}; ${action} needs one of: ${allowed.join(', ')}.`, {
-      details: { status: job.status },
+      details: { jobStatus: job.status },
     });
   }
 }
@@ -247,7 +251,7 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
   const ttlMinutes = Math.min(request.ttlMinutes ?? deps.limits.sasTtlDefaultMinutes, policy.maxSasTtlMinutes, deps.limits.sasTtlMaxMinutes);
   let expiresAt = new Date(now.getTime() + ttlMinutes * MINUTE_MS);
   if (job.expiresAt && job.expiresAt < expiresAt) expiresAt = job.expiresAt;
-  if (expiresAt <= now) throw new AppError('conflict', `The backup of job ${job.id} has reached its retention expiry.`, { details: { status: job.status } });
+  if (expiresAt <= now) throw new AppError('conflict', `The backup of job ${job.id} has reached its retention expiry.`, { details: { jobStatus: job.status } });
 
   const fileName = jobFileName(job);
   const link = await deps.blobs.issueReadSas(job.blobPath, { expiresAt, fileName });

@@ -1,7 +1,7 @@
 /**
  * What the on-prem runner (app role Runner, application token) may do: get a write SAS for the job it is
  * running and report events, which are raised at the job's orchestration. A job that is no longer runnable
- * answers 409 with its status, which is the runner's signal to stop.
+ * answers 409 with its status in the problem's `jobStatus` member, which is the runner's signal to stop.
  */
 import { runnableStatuses } from '../shared/contracts/jobs.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent, type RunnerEventAck, type UploadTarget } from '../shared/contracts/runner.js';
@@ -21,7 +21,7 @@ async function loadRunnableJob(scope: RequestScope, jobId: string): Promise<JobR
   const job = await loadJob(scope.deps, jobId);
   if (!runnableStatuses.includes(job.status)) {
     throw new AppError('conflict', `Job ${job.id} is ${job.status}; the runner must stop working on it.`, {
-      details: { status: job.status },
+      details: { jobStatus: job.status },
     });
   }
   return job;

@@ -151,7 +151,7 @@ function errorResponses(route: DocumentedRoute, method: string): Record<string, 
   }
   if (route.params) responses['404'] = problemResponse('No such resource');
   if (route.access !== 'anonymous' && method !== 'get') {
-    responses['409'] = problemResponse('The resource is in a state that does not allow this (the current `status` may be included)');
+    responses['409'] = problemResponse('The resource is in a state that does not allow this (a job\'s current status is in `jobStatus`)');
   }
   responses['500'] = problemResponse('Unexpected failure; `instance` is the invocation id to quote');
   responses['503'] = problemResponse('A dependency is unavailable; worth retrying');
@@ -191,7 +191,13 @@ function operation(route: DocumentedRoute, method: string, used: Map<string, Io[
     security: route.access === 'anonymous' ? [] : [{ [BEARER]: [] }],
     parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
     ...(route.body
-      ? { requestBody: { required: true, content: { 'application/json': { schema: schemaRef(route.body, 'input', used) } } } }
+      ? {
+          requestBody: {
+            // An empty body reads as `{}` (functions/endpoint.ts): a body whose fields are all optional may be left out.
+            required: !route.body.safeParse({}).success,
+            content: { 'application/json': { schema: schemaRef(route.body, 'input', used) } },
+          },
+        }
       : {}),
     responses: { ...responses, ...errorResponses(route, method) },
   };

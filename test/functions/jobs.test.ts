@@ -185,7 +185,7 @@ describe('POST /api/jobs/{id}/cancel', () => {
     const before = t.orchestrations.snapshot();
     const res = await invoke(cancelJob, { method: 'POST', path: `jobs/${job.id}/cancel`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
     expect(res.status).toBe(409);
-    expect(res.json).toMatchObject({ status: 'Available', code: 'conflict' });
+    expect(res.json).toMatchObject({ status: 409, jobStatus: 'Available', code: 'conflict' });
     expect(res.json.detail).toContain('Available');
     expect(t.orchestrations.snapshot()).toEqual(before);
     expect((await auditOf(job.id)).map((a) => a.action)).not.toContain('job.cancel_requested');
@@ -204,7 +204,7 @@ describe('DELETE /api/jobs/{id}/backup', () => {
     const running = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Running' });
     const refused = await invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${running.id}/backup`, params: { id: running.id }, token: t.tokens.requester({ oid }) });
     expect(refused.status).toBe(409);
-    expect(refused.json.status).toBe('Running');
+    expect(refused.json.jobStatus).toBe('Running');
   });
 });
 
@@ -271,7 +271,7 @@ describe('POST /api/jobs/{id}/download-link', () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Running' });
     const running = await requestLink(job.id, t.tokens.requester({ oid }));
     expect(running.status).toBe(409);
-    expect(running.json.status).toBe('Running');
+    expect(running.json.jobStatus).toBe('Running');
     const bad = await requestLink(job.id, t.tokens.requester({ oid }), { ttlMinutes: -5 });
     expect(bad.status).toBe(400);
     expect(bad.json.errors[0].field).toBe('body.ttlMinutes');
