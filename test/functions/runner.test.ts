@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import { BlockBlobClient } from '@azure/storage-blob';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issueUploadTarget, postRunnerEvent } from '../../functions/runner.js';
+import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
+import { invoke } from '../support/http.js';
+
+let t: TestDeps;
+let seeded: SeededDatabase;
+beforeAll(async () => {
+  t = await startTestDeps();
+  seeded = await seedDatabase(t.deps.store);
+});
+afterAll(() => t?.close());
+
+const auditOf = async (jobId: string) => (await t.deps.store.listAudit({ jobId, limit: 200 })).items.map((a) => a.action);
+const uploadTarget = (jobId: string, token = t.tokens.runner()) =>
+  invoke(issueUploadTarget, { method: 'POST', path: `runner/jobs/${jobId}/upload-target`, params: { id: jobId }, token });
+const postEvent = (jobId: string, body: unknown, token = t.tokens.runner()) =>
+  invoke(postRunnerEvent, { method: 'POST', path: `runner/jobs/${jobId}/events`, params: { id: jobId }, token, body });
+
+describe('POST /api/runner/jobs/{id}/upload-target', () => {
+  it('issues a write SAS that writes exactly the job’s blob, and audits it', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    const res = await uploadTarget(job.id);
+    expect(res.status).toBe(200);
+    expect(res.json.blobPath).toBe(job.blobPath);
+    const minutes = (Date.parse(res.json.expiresAt) - Date.now()) / 60_000;
+    expect(minutes).toBeGreaterThan(t.deps.limits.uploadSasTtlMinutes - 1);
+    expect(minutes).toBeLessThanOrEqual(t.deps.limits.uploadSasTtlMinutes);
+
+    await new BlockBlobClient(res.json.url).upload('dump bytes', 10);
+    const written = await t.container.getBlobClient(job.blobPath).downloadToBuffer();
+    expect(written.toString()).toBe('dump bytes');
+
+    // The same signature on another path of the container is refused.
+    const elsewhere = new URL(res.json.url);
+    elsewhere.pathname = elsewhere.pathname.replace(/[^/]+$/, 'other.bak');
+    await expect(new BlockBlobClient(elsewhere.toString()).upload('x', 1)).rejects.toMatchObject({ statusCode: 403 });
+    expect(await auditOf(job.id)).toContain('sas.upload_issued');
+  });
+
+  it('answers 409 with the job status once the job is not runnable, and audits nothing', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Cancelled' });
+    const res = await uploadTarget(job.id);
+    expect(res.status).toBe(409);
+    expect(res.json).toMatchObject({ status: 409, jobStatus: 'Cancelled', code: 'conflict' });
+    expect(await auditOf(job.id)).not.toContain('sas.upload_issued');
+  });
+
+  it('answers 404 for an unknown job', async () => {
+    expect((await uploadTarget(randomUUID())).status).toBe(404);
+  });
+});
+
+describe('POST /api/runner/jobs/{id}/events', () => {
+  it('raises the event at the job’s orchestration and acknowledges it', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Queued' });
+    const event = { type: 'accepted', eventId: `acc-${randomUUID()}`, runnerId: 'runner-01', attempt: 1 };
+    const res = await postEvent(job.id, event);
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ jobId: job.id, status: 'Queued', duplicate: false });
+    expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: job.id, eventName: 'RunnerEvent', payload: event });
+  });
+
+  it('answers 409 naming the status when the job is no longer runnable, and raises nothing', async () => {
+    for (const status of ['Pending', 'Verifying', 'Available', 'Failed', 'Cancelled'] as const) {
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status });
+      const before = t.orchestrations.snapshot();
+      const res = await postEvent(job.id, { type: 'progress', eventId: `p-${randomUUID()}`, percent: 5, bytes: 1 });
+      expect(res.status, status).toBe(409);
+      expect(res.json.jobStatus).toBe(status);
+      expect(t.orchestrations.snapshot()).toEqual(before);
+    }
+  });
+
+  it('refuses an upload reported for another path than the job’s', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    const before = t.orchestrations.snapshot();
+    const res = await postEvent(job.id, {
+      type: 'uploaded',
+      eventId: `up-${randomUUID()}`,
+      blobPath: 'backups/elsewhere.bak',
+      sizeBytes: 10,
+      sha256: 'c'.repeat(64),
+      compression: 'none',
+      encrypted: false,
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.errors[0].field).toBe('body.blobPath');
+    expect(t.orchestrations.snapshot()).toEqual(before);
+  });
+
+  it('rejects an event that does not match the contract, naming the field', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    const unknownType = await postEvent(job.id, { type: 'exploded', eventId: 'evt-12345678' });
+    expect(unknownType.status).toBe(400);
+    expect(unknownType.json.errors.map((e: { field: string }) => e.field)).toContain('body.type');
+    const badPercent = await postEvent(job.id, { type: 'progress', eventId: 'evt-12345678', percent: 101, bytes: 1 });
+    expect(badPercent.json.errors.map((e: { field: string }) => e.field)).toContain('body.percent');
+  });
+
+  it('refuses a user token that claims the Runner app role', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    const userWithRunnerRole = t.issuer.issueUserToken({ roles: ['Runner'] });
+    expect((await postEvent(job.id, { type: 'progress', eventId: 'evt-12345678', percent: 1, bytes: 1 }, userWithRunnerRole)).status).toBe(403);
+    expect((await uploadTarget(job.id, userWithRunnerRole)).status).toBe(403);
+  });
+});
