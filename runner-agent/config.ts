@@ -60,67 +60,79 @@ const postgresSettings = z
   })
   .strict();
 
-export const runnerConfigSchema = z
-  .object({
-    /** Reported in `accepted` events and logs; e.g. the host name. */
-    runnerId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 letters, digits, dots, dashes or underscores'),
-    serviceBus: z
-      .object({
-        fullyQualifiedNamespace: z
-          .string()
-          .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name such as sb-dbdist.servicebus.windows.net')
-          .optional(),
-        /** Development only (the emulator or a local broker); production uses Entra credentials. */
-        connectionString: nonEmpty.optional(),
-        topic: nonEmpty.default('backup-jobs'),
-        subscription: nonEmpty,
-      })
-      .strict()
-      .refine((s) => Boolean(s.fullyQualifiedNamespace) !== Boolean(s.connectionString), {
-        path: ['fullyQualifiedNamespace'],
-        message: 'set exactly one of fullyQualifiedNamespace or connectionString',
-      }),
-    api: z
-      .object({
-        baseUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s):// URL' }),
-        /** e.g. `api://dbdist/.default`: the API's application id URI + `/.default`. */
-        scope: nonEmpty,
-      })
-      .strict(),
-    entra: z
-      .object({
-        tenantId: nonEmpty,
-        clientId: nonEmpty,
-        /** PEM file with the private key and the certificate. */
-        certificatePath: nonEmpty.optional(),
-        clientSecret: nonEmpty.optional(),
-        authorityHost: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com'),
-      })
-      .strict()
-      .refine((e) => Boolean(e.certificatePath) !== Boolean(e.clientSecret), {
-        path: ['certificatePath'],
-        message: 'set exactly one of certificatePath or the DBDIST_RUNNER_CLIENT_SECRET environment variable',
-      }),
-    sqlServer: sqlServerSettings.optional(),
-    postgres: postgresSettings.optional(),
-    /** Temp files (SQL Server .bak) live here; needs room for the largest backup. */
-    workDir: nonEmpty,
-    /** Backups running at once against one database server. */
-    concurrencyPerInstance: positiveInt.max(16).default(1),
-    /** How long a message lock is renewed; must exceed the longest backup. */
-    lockRenewalMaxMinutes: positiveInt.default(12 * 60),
-    /** On SIGTERM, how long running backups may take to finish before their messages are abandoned. */
-    shutdownGraceSeconds: z.number().int().nonnegative().default(120),
-    /** Compression for the manual `backup` command (jobs carry their own choice). */
-    compressionDefault: Compression.default('none'),
-    /** 32-byte key (raw, or 64 hex characters) for AES-256-GCM envelope encryption. */
-    encryptionKeyFile: nonEmpty.optional(),
-    logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
-  })
-  .strict()
-  .refine((c) => c.sqlServer || c.postgres, { path: ['sqlServer'], message: 'configure sqlServer and/or postgres' });
+const runnerConfigFields = z.object({
+  /** Reported in `accepted` events and logs; e.g. the host name. */
+  runnerId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 letters, digits, dots, dashes or underscores'),
+  serviceBus: z
+    .object({
+      fullyQualifiedNamespace: z
+        .string()
+        .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name such as sb-dbdist.servicebus.windows.net')
+        .optional(),
+      /** Development only (the emulator or a local broker); production uses Entra credentials. */
+      connectionString: nonEmpty.optional(),
+      topic: nonEmpty.default('backup-jobs'),
+      subscription: nonEmpty,
+    })
+    .strict()
+    .refine((s) => Boolean(s.fullyQualifiedNamespace) !== Boolean(s.connectionString), {
+      path: ['fullyQualifiedNamespace'],
+      message: 'set exactly one of fullyQualifiedNamespace or connectionString',
+    }),
+  api: z
+    .object({
+      baseUrl: z.url({ protocol: /^https?$/, message: 'must be an http(s):// URL' }),
+      /** e.g. `api://dbdist/.default`: the API's application id URI + `/.default`. */
+      scope: nonEmpty,
+    })
+    .strict(),
+  entra: z
+    .object({
+      tenantId: nonEmpty,
+      clientId: nonEmpty,
+      /** PEM file with the private key and the certificate. */
+      certificatePath: nonEmpty.optional(),
+      clientSecret: nonEmpty.optional(),
+      authorityHost: z.url({ protocol: /^https$/, message: 'must be an https:// URL' }).default('https://login.microsoftonline.com'),
+    })
+    .strict()
+    .refine((e) => Boolean(e.certificatePath) !== Boolean(e.clientSecret), {
+      path: ['certificatePath'],
+      message: 'set exactly one of certificatePath or the DBDIST_RUNNER_CLIENT_SECRET environment variable',
+    }),
+  sqlServer: sqlServerSettings.optional(),
+  postgres: postgresSettings.optional(),
+  /** Temp files (SQL Server .bak) live here; needs room for the largest backup. */
+  workDir: nonEmpty,
+  /** Backups running at once against one database server. */
+  concurrencyPerInstance: positiveInt.max(16).default(1),
+  /** How long a message lock is renewed; must exceed the longest backup. */
+  lockRenewalMaxMinutes: positiveInt.default(12 * 60),
+  /** On SIGTERM, how long running backups may take to finish before their messages are abandoned. */
+  shutdownGraceSeconds: z.number().int().nonnegative().default(120),
+  /** Compression for the manual `backup` command (jobs carry their own choice). */
+  compressionDefault: Compression.default('none'),
+  /** 32-byte key (raw, or 64 hex characters) for AES-256-GCM envelope encryption. */
+  encryptionKeyFile: nonEmpty.optional(),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+});
+
+const needsAnEngine = { path: ['sqlServer'], message: 'configure sqlServer and/or postgres' };
+
+/** Everything the service (`start`, `check`) needs. Unknown keys are refused: a typo must not go unnoticed. */
+export const runnerConfigSchema = runnerConfigFields.strict().refine((c) => c.sqlServer || c.postgres, needsAnEngine);
+
+/**
+ * What the operator's manual `backup` command needs: the database connections only, so it also works on a host
+ * without Service Bus or API settings. The service's other settings may be present and are ignored.
+ */
+export const localBackupConfigSchema = runnerConfigFields
+  .pick({ sqlServer: true, postgres: true, workDir: true, compressionDefault: true, encryptionKeyFile: true, logLevel: true })
+  .extend({ workDir: nonEmpty.default('.') })
+  .refine((c) => c.sqlServer || c.postgres, needsAnEngine);
 
 export type RunnerConfig = z.output<typeof runnerConfigSchema>;
+export type LocalBackupConfig = z.output<typeof localBackupConfigSchema>;
 export type SqlServerSettings = NonNullable<RunnerConfig['sqlServer']>;
 export type PostgresSettings = NonNullable<RunnerConfig['postgres']>;
 
@@ -198,14 +210,19 @@ function getPath(source: unknown, path: string): unknown {
 function configError(problems: FieldError[], where: string): AppError {
   return new AppError('config_invalid', `Invalid runner config (${where}): ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}`, {
     fieldErrors: problems,
+    details: { where },
   });
 }
 
 /**
  * Validates a merged config object. Missing required fields say where they can be set.
  */
-export function parseRunnerConfig(raw: unknown, where = 'config'): RunnerConfig {
-  const result = runnerConfigSchema.safeParse(raw, {
+export function parseRunnerConfig<S extends z.ZodType = typeof runnerConfigSchema>(
+  raw: unknown,
+  where = 'config',
+  schema: S = runnerConfigSchema as unknown as S,
+): z.output<S> {
+  const result = schema.safeParse(raw, {
     error: (issue) => (issue.code === 'invalid_type' && issue.input === undefined ? 'is required but not set' : undefined),
   });
   if (result.success) return result.data;
@@ -218,14 +235,20 @@ export function parseRunnerConfig(raw: unknown, where = 'config'): RunnerConfig 
   throw configError(problems, where);
 }
 
-export interface LoadConfigOptions {
+export interface LoadConfigOptions<S extends z.ZodType> {
   /** JSON config file; optional when the environment carries every setting. */
   configPath?: string;
   env?: Record<string, string | undefined>;
+  /** Default: the full service schema. */
+  schema?: S;
 }
 
 /** Reads the config file (if any), lays the environment over it and validates the result. */
-export function loadRunnerConfig({ configPath, env = process.env }: LoadConfigOptions = {}): RunnerConfig {
+export function loadRunnerConfig<S extends z.ZodType = typeof runnerConfigSchema>({
+  configPath,
+  env = process.env,
+  schema,
+}: LoadConfigOptions<S> = {}): z.output<S> {
   let fromFile: Record<string, unknown> = {};
   if (configPath) {
     let text: string;
@@ -252,5 +275,5 @@ export function loadRunnerConfig({ configPath, env = process.env }: LoadConfigOp
     const raw = env[name];
     if (raw !== undefined && raw !== '') setPath(merged, path, fromEnvText(raw, kind));
   }
-  return parseRunnerConfig(merged, configPath ? `${configPath} + environment` : 'environment');
+  return parseRunnerConfig(merged, configPath ? `${configPath} + environment` : 'environment', schema ?? (runnerConfigSchema as unknown as S));
 }

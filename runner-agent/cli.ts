@@ -1,0 +1,231 @@
+#!/usr/bin/env node
+/**
+ * dbdist-runner: the on-prem runner agent's command line.
+ *
+ *   start    the service loop (Windows service / systemd unit)
+ *   check    tests every connection, one PASS/FAIL line each
+ *   backup   one manual backup to a file or stdout
+ *   decrypt  turns an encrypted download back into the backup
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Command, Option } from 'commander';
+import { compressions, type Compression } from '../shared/contracts/common.js';
+import { errorMessage, isAppError } from '../shared/errors.js';
+import { RunnerApiClient } from './api-client.js';
+import { formatResults, runChecks } from './check.js';
+import { createDecompressStream } from './compression.js';
+import { envVariables, loadRunnerConfig, localBackupConfigSchema } from './config.js';
+import { createDecryptStream, readKeyFile } from './crypto.js';
+import { isJobFailure } from './errors.js';
+import { createLogger } from './logger.js';
+import { apiTokenProvider, buildEngines, buildServiceBusClient, entraCredential, runService } from './service.js';
+import { writeBackup } from './upload.js';
+
+/** Exit codes: 0 fine, 1 a check or the work failed, 2 bad configuration or usage. */
+const EXIT_FAILED = 1;
+const EXIT_CONFIG = 2;
+
+/** Thrown to end a command with an exit code after its message was printed. */
+class Exit extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+interface GlobalOptions {
+  config?: string;
+}
+
+function configPathOf(command: Command): string | undefined {
+  return command.optsWithGlobals<GlobalOptions>().config ?? process.env.DBDIST_RUNNER_CONFIG;
+}
+
+const envHelp = envVariables.map((v) => `  ${v.env.padEnd(48)} ${v.path}${v.secret ? '  (secret: environment only)' : ''}`).join('\n');
+
+export function buildProgram(): Command {
+  const program = new Command('dbdist-runner')
+    .description(
+      'The dbdist on-prem runner: takes backup jobs from Service Bus, backs up SQL Server / PostgreSQL databases ' +
+        'and streams them to Blob Storage through a write-only SAS. Outbound connections only.',
+    )
+    .option('-c, --config <path>', 'JSON config file (default: $DBDIST_RUNNER_CONFIG); DBDIST_RUNNER_* variables override it')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  dbdist-runner check --config /etc/dbdist-runner/config.json
+  dbdist-runner start --config /etc/dbdist-runner/config.json
+  dbdist-runner backup --engine postgres --database sales --out sales.dump.gz --compression gzip
+  dbdist-runner decrypt --key-file /etc/dbdist-runner/backup.key --in sales.dump.gz.enc --out sales.dump.gz
+
+Environment variables (each sets the config field named after it):
+${envHelp}
+
+Configuration reference and installation: docs/runner.md`,
+    );
+
+  program
+    .command('start')
+    .description('Run the service: receive backup jobs until SIGINT/SIGTERM (then drain within shutdownGraceSeconds).')
+    .addHelpText('after', '\nExample:\n  dbdist-runner start --config /etc/dbdist-runner/config.json')
+    .action(async (_options, command: Command) => {
+      const config = loadRunnerConfig({ configPath: configPathOf(command) });
+      const logger = createLogger({ level: config.logLevel });
+      throw new Exit(await runService(config, logger));
+    });
+
+  program
+    .command('check')
+    .description('Test each connection (work dir, key, API token and call, Service Bus, SQL Server, PostgreSQL); exit 1 on any FAIL.')
+    .option('--timeout <seconds>', 'time allowed for each check', '30')
+    .addHelpText('after', '\nExample:\n  dbdist-runner check --config /etc/dbdist-runner/config.json')
+    .action(async (options: { timeout: string }, command: Command) => {
+      const config = loadRunnerConfig({ configPath: configPathOf(command) });
+      const credential = entraCredential(config.entra);
+      const tokens = apiTokenProvider(config);
+      const serviceBus = buildServiceBusClient(config, credential);
+      const engines = buildEngines(config, credential);
+      const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens, retry: { maxAttempts: 2, baseDelayMs: 500, maxDelayMs: 1000 } });
+      try {
+        const results = await runChecks(config, { tokens, api, serviceBus, engines, timeoutMs: Number(options.timeout) * 1000 });
+        process.stdout.write(`${formatResults(results)}\n`);
+        if (results.some((r) => r.status === 'FAIL')) throw new Exit(EXIT_FAILED);
+      } finally {
+        await Promise.allSettled([serviceBus.close(), ...Object.values(engines).map((e) => e.close?.())]);
+      }
+    });
+
+  program
+    .command('backup')
+    .description('Take one backup of a database now, to a local file or stdout (no Service Bus, no API, no upload).')
+    .addOption(new Option('--engine <engine>', 'which configured server').choices(['sqlserver', 'postgres']).makeOptionMandatory())
+    .requiredOption('--database <name>', 'database name, exactly as the server knows it')
+    .option('--out <path>', 'output file, or - for stdout', '-')
+    .addOption(new Option('--compression <kind>', 'compression stage (default: compressionDefault from the config)').choices([...compressions]))
+    .option('--encrypt', 'encrypt with encryptionKeyFile from the config (AES-256-GCM chunks)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  dbdist-runner backup --engine postgres --database sales --out sales.dump\n' +
+        '  dbdist-runner backup --engine sqlserver --database Sales --compression zstd --encrypt --out Sales.bak.zst.enc\n' +
+        '  dbdist-runner backup --engine postgres --database sales | pg_restore --list',
+    )
+    .action(async (options: { engine: 'sqlserver' | 'postgres'; database: string; out: string; compression?: Compression; encrypt?: boolean }, command: Command) => {
+      const config = loadRunnerConfig({ configPath: configPathOf(command), schema: localBackupConfigSchema });
+      const toStdout = options.out === '-';
+      const logger = createLogger({ level: config.logLevel, fd: 2 });
+      const engine = buildEngines(config)[options.engine];
+      if (!engine) {
+        process.stderr.write(`error: no ${options.engine} connection in the config (${options.engine === 'sqlserver' ? 'sqlServer' : 'postgres'})\n`);
+        throw new Exit(EXIT_CONFIG);
+      }
+      const encryptionKey = options.encrypt ? readKeyFileOrFail(config.encryptionKeyFile) : undefined;
+      const compression = options.compression ?? config.compressionDefault;
+      const aborter = new AbortController();
+      const onSignal = () => aborter.abort(new Error('interrupted'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      const partPath = `${options.out}.part-${randomBytes(4).toString('hex')}`;
+      const backup = await engine.backup(
+        { jobId: 'manual', databaseName: options.database },
+        { signal: aborter.signal, attemptId: randomBytes(8).toString('hex'), onProgress: (percent) => logger.info({ percent }, 'progress') },
+      );
+      try {
+        const facts = await writeBackup({
+          source: backup.stream,
+          sourceDone: backup.done,
+          compression,
+          ...(encryptionKey ? { encryptionKey } : {}),
+          destination: toStdout ? process.stdout : createWriteStream(partPath),
+          signal: aborter.signal,
+        });
+        if (!toStdout) renameSync(partPath, options.out);
+        logger.info({ database: options.database, out: options.out, ...facts }, 'backup written');
+        if (!toStdout) process.stderr.write(`${options.out}: ${facts.sizeBytes} bytes, sha256 ${facts.sha256}\n`);
+      } catch (error) {
+        if (!toStdout) rmSync(partPath, { force: true });
+        throw error;
+      } finally {
+        await backup.cleanup();
+        await engine.close?.();
+      }
+    });
+
+  program
+    .command('decrypt')
+    .description('Decrypt an encrypted backup (.enc) with the runner key; optionally decompress it in the same pass.')
+    .requiredOption('--key-file <path>', '32-byte key file (raw or 64 hex characters)')
+    .requiredOption('--in <path>', 'encrypted file, or - for stdin')
+    .requiredOption('--out <path>', 'output file, or - for stdout')
+    .addOption(new Option('--decompress <kind>', 'also decompress (gzip or zstd)').choices(['gzip', 'zstd']))
+    .addHelpText(
+      'after',
+      '\nExamples:\n  dbdist-runner decrypt --key-file backup.key --in Sales.bak.gz.enc --out Sales.bak.gz\n' +
+        '  dbdist-runner decrypt --key-file backup.key --in Sales.bak.gz.enc --decompress gzip --out Sales.bak\n' +
+        'The output is written to a temporary file and renamed only when every chunk authenticated.',
+    )
+    .action(async (options: { keyFile: string; in: string; out: string; decompress?: 'gzip' | 'zstd' }) => {
+      const key = readKeyFile(options.keyFile);
+      const toStdout = options.out === '-';
+      const partPath = `${options.out}.part-${randomBytes(4).toString('hex')}`;
+      const decompress = options.decompress ? createDecompressStream(options.decompress) : undefined;
+      try {
+        await pipeline([
+          options.in === '-' ? process.stdin : createReadStream(options.in),
+          createDecryptStream(key),
+          ...(decompress ? [decompress] : []),
+          toStdout ? process.stdout : createWriteStream(partPath),
+        ]);
+        if (!toStdout) renameSync(partPath, options.out);
+      } catch (error) {
+        if (!toStdout) rmSync(partPath, { force: true });
+        throw error;
+      }
+    });
+
+  return program;
+}
+
+function readKeyFileOrFail(path: string | undefined): Buffer {
+  if (!path) {
+    process.stderr.write('error: --encrypt needs encryptionKeyFile in the config (or DBDIST_RUNNER_ENCRYPTION_KEY_FILE)\n');
+    throw new Exit(EXIT_CONFIG);
+  }
+  return readKeyFile(path);
+}
+
+/** Runs the CLI; returns the exit code. Errors become one clear line (and field list), never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof Exit) return error.code;
+    if (isAppError(error) && error.code === 'config_invalid') {
+      if (error.fieldErrors.length === 0) process.stderr.write(`error: ${error.message}\n`);
+      else {
+        process.stderr.write(`error: invalid runner config (${String(error.details?.where ?? 'config')}):\n`);
+        for (const field of error.fieldErrors) process.stderr.write(`  - ${field.field}: ${field.message}\n`);
+      }
+      return EXIT_CONFIG;
+    }
+    if (isJobFailure(error)) {
+      process.stderr.write(`error: ${error.code}: ${error.message}\n`);
+      return EXIT_FAILED;
+    }
+    process.stderr.write(`error: ${errorMessage(error)}\n`);
+    return EXIT_FAILED;
+  }
+}
+
+// Run when executed (tsx runner-agent/cli.ts, node dist/runner-agent/cli.js, the dbdist-runner bin), not when imported.
+const invokedAs = process.argv[1] ?? '';
+if (/(?:^|[\\/])(?:cli\.(?:ts|js)|dbdist-runner)$/.test(invokedAs)) {
+  main(process.argv).then((code) => {
+    process.exitCode = code;
+    // Exit even if a library left a handle open (a socket in a pool); output is flushed by then.
+    setTimeout(() => process.exit(code), 2000).unref();
+  });
+}

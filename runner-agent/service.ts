@@ -1,0 +1,107 @@
+/**
+ * Builds the runner's parts from its config and runs the service loop (`dbdist-runner start`).
+ * Production code paths only: every endpoint and credential comes from the config.
+ */
+import { mkdirSync } from 'node:fs';
+import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
+import type { ServiceBusClient } from '@azure/service-bus';
+import type { BackupEngine } from '../shared/contracts/common.js';
+import { serviceBusClientFrom } from '../shared/servicebus.js';
+import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api-client.js';
+import type { LocalBackupConfig, RunnerConfig } from './config.js';
+import { JobConsumer } from './consumer.js';
+import { readKeyFile } from './crypto.js';
+import { createPostgresEngine } from './engines/postgres.js';
+import { createSqlServerEngine } from './engines/sqlserver.js';
+import type { BackupEngineDriver } from './engines/types.js';
+import type { Logger } from './logger.js';
+import { KeyedSemaphore } from './semaphore.js';
+
+/** The runner's Entra app credential for Service Bus (and SQL Server with `auth.type = entra`). */
+export function entraCredential(entra: RunnerConfig['entra']): TokenCredential {
+  const options = { authorityHost: entra.authorityHost };
+  return entra.certificatePath
+    ? new ClientCertificateCredential(entra.tenantId, entra.clientId, { certificatePath: entra.certificatePath }, options)
+    : new ClientSecretCredential(entra.tenantId, entra.clientId, entra.clientSecret!, options);
+}
+
+export function apiTokenProvider(config: RunnerConfig): TokenProvider {
+  return msalTokenProvider(config.entra, config.api.scope);
+}
+
+export function buildEngines(
+  config: LocalBackupConfig,
+  credential?: TokenCredential,
+): Partial<Record<BackupEngine, BackupEngineDriver>> {
+  const engines: Partial<Record<BackupEngine, BackupEngineDriver>> = {};
+  if (config.sqlServer) engines.sqlserver = createSqlServerEngine(config.sqlServer, { workDir: config.workDir, ...(credential ? { credential } : {}) });
+  if (config.postgres) engines.postgres = createPostgresEngine(config.postgres);
+  return engines;
+}
+
+export function buildServiceBusClient(config: RunnerConfig, credential: TokenCredential): ServiceBusClient {
+  const { serviceBus } = config;
+  return serviceBus.connectionString
+    ? serviceBusClientFrom({ connectionString: serviceBus.connectionString })
+    : serviceBusClientFrom({ fullyQualifiedNamespace: serviceBus.fullyQualifiedNamespace!, credential });
+}
+
+/**
+ * Runs until SIGINT/SIGTERM (exit 0 after a graceful drain) or a fatal receive error (exit 1).
+ * A second signal during the drain exits at once; Service Bus redelivers whatever was unfinished.
+ */
+export async function runService(config: RunnerConfig, logger: Logger): Promise<number> {
+  mkdirSync(config.workDir, { recursive: true });
+  const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
+  const credential = entraCredential(config.entra);
+  const engines = buildEngines(config, credential);
+  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
+  const client = buildServiceBusClient(config, credential);
+  const consumer = new JobConsumer({
+    client,
+    topic: config.serviceBus.topic,
+    subscription: config.serviceBus.subscription,
+    maxConcurrentCalls: config.concurrencyPerInstance * Object.keys(engines).length,
+    lockRenewalMaxMs: config.lockRenewalMaxMinutes * 60_000,
+    shutdownGraceMs: config.shutdownGraceSeconds * 1000,
+    logger,
+    jobs: {
+      runnerId: config.runnerId,
+      api,
+      engines,
+      ...(encryptionKey ? { encryptionKey } : {}),
+      semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
+    },
+  });
+
+  logger.info(
+    {
+      runnerId: config.runnerId,
+      engines: Object.keys(engines),
+      serviceBus: config.serviceBus.fullyQualifiedNamespace ?? '(development connection string)',
+      api: config.api.baseUrl,
+      encryption: encryptionKey ? 'key loaded' : 'no key',
+    },
+    'dbdist runner starting',
+  );
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: exiting now; unfinished jobs will be redelivered');
+      process.exit(130);
+    }
+    logger.info({ signal }, 'shutdown requested');
+    void consumer.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  consumer.start();
+
+  const exit = await consumer.exited;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await Promise.allSettled(Object.values(engines).map((engine) => engine.close?.()));
+  await client.close().catch(() => undefined);
+  return exit.kind === 'stopped' ? 0 : 1;
+}
