@@ -32,15 +32,30 @@ export const ServerView = ServerInput.extend({
 }).meta({ id: 'Server' });
 export type ServerView = z.infer<typeof ServerView>;
 
+/** The policy's fields without their defaults, so that a partial update cannot fill in what it did not send. */
+const databasePolicyFields = {
+  maxSasTtlMinutes: z.number().int().positive().max(7 * 24 * 60),
+  retentionDays: z.number().int().positive().max(3650),
+  allowedEngines: z.array(BackupEngine).min(1),
+  acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+  runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+};
+
 export const DatabasePolicy = z
   .object({
-    maxSasTtlMinutes: z.number().int().positive().max(7 * 24 * 60).default(60),
-    retentionDays: z.number().int().positive().max(3650).default(7),
-    allowedEngines: z.array(BackupEngine).min(1).default([...backupEngines]),
-    acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60).default(60),
-    runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60).default(12 * 60),
+    maxSasTtlMinutes: databasePolicyFields.maxSasTtlMinutes.default(60),
+    retentionDays: databasePolicyFields.retentionDays.default(7),
+    allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
+    acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
+    runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
   })
   .strict();
+
+/**
+ * A partial policy for updates. Not `DatabasePolicy.partial()`: zod 4 still applies the defaults inside it,
+ * which would reset every field the caller left out.
+ */
+export const DatabasePolicyPatch = z.object(databasePolicyFields).partial().strict();
 export type DatabasePolicy = z.infer<typeof DatabasePolicy>;
 
 export const defaultDatabasePolicy: DatabasePolicy = DatabasePolicy.parse({});
@@ -70,7 +85,7 @@ export const DatabaseUpdate = z
   .object({
     name: name.optional(),
     requesterGroupIds: z.array(uuid).optional(),
-    policy: DatabasePolicy.partial().strict().optional(),
+    policy: DatabasePolicyPatch.optional(),
     schedule: DatabaseSchedule.nullable().optional(),
     enabled: z.boolean().optional(),
   })
