@@ -1,69 +1,19 @@
 /**
  * An in-process Durable Functions host for the local sandbox and the full-flow tests (a dev/test fixture,
- * never loaded by the Function App). It plays the part of the Durable extension: keeps each instance's
- * history, replays the REAL orchestrator through durable-functions' own replay engine (`createOrchestrator`,
- * `DurableOrchestrationInput`), runs the REAL activity handlers for the actions it returns, fires timers and
- * delivers raised events.
+ * never loaded by the Function App). The extension's part — history, task numbering, replay through
+ * durable-functions' own engine — is played by the same driver the orchestration tests use
+ * (test/support/durable-history.ts); this host adds what a running host does around it: it runs the REAL
+ * activity handlers for the activities the orchestrator schedules, arms real timers, delivers raised events,
+ * and keeps one instance's episodes in order.
  *
- * Limits, on purpose: one orchestrator episode per new event (the extension batches); timers longer than
- * the library's maximum short timer (6 days) are recorded but not armed — no sandbox run lives that long —
- * and can be fired with `fireTimers`; activity retries follow RetryOptions with the real back-off delay.
+ * Timers longer than the library's maximum short timer (6 days) are not armed — no sandbox run lives that
+ * long — and can be fired with `fireTimers`.
  */
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { InvocationContext } from '@azure/functions';
-import { DummyOrchestrationContext } from 'durable-functions';
-
-const require = createRequire(import.meta.url);
-// Not in the package's typings; the same entry points durable-functions' own tests use.
-const { createOrchestrator, DurableOrchestrationInput } = require('durable-functions/lib/src/util/testingUtils') as {
-  createOrchestrator: (fn: unknown) => (input: unknown, context: unknown) => Promise<OrchestratorResult>;
-  DurableOrchestrationInput: new (instanceId: string, history: HistoryEvent[], input: unknown) => unknown;
-};
-
-const enum EventType {
-  ExecutionStarted = 0,
-  TaskScheduled = 4,
-  TaskCompleted = 5,
-  TaskFailed = 6,
-  TimerCreated = 10,
-  TimerFired = 11,
-  OrchestratorStarted = 12,
-  OrchestratorCompleted = 13,
-  EventRaised = 15,
-}
-
-const enum ActionType {
-  CallActivity = 0,
-  CallActivityWithRetry = 1,
-  CreateTimer = 5,
-  WaitForExternalEvent = 6,
-}
-
-interface HistoryEvent {
-  EventType: EventType;
-  EventId: number;
-  IsPlayed: boolean;
-  Timestamp: Date;
-  [field: string]: unknown;
-}
-
-interface OrchestratorAction {
-  actionType: number;
-  functionName?: string;
-  input?: unknown;
-  fireAt?: Date;
-  isCanceled?: boolean;
-  retryOptions?: { firstRetryIntervalInMilliseconds: number; maxNumberOfAttempts: number; backoffCoefficient?: number };
-}
-
-interface OrchestratorResult {
-  isDone: boolean;
-  actions: OrchestratorAction[][];
-  output?: unknown;
-  error?: string;
-  customStatus?: unknown;
-}
+import azureFunctions from '@azure/functions';
+import { OrchestrationDriver } from '../test/support/durable-history.js';
+// A CommonJS package whose classes Node's ESM loader cannot name-import.
+const { InvocationContext } = azureFunctions;
 
 export type RuntimeStatus = 'Running' | 'Completed' | 'Failed';
 
@@ -74,26 +24,22 @@ export interface InstanceStatus {
   customStatus: unknown;
   output: unknown;
   error?: string;
-  historyLength: number;
 }
 
-type ActivityHandler = (input: unknown, context: InvocationContext) => unknown;
-type Orchestrator = (...args: never[]) => unknown;
+type ActivityHandler = (input: unknown, context: InstanceType<typeof InvocationContext>) => unknown;
+type Orchestrator = Parameters<typeof OrchestrationDriver.start>[0];
 
 interface Instance {
   id: string;
   name: string;
-  input: unknown;
-  history: HistoryEvent[];
-  status: InstanceStatus;
+  driver?: OrchestrationDriver;
   /** Serialises episodes: the extension never runs two episodes of one instance at once. */
   queue: Promise<void>;
-  /** Sequence ids already acted upon (scheduled activity or armed timer). */
-  handled: Set<number>;
-  /** Sequence ids a retried activity used beyond its first (one per retry timer, one per re-run). */
-  retryIds: Map<number, number>;
-  timers: Map<number, { fireAt: Date; handle?: NodeJS.Timeout }>;
-  inFlight: number;
+  startedActivities: Set<number>;
+  armedTimers: Map<number, NodeJS.Timeout>;
+  /** Episodes queued plus activities running. */
+  busy: number;
+  hostError?: string;
 }
 
 export interface DurableHostOptions {
@@ -119,54 +65,40 @@ export class InProcessDurableHost {
 
   /** Starts an instance; false (and nothing changes) when one with this id exists, as the extension does. */
   async startNew(name: string, instanceId: string, input: unknown): Promise<boolean> {
-    if (!this.options.orchestrators[name]) throw new Error(`No orchestrator named ${name} is registered`);
+    const orchestrator = this.options.orchestrators[name];
+    if (!orchestrator) throw new Error(`No orchestrator named ${name} is registered`);
     if (this.instances.has(instanceId)) return false;
-    const instance: Instance = {
-      id: instanceId,
-      name,
-      input,
-      history: [],
-      status: { instanceId, name, runtimeStatus: 'Running', customStatus: null, output: undefined, historyLength: 0 },
-      queue: Promise.resolve(),
-      handled: new Set(),
-      retryIds: new Map(),
-      timers: new Map(),
-      inFlight: 0,
-    };
+    const instance: Instance = { id: instanceId, name, queue: Promise.resolve(), startedActivities: new Set(), armedTimers: new Map(), busy: 0 };
     this.instances.set(instanceId, instance);
-    this.enqueue(instance, [{ EventType: EventType.ExecutionStarted, Name: name, Input: JSON.stringify(input) }]);
+    this.step(instance, async () => {
+      instance.driver = await OrchestrationDriver.start(orchestrator, { instanceId, input, startAt: this.now(), name });
+    });
     return true;
   }
 
-  /** Delivers an external event. Like the extension, an event for an unknown instance is dropped. */
+  /** Delivers an external event. Like the extension, an event for an unknown or finished instance is dropped. */
   async raiseEvent(instanceId: string, eventName: string, payload: unknown): Promise<boolean> {
     const instance = this.instances.get(instanceId);
-    if (!instance || instance.status.runtimeStatus !== 'Running') return false;
-    this.enqueue(instance, [{ EventType: EventType.EventRaised, Name: eventName, Input: JSON.stringify(payload ?? null) }]);
+    if (!instance || this.statusOf(instance).runtimeStatus !== 'Running') return false;
+    this.step(instance, async (driver) => {
+      await driver.raiseEvent(eventName, payload, this.now());
+    });
     return true;
   }
 
   getStatus(instanceId: string): InstanceStatus | undefined {
     const instance = this.instances.get(instanceId);
-    return instance ? { ...instance.status, historyLength: instance.history.length } : undefined;
+    return instance ? this.statusOf(instance) : undefined;
   }
 
-  history(instanceId: string): readonly HistoryEvent[] {
-    return this.instances.get(instanceId)?.history ?? [];
+  history(instanceId: string): readonly { EventType: number }[] {
+    return this.instances.get(instanceId)?.driver?.history ?? [];
   }
 
-  /** Fires every pending, uncancelled timer of the instance due at or before `asOf` (tests move time this way). */
-  fireTimers(instanceId: string, asOf: Date): number {
+  /** Moves the instance's clock to `asOf`, firing every timer due by then (tests skip time this way). */
+  fireTimers(instanceId: string, asOf: Date): void {
     const instance = this.instances.get(instanceId);
-    if (!instance) return 0;
-    let fired = 0;
-    for (const [timerId, timer] of instance.timers) {
-      if (timer.fireAt.getTime() <= asOf.getTime()) {
-        this.fire(instance, timerId);
-        fired++;
-      }
-    }
-    return fired;
+    if (instance) this.step(instance, (driver) => driver.advanceTo(asOf));
   }
 
   /** Resolves once no instance has an episode or activity in flight (timers and awaited events may remain). */
@@ -177,193 +109,109 @@ export class InProcessDurableHost {
 
   close(): void {
     this.closed = true;
-    for (const instance of this.instances.values()) {
-      for (const timer of instance.timers.values()) if (timer.handle) clearTimeout(timer.handle);
-      instance.timers.clear();
-    }
+    for (const instance of this.instances.values()) this.disarmTimers(instance);
   }
 
-  private isIdle(): boolean {
-    for (const instance of this.instances.values()) if (instance.inFlight > 0) return false;
-    return true;
+  private statusOf(instance: Instance): InstanceStatus {
+    const driver = instance.driver;
+    const failure = instance.hostError ?? driver?.failure;
+    const runtimeStatus: RuntimeStatus = failure !== undefined ? 'Failed' : driver?.isDone ? 'Completed' : 'Running';
+    return {
+      instanceId: instance.id,
+      name: instance.name,
+      runtimeStatus,
+      customStatus: driver?.customStatus ?? null,
+      output: driver?.output,
+      ...(failure !== undefined ? { error: failure } : {}),
+    };
   }
 
-  private settle(instance: Instance): void {
-    instance.inFlight--;
-    if (this.isIdle()) {
-      for (const resolve of this.idleWaiters) resolve();
-      this.idleWaiters.clear();
-    }
-  }
-
-  /** `beforeEpisode` runs inside the instance's queue, so bookkeeping lands together with its events. */
-  private enqueue(instance: Instance, newEvents: Partial<HistoryEvent>[], beforeEpisode?: () => void): void {
-    instance.inFlight++;
+  /**
+   * Queues one episode. The orchestration clock first moves to the real time (firing timers due by now, as
+   * they would have fired), then the step runs, then the host acts on what the orchestrator now waits for.
+   */
+  private step(instance: Instance, action: (driver: OrchestrationDriver) => Promise<unknown>): void {
+    instance.busy++;
     instance.queue = instance.queue
-      .then(() => {
-        beforeEpisode?.();
-        return this.runEpisode(instance, newEvents);
+      .then(async () => {
+        if (this.closed) return;
+        if (instance.driver && !instance.driver.isDone) await instance.driver.advanceTo(this.now());
+        if (instance.driver?.isDone) return;
+        await action(instance.driver as OrchestrationDriver);
+        this.pump(instance);
       })
       .catch((error: unknown) => {
-        instance.status = { ...instance.status, runtimeStatus: 'Failed', error: String(error) };
-        this.log(`[durable] ${instance.name} ${instance.id} host error: ${String(error)}`);
+        instance.hostError = `host error: ${errorText(error)}`;
+        this.log(`[durable] ${instance.name} ${instance.id} ${instance.hostError}`);
       })
       .finally(() => this.settle(instance));
   }
 
-  private async runEpisode(instance: Instance, newEvents: Partial<HistoryEvent>[]): Promise<void> {
-    if (this.closed || instance.status.runtimeStatus !== 'Running') return;
-    for (const event of instance.history) event.IsPlayed = true;
-    const timestamp = this.now();
-    instance.history.push(historyEvent({ EventType: EventType.OrchestratorStarted }, timestamp));
-    for (const event of newEvents) instance.history.push(historyEvent(event, timestamp));
+  private pump(instance: Instance): void {
+    const driver = instance.driver!;
+    if (driver.isDone) {
+      this.disarmTimers(instance);
+      if (driver.failure) this.log(`[durable] ${instance.name} ${instance.id} failed: ${driver.failure}`);
+      return;
+    }
+    for (const activity of driver.waitingActivities) {
+      if (instance.startedActivities.has(activity.id)) continue;
+      instance.startedActivities.add(activity.id);
+      void this.runActivity(instance, activity.name, activity.input);
+    }
+    const live = new Map(driver.liveTimers.map((timer) => [timer.id, timer]));
+    for (const [id, handle] of instance.armedTimers) {
+      if (!live.has(id)) {
+        clearTimeout(handle);
+        instance.armedTimers.delete(id);
+      }
+    }
+    for (const timer of live.values()) {
+      if (instance.armedTimers.has(timer.id)) continue;
+      const delay = timer.fireAt.getTime() - this.now().getTime();
+      if (delay > MAX_ARMED_TIMER_MS) continue;
+      const handle = setTimeout(() => this.step(instance, (d) => d.advanceTo(timer.fireAt)), Math.max(0, delay));
+      handle.unref();
+      instance.armedTimers.set(timer.id, handle);
+    }
+  }
 
-    const orchestrator = this.options.orchestrators[instance.name]!;
-    const context = new DummyOrchestrationContext(instance.name, randomUUID(), (_level: unknown, ...args: unknown[]) =>
-      this.log(`[${instance.name}] ${args.map(String).join(' ')}`),
-    );
-    let result: OrchestratorResult;
+  private async runActivity(instance: Instance, name: string, input: unknown): Promise<void> {
+    instance.busy++;
     try {
-      result = await createOrchestrator(orchestrator)(
-        new DurableOrchestrationInput(instance.id, instance.history, instance.input),
-        context,
-      );
+      const handler = this.options.activities[name];
+      if (!handler) throw new Error(`No activity named ${name} is registered`);
+      const context = new InvocationContext({
+        functionName: name,
+        invocationId: randomUUID(),
+        logHandler: (_level, ...args) => this.log(`[${name}] ${args.map(String).join(' ')}`),
+      });
+      const output = await handler(input, context);
+      this.step(instance, (driver) => driver.completeActivity(name, output));
     } catch (error) {
-      // The library throws when the orchestrator itself threw; its state rides on the error.
-      const state = (error as { state?: OrchestratorResult }).state;
-      instance.status = {
-        ...instance.status,
-        runtimeStatus: 'Failed',
-        error: state?.error ?? String(error),
-        customStatus: state?.customStatus ?? instance.status.customStatus,
-      };
-      this.log(`[durable] ${instance.name} ${instance.id} failed: ${instance.status.error}`);
-      this.clearTimers(instance);
-      return;
-    }
-    instance.history.push(historyEvent({ EventType: EventType.OrchestratorCompleted }, timestamp));
-    instance.status = { ...instance.status, customStatus: result.customStatus ?? instance.status.customStatus };
-
-    if (result.isDone) {
-      instance.status = { ...instance.status, runtimeStatus: 'Completed', output: result.output };
-      this.clearTimers(instance);
-      return;
-    }
-    if (result.error) {
-      instance.status = { ...instance.status, runtimeStatus: 'Failed', error: result.error };
-      this.clearTimers(instance);
-      return;
-    }
-    this.dispatch(instance, result.actions.flat());
-  }
-
-  /**
-   * Actions are returned from the start of the orchestration every episode. Activities and timers take
-   * sequence ids in order (external-event waits take none); ids already handled are skipped.
-   */
-  private dispatch(instance: Instance, actions: OrchestratorAction[]): void {
-    let sequenceId = 0;
-    for (const action of actions) {
-      if (action.actionType === ActionType.WaitForExternalEvent) continue;
-      const id = sequenceId;
-      sequenceId += 1 + (instance.retryIds.get(id) ?? 0);
-      if (action.actionType === ActionType.CreateTimer) {
-        if (action.isCanceled) this.cancelTimer(instance, id);
-        else if (!instance.handled.has(id)) this.armTimer(instance, id, new Date(action.fireAt!));
-        continue;
-      }
-      if (instance.handled.has(id)) continue;
-      if (action.actionType === ActionType.CallActivity || action.actionType === ActionType.CallActivityWithRetry) {
-        instance.handled.add(id);
-        void this.runActivity(instance, id, action);
-      } else {
-        throw new Error(`The in-process host does not support action type ${action.actionType}`);
-      }
-    }
-  }
-
-  private async runActivity(instance: Instance, id: number, action: OrchestratorAction): Promise<void> {
-    const name = action.functionName!;
-    const handler = this.options.activities[name];
-    instance.inFlight++;
-    try {
-      const scheduled: Partial<HistoryEvent>[] = [{ EventType: EventType.TaskScheduled, EventId: id, Name: name, Input: JSON.stringify(action.input ?? null) }];
-      const retry = action.actionType === ActionType.CallActivityWithRetry ? action.retryOptions : undefined;
-      const maxAttempts = retry?.maxNumberOfAttempts ?? 1;
-      let delay = retry?.firstRetryIntervalInMilliseconds ?? 0;
-      let taskId = id;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          if (!handler) throw new Error(`No activity named ${name} is registered`);
-          const context = new InvocationContext({ functionName: name, invocationId: randomUUID(), logHandler: (_l, ...a) => this.log(`[${name}] ${a.map(String).join(' ')}`) });
-          const output = await handler(action.input, context);
-          const usedIds = taskId - id;
-          this.enqueue(
-            instance,
-            [...scheduled, { EventType: EventType.TaskCompleted, TaskScheduledId: taskId, Result: JSON.stringify(output ?? null) }],
-            () => instance.retryIds.set(id, usedIds),
-          );
-          return;
-        } catch (error) {
-          const failure = { EventType: EventType.TaskFailed, TaskScheduledId: taskId, Reason: errorText(error), Details: '' };
-          this.log(`[durable] activity ${name} attempt ${attempt}/${maxAttempts} failed: ${errorText(error)}`);
-          if (attempt >= maxAttempts) {
-            // The library waits on one more retry timer before surfacing the error.
-            const usedIds = taskId + 1 - id;
-            this.enqueue(
-              instance,
-              [...scheduled, failure, { EventType: EventType.TimerCreated, EventId: taskId + 1 }, { EventType: EventType.TimerFired, TimerId: taskId + 1 }],
-              () => instance.retryIds.set(id, usedIds),
-            );
-            return;
-          }
-          const timerId = taskId + 1;
-          const nextTaskId = taskId + 2;
-          scheduled.push(failure, { EventType: EventType.TimerCreated, EventId: timerId }, { EventType: EventType.TimerFired, TimerId: timerId }, { EventType: EventType.TaskScheduled, EventId: nextTaskId, Name: name });
-          await new Promise((resolve) => setTimeout(resolve, delay));
-          delay *= retry?.backoffCoefficient ?? 1;
-          taskId = nextTaskId;
-        }
-      }
+      this.log(`[durable] activity ${name} failed: ${errorText(error)}`);
+      this.step(instance, (driver) => driver.failActivity(name, errorText(error)));
     } finally {
       this.settle(instance);
     }
   }
 
-  private armTimer(instance: Instance, id: number, fireAt: Date): void {
-    instance.handled.add(id);
-    const timer: { fireAt: Date; handle?: NodeJS.Timeout } = { fireAt };
-    instance.timers.set(id, timer);
-    instance.history.push(historyEvent({ EventType: EventType.TimerCreated, EventId: id, FireAt: fireAt }, this.now()));
-    const delay = fireAt.getTime() - this.now().getTime();
-    if (delay <= MAX_ARMED_TIMER_MS) {
-      timer.handle = setTimeout(() => this.fire(instance, id), Math.max(0, delay));
-      timer.handle.unref();
-    }
+  private disarmTimers(instance: Instance): void {
+    for (const handle of instance.armedTimers.values()) clearTimeout(handle);
+    instance.armedTimers.clear();
   }
 
-  private fire(instance: Instance, id: number): void {
-    const timer = instance.timers.get(id);
-    if (!timer) return;
-    if (timer.handle) clearTimeout(timer.handle);
-    instance.timers.delete(id);
-    this.enqueue(instance, [{ EventType: EventType.TimerFired, TimerId: id, FireAt: timer.fireAt }]);
+  private isIdle(): boolean {
+    for (const instance of this.instances.values()) if (instance.busy > 0) return false;
+    return true;
   }
 
-  private cancelTimer(instance: Instance, id: number): void {
-    const timer = instance.timers.get(id);
-    if (timer?.handle) clearTimeout(timer.handle);
-    instance.timers.delete(id);
-    instance.handled.add(id);
+  private settle(instance: Instance): void {
+    instance.busy--;
+    if (!this.isIdle()) return;
+    for (const resolve of this.idleWaiters) resolve();
+    this.idleWaiters.clear();
   }
-
-  private clearTimers(instance: Instance): void {
-    for (const id of [...instance.timers.keys()]) this.cancelTimer(instance, id);
-  }
-}
-
-function historyEvent(event: Partial<HistoryEvent>, timestamp: Date): HistoryEvent {
-  return { EventId: -1, IsPlayed: false, ...event, Timestamp: timestamp } as HistoryEvent;
 }
 
 function errorText(error: unknown): string {

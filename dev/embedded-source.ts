@@ -52,8 +52,13 @@ export async function startEmbeddedSource(options: { databaseName?: string; cust
       // INSERTs rather than COPY, so the restore check can replay the script through PGlite's exec().
       const file = await pgDump({ pg, args: ['--no-owner', '--inserts', '--rows-per-insert=500'] });
       const bytes = Buffer.from(await file.arrayBuffer());
-      onProgress(100);
-      return { stream: Readable.from(chunks(bytes, 256 * 1024)), done: Promise.resolve(), sizeHint: bytes.length, cleanup: async () => undefined };
+      return {
+        stream: Readable.from(chunks(bytes, 64 * 1024)),
+        done: Promise.resolve(),
+        sizeHint: bytes.length,
+        percentAfter: (bytesRead) => Math.min(100, (100 * bytesRead) / bytes.length),
+        cleanup: async () => undefined,
+      };
     },
     async check() {
       const { rows } = await pg.query<{ n: number }>('SELECT count(*)::int AS n FROM customers');

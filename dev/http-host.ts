@@ -7,8 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { HttpRequest, HttpResponse, InvocationContext, type HttpResponseInit } from '@azure/functions';
+import azureFunctions, { type HttpResponseInit } from '@azure/functions';
 import type { RouteRegistration } from '../functions/registry.js';
+// A CommonJS package whose classes Node's ESM loader cannot name-import.
+const { HttpRequest, HttpResponse, InvocationContext } = azureFunctions;
 
 interface CompiledRoute {
   registration: RouteRegistration;
@@ -61,6 +63,10 @@ export async function startHttpHost(options: HttpHostOptions): Promise<RunningHt
     });
   };
   const server: Server = options.tls ? createTlsServer(options.tls, listener) : createServer(listener);
+  // Node closes idle keep-alive sockets after 5 s, racing clients that reuse them (ECONNRESET); Azure's front
+  // end keeps them for minutes, so do the same.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);

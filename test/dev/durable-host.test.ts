@@ -68,7 +68,7 @@ describe('InProcessDurableHost (the sandbox and full-flow tests run the real orc
     await host.startNew('approval', 'i-3', { deadlineMs: 3_600_000 });
     expect(await host.startNew('approval', 'i-3', { deadlineMs: 1 })).toBe(false);
     await host.whenIdle();
-    expect(host.fireTimers('i-3', new Date(Date.now() + 2 * 3_600_000))).toBe(1);
+    host.fireTimers('i-3', new Date(Date.now() + 2 * 3_600_000));
     await host.whenIdle();
     expect(host.getStatus('i-3')).toMatchObject({ runtimeStatus: 'Completed', output: { outcome: 'timed out' } });
   });

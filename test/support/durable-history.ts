@@ -296,7 +296,7 @@ export class OrchestrationDriver {
     try {
       state = await testingUtils.createOrchestrator(this.orchestrator)(input, context);
     } catch (error) {
-      this.failure = error instanceof Error ? error.message.split('\n\n$OutOfProcData$')[0] : String(error);
+      this.failure = orchestrationFailureMessage(error);
       return;
     }
     this.schedule(state.actions);
@@ -355,6 +355,25 @@ export class OrchestrationDriver {
       );
     }
   }
+}
+
+/**
+ * What the extension records when the orchestrator throws. The library's OrchestrationFailureError carries the
+ * orchestrator state as JSON after `$OutOfProcData$:`; its `error` holds the message (the text before the label
+ * is only the library's "orchestrator returned" flag).
+ */
+function orchestrationFailureMessage(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const [head, data] = error.message.split('\n\n$OutOfProcData$:');
+  if (data !== undefined) {
+    try {
+      const state = JSON.parse(data) as { error?: unknown };
+      if (typeof state.error === 'string') return state.error;
+    } catch {
+      // Not the library's format: fall back to the text before the label.
+    }
+  }
+  return head ?? error.message;
 }
 
 function nextInterval(from: Date, finalFireAt: Date): Date {

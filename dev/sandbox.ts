@@ -1,0 +1,203 @@
+/**
+ * `npm run sandbox`: one backup request walked end to end on this machine (see dev/stack.ts for what runs).
+ * Each step prints one line; the run ends with a summary and exit 0, or names the failed step and exits 1.
+ *
+ *   --serve            keep everything running afterwards and print tokens and curl commands
+ *   --source URL       back up a real PostgreSQL database (postgres://user[:password]@host[:port]/db) with
+ *                      pg_dump, instead of the embedded demo database
+ *   --compression X    none | gzip | zstd (default gzip)
+ *   --verbose          print the hosts' logs too
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { parseArgs } from 'node:util';
+import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../test/support/tls.js';
+
+const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--compression none|gzip|zstd] [--verbose]
+
+Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OAuth), a local OIDC issuer
+(Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
+orchestration and a real runner agent. Prints one line per step and exits 0 when every step passed.`;
+
+const { values: args } = parseArgs({
+  options: {
+    serve: { type: 'boolean', default: false },
+    source: { type: 'string' },
+    compression: { type: 'string', default: 'gzip' },
+    verbose: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (args.help) {
+  console.log(usage);
+  process.exit(0);
+}
+if (!['none', 'gzip', 'zstd'].includes(args.compression!)) {
+  console.error(`--compression must be none, gzip or zstd (got ${args.compression})\n\n${usage}`);
+  process.exit(2);
+}
+
+// Node reads NODE_EXTRA_CA_CERTS only at start-up: run again with the loopback certificate trusted, so every
+// HTTPS client here (Azure SDKs, fetch) verifies the stand-ins' certificate instead of skipping checks.
+if (!process.env.DBDIST_SANDBOX_CHILD) {
+  ensureLoopbackCert();
+  trustLoopbackCertInChildProcesses();
+  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, DBDIST_SANDBOX_CHILD: '1' },
+  });
+  process.exit(child.status ?? 1);
+}
+
+const { startLocalStack, readAll } = await import('./stack.js');
+const { startEmbeddedSource, restoreAndFingerprint } = await import('./embedded-source.js');
+const { createPostgresEngine } = await import('../runner-agent/engines/postgres.js');
+const { createLogger } = await import('../runner-agent/logger.js');
+
+type Json = Record<string, any>;
+let step = 'start the local stand-ins';
+const started = Date.now();
+const line = (label: string, text: string) => console.log(`${`[${((Date.now() - started) / 1000).toFixed(1)}s]`.padEnd(8)} ${label.padEnd(12)} ${text}`);
+function expectStatus(response: { status: number; text: string }, expected: number): void {
+  if (response.status !== expected) throw new Error(`expected HTTP ${expected}, got ${response.status}: ${response.text.slice(0, 400)}`);
+}
+
+const stack = await startLocalStack({ log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined });
+const source = args.source ? undefined : await startEmbeddedSource();
+let exitCode = 0;
+try {
+  line('stand-ins', `API ${stack.apiBaseUrl}, Azurite ${stack.azurite.blobEndpoint}, OIDC ${stack.issuer.baseUrl}, AMQP 127.0.0.1:${stack.broker.port}`);
+
+  step = 'register the source server and database (Admin)';
+  const sourceUrl = args.source ? new URL(args.source) : undefined;
+  const databaseName = sourceUrl ? decodeURIComponent(sourceUrl.pathname.slice(1)) : source!.databaseName;
+  const server = await stack.api<Json>('POST', '/api/servers', {
+    token: stack.tokens.admin,
+    body: { name: sourceUrl ? sourceUrl.host : 'embedded-demo', host: sourceUrl ? sourceUrl.host : 'embedded', engine: 'postgres' },
+  });
+  expectStatus(server, 201);
+  const database = await stack.api<Json>('POST', `/api/servers/${server.body.id}/databases`, {
+    token: stack.tokens.admin,
+    body: { name: databaseName, requesterGroupIds: [stack.requesterGroupId] },
+  });
+  expectStatus(database, 201);
+  line('registered', `server ${server.body.id} (postgres), database "${databaseName}" ${database.body.id}`);
+
+  step = 'start the runner agent';
+  const engine = sourceUrl
+    ? createPostgresEngine({
+        host: sourceUrl.hostname,
+        port: Number(sourceUrl.port || 5432),
+        user: decodeURIComponent(sourceUrl.username || 'postgres'),
+        ...(sourceUrl.password ? { password: decodeURIComponent(sourceUrl.password) } : {}),
+        maintenanceDatabase: 'postgres',
+      })
+    : source!.engine;
+  const runner = await stack.startRunner({
+    serverId: server.body.id,
+    engine,
+    ...(args.verbose ? { logger: createLogger({ level: 'info' }) } : {}),
+  });
+  line('runner', `${runner.runnerId} listening on subscription runner-${server.body.id} (${await engine.check()})`);
+
+  step = 'request a backup (Requester)';
+  const created = await stack.api<Json>('POST', '/api/jobs', {
+    token: stack.tokens.alice,
+    body: { databaseId: database.body.id, options: { compression: args.compression }, reason: 'sandbox walkthrough' },
+  });
+  expectStatus(created, 202);
+  const jobId: string = created.body.id;
+  line('requested', `job ${jobId} by alice (${created.body.status})`);
+
+  step = 'follow the job until its backup is available';
+  const seen = new Set<string>();
+  let job: Json = created.body;
+  const deadline = Date.now() + 120_000;
+  while (job.status !== 'Available') {
+    if (['Failed', 'Cancelled', 'Expired'].includes(job.status)) {
+      throw new Error(`the job ended ${job.status}: ${JSON.stringify(job.error)}`);
+    }
+    if (Date.now() > deadline) throw new Error(`still ${job.status} after 120 s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const current = await stack.api<Json>('GET', `/api/jobs/${jobId}`, { token: stack.tokens.alice });
+    expectStatus(current, 200);
+    job = current.body;
+    const key = `${job.status}:${job.progress?.percent ?? ''}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      const progress = job.progress ? ` ${job.progress.percent}% (${job.progress.bytes} bytes)` : '';
+      line(job.status.toLowerCase(), `job ${job.status}${progress}`);
+    }
+  }
+  line('verified', `blob verified: ${job.sizeBytes} bytes, sha256 ${job.sha256}`);
+
+  step = 'get the download link (Requester)';
+  const link = await stack.api<Json>('POST', `/api/jobs/${jobId}/download-link`, { token: stack.tokens.alice, body: { ttlMinutes: 15 } });
+  expectStatus(link, 200);
+  line('link', `read-only SAS for ${link.body.fileName}, expires ${link.body.expiresAt}`);
+
+  step = 'download the backup with the SAS link and check its SHA-256';
+  const download = await fetch(link.body.url);
+  if (download.status !== 200) throw new Error(`download answered ${download.status}`);
+  const bytes = await readAll(download.body!);
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  if (digest !== job.sha256 || bytes.length !== job.sizeBytes) {
+    throw new Error(`downloaded ${bytes.length} bytes with sha256 ${digest}; the job says ${job.sizeBytes} bytes, ${job.sha256}`);
+  }
+  line('downloaded', `${bytes.length} bytes, sha256 matches (${download.headers.get('content-disposition')})`);
+
+  if (source) {
+    step = 'restore the backup into a fresh embedded database and compare the data';
+    const plain = args.compression === 'gzip' ? gunzipSync(bytes) : args.compression === 'none' ? bytes : undefined;
+    if (plain) {
+      const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
+      if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
+      line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical`);
+    }
+  }
+
+  step = "refuse a link to someone else's backup (and audit the attempt)";
+  const denied = await stack.api<Json>('POST', `/api/jobs/${jobId}/download-link`, { token: stack.tokens.mallory, body: {} });
+  expectStatus(denied, 403);
+  line('refused', `mallory asked for a link to alice's job: ${denied.status} ${denied.body.title}`);
+
+  step = 'list the audit trail of the job (Auditor)';
+  const audit = await stack.api<Json>('GET', `/api/audit?jobId=${jobId}&limit=200`, { token: stack.tokens.auditor });
+  expectStatus(audit, 200);
+  const rows: Json[] = [...audit.body.items].reverse();
+  for (const row of rows) line('audit', `${row.at} ${row.action.padEnd(22)} ${row.actorType}:${row.actorName ?? row.actorId}`);
+  for (const required of ['job.requested', 'job.queued', 'job.running', 'job.verifying', 'job.available', 'sas.download_issued', 'sas.download_denied']) {
+    if (!rows.some((row) => row.action === required)) throw new Error(`no ${required} audit row`);
+  }
+
+  line('summary', `PASS: job ${jobId} went Pending → Queued → Running → Verifying → Available; ${bytes.length} bytes downloaded and verified; ${rows.length} audit rows`);
+
+  if (args.serve) {
+    const api = stack.apiBaseUrl;
+    console.log(`
+Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbackCert().certPath}:
+  export CURL_CA_BUNDLE=${ensureLoopbackCert().certPath}
+  export ADMIN='${stack.tokens.admin}'
+  export ALICE='${stack.tokens.alice}'
+  export AUDITOR='${stack.tokens.auditor}'
+  curl -s ${api}/api/jobs -H "Authorization: Bearer $ALICE"
+  curl -s -X POST ${api}/api/jobs -H "Authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{"databaseId":"${database.body.id}"}'
+  curl -s -X POST ${api}/api/jobs/${jobId}/download-link -H "Authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{}'
+  curl -s "${api}/api/audit?format=csv" -H "Authorization: Bearer $AUDITOR"
+  curl -s ${api}/api/openapi.json`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  }
+} catch (error) {
+  exitCode = 1;
+  const cause = error instanceof Error && error.cause ? ` (${String((error.cause as Error).message ?? error.cause)})` : '';
+  console.error(`FAIL at step "${step}": ${error instanceof Error ? error.message : String(error)}${cause}`);
+} finally {
+  await stack.stop().catch(() => undefined);
+  await source?.close().catch(() => undefined);
+}
+process.exit(exitCode);

@@ -1,0 +1,249 @@
+/**
+ * The whole of dbdist on one machine, on local stand-ins: what `npm run sandbox` runs and what the full-flow
+ * tests run. Production code runs unchanged; only its dependencies are the stand-ins:
+ *
+ *   Blob Storage  → Azurite (HTTPS, OAuth; user-delegation SAS works)
+ *   Entra ID      → a local OIDC issuer (real JWKS, real RS256 tokens) checked by the production validator
+ *   Azure SQL     → PGlite through the PostgreSQL repository (same contract suite as SQL Server)
+ *   Service Bus   → a local AMQP 1.0 broker spoken to by the real @azure/service-bus client
+ *   Functions     → the registered HTTP functions served on loopback HTTPS (dev/http-host.ts)
+ *   Durable       → the real orchestrator and activities replayed in-process (dev/durable-host.ts)
+ *   Runner host   → the real runner agent (consumer, API client, upload pipeline) in this process
+ */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { createBlobGateway } from '../shared/storage/blob-gateway.js';
+import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import type { Store } from '../shared/db/store.js';
+import type { Deps } from '../services/deps.js';
+import { setDeps } from '../services/deps.js';
+import { registeredRoutes, routePrefix } from '../functions/registry.js';
+import { JobConsumer } from '../runner-agent/consumer.js';
+import { RunnerApiClient } from '../runner-agent/api-client.js';
+import { KeyedSemaphore } from '../runner-agent/semaphore.js';
+import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
+import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
+import { startAzurite, type Azurite } from '../test/support/azurite.js';
+import { ensureLoopbackCert } from '../test/support/tls.js';
+import { createPgliteStore } from '../test/support/stores.js';
+import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from '../test/support/oidc-issuer.js';
+import { ServiceBusBroker } from '../test/support/servicebus-broker.js';
+import { InProcessDurableHost } from './durable-host.js';
+import { inProcessJobOrchestrations } from './durable-orchestrations.js';
+import { startHttpHost, type RunningHttpHost } from './http-host.js';
+
+export const JOBS_TOPIC = 'backup-jobs';
+
+/** The demo's people. Each token is a real RS256 token from the local issuer. */
+export interface DemoTokens {
+  /** Platform admin (Admin group). */
+  admin: string;
+  /** A requester in the database's own requester group. */
+  alice: string;
+  /** Another requester, not allowed on the demo database nor on alice's jobs. */
+  mallory: string;
+  auditor: string;
+  /** The runner agent's client-credentials token (app role Runner). */
+  runner: string;
+}
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface LocalStack {
+  apiBaseUrl: string;
+  issuer: OidcIssuer;
+  azurite: Azurite;
+  broker: ServiceBusBroker;
+  store: Store;
+  durable: InProcessDurableHost;
+  container: string;
+  /** Group object id of the demo database's requesters (alice is in it). */
+  requesterGroupId: string;
+  tokens: DemoTokens;
+  /** Calls the API over loopback HTTPS, as the portal would. */
+  api<T = unknown>(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<ApiResponse<T>>;
+  /** Starts a runner agent for `serverId`'s subscription; stop it to simulate a shutdown or a crash. */
+  startRunner(options: RunnerOptions): Promise<RunningRunner>;
+  stop(): Promise<void>;
+}
+
+export interface RunnerOptions {
+  serverId: string;
+  engine: BackupEngineDriver;
+  runnerId?: string;
+  logger?: Logger;
+  /** Block size of the upload pipeline (tests make it small to get many blocks). */
+  blockBytes?: number;
+}
+
+export interface RunningRunner {
+  runnerId: string;
+  consumer: JobConsumer;
+  /** Graceful stop: finishes running jobs within the grace period. */
+  stop(): Promise<void>;
+  /** Simulates a crash: the connection drops without settling anything. */
+  crash(): Promise<void>;
+}
+
+export interface StackOptions {
+  log?: (line: string) => void;
+  /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
+  lockDurationMs?: number;
+}
+
+/**
+ * Loads every function file, as the Functions host does. Outside the host @azure/functions is in test mode
+ * and warns once per registration; that is expected here, so those lines are not shown.
+ */
+async function loadFunctionRegistrations() {
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => {
+    if (!/because the "@azure\/functions" package is in test mode/.test(String(args[0]))) warn(...args);
+  };
+  try {
+    await import('../functions/index.js');
+    return await import('../orchestrations/backupJob.js');
+  } finally {
+    console.warn = warn;
+  }
+}
+
+export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
+  const log = options.log ?? (() => undefined);
+  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await loadFunctionRegistrations();
+  const { activities } = await import('../orchestrations/backupJob.activities.js');
+  const cert = ensureLoopbackCert();
+  const [issuer, azurite, store, broker] = await Promise.all([
+    startOidcIssuer({ tls: cert }),
+    startAzurite(),
+    createPgliteStore(),
+    ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] }),
+  ]);
+  const container = await azurite.createContainer('backups');
+  const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
+  const durable = new InProcessDurableHost({
+    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator },
+    activities,
+    log,
+  });
+  const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB_ORCHESTRATOR);
+  const deps: Deps = {
+    store,
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    queue,
+    tokens: validatorFor(issuer),
+    rbac: testRbacPolicy,
+    limits: { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 },
+    now: () => new Date(),
+    orchestrations: () => orchestrations,
+  };
+  setDeps(deps);
+  const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
+
+  const requesterGroupId = randomUUID();
+  const user = (name: string, groups: string[]) =>
+    issuer.issueUserToken({ oid: randomUUID(), upn: `${name}@contoso.example`, name, groups, expiresIn: 8 * 3600 });
+  const tokens: DemoTokens = {
+    admin: user('admin', [testGroupIds.admin]),
+    alice: user('alice', [testGroupIds.requester, requesterGroupId]),
+    mallory: user('mallory', [testGroupIds.requester, randomUUID()]),
+    auditor: user('auditor', [testGroupIds.auditor]),
+    runner: issuer.issueAppToken({ roles: ['Runner'], expiresIn: 8 * 3600 }),
+  };
+
+  async function api<T>(method: string, path: string, request: { token?: string; body?: unknown } = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = {};
+    if (request.token) headers.authorization = `Bearer ${request.token}`;
+    if (request.body !== undefined) headers['content-type'] = 'application/json';
+    const response = await fetch(`${http.baseUrl}${path}`, {
+      method,
+      headers,
+      ...(request.body !== undefined ? { body: JSON.stringify(request.body) } : {}),
+    });
+    const text = await response.text();
+    let body: unknown = text;
+    if ((response.headers.get('content-type') ?? '').includes('json') && text.length > 0) body = JSON.parse(text);
+    return { status: response.status, headers: response.headers, body: body as T, text };
+  }
+
+  const runners = new Set<RunningRunner>();
+  async function startRunner(runner: RunnerOptions): Promise<RunningRunner> {
+    const runnerId = runner.runnerId ?? `runner-${randomUUID().slice(0, 8)}`;
+    const subscription = `runner-${runner.serverId}`;
+    if (!broker.exists(JOBS_TOPIC, subscription)) {
+      broker.createSubscription(JOBS_TOPIC, subscription, { filter: `serverId = '${runner.serverId}'` });
+    }
+    const client = serviceBusClientFrom({ connectionString: broker.connectionString });
+    const logger = runner.logger ?? silentLogger();
+    const consumer = new JobConsumer({
+      client,
+      topic: JOBS_TOPIC,
+      subscription,
+      maxConcurrentCalls: 1,
+      lockRenewalMaxMs: 12 * 3600_000,
+      shutdownGraceMs: 10_000,
+      logger,
+      jobs: {
+        runnerId,
+        api: new RunnerApiClient({ baseUrl: http.baseUrl, tokens: { getToken: async () => tokens.runner }, logger }),
+        engines: { [runner.engine.name]: runner.engine },
+        semaphore: new KeyedSemaphore(1),
+        ...(runner.blockBytes ? { uploadOptions: { blockBytes: runner.blockBytes } } : {}),
+        progress: { minIntervalMs: 200, heartbeatMs: 1_000 },
+      },
+    });
+    consumer.start();
+    const handle: RunningRunner = {
+      runnerId,
+      consumer,
+      stop: async () => {
+        runners.delete(handle);
+        await consumer.stop();
+        await client.close();
+      },
+      crash: async () => {
+        runners.delete(handle);
+        // Drop the AMQP connections first: nothing gets settled, the lock lapses, the broker redelivers.
+        broker.dropConnections();
+        await client.close().catch(() => undefined);
+      },
+    };
+    runners.add(handle);
+    return handle;
+  }
+
+  return {
+    apiBaseUrl: http.baseUrl,
+    issuer,
+    azurite,
+    broker,
+    store,
+    durable,
+    container: container.containerName,
+    requesterGroupId,
+    tokens,
+    api,
+    startRunner,
+    async stop() {
+      for (const runner of [...runners]) await runner.stop().catch(() => undefined);
+      durable.close();
+      setDeps(undefined);
+      await http.close().catch(() => undefined);
+      await Promise.allSettled([queue.close(), store.close(), issuer.close(), azurite.stop(), broker.close()]);
+    },
+  };
+}
+
+/** Reads a whole stream (downloads in the sandbox and tests are small). */
+export async function readAll(stream: Readable | ReadableStream<Uint8Array>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+export { createLogger };
