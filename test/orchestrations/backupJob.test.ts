@@ -61,6 +61,10 @@ const uploaded = (over: Partial<RunnerEvent> = {}): RunnerEvent =>
   }) as RunnerEvent;
 const failed = (code: string, message: string): RunnerEvent => ({ type: 'failed', eventId: nextEventId('failed'), code, message });
 
+/** A user's request (`Cancel`/`Delete` payload) and the audit actor it must become. */
+const ALICE_REQUEST = { by: { type: 'user', id: 'oid-alice', name: 'alice@corp.example' } };
+const ALICE_ACTOR = { actorType: 'user', actorId: 'oid-alice', actorName: 'alice@corp.example' };
+
 const runnerSays = (run: OrchestrationDriver, event: RunnerEvent) => run.raiseEvent(ORCHESTRATION_EVENTS.runner, event);
 const names = (run: OrchestrationDriver) => run.calls.map((call) => call.name);
 const outcome = (run: OrchestrationDriver) => run.output as BackupJobOutcome;
@@ -254,12 +258,12 @@ describe('backupJob failures and cancellation', () => {
 
   it('cancels before acceptance, attributing the cancel to who asked', async () => {
     const run = await queuedJob();
-    await run.raiseEvent(ORCHESTRATION_EVENTS.cancel, { by: { type: 'user', id: 'oid-alice', name: 'alice@corp.example' }, reason: 'wrong database' });
+    await run.raiseEvent(ORCHESTRATION_EVENTS.cancel, { ...ALICE_REQUEST, reason: 'wrong database' });
     expect(run.inputOf(ACTIVITY.failJob)).toMatchObject({
       to: 'Cancelled',
       errorCode: 'cancelled',
       errorMessage: 'wrong database',
-      actor: { actorType: 'user', actorId: 'oid-alice', actorName: 'alice@corp.example' },
+      actor: ALICE_ACTOR,
     });
     await run.completeActivity(ACTIVITY.failJob, done('Cancelled'));
     expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Cancelled', code: 'cancelled' });
@@ -455,10 +459,10 @@ describe('backupJob retention', () => {
   it('deletes early on `Delete`, attributed to who asked, and cancels the retention timer', async () => {
     const run = await availableJob({ policy: { retentionDays: 30 } });
     await run.advanceBy(DAY);
-    await run.raiseEvent(ORCHESTRATION_EVENTS.delete, { by: { type: 'user', id: 'oid-alice', name: 'alice@corp.example' } });
+    await run.raiseEvent(ORCHESTRATION_EVENTS.delete, ALICE_REQUEST);
     expect(run.inputOf(ACTIVITY.expireBackup)).toMatchObject({
       reason: 'deleted',
-      actor: { actorType: 'user', actorId: 'oid-alice', actorName: 'alice@corp.example' },
+      actor: ALICE_ACTOR,
     });
     await run.completeActivity(ACTIVITY.expireBackup, done('Expired'));
     expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Expired', code: 'deleted' });
