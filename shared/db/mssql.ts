@@ -62,13 +62,9 @@ export function isMssqlDuplicateKey(error: unknown): boolean {
   return someCause(error, (candidate) => candidate.number === 2601 || candidate.number === 2627);
 }
 
-export function createMssqlStoreFromDb(
-  db: AnyMsSqlDatabase,
-  close: () => Promise<void>,
-  options: RepositoryOptions & { run?: QueryRunner } = {},
-): Store {
-  const run = options.run ?? runOnServer;
-  const adapter: DialectAdapter = {
+/** The SQL Server side of the repository: statements built on `db`, run by `run`. */
+export function mssqlAdapter(db: AnyMsSqlDatabase, close: () => Promise<void>, run: QueryRunner = runOnServer): DialectAdapter {
+  return {
     dialect: 'mssql',
     tables: schema,
     ops: mssqlOps(db, run),
@@ -76,7 +72,6 @@ export function createMssqlStoreFromDb(
     isDuplicateKey: isMssqlDuplicateKey,
     close,
   };
-  return createRepositoryStore(adapter, options);
 }
 
 export const azureSqlScope = 'https://database.windows.net/.default';
@@ -136,5 +131,5 @@ export async function createMssqlStore(connection: MssqlConnection, options: Mss
   const pool = await new mssql.ConnectionPool(mssqlConfig(connection)).connect();
   const db = drizzle({ client: pool });
   if (options.migrate) await migrateMssql(db);
-  return createMssqlStoreFromDb(db, () => pool.close(), options);
+  return createRepositoryStore(mssqlAdapter(db, () => pool.close()), options);
 }
