@@ -204,9 +204,12 @@ export interface Store {
     change: { from: readonly JobStatus[]; to: JobStatus; patch?: JobPatch; at?: Date },
     audit: AuditEntry,
   ): Promise<TransitionResult>;
-  /** Progress is not a state change: no audit row, no status check beyond "still running". */
+  /** Progress is not a state change: no audit row, no status check beyond "still running" (Queued or Running). */
   updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }): Promise<void>;
-  /** Records a newly issued download link with its `sas.download_issued` audit row, in one transaction. */
+  /**
+   * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
+   * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.
+   */
   recordDownloadLink(id: string, link: { url: string; expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
   /** Available jobs whose expiresAt is before `now`, oldest first. */
   listExpiredJobs(now: Date, limit: number): Promise<JobRecord[]>;
