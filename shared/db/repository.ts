@@ -20,7 +20,7 @@ import {
   type StoreTables,
   type TableName,
 } from './rows.js';
-import type { JobPatch, JobRecord, Store } from './store.js';
+import type { AuditEntry, JobPatch, JobRecord, Store } from './store.js';
 
 export interface SelectQuery {
   where?: SQL;
@@ -80,39 +80,77 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     return row && toJobRecord(row);
   }
 
+  /** Inserts a row and its audit row in one transaction. */
+  function insertAudited<T extends TableName, R>(
+    table: T,
+    row: Rows[T],
+    audit: AuditEntry,
+    at: Date,
+    toRecord: (row: Rows[T]) => R,
+    jobId?: string,
+  ): Promise<R> {
+    return adapter.transaction(async (tx) => {
+      const inserted = await tx.insert(table, row);
+      await tx.insert('auditEvents', auditRow(audit, at, { jobId }));
+      return toRecord(inserted);
+    });
+  }
+
+  /** Updates the row(s) `where` selects and, only if one changed, writes the audit row; one transaction. */
+  function updateAudited<T extends TableName, R>(
+    table: T,
+    set: Partial<Rows[T]>,
+    where: SQL,
+    audit: AuditEntry,
+    at: Date,
+    toRecord: (row: Rows[T]) => R,
+    jobId?: string,
+  ): Promise<R | undefined> {
+    return adapter.transaction(async (tx) => {
+      const [row] = await tx.update(table, set, where);
+      if (!row) return undefined;
+      await tx.insert('auditEvents', auditRow(audit, at, { jobId }));
+      return toRecord(row);
+    });
+  }
+
+  /** Within `tx`: deletes by id and, only if a row went, writes the audit row. */
+  async function deleteAudited(tx: SqlOps, table: 'servers' | 'databases', id: string, audit: AuditEntry, at: Date) {
+    if ((await tx.delete(table, eq(t[table].id, id))) === 0) return 'not_found' as const;
+    await tx.insert('auditEvents', auditRow(audit, at));
+    return 'deleted' as const;
+  }
+
   async function insertJob(job: Parameters<Store['createJob']>[0], audit: Parameters<Store['createJob']>[1]) {
     const at = job.createdAt ?? audit.at ?? now();
-    return adapter.transaction(async (tx) => {
-      const row = await tx.insert('jobs', {
-        id: job.id,
-        databaseId: job.databaseId,
-        serverId: job.serverId,
-        databaseName: job.databaseName,
-        engine: job.engine,
-        status: 'Pending',
-        options: JSON.stringify(job.options),
-        requesterOid: job.requesterOid,
-        requesterUpn: job.requesterUpn,
-        trigger: job.trigger,
-        scheduleSlot: job.scheduleSlot ?? null,
-        blobPath: job.blobPath,
-        progressPercent: null,
-        progressBytes: null,
-        sizeBytes: null,
-        sha256: null,
-        errorCode: null,
-        errorMessage: null,
-        downloadUrl: null,
-        downloadExpiresAt: null,
-        createdAt: at,
-        updatedAt: at,
-        acceptedAt: null,
-        completedAt: null,
-        expiresAt: null,
-      });
-      await tx.insert('auditEvents', auditRow(audit, at, { jobId: job.id }));
-      return toJobRecord(row);
-    });
+    const row: JobRow = {
+      id: job.id,
+      databaseId: job.databaseId,
+      serverId: job.serverId,
+      databaseName: job.databaseName,
+      engine: job.engine,
+      status: 'Pending',
+      options: JSON.stringify(job.options),
+      requesterOid: job.requesterOid,
+      requesterUpn: job.requesterUpn,
+      trigger: job.trigger,
+      scheduleSlot: job.scheduleSlot ?? null,
+      blobPath: job.blobPath,
+      progressPercent: null,
+      progressBytes: null,
+      sizeBytes: null,
+      sha256: null,
+      errorCode: null,
+      errorMessage: null,
+      downloadUrl: null,
+      downloadExpiresAt: null,
+      createdAt: at,
+      updatedAt: at,
+      acceptedAt: null,
+      completedAt: null,
+      expiresAt: null,
+    };
+    return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }
 
   return {
@@ -126,19 +164,16 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
 
     async createServer(input, audit) {
       const at = audit.at ?? now();
-      return adapter.transaction(async (tx) => {
-        const row = await tx.insert('servers', {
-          id: input.id ?? randomUUID(),
-          name: input.name,
-          host: input.host,
-          engine: input.engine,
-          description: input.description ?? null,
-          createdAt: at,
-          updatedAt: at,
-        });
-        await tx.insert('auditEvents', auditRow(audit, at));
-        return toServerRecord(row);
-      });
+      const row = {
+        id: input.id ?? randomUUID(),
+        name: input.name,
+        host: input.host,
+        engine: input.engine,
+        description: input.description ?? null,
+        createdAt: at,
+        updatedAt: at,
+      };
+      return insertAudited('servers', row, audit, at, toServerRecord);
     },
 
     async getServer(id) {
@@ -154,12 +189,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     async updateServer(id, patch, audit) {
       const at = audit.at ?? now();
       const { id: _ignoredId, ...fields } = patch;
-      return adapter.transaction(async (tx) => {
-        const [row] = await tx.update('servers', { ...definedOnly(fields), updatedAt: at }, eq(t.servers.id, id));
-        if (!row) return undefined;
-        await tx.insert('auditEvents', auditRow(audit, at));
-        return toServerRecord(row);
-      });
+      return updateAudited('servers', { ...definedOnly(fields), updatedAt: at }, eq(t.servers.id, id), audit, at, toServerRecord);
     },
 
     async deleteServer(id, audit) {
@@ -167,29 +197,24 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       return adapter.transaction(async (tx) => {
         const children = await tx.select('databases', { where: eq(t.databases.serverId, id), limit: 1 });
         if (children.length > 0) return 'has_databases' as const;
-        if ((await tx.delete('servers', eq(t.servers.id, id))) === 0) return 'not_found' as const;
-        await tx.insert('auditEvents', auditRow(audit, at));
-        return 'deleted' as const;
+        return deleteAudited(tx, 'servers', id, audit, at);
       });
     },
 
     async createDatabase(input, audit) {
       const at = audit.at ?? now();
-      return adapter.transaction(async (tx) => {
-        const row = await tx.insert('databases', {
-          id: input.id ?? randomUUID(),
-          serverId: input.serverId,
-          name: input.name,
-          requesterGroupIds: JSON.stringify(input.requesterGroupIds),
-          policy: JSON.stringify(input.policy),
-          schedule: input.schedule === null ? null : JSON.stringify(input.schedule),
-          enabled: input.enabled,
-          createdAt: at,
-          updatedAt: at,
-        });
-        await tx.insert('auditEvents', auditRow(audit, at));
-        return toDatabaseRecord(row);
-      });
+      const row = {
+        id: input.id ?? randomUUID(),
+        serverId: input.serverId,
+        name: input.name,
+        requesterGroupIds: JSON.stringify(input.requesterGroupIds),
+        policy: JSON.stringify(input.policy),
+        schedule: input.schedule === null ? null : JSON.stringify(input.schedule),
+        enabled: input.enabled,
+        createdAt: at,
+        updatedAt: at,
+      };
+      return insertAudited('databases', row, audit, at, toDatabaseRecord);
     },
 
     async getDatabase(id) {
@@ -220,21 +245,12 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         ...databaseJsonColumns(patch),
         updatedAt: at,
       };
-      return adapter.transaction(async (tx) => {
-        const [row] = await tx.update('databases', set, eq(t.databases.id, id));
-        if (!row) return undefined;
-        await tx.insert('auditEvents', auditRow(audit, at));
-        return toDatabaseRecord(row);
-      });
+      return updateAudited('databases', set, eq(t.databases.id, id), audit, at, toDatabaseRecord);
     },
 
     async deleteDatabase(id, audit) {
       const at = audit.at ?? now();
-      return adapter.transaction(async (tx) => {
-        if ((await tx.delete('databases', eq(t.databases.id, id))) === 0) return 'not_found' as const;
-        await tx.insert('auditEvents', auditRow(audit, at));
-        return 'deleted' as const;
-      });
+      return adapter.transaction((tx) => deleteAudited(tx, 'databases', id, audit, at));
     },
 
     createJob: insertJob,
@@ -292,17 +308,9 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
 
     async recordDownloadLink(id, link, audit) {
       const at = audit.at ?? now();
-      return adapter.transaction(async (tx) => {
-        // Links are only for backups that exist and are verified.
-        const [row] = await tx.update(
-          'jobs',
-          { downloadUrl: link.url, downloadExpiresAt: link.expiresAt, updatedAt: at },
-          and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!,
-        );
-        if (!row) return undefined;
-        await tx.insert('auditEvents', auditRow(audit, at, { jobId: id }));
-        return toJobRecord(row);
-      });
+      // Links are only for backups that exist and are verified.
+      const set = { downloadUrl: link.url, downloadExpiresAt: link.expiresAt, updatedAt: at };
+      return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, at, toJobRecord, id);
     },
 
     async listExpiredJobs(at, limit) {
