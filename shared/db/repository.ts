@@ -4,7 +4,7 @@
  * pagination, duplicate schedule slots. The SQL Server and PostgreSQL adapters only build and run queries.
  */
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, gte, inArray, isNotNull, lt, lte, or, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNotNull, lt, lte, or, type AnyColumn, type SQL } from 'drizzle-orm';
 import { canTransition, runnableStatuses, type JobStatus } from '../contracts/jobs.js';
 import { afterCursor, decodeCursor, toPage } from './cursor.js';
 import {
@@ -20,7 +20,7 @@ import {
   type StoreTables,
   type TableName,
 } from './rows.js';
-import type { AuditEntry, JobPatch, JobRecord, Store } from './store.js';
+import type { AuditEntry, JobPatch, JobRecord, PageOf, Store } from './store.js';
 
 export interface SelectQuery {
   where?: SQL;
@@ -119,6 +119,22 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     if ((await tx.delete(table, eq(t[table].id, id))) === 0) return 'not_found' as const;
     await tx.insert('auditEvents', auditRow(audit, at));
     return 'deleted' as const;
+  }
+
+  /** One page, newest first, of the rows matching `conditions`, after the filter's cursor (see cursor.ts). */
+  async function keysetPage<T extends 'jobs' | 'auditEvents', R>(
+    table: T,
+    timeColumn: keyof Rows[T] & ('createdAt' | 'at'),
+    conditions: SQL[],
+    filter: { cursor?: string; limit: number },
+    toRecord: (row: Rows[T]) => R,
+  ): Promise<PageOf<R>> {
+    const columns = t[table] as Record<string, AnyColumn>;
+    const [time, id] = [columns[timeColumn]!, columns.id!];
+    if (filter.cursor !== undefined) conditions.push(afterCursor(time, id, decodeCursor(filter.cursor)));
+    const rows = await ops.select(table, { where: and(...conditions), orderBy: [desc(time), desc(id)], limit: filter.limit + 1 });
+    const page = toPage(rows, filter.limit, (row) => ({ at: row[timeColumn] as Date, id: row.id }));
+    return { ...page, items: page.items.map(toRecord) };
   }
 
   async function insertJob(job: Parameters<Store['createJob']>[0], audit: Parameters<Store['createJob']>[1]) {
@@ -271,14 +287,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       const conditions: SQL[] = [];
       if (filter.requesterOid !== undefined) conditions.push(eq(t.jobs.requesterOid, filter.requesterOid));
       if (filter.status !== undefined) conditions.push(eq(t.jobs.status, filter.status));
-      if (filter.cursor !== undefined) conditions.push(afterCursor(t.jobs.createdAt, t.jobs.id, decodeCursor(filter.cursor)));
-      const rows = await ops.select('jobs', {
-        where: and(...conditions),
-        orderBy: [desc(t.jobs.createdAt), desc(t.jobs.id)],
-        limit: filter.limit + 1,
-      });
-      const page = toPage(rows, filter.limit, (row) => ({ at: row.createdAt, id: row.id }));
-      return { ...page, items: page.items.map(toJobRecord) };
+      return keysetPage('jobs', 'createdAt', conditions, filter, toJobRecord);
     },
 
     async transitionJob(id, change, audit) {
@@ -335,14 +344,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       }
       if (filter.action !== undefined) conditions.push(eq(t.auditEvents.action, filter.action));
       if (filter.jobId !== undefined) conditions.push(eq(t.auditEvents.jobId, filter.jobId));
-      if (filter.cursor !== undefined) conditions.push(afterCursor(t.auditEvents.at, t.auditEvents.id, decodeCursor(filter.cursor)));
-      const rows = await ops.select('auditEvents', {
-        where: and(...conditions),
-        orderBy: [desc(t.auditEvents.at), desc(t.auditEvents.id)],
-        limit: filter.limit + 1,
-      });
-      const page = toPage(rows, filter.limit, (row) => ({ at: row.at, id: row.id }));
-      return { ...page, items: page.items.map(toAuditRecord) };
+      return keysetPage('auditEvents', 'at', conditions, filter, toAuditRecord);
     },
   };
 }

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditAction } from '../../../shared/contracts/audit.js';
-import type { JobStatus } from '../../../shared/contracts/jobs.js';
+import { allowedTransitions, type JobStatus } from '../../../shared/contracts/jobs.js';
 import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { isAppError } from '../../../shared/errors.js';
 import type { AuditEntry, JobRecord, NewJob, Store } from '../../../shared/db/store.js';
@@ -17,17 +17,20 @@ function actor(action: AuditAction, extra: Partial<AuditEntry> = {}): AuditEntry
   return { actorType: 'user', actorId: 'contract-admin', actorName: 'Contract Admin', action, target: 'test', ...extra };
 }
 
-/** The transitions, in order, that take a new job to each status. */
-const pathTo: Record<JobStatus, JobStatus[]> = {
-  Pending: [],
-  Queued: ['Queued'],
-  Running: ['Queued', 'Running'],
-  Verifying: ['Queued', 'Running', 'Verifying'],
-  Available: ['Queued', 'Running', 'Verifying', 'Available'],
-  Expired: ['Queued', 'Running', 'Verifying', 'Available', 'Expired'],
-  Failed: ['Failed'],
-  Cancelled: ['Cancelled'],
-};
+/** The statuses a new (Pending) job passes through, in order, to reach `target`: the shortest allowed path. */
+function pathTo(target: JobStatus): JobStatus[] {
+  const paths = new Map<JobStatus, JobStatus[]>([['Pending', []]]);
+  const queue: JobStatus[] = ['Pending'];
+  for (let status = queue.shift(); status !== undefined; status = queue.shift()) {
+    for (const next of allowedTransitions[status]) {
+      if (!paths.has(next)) {
+        paths.set(next, [...paths.get(status)!, next]);
+        queue.push(next);
+      }
+    }
+  }
+  return paths.get(target)!;
+}
 
 export function storeContract(backend: string, createStore: StoreFactory): void {
   describe(`Store contract on ${backend}`, () => {
@@ -74,7 +77,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
     async function jobIn(status: JobStatus, on: Store = store, job?: NewJob): Promise<JobRecord> {
       const created = await on.createJob(job ?? newJob(await seed(on)), actor('job.requested'));
       let current = created;
-      for (const to of pathTo[status]) {
+      for (const to of pathTo(status)) {
         const result = await on.transitionJob(current.id, { from: [current.status], to }, actor(`job.${to.toLowerCase()}` as AuditAction));
         if (!result.ok) throw new Error(`could not move job to ${to}`);
         current = result.job;
