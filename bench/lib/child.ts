@@ -1,0 +1,90 @@
+/**
+ * Runs one benchmark variant in a child process of its own, so that its peak RSS (`maxRSS` from
+ * `process.resourceUsage()`, reported by the child just before it exits) is the variant's alone and not the
+ * parent's or an earlier variant's.
+ *
+ * Parent:  const outcome = await runInChild<Result>(new URL('./variant.ts', import.meta.url), input);
+ * Child:   serveChild(async (input) => ({ ...measurements }));
+ *
+ * The child runs as plain JavaScript, bundled from the TypeScript entry with esbuild (packages stay external and
+ * load from node_modules): the tsx loader would add ~60 MiB of its own to every peak RSS, and the runner
+ * agent runs as compiled JavaScript in production. It inherits the parent's environment (so it trusts the
+ * loopback certificate too). Input and result travel over the IPC channel.
+ */
+import { spawn } from 'node:child_process';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+export type ChildOutcome<T> =
+  | { ok: true; result: T; peakRssMiB: number }
+  | { ok: false; error: string; peakRssMiB?: number };
+
+interface ChildMessage {
+  result?: unknown;
+  error?: string;
+  maxRssKiB: number;
+}
+
+const stderrTailChars = 2000;
+const bundleDir = fileURLToPath(new URL('../../.tmp/bench/', import.meta.url));
+const bundles = new Map<string, Promise<string>>();
+
+/** Bundles `entry` once per run; returns the path of the JavaScript file. */
+function bundled(entry: URL): Promise<string> {
+  const source = fileURLToPath(entry);
+  let bundle = bundles.get(source);
+  if (!bundle) {
+    const outfile = join(bundleDir, basename(source).replace(/\.ts$/, '.mjs'));
+    bundle = build({ entryPoints: [source], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' }).then(
+      () => outfile,
+    );
+    bundles.set(source, bundle);
+  }
+  return bundle;
+}
+
+export async function runInChild<T>(entry: URL, input: unknown, options: { env?: NodeJS.ProcessEnv } = {}): Promise<ChildOutcome<T>> {
+  const script = await bundled(entry);
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script], {
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      env: { ...process.env, ...options.env },
+    });
+    let message: ChildMessage | undefined;
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      process.stderr.write(chunk);
+      stderr = (stderr + chunk.toString('utf8')).slice(-stderrTailChars);
+    });
+    child.on('message', (received: ChildMessage) => (message = received));
+    child.on('error', (error) => resolve({ ok: false, error: `could not start the child: ${error.message}` }));
+    child.on('exit', (code, signal) => {
+      const peakRssMiB = message ? message.maxRssKiB / 1024 : undefined;
+      if (message && message.error === undefined) {
+        resolve({ ok: true, result: message.result as T, peakRssMiB: peakRssMiB! });
+      } else {
+        const why = message?.error ?? `exited with ${code ?? signal} before reporting: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
+        resolve({ ok: false, error: why, ...(peakRssMiB !== undefined ? { peakRssMiB } : {}) });
+      }
+    });
+    child.send({ input });
+  });
+}
+
+/** The child's side: waits for its input, runs `work`, reports the result (or the error) and its peak RSS. */
+export function serveChild<I, R>(work: (input: I) => Promise<R>): void {
+  process.once('message', (message: { input: I }) => {
+    void (async () => {
+      let reply: ChildMessage;
+      try {
+        const result = await work(message.input);
+        reply = { result, maxRssKiB: process.resourceUsage().maxRSS };
+      } catch (error) {
+        const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        reply = { error: text, maxRssKiB: process.resourceUsage().maxRSS };
+      }
+      process.send!(reply, () => process.exit(0));
+    })();
+  });
+}

@@ -1,0 +1,117 @@
+/**
+ * dbdist benchmarks: `npm run bench` runs every section; `npm run bench -- upload` (or api, replay, pg) runs
+ * one or several. Figures are measured side by side in the same run and printed with their ratios; absolute
+ * numbers depend on the machine and are context only.
+ *
+ *   npm run bench -- upload --size-mib 256      a quick upload run (comma list for several sizes)
+ *   npm run bench -- pg --pg-size-mib 128       a smaller generated PostgreSQL database
+ *   npm run bench -- --keep-files               keep the generated input files for the next run
+ *   npm run bench -- upload --all-variants      every upload variant at every size (long)
+ */
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { rmSync } from 'node:fs';
+import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../test/support/tls.js';
+import { machineDescription, section } from './lib/report.js';
+
+const sections = ['upload', 'pg', 'api', 'replay'] as const;
+type Section = (typeof sections)[number];
+
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--keep-files] [--all-variants]`;
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    'size-mib': { type: 'string' },
+    'pg-size-mib': { type: 'string' },
+    'keep-files': { type: 'boolean', default: false },
+    'all-variants': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(usage);
+  process.exit(0);
+}
+
+const chosen = positionals.length ? positionals : [...sections];
+for (const name of chosen) {
+  if (!sections.includes(name as Section)) {
+    console.error(`Unknown section "${name}".\n${usage}`);
+    process.exit(2);
+  }
+}
+
+function positiveNumbers(text: string | undefined, fallback: number[], name: string): number[] {
+  if (text === undefined) return fallback;
+  const numbers = text.split(',').map(Number);
+  if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) {
+    console.error(`--${name} takes positive whole numbers of MiB (comma-separated), not "${text}"`);
+    process.exit(2);
+  }
+  return numbers;
+}
+
+const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
+const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
+
+// Azurite (OAuth) and the OIDC issuer serve loopback HTTPS with a self-signed certificate, which Node trusts
+// only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once.
+if (!process.env.DBDIST_BENCH_TRUSTED) {
+  ensureLoopbackCert();
+  trustLoopbackCertInChildProcesses();
+  const rerun = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, DBDIST_BENCH_TRUSTED: '1' },
+  });
+  process.exit(rerun.status ?? 1);
+}
+
+const workDir = join(tmpdir(), 'dbdist-bench');
+const started = new Date();
+console.log(`dbdist benchmarks, ${started.toISOString()}`);
+console.log(`Machine: ${machineDescription()}`);
+console.log(`Command: npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`);
+
+let failed = false;
+try {
+  for (const name of chosen as Section[]) {
+    section(name);
+    const sectionStart = Date.now();
+    try {
+      await runSection(name);
+    } catch (error) {
+      failed = true;
+      console.error(`Section ${name} failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    }
+    console.log(`(${name} took ${((Date.now() - sectionStart) / 1000).toFixed(0)} s)`);
+  }
+} finally {
+  if (!values['keep-files']) rmSync(workDir, { recursive: true, force: true });
+}
+console.log(`\nTotal ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s`);
+process.exit(failed ? 1 : 0);
+
+async function runSection(name: Section): Promise<void> {
+  switch (name) {
+    case 'upload': {
+      const { runUploadBench } = await import('./upload.js');
+      return runUploadBench({ sizesMiB, workDir, allVariants: values['all-variants'] });
+    }
+    case 'pg': {
+      const { runPgBench } = await import('./pg.js');
+      return runPgBench({ sizeMiB: pgSizeMiB!, workDir });
+    }
+    case 'api': {
+      const { runApiBench } = await import('./api.js');
+      return runApiBench();
+    }
+    case 'replay': {
+      const { runReplayBench } = await import('./replay.js');
+      return runReplayBench();
+    }
+  }
+}

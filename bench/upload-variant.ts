@@ -1,0 +1,160 @@
+/**
+ * Child process of the upload benchmark: runs ONE variant over one file and reports bytes, seconds and what
+ * was stored; its peak RSS is reported by bench/lib/child.ts. Every upload goes through a real write-only
+ * user-delegation SAS from the production blob gateway, issued before the clock starts.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { BlobServiceClient, BlockBlobClient } from '@azure/storage-blob';
+import type { Compression } from '../shared/contracts/common.js';
+import { createBlobGateway } from '../shared/storage/blob-gateway.js';
+import { uploadBackup, DEFAULT_BLOCK_BYTES } from '../runner-agent/upload.js';
+import { TestTokenCredential } from '../test/support/azurite.js';
+import { serveChild } from './lib/child.js';
+import { elapsedMs } from './lib/stats.js';
+
+export type UploadVariant =
+  | 'idle'
+  | 'hash-only'
+  | 'azurite-ceiling'
+  | 'azurite-ceiling-crc64'
+  | 'uploadFile'
+  | 'naive'
+  | 'dbdist'
+  | 'dbdist+gzip'
+  | 'dbdist+zstd'
+  | 'dbdist+aes';
+
+export interface VariantInput {
+  variant: UploadVariant;
+  file: string;
+  /** Azurite: endpoint, a container that exists, and the tenant its test credential signs for. */
+  blob?: { endpoint: string; container: string };
+}
+
+export interface VariantResult {
+  /** Bytes read from the source file. */
+  sourceBytes: number;
+  /** Bytes stored in the blob (after compression/encryption); absent for hash-only. */
+  storedBytes?: number;
+  seconds: number;
+  /** CPU time (user + system) this process spent during the timed part. */
+  cpuSeconds: number;
+  /** SHA-256 of the source file, when the variant computed it (hash-only, plain dbdist). */
+  sourceSha256?: string;
+}
+
+/** Read size of every file stream here: the same source for the limit and for dbdist. */
+const readChunkBytes = 1024 * 1024;
+/** Staged at once by the ceiling variant: what dbdist's pipeline uses by default. */
+const ceilingParallelism = 4;
+
+const compressionOf: Partial<Record<UploadVariant, Compression>> = { 'dbdist+gzip': 'gzip', 'dbdist+zstd': 'zstd' };
+
+serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob }) => {
+  if (variant === 'idle') return undefined; // the floor: this process with every module loaded, doing nothing
+  const { size } = await stat(file);
+  if (variant === 'hash-only') return hashOnly(file);
+  if (!blob) throw new Error(`${variant} needs an Azurite endpoint`);
+
+  const credential = new TestTokenCredential();
+  const gateway = createBlobGateway({ blobEndpoint: blob.endpoint, container: blob.container, credential });
+  const blobPath = `bench/${variant}/${randomBytes(8).toString('hex')}.bin`;
+  const expiresAt = new Date(Date.now() + 60 * 60_000);
+  const sas = await gateway.issueWriteSas(blobPath, { expiresAt });
+  const client = new BlockBlobClient(sas.url);
+
+  const start = process.hrtime.bigint();
+  const cpuStart = process.cpuUsage();
+  let sourceSha256: string | undefined;
+  switch (variant) {
+    case 'azurite-ceiling':
+      await stageSameBlock(client, size, { withMd5: true });
+      break;
+    case 'azurite-ceiling-crc64':
+      await stageSameBlock(client, size, { withMd5: false });
+      break;
+    case 'uploadFile':
+      await client.uploadFile(file);
+      break;
+    case 'naive': {
+      // The seed's approach: the whole backup in memory, then one call.
+      const data = await readFile(file);
+      await client.uploadData(data);
+      break;
+    }
+    default: {
+      const result = await uploadBackup({
+        source: createReadStream(file, { highWaterMark: readChunkBytes }),
+        sourceSizeHint: size,
+        compression: compressionOf[variant] ?? 'none',
+        ...(variant === 'dbdist+aes' ? { encryptionKey: randomBytes(32) } : {}),
+        getTarget: async () => ({ blobPath, url: sas.url, expiresAt: expiresAt.toISOString() }),
+        metadata: { engine: 'sqlserver', jobid: 'bench', server: 'bench', database: 'bench' },
+      });
+      if (variant === 'dbdist') sourceSha256 = result.sha256;
+    }
+  }
+  const seconds = elapsedMs(start) / 1000;
+  const cpuSeconds = cpuSecondsSince(cpuStart);
+
+  // Read back what was stored, through the OAuth client (the write SAS cannot read).
+  const stored = await new BlobServiceClient(blob.endpoint, credential)
+    .getContainerClient(blob.container)
+    .getBlobClient(blobPath)
+    .getProperties();
+  return { sourceBytes: size, storedBytes: stored.contentLength, seconds, cpuSeconds, ...(sourceSha256 ? { sourceSha256 } : {}) };
+});
+
+function cpuSecondsSince(start: NodeJS.CpuUsage): number {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1e6;
+}
+
+/** The limit: one pass reading the file and hashing it with SHA-256, nothing else. */
+async function hashOnly(file: string): Promise<VariantResult> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const start = process.hrtime.bigint();
+  const cpuStart = process.cpuUsage();
+  await pipeline(
+    createReadStream(file, { highWaterMark: readChunkBytes }),
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        callback();
+      },
+    }),
+  );
+  const sourceSha256 = hash.digest('hex');
+  return { sourceBytes: bytes, seconds: elapsedMs(start) / 1000, cpuSeconds: cpuSecondsSince(cpuStart), sourceSha256 };
+}
+
+/**
+ * Azurite's own ceiling for dbdist's block pattern: one random 8 MiB buffer staged again and again (no file
+ * read, no hashing), `ceilingParallelism` at once, as many blocks as the file needs, then committed.
+ * `withMd5` sends the block's (precomputed) transactional MD5 as dbdist does; without it Azurite computes a
+ * CRC64 of every block in JavaScript instead (what a plain uploadFile makes it do), which costs it far more.
+ */
+async function stageSameBlock(client: BlockBlobClient, totalBytes: number, { withMd5 }: { withMd5: boolean }): Promise<void> {
+  const block = randomBytes(DEFAULT_BLOCK_BYTES);
+  const md5 = createHash('md5').update(block).digest();
+  const count = Math.ceil(totalBytes / block.length);
+  const ids = Array.from({ length: count }, (_, i) => Buffer.from(`block-${String(i).padStart(6, '0')}`).toString('base64'));
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      const length = index === count - 1 ? totalBytes - index * block.length : block.length;
+      const body = block.subarray(0, length);
+      const checksum = withMd5 ? { transactionalContentMD5: length === block.length ? md5 : createHash('md5').update(body).digest() } : {};
+      await client.stageBlock(ids[index]!, body, length, checksum);
+    }
+  };
+  await Promise.all(Array.from({ length: ceilingParallelism }, worker));
+  await client.commitBlockList(ids);
+}
