@@ -145,6 +145,9 @@ function stripPort(address: string): string {
 
 function failureResponse(error: unknown, request: HttpRequest, context: InvocationContext, origin: RequestOrigin): HttpResponseInit {
   const response = problemFromError(error, context.invocationId);
+  // problemFromError keeps `errors` on server-side failures (e.g. the names of bad settings); a caller of a
+  // failed request gets only the invocation id to quote.
+  if (response.status >= 500 && response.jsonBody.code !== 'dependency_unavailable') delete response.jsonBody.errors;
   const where = `${request.method} ${new URL(request.url).pathname} from ${origin.ip ?? 'unknown address'}`;
   if (response.status >= 500) {
     // The caller sees only the invocation id; the log keeps the whole error to find it by.
