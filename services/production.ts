@@ -4,7 +4,7 @@
  * Loaded lazily by services/deps.ts `getDeps()`; a host that brings its own Deps never imports this.
  */
 import { DefaultAzureCredential } from '@azure/identity';
-import { EntraTokenValidator } from '../shared/auth/entra-validator.js';
+import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../shared/auth/entra-validator.js';
 import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
 import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
 import { createMssqlStore } from '../shared/db/mssql.js';
@@ -22,14 +22,7 @@ export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
 }
 
 export function tokenValidatorFromSettings(settings: ControlPlaneSettings): EntraTokenValidator {
-  return new EntraTokenValidator({
-    tenantId: settings.ENTRA_TENANT_ID,
-    audiences: settings.ENTRA_AUDIENCES,
-    authorityHost: settings.ENTRA_AUTHORITY_HOST,
-    acceptV1: settings.ENTRA_ACCEPT_V1_TOKENS,
-    v1IssuerHost: settings.ENTRA_V1_ISSUER_HOST,
-    rbacPolicy: rbacPolicyFromSettings(settings),
-  });
+  return new EntraTokenValidator(tokenValidatorOptionsFromSettings(settings));
 }
 
 export async function productionDeps(settings: ControlPlaneSettings = controlPlaneSettings()): Promise<Deps> {
