@@ -11,6 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../test/support/tls.js';
@@ -59,11 +60,13 @@ const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
 const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
 
 // Azurite (OAuth) and the OIDC issuer serve loopback HTTPS with a self-signed certificate, which Node trusts
-// only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once.
+// only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once. The second run
+// also gets the ESM facade for @azure/functions that the handler-calling helper needs outside vitest.
 if (!process.env.DBDIST_BENCH_TRUSTED) {
   ensureLoopbackCert();
   trustLoopbackCertInChildProcesses();
-  const rerun = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const facade = fileURLToPath(new URL('./lib/cjs-named-exports.mjs', import.meta.url));
+  const rerun = spawnSync(process.execPath, [...process.execArgv, '--import', facade, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env: { ...process.env, DBDIST_BENCH_TRUSTED: '1' },
   });
