@@ -31,6 +31,7 @@ export const ACTIVITY = {
   markAvailable: 'backupJob-markAvailable',
   issueDownloadLink: 'backupJob-issueDownloadLink',
   failJob: 'backupJob-failJob',
+  removeLateUpload: 'backupJob-removeLateUpload',
   expireBackup: 'backupJob-expireBackup',
 } as const;
 export type ActivityName = (typeof ACTIVITY)[keyof typeof ACTIVITY];
@@ -60,6 +61,8 @@ export interface PreparedJob {
   ok: true;
   blobPath: string;
   policy: Pick<DatabasePolicy, 'acceptTimeoutMinutes' | 'runTimeoutMinutes' | 'retentionDays' | 'maxSasTtlMinutes'>;
+  /** Lifetime of the runner's write SAS: after a failure, no upload can land once the last one has expired. */
+  uploadSasTtlMinutes: number;
   /** Built without its deadline: the orchestrator knows the timeouts and adds `runDeadline`. */
   message: Omit<BackupJobMessage, 'runDeadline'>;
 }
@@ -189,6 +192,7 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
       retentionDays: policy.retentionDays,
       maxSasTtlMinutes: policy.maxSasTtlMinutes,
     },
+    uploadSasTtlMinutes: deps.limits.uploadSasTtlMinutes,
     message: {
       schemaVersion: 1,
       jobId: job.id,
@@ -364,6 +368,21 @@ export async function failJob(input: FailJobInput): Promise<StepDone | Refusal> 
   );
 }
 
+export interface RemoveLateUploadInput {
+  jobId: string;
+  blobPath: string;
+}
+
+/**
+ * After a job failed or was cancelled, a runner still holding a write SAS may have committed its upload after
+ * failJob deleted the partial blob (it checks just before committing, but a cancel can land in between). Run once
+ * every write SAS of the job has expired, this deletes such a blob; the job row is terminal and stays as it is.
+ */
+export async function removeLateUpload(input: RemoveLateUploadInput): Promise<{ ok: true; deleted: boolean }> {
+  const deps = await getDeps();
+  return { ok: true, deleted: await deps.blobs.deleteBlob(input.blobPath) };
+}
+
 /** Deletes the backup and marks the job Expired: the same function the retention sweep uses. */
 export async function expireBackup(input: ExpireBackupInput): Promise<ExpireBackupResult> {
   const deps = await getDeps();
@@ -395,5 +414,6 @@ export const activities: Record<ActivityName, ActivityFunction> = {
   [ACTIVITY.markAvailable]: asActivity(markAvailable),
   [ACTIVITY.issueDownloadLink]: asActivity(issueDownloadLink),
   [ACTIVITY.failJob]: asActivity(failJob),
+  [ACTIVITY.removeLateUpload]: asActivity(removeLateUpload),
   [ACTIVITY.expireBackup]: asActivity(expireBackup),
 };

@@ -51,6 +51,7 @@ import {
   type PrepareJobResult,
   type RecordProgressInput,
   type Refusal,
+  type RemoveLateUploadInput,
   type StepDone,
   type VerifyUploadInput,
   type VerifyUploadResult,
@@ -81,6 +82,9 @@ export interface BackupJobStatus {
 
 /** Progress reaches the job row at most this often (orchestration time); the custom status gets every one. */
 export const PROGRESS_RECORD_INTERVAL_MS = 15_000;
+
+/** Margin on top of the write SAS lifetime before a failed job's blob path is swept (clock skew, a slow commit). */
+export const LATE_UPLOAD_MARGIN_MINUTES = 5;
 
 /** Longest wait the orchestration arms in one timer (see the header: durable-functions' long-timer split). */
 export const MAX_WAIT_MINUTES = 6 * 24 * 60;
@@ -121,6 +125,9 @@ const addMinutes = (at: Date, minutes: number): Date => new Date(at.getTime() + 
 
 /** One instance's view of its job: deterministic helpers over the orchestration context. */
 class JobFlow {
+  /** Set once the job is on the queue: from then on a runner may hold a write SAS for this blob path. */
+  uploadMayLand: { blobPath: string; uploadSasTtlMinutes: number } | undefined;
+
   constructor(
     readonly context: OrchestrationContext,
     readonly jobId: string,
@@ -165,7 +172,18 @@ class JobFlow {
     const result = yield* this.call<StepDone | Refusal>(ACTIVITY.failJob, input);
     if (!result.ok) return this.letGo(result);
     this.setStatus(to);
+    yield* this.removeLateUpload();
     return { jobId: this.jobId, status: to, code: errorCode };
+  }
+
+  /** Waits until every write SAS of the job has expired, then deletes an upload that landed after all. */
+  *removeLateUpload(): Generator<Task, void, unknown> {
+    if (!this.uploadMayLand) return;
+    const { blobPath, uploadSasTtlMinutes } = this.uploadMayLand;
+    yield this.context.df.createTimer(addMinutes(this.now(), uploadSasTtlMinutes + LATE_UPLOAD_MARGIN_MINUTES));
+    const input: RemoveLateUploadInput = { jobId: this.jobId, blobPath };
+    const removed = yield* this.call<{ ok: true; deleted: boolean }>(ACTIVITY.removeLateUpload, input);
+    if (removed.deleted) this.log('deleted an upload that was committed after the job ended');
   }
 
   *cancel(payload: unknown): Generator<Task, BackupJobOutcome, unknown> {
@@ -214,6 +232,7 @@ function* enqueueAndAwaitUpload(flow: JobFlow, prepared: PreparedJob): Generator
   const acceptDeadline = addMinutes(flow.now(), acceptTimeout);
   const message: BackupJobMessage = { ...prepared.message, runDeadline: addMinutes(acceptDeadline, runTimeout).toISOString() };
 
+  flow.uploadMayLand = { blobPath: prepared.blobPath, uploadSasTtlMinutes: prepared.uploadSasTtlMinutes };
   const enqueued = yield* flow.call<StepDone | Refusal>(ACTIVITY.enqueueJob, { ...flow.step(), message });
   if (!enqueued.ok) return flow.letGo(enqueued);
   flow.setStatus('Queued');

@@ -19,6 +19,7 @@ import {
   markRunning,
   prepareJob,
   recordProgress,
+  removeLateUpload,
   verifyUpload,
   type UploadReport,
 } from '../../orchestrations/backupJob.activities.js';
@@ -287,6 +288,22 @@ describe('failJob', () => {
       status: 'Verifying',
     });
     expect((await job(verifying.id)).status).toBe('Verifying');
+  });
+});
+
+describe('removeLateUpload', () => {
+  it('deletes an upload committed after the job was cancelled and leaves the job row as it is', async () => {
+    const cancelled = await newJob('Queued');
+    expect(await failJob({ jobId: cancelled.id, at: at(), to: 'Cancelled', errorCode: 'cancelled', errorMessage: 'x' })).toMatchObject({ ok: true });
+    // The runner committed between its last check and the cancel.
+    await putBlob(cancelled.blobPath, Buffer.from('late backup'), {});
+    const auditBefore = (await t.deps.store.listAudit({ jobId: cancelled.id, limit: 100 })).items.length;
+
+    expect(await removeLateUpload({ jobId: cancelled.id, blobPath: cancelled.blobPath })).toEqual({ ok: true, deleted: true });
+    expect(await t.deps.blobs.getBlobFacts(cancelled.blobPath)).toBeUndefined();
+    expect(await removeLateUpload({ jobId: cancelled.id, blobPath: cancelled.blobPath })).toEqual({ ok: true, deleted: false });
+    expect((await job(cancelled.id)).status).toBe('Cancelled');
+    expect((await t.deps.store.listAudit({ jobId: cancelled.id, limit: 100 })).items).toHaveLength(auditBefore);
   });
 });
 

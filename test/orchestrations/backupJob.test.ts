@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../../shared/contracts/runner.js';
 import {
   BACKUP_JOB_ORCHESTRATOR,
+  LATE_UPLOAD_MARGIN_MINUTES,
   PROGRESS_RECORD_INTERVAL_MS,
   backupJobOrchestrator,
   type BackupJobOutcome,
@@ -18,6 +19,7 @@ const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 const SHA = 'ab'.repeat(32);
 
+const UPLOAD_SAS_TTL_MINUTES = 30;
 const policy = { acceptTimeoutMinutes: 60, runTimeoutMinutes: 12 * 60, retentionDays: 7, maxSasTtlMinutes: 60 };
 
 function prepared(overrides: Partial<PreparedJob['policy']> = {}): PreparedJob {
@@ -25,6 +27,7 @@ function prepared(overrides: Partial<PreparedJob['policy']> = {}): PreparedJob {
     ok: true,
     blobPath: BLOB_PATH,
     policy: { ...policy, ...overrides },
+    uploadSasTtlMinutes: UPLOAD_SAS_TTL_MINUTES,
     message: {
       schemaVersion: 1,
       jobId: JOB_ID,
@@ -68,6 +71,21 @@ const ALICE_ACTOR = { actorType: 'user', actorId: 'oid-alice', actorName: 'alice
 const runnerSays = (run: OrchestrationDriver, event: RunnerEvent) => run.raiseEvent(ORCHESTRATION_EVENTS.runner, event);
 const names = (run: OrchestrationDriver) => run.calls.map((call) => call.name);
 const outcome = (run: OrchestrationDriver) => run.output as BackupJobOutcome;
+
+/**
+ * Answers failJob, then plays out the late-upload sweep: once every write SAS has expired the blob path is
+ * cleared once more (a runner may have committed after the cancel), and only then does the instance finish.
+ */
+async function failAndSweep(run: OrchestrationDriver, status: 'Failed' | 'Cancelled'): Promise<void> {
+  await run.completeActivity(ACTIVITY.failJob, done(status));
+  expect(run.isDone).toBe(false);
+  const sweepAt = new Date(run.now.getTime() + (UPLOAD_SAS_TTL_MINUTES + LATE_UPLOAD_MARGIN_MINUTES) * MINUTE);
+  expect(run.liveTimers.map((timer) => timer.finalFireAt)).toContainEqual(sweepAt);
+  await run.advanceTo(sweepAt);
+  expect(run.inputOf(ACTIVITY.removeLateUpload)).toEqual({ jobId: JOB_ID, blobPath: BLOB_PATH });
+  await run.completeActivity(ACTIVITY.removeLateUpload, { ok: true, deleted: false });
+  expect(run.isDone).toBe(true);
+}
 
 /** Started and answered up to "Queued, waiting for a runner". */
 async function queuedJob(options: { policy?: Partial<PreparedJob['policy']>; schemaVersion?: number } = {}): Promise<OrchestrationDriver> {
@@ -203,7 +221,7 @@ describe('backupJob timeouts', () => {
       errorCode: 'accept_timeout',
       errorMessage: 'No runner accepted the job within 30 minutes.',
     });
-    await run.completeActivity(ACTIVITY.failJob, done('Failed'));
+    await failAndSweep(run, 'Failed');
     expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Failed', code: 'accept_timeout' });
     expect(run.customStatus).toMatchObject({ status: 'Failed' });
     expect(run.liveTimers).toEqual([]);
@@ -221,7 +239,7 @@ describe('backupJob timeouts', () => {
 
     await run.advanceTo(at(170 * MINUTE));
     expect(run.inputOf(ACTIVITY.failJob)).toMatchObject({ to: 'Failed', errorCode: 'run_timeout' });
-    await run.completeActivity(ACTIVITY.failJob, done('Failed'));
+    await failAndSweep(run, 'Failed');
     expect(outcome(run)).toMatchObject({ status: 'Failed', code: 'run_timeout' });
     expect(run.liveTimers).toEqual([]);
   });
@@ -244,7 +262,7 @@ describe('backupJob failures and cancellation', () => {
       errorMessage: 'BACKUP DATABASE failed: disk full',
       detail: { reportedBy: 'runner' },
     });
-    await run.completeActivity(ACTIVITY.failJob, done('Failed'));
+    await failAndSweep(run, 'Failed');
     expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Failed', code: 'backup_failed' });
     expect(run.liveTimers).toEqual([]);
   });
@@ -265,7 +283,7 @@ describe('backupJob failures and cancellation', () => {
       errorMessage: 'wrong database',
       actor: ALICE_ACTOR,
     });
-    await run.completeActivity(ACTIVITY.failJob, done('Cancelled'));
+    await failAndSweep(run, 'Cancelled');
     expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Cancelled', code: 'cancelled' });
     expect(run.liveTimers).toEqual([]);
   });
@@ -279,7 +297,7 @@ describe('backupJob failures and cancellation', () => {
       to: 'Cancelled',
       actor: { actorType: 'user', actorId: 'oid-bob', actorName: 'bob@corp.example' },
     });
-    await run.completeActivity(ACTIVITY.failJob, done('Cancelled'));
+    await failAndSweep(run, 'Cancelled');
     expect(outcome(run).status).toBe('Cancelled');
     expect(run.liveTimers).toEqual([]);
   });
@@ -292,7 +310,7 @@ describe('backupJob failures and cancellation', () => {
     expect(names(run)).not.toContain(ACTIVITY.failJob);
     await run.completeActivity(ACTIVITY.markRunning, done('Running'));
     expect(run.inputOf(ACTIVITY.failJob)).toMatchObject({ to: 'Cancelled', errorMessage: 'changed my mind' });
-    await run.completeActivity(ACTIVITY.failJob, done('Cancelled'));
+    await failAndSweep(run, 'Cancelled');
     expect(run.isDone).toBe(true);
   });
 
@@ -317,7 +335,7 @@ describe('backupJob failures and cancellation', () => {
         errorMessage: `the ${check}`,
         detail: { check },
       });
-      await run.completeActivity(ACTIVITY.failJob, done('Failed'));
+      await failAndSweep(run, 'Failed');
       expect(names(run)).not.toContain(ACTIVITY.markAvailable);
       expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Failed', code: 'integrity_mismatch' });
     }
@@ -402,7 +420,7 @@ describe('backupJob runner events: duplicates and order', () => {
     const run = await runningJob();
     await runnerSays(run, failed('backup_failed', 'boom'));
     await runnerSays(run, uploaded());
-    await run.completeActivity(ACTIVITY.failJob, done('Failed'));
+    await failAndSweep(run, 'Failed');
     expect(run.isDone).toBe(true);
     expect(names(run)).not.toContain(ACTIVITY.beginVerification);
     expect(await runnerSays(run, uploaded())).toBe(false);
@@ -499,7 +517,7 @@ describe('backupJob activity retries', () => {
     for (let attempt = 0; attempt < 5; attempt++) await run.failActivity(ACTIVITY.enqueueJob, 'Service Bus unavailable');
     expect(run.inputOf(ACTIVITY.failJob)).toMatchObject({ to: 'Failed', errorCode: 'internal' });
     expect(run.inputOf<{ errorMessage: string }>(ACTIVITY.failJob).errorMessage).toContain('Service Bus unavailable');
-    await run.completeActivity(ACTIVITY.failJob, done('Failed'));
+    await failAndSweep(run, 'Failed');
     expect(outcome(run)).toMatchObject({ status: 'Failed', code: 'internal' });
   });
 });
