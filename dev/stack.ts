@@ -60,6 +60,8 @@ export interface LocalStack {
   azurite: Azurite;
   broker: ServiceBusBroker;
   store: Store;
+  /** The control plane's dependencies as installed; tests may move `deps.now` to play with time. */
+  deps: Deps;
   durable: InProcessDurableHost;
   container: string;
   /** Group object id of the demo database's requesters (alice is in it). */
@@ -208,9 +210,10 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       },
       crash: async () => {
         runners.delete(handle);
-        // Drop the AMQP connections first: nothing gets settled, the lock lapses, the broker redelivers.
+        // Drop the AMQP connections first: nothing gets settled, the lock lapses, the broker redelivers. The
+        // client is closed without waiting: a dead process does not wait for its stuck handler either.
         broker.dropConnections();
-        await client.close().catch(() => undefined);
+        void client.close().catch(() => undefined);
       },
     };
     runners.add(handle);
@@ -223,6 +226,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     azurite,
     broker,
     store,
+    deps,
     durable,
     container: container.containerName,
     requesterGroupId,
@@ -234,7 +238,18 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       durable.close();
       setDeps(undefined);
       await http.close().catch(() => undefined);
-      await Promise.allSettled([queue.close(), store.close(), issuer.close(), azurite.stop(), broker.close()]);
+      const timed = (name: string, work: Promise<unknown>) => {
+        const t0 = Date.now();
+        return work.finally(() => log(`[stack] ${name} stopped in ${Date.now() - t0} ms`));
+      };
+      // The sender first: closing it while the broker goes away makes the SDK reconnect just to detach.
+      await timed('queue', queue.close()).catch(() => undefined);
+      await Promise.allSettled([
+        timed('store', store.close()),
+        timed('issuer', issuer.close()),
+        timed('azurite', azurite.stop()),
+        timed('broker', broker.close()),
+      ]);
     },
   };
 }
