@@ -71,7 +71,8 @@ export function problemFromError(error: unknown, invocationId: string): ProblemR
     const isServerSide = statusByCode[error.code] >= 500 && error.code !== 'dependency_unavailable';
     const detail = isServerSide ? `The request failed; quote invocation id ${invocationId} when reporting it.` : error.message;
     return problem(error.code, detail, {
-      ...(error.fieldErrors.length > 0 ? { errors: error.fieldErrors } : {}),
+      // Server-side field errors name settings, not the caller's input: they stay in the logs.
+      ...(error.fieldErrors.length > 0 && !isServerSide ? { errors: error.fieldErrors } : {}),
       ...(error.details && !isServerSide ? error.details : {}),
       instance: invocationId,
     });
