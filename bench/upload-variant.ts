@@ -8,11 +8,10 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
-import { BlobServiceClient, BlockBlobClient } from '@azure/storage-blob';
+import { BlockBlobClient } from '@azure/storage-blob';
 import type { Compression } from '../shared/contracts/common.js';
-import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { uploadBackup, DEFAULT_BLOCK_BYTES } from '../runner-agent/upload.js';
-import { TestTokenCredential } from '../test/support/azurite.js';
+import { benchMetadata, benchTarget, cpuSecondsSince, type BlobLocation } from './lib/blob-target.js';
 import { serveChild } from './lib/child.js';
 import { elapsedMs } from './lib/stats.js';
 
@@ -31,8 +30,9 @@ export type UploadVariant =
 export interface VariantInput {
   variant: UploadVariant;
   file: string;
-  /** Azurite: endpoint, a container that exists, and the tenant its test credential signs for. */
-  blob?: { endpoint: string; container: string };
+  blob?: BlobLocation;
+  /** Bytes the ceiling variants stage (they read no file); default the file's size. */
+  ceilingBytes?: number;
 }
 
 export interface VariantResult {
@@ -54,18 +54,14 @@ const ceilingParallelism = 4;
 
 const compressionOf: Partial<Record<UploadVariant, Compression>> = { 'dbdist+gzip': 'gzip', 'dbdist+zstd': 'zstd' };
 
-serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob }) => {
+serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob, ceilingBytes }) => {
   if (variant === 'idle') return undefined; // the floor: this process with every module loaded, doing nothing
-  const { size } = await stat(file);
+  const size = variant.startsWith('azurite-ceiling') && ceilingBytes ? ceilingBytes : (await stat(file)).size;
   if (variant === 'hash-only') return hashOnly(file);
   if (!blob) throw new Error(`${variant} needs an Azurite endpoint`);
 
-  const credential = new TestTokenCredential();
-  const gateway = createBlobGateway({ blobEndpoint: blob.endpoint, container: blob.container, credential });
-  const blobPath = `bench/${variant}/${randomBytes(8).toString('hex')}.bin`;
-  const expiresAt = new Date(Date.now() + 60 * 60_000);
-  const sas = await gateway.issueWriteSas(blobPath, { expiresAt });
-  const client = new BlockBlobClient(sas.url);
+  const target = await benchTarget(blob, variant);
+  const client = new BlockBlobClient(target.url);
 
   const start = process.hrtime.bigint();
   const cpuStart = process.cpuUsage();
@@ -92,8 +88,8 @@ serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob
         sourceSizeHint: size,
         compression: compressionOf[variant] ?? 'none',
         ...(variant === 'dbdist+aes' ? { encryptionKey: randomBytes(32) } : {}),
-        getTarget: async () => ({ blobPath, url: sas.url, expiresAt: expiresAt.toISOString() }),
-        metadata: { engine: 'sqlserver', jobid: 'bench', server: 'bench', database: 'bench' },
+        getTarget: async () => target,
+        metadata: benchMetadata,
       });
       if (variant === 'dbdist') sourceSha256 = result.sha256;
     }
@@ -101,18 +97,9 @@ serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob
   const seconds = elapsedMs(start) / 1000;
   const cpuSeconds = cpuSecondsSince(cpuStart);
 
-  // Read back what was stored, through the OAuth client (the write SAS cannot read).
-  const stored = await new BlobServiceClient(blob.endpoint, credential)
-    .getContainerClient(blob.container)
-    .getBlobClient(blobPath)
-    .getProperties();
-  return { sourceBytes: size, storedBytes: stored.contentLength, seconds, cpuSeconds, ...(sourceSha256 ? { sourceSha256 } : {}) };
+  const storedBytes = await target.storedBytes();
+  return { sourceBytes: size, storedBytes, seconds, cpuSeconds, ...(sourceSha256 ? { sourceSha256 } : {}) };
 });
-
-function cpuSecondsSince(start: NodeJS.CpuUsage): number {
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1e6;
-}
 
 /** The limit: one pass reading the file and hashing it with SHA-256, nothing else. */
 async function hashOnly(file: string): Promise<VariantResult> {

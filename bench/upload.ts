@@ -5,7 +5,7 @@
  * earlier blob never weighs on a later variant). Variants, side by side in one run:
  *   hash-only              the limit: read the file once and SHA-256 it, no upload
  *   azurite-ceiling        Azurite's own ceiling for dbdist's requests: one 8 MiB buffer staged over and over
- *                          with its MD5, no file, no hashing
+ *                          with its MD5, no file, no hashing (512 MiB at most: it measures a rate)
  *   azurite-ceiling-crc64  the same without MD5: Azurite then computes CRC64 in JavaScript (uploadFile's case)
  *   uploadFile             what a user would pick: BlockBlobClient.uploadFile, default options, no hashing
  *   naive                  the seed's approach: readFile into memory, then uploadData
@@ -16,17 +16,18 @@
  * By default the slow variants (ceilings, gzip/zstd/AES, the compressible text file) run at the smallest size
  * only, so the default run fits in ~15 minutes on 2 cores; `--all-variants` runs everything at every size.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { startAzurite } from '../test/support/azurite.js';
 import { runInChild, type ChildOutcome } from './lib/child.js';
 import { ensureInputFile, type Content } from './lib/files.js';
-import { childCpuSeconds } from './lib/proc.js';
+import { withFreshAzurite } from './lib/fresh-azurite.js';
 import { fixed, metOrNot, MiB, printTable, ratio } from './lib/report.js';
 import type { UploadVariant, VariantInput, VariantResult } from './upload-variant.js';
 
 const variantEntry = new URL('./upload-variant.ts', import.meta.url);
 const rssTargetMiB = 256;
+/** The ceilings measure a rate, not a size: a few hundred blocks are plenty (the CRC64 one is slow). */
+const ceilingMiB = 512;
 const GiB = 1024 * MiB;
 
 export interface UploadBenchOptions {
@@ -76,21 +77,12 @@ async function runVariant(variant: UploadVariant, content: Content, file: string
   if (!upload) {
     outcome = await runInChild<VariantResult>(variantEntry, { variant, file } satisfies VariantInput);
   } else {
-    const azurite = await startAzurite();
-    try {
-      const container = await azurite.createContainer();
-      const before = childCpuSeconds('azurite');
-      outcome = await runInChild<VariantResult>(variantEntry, {
-        variant,
-        file,
-        blob: { endpoint: azurite.blobEndpoint, container: container.containerName },
-      } satisfies VariantInput);
-      const after = childCpuSeconds('azurite');
-      // Includes SAS issuance and the read-back: a few requests, negligible beside the upload's.
-      if (before !== undefined && after !== undefined) azuriteCpuSeconds = after - before;
-    } finally {
-      await azurite.stop();
-    }
+    const ceilingBytes = Math.min(ceilingMiB * MiB, statSync(file).size);
+    const measured = await withFreshAzurite((blob) =>
+      runInChild<VariantResult>(variantEntry, { variant, file, blob, ceilingBytes } satisfies VariantInput),
+    );
+    outcome = measured.value;
+    azuriteCpuSeconds = measured.azuriteCpuSeconds;
   }
   console.log(outcome.ok ? `${fixed(throughput(outcome.result))} MiB/s` : `FAILED: ${outcome.error}`);
   return { variant, content, outcome, ...(azuriteCpuSeconds !== undefined ? { azuriteCpuSeconds } : {}), load: loadavg()[0]! };
