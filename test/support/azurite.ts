@@ -27,7 +27,7 @@ export interface Azurite {
 /** Azurite's fixed development account; with OAuth it is still the account segment of every URL. */
 export const azuriteAccountName = 'devstoreaccount1';
 
-const startTimeoutMs = 30_000;
+const startTimeoutMs = 60_000;
 const stopTimeoutMs = 5_000;
 const tokenLifetimeSeconds = 60 * 60;
 
@@ -125,8 +125,11 @@ export async function startAzurite(): Promise<Azurite> {
 function listeningOrigin(child: ChildProcess): Promise<string> {
   return new Promise((resolve, reject) => {
     let output = '';
+    let settled = false;
+    // A worker busy for long (PGlite compiling WebAssembly, a loaded machine) runs due timers before reading
+    // pipes: let one I/O poll pass before deciding Azurite never said it listens.
     const timer = setTimeout(
-      () => fail(new Error(`Azurite did not start within ${startTimeoutMs} ms. Output:\n${output}`)),
+      () => setImmediate(() => fail(new Error(`Azurite did not start within ${startTimeoutMs} ms. Output:\n${output}`))),
       startTimeoutMs,
     );
     const onData = (chunk: Buffer) => {
@@ -141,10 +144,12 @@ function listeningOrigin(child: ChildProcess): Promise<string> {
       fail(new Error(`Azurite exited before listening (code ${code}, signal ${signal}). Output:\n${output}`));
     const onError = (error: Error) => fail(error);
     function fail(error: Error) {
+      if (settled) return;
       cleanup();
       reject(error);
     }
     function cleanup() {
+      settled = true;
       clearTimeout(timer);
       child.stdout?.off('data', onData);
       child.stderr?.off('data', onData);
