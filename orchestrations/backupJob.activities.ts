@@ -250,7 +250,8 @@ export async function beginVerification(input: BeginVerificationInput): Promise<
   return transition(
     deps,
     input,
-    { from: ['Running'], to: 'Verifying' },
+    // The upload is complete: the row's progress says so, whatever the throttled progress events last wrote.
+    { from: ['Running'], to: 'Verifying', patch: { progressPercent: 100, progressBytes: reported.sizeBytes } },
     {
       action: 'job.verifying',
       detail: {

@@ -174,6 +174,7 @@ describe('verification against a real blob', () => {
     const rows = await t.deps.store.listAudit({ jobId: running.id, action: 'job.verifying', limit: 10 });
     expect(rows.items).toHaveLength(1);
     expect(rows.items[0]?.detail).toMatchObject({ reportedSizeBytes: bytes.length, reportedSha256: report.sha256 });
+    expect(await job(running.id)).toMatchObject({ progressPercent: 100, progressBytes: bytes.length });
   });
 
   it('accepts a blob whose size and sha256 metadata match the report', async () => {
