@@ -20,12 +20,10 @@ import { ORCHESTRATION_EVENTS } from '../shared/contracts/runner.js';
 import { defaultDatabasePolicy } from '../shared/contracts/servers.js';
 import type { JobRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
-import { backupBlobPath } from '../shared/storage/paths.js';
 import type { Deps } from './deps.js';
+import { buildNewJob, downloadLinkExpiry } from './job-rules.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { jobFileName, jobView } from './views.js';
-
-const MINUTE_MS = 60_000;
 
 /** Loads a job or answers 404. */
 export async function loadJob(deps: Deps, jobId: string): Promise<JobRecord> {
@@ -85,28 +83,14 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
 
   const jobId = randomUUID();
   const now = deps.now();
-  const blobPath = backupBlobPath({
-    jobId,
-    serverId: server.id,
-    databaseId: database.id,
-    engine: server.engine,
-    compression: request.options.compression,
-    encrypted: request.options.encryption,
-  });
   const job = await deps.store.createJob(
-    {
+    buildNewJob(database, server, {
       id: jobId,
-      databaseId: database.id,
-      serverId: server.id,
-      databaseName: database.name,
-      engine: server.engine,
       options: request.options,
-      requesterOid: principal.oid,
-      requesterUpn: principal.upn ?? null,
+      requester: { oid: principal.oid, upn: principal.upn ?? null },
       trigger: 'user',
-      blobPath,
       createdAt: now,
-    },
+    }),
     {
       ...auditActor(scope),
       action: 'job.requested',
@@ -248,9 +232,13 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
 
   const now = deps.now();
   const policy = (await deps.store.getDatabase(job.databaseId))?.policy ?? defaultDatabasePolicy;
-  const ttlMinutes = Math.min(request.ttlMinutes ?? deps.limits.sasTtlDefaultMinutes, policy.maxSasTtlMinutes, deps.limits.sasTtlMaxMinutes);
-  let expiresAt = new Date(now.getTime() + ttlMinutes * MINUTE_MS);
-  if (job.expiresAt && job.expiresAt < expiresAt) expiresAt = job.expiresAt;
+  const { expiresAt, ttlMinutes } = downloadLinkExpiry({
+    now,
+    ...(request.ttlMinutes !== undefined ? { requestedTtlMinutes: request.ttlMinutes } : {}),
+    policy,
+    limits: deps.limits,
+    backupExpiresAt: job.expiresAt,
+  });
   if (expiresAt <= now) throw new AppError('conflict', `The backup of job ${job.id} has reached its retention expiry.`, { details: { jobStatus: job.status } });
 
   const fileName = jobFileName(job);
