@@ -28,6 +28,7 @@ import { ensureLoopbackCert } from '../test/support/tls.js';
 import { createPgliteStore } from '../test/support/stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from '../test/support/oidc-issuer.js';
 import { ServiceBusBroker } from '../test/support/servicebus-broker.js';
+import { testLimits } from '../test/support/deps.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type RunningHttpHost } from './http-host.js';
@@ -140,7 +141,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
-    limits: { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 },
+    limits: testLimits,
     now: () => new Date(),
     orchestrations: () => orchestrations,
   };
