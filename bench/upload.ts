@@ -11,13 +11,15 @@
  *   naive                  the seed's approach: readFile into memory, then uploadData
  *   dbdist                 runner-agent/upload.ts: hash + upload in one stream; then with gzip, zstd, AES-256-GCM
  * Besides wall-clock MiB/s it records CPU seconds per GiB, in the client and in Azurite: on a shared machine
- * the CPU cost moves far less with other load than the wall clock does.
+ * the CPU cost moves far less with other load than the wall clock does. "client-bound MiB/s" is 1024 divided by
+ * the client's CPU s/GiB: the rate the client alone could reach on one core if storage cost nothing.
  *
  * By default the slow variants (ceilings, gzip/zstd/AES, the compressible text file) run at the smallest size
  * only, so the default run fits in ~15 minutes on 2 cores; `--all-variants` runs everything at every size.
  */
 import { mkdirSync, statSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { cpus, loadavg } from 'node:os';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { runInChild, type ChildOutcome } from './lib/child.js';
 import { ensureInputFile, type Content } from './lib/files.js';
 import { withFreshAzurite } from './lib/fresh-azurite.js';
@@ -54,6 +56,8 @@ export async function runUploadBench(options: UploadBenchOptions): Promise<void>
   const floor = await runInChild<undefined>(variantEntry, { variant: 'idle', file: '' } satisfies VariantInput);
   console.log(`Child process floor (Node + every module of the variants loaded, idle): peak RSS ${fixed(floor.ok ? floor.peakRssMiB : undefined)} MiB`);
 
+  printCpuBreakdown();
+
   const smallest = Math.min(...options.sizesMiB);
   for (const sizeMiB of options.sizesMiB) {
     const full = options.allVariants || sizeMiB === smallest;
@@ -67,6 +71,49 @@ export async function runUploadBench(options: UploadBenchOptions): Promise<void>
     }
     report(sizeMiB, rows);
   }
+}
+
+/**
+ * CPU cost per GiB of the pieces of work the pipeline does on every byte, in this process, one after another:
+ * what the client CPU column of dbdist is made of. dbdist computes SHA-256 (the digest it reports), an MD5 of the
+ * whole blob (Content-MD5) and an MD5 of every block (transactional, checked by the service), and copies each
+ * block once into a contiguous buffer.
+ */
+function printCpuBreakdown(): void {
+  const chunk = randomBytes(MiB);
+  const chunks = 256; // 256 MiB of work per measurement
+  const perGiB = (work: () => void) => {
+    const start = process.cpuUsage();
+    work();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1e6 / (chunks / 1024);
+  };
+  const hashing = (algorithm: string) => () => {
+    const hash = createHash(algorithm);
+    for (let i = 0; i < chunks; i++) hash.update(chunk);
+    hash.digest();
+  };
+  const sha256 = perGiB(hashing('sha256'));
+  const md5 = perGiB(hashing('md5'));
+  const copy = perGiB(() => {
+    for (let i = 0; i < chunks; i += 8) Buffer.concat(Array.from({ length: 8 }, () => chunk));
+  });
+  const aes = perGiB(() => {
+    const cipher = createCipheriv('aes-256-gcm', randomBytes(32), randomBytes(12));
+    for (let i = 0; i < chunks; i++) cipher.update(chunk);
+    cipher.final();
+  });
+  printTable(
+    'Client CPU per GiB of the per-byte work (this process, no I/O)',
+    ['work', 'CPU s/GiB', 'MiB/s on one core'],
+    [
+      ['SHA-256', fixed(sha256, 2), fixed(1024 / sha256, 0)],
+      ['MD5', fixed(md5, 2), fixed(1024 / md5, 0)],
+      ['copy into 8 MiB blocks', fixed(copy, 2), fixed(1024 / copy, 0)],
+      ['AES-256-GCM', fixed(aes, 2), fixed(1024 / aes, 0)],
+      ['dbdist per byte: SHA-256 + 2 x MD5 + copy', fixed(sha256 + 2 * md5 + copy, 2), fixed(1024 / (sha256 + 2 * md5 + copy), 0)],
+    ],
+  );
 }
 
 /** Runs one variant in a child; uploads get a fresh in-memory Azurite whose CPU time is measured around it. */
@@ -110,11 +157,11 @@ function report(sizeMiB: number, rows: Row[]): void {
   const uploadFile = mibPerSecond(rows, 'uploadFile');
   printTable(
     `Upload, ${sizeMiB} MiB file (MiB/s of source bytes; ratios from this run; CPU s per GiB of source)`,
-    ['variant', 'content', 'MiB/s', 'seconds', 'stored MiB', 'client CPU s/GiB', 'Azurite CPU s/GiB', 'peak RSS MiB', 'vs limit', 'vs uploadFile', 'load'],
+    ['variant', 'content', 'MiB/s', 'seconds', 'stored MiB', 'client CPU s/GiB', 'client-bound MiB/s', 'Azurite CPU s/GiB', 'peak RSS MiB', 'vs limit', 'vs uploadFile', 'load'],
     rows.map((row) => {
       const { variant, content, outcome } = row;
       if (!outcome.ok) {
-        return [variant, content, 'FAILED', '-', '-', '-', '-', fixed(outcome.peakRssMiB), '-', '-', fixed(row.load)];
+        return [variant, content, 'FAILED', '-', '-', '-', '-', '-', fixed(outcome.peakRssMiB), '-', '-', fixed(row.load)];
       }
       const result = outcome.result!;
       const speed = throughput(result);
@@ -126,6 +173,7 @@ function report(sizeMiB: number, rows: Row[]): void {
         fixed(result.seconds, 2),
         result.storedBytes === undefined ? '-' : fixed(result.storedBytes / MiB),
         fixed(clientCpuPerGiB(row), 2),
+        fixed(1024 / clientCpuPerGiB(row)!, 0),
         row.azuriteCpuSeconds === undefined ? '-' : fixed(row.azuriteCpuSeconds / gib, 2),
         fixed(outcome.peakRssMiB),
         ratio(speed, limit),
@@ -157,6 +205,15 @@ function report(sizeMiB: number, rows: Row[]): void {
     if (azuriteBound) {
       console.log(`  dbdist >= 0.8 x Azurite's ceiling for the same requests: ${ratio(dbdist, ceiling)} -> ${metOrNot(dbdist ? dbdist >= 0.8 * ceiling : undefined)}`);
     }
+  }
+  const dbdistAzurite = dbdistRow?.azuriteCpuSeconds !== undefined && dbdistRow.outcome.ok ? dbdistRow.azuriteCpuSeconds / (dbdistRow.outcome.result!.sourceBytes / GiB) : undefined;
+  const dbdistClient = clientCpuPerGiB(dbdistRow);
+  if (dbdistAzurite !== undefined && dbdistClient !== undefined) {
+    // Client and Azurite share this machine's cores: their CPU per GiB together bounds the rate.
+    const cores = cpus().length;
+    console.log(
+      `  dbdist's client + Azurite CPU: ${fixed(dbdistClient + dbdistAzurite, 2)} s/GiB; on ${cores} shared cores that allows at most ~${fixed((cores * 1024) / (dbdistClient + dbdistAzurite), 0)} MiB/s (measured ${fixed(dbdist)})`,
+    );
   }
   console.log(`  client CPU per GiB, dbdist / uploadFile: ${ratio(clientCpuPerGiB(dbdistRow), clientCpuPerGiB(find(rows, 'uploadFile')))}; dbdist / hash-only: ${ratio(clientCpuPerGiB(dbdistRow), clientCpuPerGiB(hashRow))}`);
   console.log(`  dbdist peak RSS < ${rssTargetMiB} MiB (every dbdist variant here; worst ${fixed(worstRss)} MiB): ${metOrNot(dbdistRss.length ? worstRss < rssTargetMiB : undefined)}`);
