@@ -74,6 +74,11 @@ export interface PostgresStoreOptions extends RepositoryOptions {
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<Store> {
   const ownsPool = !options.pool;
   const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString });
+  if (ownsPool) {
+    // The server may end an idle pooled connection (restart, failover, a dropped database). The pool discards it
+    // and connects afresh on next use, but it reports it as an 'error' event, which kills the process unheard.
+    pool.on('error', (error) => console.warn(`PostgreSQL closed an idle pooled connection: ${error.message}`));
+  }
   const db = drizzle({ client: pool });
   if (options.migrate) await migratePg(db);
   return createPgStoreFromDb(db, async () => {
