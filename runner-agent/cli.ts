@@ -8,20 +8,15 @@
  *   decrypt  turns an encrypted download back into the backup
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, renameSync, rmSync } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
 import { Command, Option } from 'commander';
 import { compressions, type Compression } from '../shared/contracts/common.js';
 import { errorMessage, isAppError } from '../shared/errors.js';
-import { RunnerApiClient } from './api-client.js';
-import { formatResults, runChecks } from './check.js';
-import { createDecompressStream } from './compression.js';
 import { envVariables, loadRunnerConfig, localBackupConfigSchema } from './config.js';
-import { createDecryptStream, readKeyFile } from './crypto.js';
 import { isJobFailure } from './errors.js';
-import { createLogger } from './logger.js';
-import { apiTokenProvider, buildEngines, buildServiceBusClient, entraCredential, runService } from './service.js';
-import { writeBackup } from './upload.js';
+
+// The Azure SDKs, database drivers and pipeline are imported by the command that needs them: `--help` and
+// config errors answer at once.
+const service = () => import('./service.js');
 
 /** Exit codes: 0 fine, 1 a check or the work failed, 2 bad configuration or usage. */
 const EXIT_FAILED = 1;
@@ -73,8 +68,8 @@ Configuration reference and installation: docs/runner.md`,
     .addHelpText('after', '\nExample:\n  dbdist-runner start --config /etc/dbdist-runner/config.json')
     .action(async (_options, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command) });
-      const logger = createLogger({ level: config.logLevel });
-      throw new Exit(await runService(config, logger));
+      const [{ runService }, { createLogger }] = await Promise.all([service(), import('./logger.js')]);
+      throw new Exit(await runService(config, createLogger({ level: config.logLevel })));
     });
 
   program
@@ -84,6 +79,8 @@ Configuration reference and installation: docs/runner.md`,
     .addHelpText('after', '\nExample:\n  dbdist-runner check --config /etc/dbdist-runner/config.json')
     .action(async (options: { timeout: string }, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command) });
+      const [{ apiTokenProvider, buildEngines, buildServiceBusClient, entraCredential }, { RunnerApiClient }, { formatResults, runChecks }] =
+        await Promise.all([service(), import('./api-client.js'), import('./check.js')]);
       const credential = entraCredential(config.entra);
       const tokens = apiTokenProvider(config);
       const serviceBus = buildServiceBusClient(config, credential);
@@ -114,6 +111,13 @@ Configuration reference and installation: docs/runner.md`,
     )
     .action(async (options: { engine: 'sqlserver' | 'postgres'; database: string; out: string; compression?: Compression; encrypt?: boolean }, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command), schema: localBackupConfigSchema });
+      const [{ buildEngines }, { createLogger }, { writeBackup }, { readKeyFile }, { createWriteStream, renameSync, rmSync }] = await Promise.all([
+        service(),
+        import('./logger.js'),
+        import('./upload.js'),
+        import('./crypto.js'),
+        import('node:fs'),
+      ]);
       const toStdout = options.out === '-';
       const logger = createLogger({ level: config.logLevel, fd: 2 });
       const engine = buildEngines(config)[options.engine];
@@ -121,7 +125,11 @@ Configuration reference and installation: docs/runner.md`,
         process.stderr.write(`error: no ${options.engine} connection in the config (${options.engine === 'sqlserver' ? 'sqlServer' : 'postgres'})\n`);
         throw new Exit(EXIT_CONFIG);
       }
-      const encryptionKey = options.encrypt ? readKeyFileOrFail(config.encryptionKeyFile) : undefined;
+      if (options.encrypt && !config.encryptionKeyFile) {
+        process.stderr.write('error: --encrypt needs encryptionKeyFile in the config (or DBDIST_RUNNER_ENCRYPTION_KEY_FILE)\n');
+        throw new Exit(EXIT_CONFIG);
+      }
+      const encryptionKey = options.encrypt ? readKeyFile(config.encryptionKeyFile!) : undefined;
       const compression = options.compression ?? config.compressionDefault;
       const aborter = new AbortController();
       const onSignal = () => aborter.abort(new Error('interrupted'));
@@ -167,6 +175,8 @@ Configuration reference and installation: docs/runner.md`,
         'The output is written to a temporary file and renamed only when every chunk authenticated.',
     )
     .action(async (options: { keyFile: string; in: string; out: string; decompress?: 'gzip' | 'zstd' }) => {
+      const [{ createDecryptStream, readKeyFile }, { createDecompressStream }, { createReadStream, createWriteStream, renameSync, rmSync }, { pipeline }] =
+        await Promise.all([import('./crypto.js'), import('./compression.js'), import('node:fs'), import('node:stream/promises')]);
       const key = readKeyFile(options.keyFile);
       const toStdout = options.out === '-';
       const partPath = `${options.out}.part-${randomBytes(4).toString('hex')}`;
@@ -186,14 +196,6 @@ Configuration reference and installation: docs/runner.md`,
     });
 
   return program;
-}
-
-function readKeyFileOrFail(path: string | undefined): Buffer {
-  if (!path) {
-    process.stderr.write('error: --encrypt needs encryptionKeyFile in the config (or DBDIST_RUNNER_ENCRYPTION_KEY_FILE)\n');
-    throw new Exit(EXIT_CONFIG);
-  }
-  return readKeyFile(path);
 }
 
 /** Runs the CLI; returns the exit code. Errors become one clear line (and field list), never a stack trace. */
