@@ -1,0 +1,33 @@
+/**
+ * `npm run db:migrate`: applies the committed T-SQL migrations (shared/db/migrations/mssql) to Azure SQL, signed
+ * in as whoever runs it (DefaultAzureCredential: `az login`, azd's login, a managed identity). Idempotent: Drizzle
+ * records applied migrations in the database. Reads SQL_SERVER and SQL_DATABASE, which `azd env get-values`
+ * provides after `azd provision`; run it as the server's Entra admin (or a user with db_ddladmin).
+ */
+import { DefaultAzureCredential } from '@azure/identity';
+import { z } from 'zod';
+import { parseSettings } from '../config.js';
+import { errorMessage } from '../errors.js';
+import { createMssqlStore } from './mssql.js';
+
+const settings = z.object({ SQL_SERVER: z.string().min(1), SQL_DATABASE: z.string().min(1) });
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`Usage: SQL_SERVER=<server>.database.windows.net SQL_DATABASE=<db> npm run db:migrate
+
+Applies shared/db/migrations/mssql to the database as the signed-in Entra identity (az login / azd auth login).
+With azd: set -a; eval "$(azd env get-values)"; set +a; npm run db:migrate`);
+  process.exit(0);
+}
+
+try {
+  const { SQL_SERVER, SQL_DATABASE } = parseSettings(settings, process.env, 'migration settings');
+  console.log(`Applying migrations to ${SQL_DATABASE} on ${SQL_SERVER} …`);
+  const store = await createMssqlStore({ server: SQL_SERVER, database: SQL_DATABASE, credential: new DefaultAzureCredential() }, { migrate: true });
+  await store.ping();
+  await store.close();
+  console.log('Schema is up to date.');
+} catch (error) {
+  console.error(`Migration failed: ${errorMessage(error)}`);
+  process.exit(1);
+}
