@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPgDump } from '../../runner-agent/engines/postgres.js';
-import { startPostgres, type TestPostgres } from './pg-fixture.js';
+import { postgresAvailable, startPostgres, type PostgresServer } from '../support/postgres.js';
 
 const cli = fileURLToPath(new URL('../../runner-agent/cli.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'dbdist-cli-'));
@@ -80,26 +80,26 @@ describe('dbdist-runner CLI', () => {
   });
 });
 
-describe('dbdist-runner backup and decrypt against PostgreSQL', () => {
-  let postgres: TestPostgres;
+describe.skipIf(!postgresAvailable)('dbdist-runner backup and decrypt against PostgreSQL', () => {
+  let postgres: PostgresServer;
   let database: string;
   let config: string;
 
   beforeAll(async () => {
     postgres = await startPostgres();
-    database = await postgres.createDatabase(`cli_${randomUUID().slice(0, 8)}`);
-    const url = new URL(postgres.url);
+    const databaseUrl = await postgres.createDatabase();
+    database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
     config = join(dir, 'local.json');
     writeFileSync(join(dir, 'backup.key'), randomBytes(32));
     writeFileSync(
       config,
       JSON.stringify({
-        postgres: { host: url.hostname, port: Number(url.port || 5432), user: decodeURIComponent(url.username) },
+        postgres: { host: postgres.host, port: postgres.port, user: postgres.user },
         encryptionKeyFile: join(dir, 'backup.key'),
       }),
     );
     const pg = (await import('pg')).default;
-    const client = new pg.Client({ connectionString: Object.assign(new URL(postgres.url), { pathname: `/${database}` }).toString() });
+    const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
     await client.query('CREATE TABLE t AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 500) g');
     await client.end();
