@@ -314,7 +314,12 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   const digest = new DigestStream();
   const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }));
 
-  await targets.client(); // fail fast (before reading anything) when no upload target can be had
+  try {
+    await targets.client(); // fail fast (before reading anything) when no upload target can be had
+  } catch (error) {
+    source.destroy(); // an engine writing into a pipe nobody reads would wait for ever
+    throw error;
+  }
   try {
     await pipeline(
       [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, encryptionKey), digest, stager],

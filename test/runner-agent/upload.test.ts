@@ -189,3 +189,20 @@ describe('block size', () => {
     expect(block % MiB).toBe(0);
   });
 });
+
+describe('upload pipeline without a target', () => {
+  it('releases the source when no upload target can be had', async () => {
+    const source = pseudoRandomStream(10 * MiB);
+    await expect(
+      uploadBackup({
+        source,
+        compression: 'none',
+        metadata,
+        getTarget: async () => {
+          throw new Error('API unreachable');
+        },
+      }),
+    ).rejects.toThrow('API unreachable');
+    expect(source.destroyed).toBe(true);
+  });
+});
