@@ -243,7 +243,7 @@ function problemDetail(payload: unknown): string {
   return String(payload ?? '(empty body)');
 }
 
-/** The 409 problem carries the job's status in `status` (a JobStatus name, not the HTTP status). */
+/** The 409 problem names the job's status in `jobStatus` (the control plane) or in a string `status`. */
 function notRunnable(payload: unknown): ApiOutcome<never> {
   const p = (typeof payload === 'object' && payload !== null ? payload : {}) as { status?: unknown; jobStatus?: unknown };
   const status = typeof p.status === 'string' ? p.status : typeof p.jobStatus === 'string' ? p.jobStatus : 'unknown';

@@ -60,6 +60,9 @@ describe('runner API client', () => {
     const { api } = client();
     expect(await api.postEvent('j', progress)).toEqual({ kind: 'not_runnable', status: 'Cancelled', detail: 'The job was cancelled' });
     expect(requests).toHaveLength(1);
+    // The control plane's shape: `status` stays the HTTP status, the job's status is the `jobStatus` member.
+    answers = [{ status: 409, body: { title: 'Conflict', status: 409, jobStatus: 'Failed', detail: 'The job failed', code: 'conflict' } }];
+    expect(await api.uploadTarget('j')).toEqual({ kind: 'not_runnable', status: 'Failed', detail: 'The job failed' });
   });
 
   it('retries 5xx, 429 and network errors with backoff, honouring Retry-After', async () => {
