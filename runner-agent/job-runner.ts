@@ -210,6 +210,12 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         },
         metadata: { engine: job.engine, jobid: job.jobId, server: job.server.name, database: job.databaseName },
         signal: stop.signal,
+        // The final progress report doubles as the check that the job is still wanted: a 409 (cancelled while
+        // the upload ran) stops here, before anything is committed.
+        beforeCommit: async (facts) => {
+          await progress.complete(facts.sizeBytes);
+          if (notRunnable) throw notRunnable;
+        },
         onProgress: ({ sourceBytes, storedBytes }) => {
           engineBytes = storedBytes;
           const percent = backup.percentAfter ? backup.percentAfter(sourceBytes) : enginePercent;
@@ -221,8 +227,6 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
     }
     log.info({ sizeBytes: result.sizeBytes, sha256: result.sha256, blocks: result.blockCount }, 'backup uploaded');
-    await progress.complete(result.sizeBytes);
-    if (notRunnable) throw notRunnable;
     await post({
       type: 'uploaded',
       eventId: eventId('uploaded'),

@@ -69,6 +69,11 @@ export interface UploadOptions {
   /** Called after each staged block: bytes read from the source and stored so far. */
   onProgress?: (progress: { sourceBytes: number; storedBytes: number }) => void;
   refreshMarginMs?: number;
+  /**
+   * Last word before the commit, with the stored facts: throwing here (the job was cancelled meanwhile) leaves
+   * the blocks uncommitted, so no blob appears for a job that no longer wants it.
+   */
+  beforeCommit?: (facts: StoredFacts) => Promise<void>;
   /** Builds the client for a SAS URL; tests inject a faulty one. */
   clientFor?: (sasUrl: string) => BlockBlobClient;
   now?: () => number;
@@ -340,6 +345,8 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
     compression,
     encrypted: encryptionKey !== undefined,
   };
+  await options.beforeCommit?.(facts);
+  signal?.throwIfAborted();
   const metadata: Record<string, string> = {
     sha256: facts.sha256,
     size: String(facts.sizeBytes),

@@ -234,6 +234,8 @@ describe('full flow on local stand-ins', () => {
       await until(() => runner.consumer.activeJobs === 0, 'the runner to stop the cancelled job');
       await stack.durable.whenIdle();
       expect((await stack.store.getJob(jobId))!.status).toBe('Cancelled');
+      // The runner asked once more just before committing, heard 409 and committed nothing.
+      expect((await committedBlobs()).filter((name) => !blobsBefore.includes(name))).toEqual([]);
       // Once every write SAS of the job has expired the orchestration clears the blob path once more and ends.
       stack.durable.fireTimers(jobId, new Date(Date.now() + 2 * 3600_000));
       await stack.durable.whenIdle();

@@ -113,6 +113,25 @@ describe('upload pipeline against Azurite', () => {
     expect(await gateway.getBlobFacts(path)).toBeUndefined();
   });
 
+  it('commits nothing when the last check before the commit says stop (the job was cancelled meanwhile)', async () => {
+    const path = blobPath();
+    const seen: number[] = [];
+    const cancelled = new Error('job Cancelled');
+    await expect(
+      uploadBackup(
+        options(path, {
+          source: pseudoRandomStream(3 * MiB),
+          beforeCommit: async (facts) => {
+            seen.push(facts.sizeBytes);
+            throw cancelled;
+          },
+        }),
+      ),
+    ).rejects.toBe(cancelled);
+    expect(seen).toEqual([3 * MiB]);
+    expect(await gateway.getBlobFacts(path)).toBeUndefined();
+  });
+
   it('round-trips through gzip and encryption; the reported digest is of the stored bytes', async () => {
     const path = blobPath();
     const key = randomBytes(32);
