@@ -6,12 +6,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
 import { BlockBlobClient } from '@azure/storage-blob';
 import type { Compression } from '../shared/contracts/common.js';
 import { uploadBackup, DEFAULT_BLOCK_BYTES } from '../runner-agent/upload.js';
 import { benchMetadata, benchTarget, cpuSecondsSince, type BlobLocation } from './lib/blob-target.js';
+import { digestOf } from '../test/runner-agent/helpers.js';
 import { serveChild } from './lib/child.js';
 import { elapsedMs } from './lib/stats.js';
 
@@ -103,22 +102,10 @@ serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob
 
 /** The limit: one pass reading the file and hashing it with SHA-256, nothing else. */
 async function hashOnly(file: string): Promise<VariantResult> {
-  const hash = createHash('sha256');
-  let bytes = 0;
   const start = process.hrtime.bigint();
   const cpuStart = process.cpuUsage();
-  await pipeline(
-    createReadStream(file, { highWaterMark: readChunkBytes }),
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        hash.update(chunk);
-        bytes += chunk.length;
-        callback();
-      },
-    }),
-  );
-  const sourceSha256 = hash.digest('hex');
-  return { sourceBytes: bytes, seconds: elapsedMs(start) / 1000, cpuSeconds: cpuSecondsSince(cpuStart), sourceSha256 };
+  const { sha256, bytes } = await digestOf(createReadStream(file, { highWaterMark: readChunkBytes }));
+  return { sourceBytes: bytes, seconds: elapsedMs(start) / 1000, cpuSeconds: cpuSecondsSince(cpuStart), sourceSha256: sha256 };
 }
 
 /**
