@@ -11,31 +11,15 @@
  * 3. Replay time of the job's history after 10, 100 and 1000 progress events: one replay of the whole history
  *    through `createOrchestrator` (what the extension asks for on each new event), median of several.
  */
-import { createRequire } from 'node:module';
 import { DummyOrchestrationContext } from 'durable-functions';
 import { ACTIVITY, type PreparedJob } from '../orchestrations/backupJob.activities.js';
 import { BACKUP_JOB_ORCHESTRATOR, PROGRESS_RECORD_INTERVAL_MS, backupJobOrchestrator } from '../orchestrations/backupJob.js';
 import { ProgressThrottle, type ProgressSample } from '../runner-agent/progress.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../shared/contracts/runner.js';
-import { HistoryEventType, OrchestrationDriver, type HistoryEvent, type OrchestratorState } from '../test/support/durable-history.js';
+import { HistoryEventType, OrchestrationDriver, ReplaySchema, testingUtils, type HistoryEvent } from '../test/support/durable-history.js';
 import { fixed, printTable, ratio } from './lib/report.js';
 import { elapsedMs, percentile } from './lib/stats.js';
 
-const require = createRequire(import.meta.url);
-// The entry points durable-functions' own tests use (and test/support/durable-history.ts), not in its typings.
-const testingUtils = require('durable-functions/lib/src/util/testingUtils') as {
-  createOrchestrator: (fn: unknown) => (input: unknown, context: unknown) => Promise<OrchestratorState>;
-  DurableOrchestrationInput: new (
-    instanceId: string,
-    history: HistoryEvent[],
-    input: unknown,
-    longRunningTimerIntervalDuration?: string,
-    maximumShortTimerDuration?: string,
-    defaultHttpAsyncRequestSleepTimeMillseconds?: number,
-    schemaVersion?: number,
-  ) => unknown;
-};
-const REPLAY_SCHEMA_V4 = 3;
 
 const JOB_ID = '6f1d2c3b-4a59-4e68-8d7c-0b1a2c3d4e5f';
 const SERVER_ID = '0d6b4b8e-2a7c-4f0e-9d55-3a1c2b4d5e6f';
@@ -191,7 +175,7 @@ async function timeReplay(history: HistoryEvent[]): Promise<number> {
   const lastEpisode = copy.findLastIndex((event) => event.EventType === HistoryEventType.OrchestratorStarted);
   copy.forEach((event, index) => (event.IsPlayed = index < lastEpisode));
   const context = new DummyOrchestrationContext(BACKUP_JOB_ORCHESTRATOR, 'bench-replay', () => undefined);
-  const input = new testingUtils.DurableOrchestrationInput(JOB_ID, copy, { jobId: JOB_ID }, '3.00:00:00', '6.00:00:00', 30_000, REPLAY_SCHEMA_V4);
+  const input = new testingUtils.DurableOrchestrationInput(JOB_ID, copy, { jobId: JOB_ID }, '3.00:00:00', '6.00:00:00', 30_000, ReplaySchema.V4);
   const start = process.hrtime.bigint();
   const state = await testingUtils.createOrchestrator(backupJobOrchestrator)(input, context);
   const ms = elapsedMs(start);

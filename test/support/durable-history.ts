@@ -20,7 +20,7 @@ import { DummyOrchestrationContext } from 'durable-functions';
 
 const require = createRequire(import.meta.url);
 // Not in the package's typings; the entry points durable-functions' own tests use.
-const testingUtils = require('durable-functions/lib/src/util/testingUtils') as {
+export const testingUtils = require('durable-functions/lib/src/util/testingUtils') as {
   createOrchestrator: (fn: unknown) => (input: unknown, context: unknown) => Promise<OrchestratorState>;
   DurableOrchestrationInput: new (
     instanceId: string,
