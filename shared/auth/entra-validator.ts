@@ -6,6 +6,7 @@
  * the groups overage marker. Rejections name a short reason for the caller and keep the library's own message
  * only as the error's `cause` (for logs), so nothing about keys or expected values leaks into a response.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import jwt from 'jsonwebtoken';
@@ -181,7 +182,7 @@ export class EntraTokenValidator implements TokenValidator {
     return principalFrom(claims, this.rbacPolicy);
   }
 
-  private async signingKey(kid: string): Promise<string> {
+  private async signingKey(kid: string): Promise<KeyObject> {
     try {
       return await this.keys.publicKey(kid);
     } catch (error) {

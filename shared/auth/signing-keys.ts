@@ -13,6 +13,7 @@
  */
 import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import jwksRsa from 'jwks-rsa';
 
 export interface SigningKeyStoreOptions {
@@ -37,8 +38,8 @@ const ONE_MINUTE_MS = 60_000;
 
 export class SigningKeyStore {
   private readonly client: jwksRsa.JwksClient;
-  /** kid → public key (PEM) of the last successful fetch. */
-  private keys = new Map<string, string>();
+  /** kid → public key of the last successful fetch, parsed once (not on every token check). */
+  private keys = new Map<string, KeyObject>();
   private fetchedAt: number | undefined;
   private inFlight: Promise<void> | undefined;
   /** Error of the last fetch, until one succeeds. */
@@ -57,8 +58,8 @@ export class SigningKeyStore {
     });
   }
 
-  /** Public key (PEM) for `kid`. */
-  async publicKey(kid: string): Promise<string> {
+  /** Public key for `kid`. */
+  async publicKey(kid: string): Promise<KeyObject> {
     if (this.isStale()) await this.refreshIfAllowed().catch(() => undefined); // stale keys beat no keys
     const cached = this.keys.get(kid);
     if (cached) return cached;
@@ -97,8 +98,8 @@ export class SigningKeyStore {
   private async fetchKeys(): Promise<void> {
     try {
       const signingKeys = await this.client.getSigningKeys();
-      const keys = new Map<string, string>();
-      for (const key of signingKeys) if (key.kid) keys.set(key.kid, key.getPublicKey());
+      const keys = new Map<string, KeyObject>();
+      for (const key of signingKeys) if (key.kid) keys.set(key.kid, createPublicKey(key.getPublicKey()));
       this.keys = keys;
       this.fetchedAt = Date.now();
       this.lastFetchError = undefined;
