@@ -8,7 +8,7 @@
  *   decrypt  turns an encrypted download back into the backup
  */
 import { randomBytes } from 'node:crypto';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { compressions, type Compression } from '../shared/contracts/common.js';
 import { errorMessage, isAppError } from '../shared/errors.js';
 import { envVariables, loadRunnerConfig, localBackupConfigSchema } from './config.js';
@@ -47,6 +47,8 @@ export function buildProgram(): Command {
     )
     .option('-c, --config <path>', 'JSON config file (default: $DBDIST_RUNNER_CONFIG); DBDIST_RUNNER_* variables override it')
     .showHelpAfterError('(run with --help for usage)')
+    // Usage errors come back to main() (exit 2, like a bad config) instead of commander exiting with 1.
+    .exitOverride()
     .addHelpText(
       'after',
       `
@@ -75,9 +77,9 @@ Configuration reference and installation: docs/runner.md`,
   program
     .command('check')
     .description('Test each connection (work dir, key, API token and call, Service Bus, SQL Server, PostgreSQL); exit 1 on any FAIL.')
-    .option('--timeout <seconds>', 'time allowed for each check', '30')
+    .option('--timeout <seconds>', 'time allowed for each check', positiveSeconds, 30)
     .addHelpText('after', '\nExample:\n  dbdist-runner check --config /etc/dbdist-runner/config.json')
-    .action(async (options: { timeout: string }, command: Command) => {
+    .action(async (options: { timeout: number }, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command) });
       const [{ apiTokenProvider, buildEngines, buildServiceBusClient, entraCredential }, { RunnerApiClient }, { formatResults, runChecks }] =
         await Promise.all([service(), import('./api-client.js'), import('./check.js')]);
@@ -87,7 +89,7 @@ Configuration reference and installation: docs/runner.md`,
       const engines = buildEngines(config, credential);
       const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens, retry: { maxAttempts: 2, baseDelayMs: 500, maxDelayMs: 1000 } });
       try {
-        const results = await runChecks(config, { tokens, api, serviceBus, engines, timeoutMs: Number(options.timeout) * 1000 });
+        const results = await runChecks(config, { tokens, api, serviceBus, engines, timeoutMs: options.timeout * 1000 });
         process.stdout.write(`${formatResults(results)}\n`);
         if (results.some((r) => r.status === 'FAIL')) throw new Exit(EXIT_FAILED);
       } finally {
@@ -198,6 +200,12 @@ Configuration reference and installation: docs/runner.md`,
   return program;
 }
 
+function positiveSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new InvalidArgumentError('must be a positive number of seconds.');
+  return seconds;
+}
+
 /** Runs the CLI; returns the exit code. Errors become one clear line (and field list), never a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -205,6 +213,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof Exit) return error.code;
+    // Commander has printed the message (or the help/version) already.
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_CONFIG;
     if (isAppError(error) && error.code === 'config_invalid') {
       if (error.fieldErrors.length === 0) process.stderr.write(`error: ${error.message}\n`);
       else {

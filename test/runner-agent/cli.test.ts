@@ -43,6 +43,16 @@ describe('dbdist-runner CLI', () => {
     for (const option of ['--key-file', '--in', '--out', '--decompress']) expect(decryptHelp).toContain(option);
   });
 
+  it('a bad option or command is a usage error (exit 2) that names it, before any connection is tried', async () => {
+    const timeout = await runner(['check', '--timeout', 'abc']);
+    expect(timeout.code).toBe(2);
+    expect(timeout.stderr).toContain("option '--timeout <seconds>' argument 'abc' is invalid");
+    const unknown = await runner(['bogus']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command 'bogus'");
+    expect(`${timeout.stderr}${unknown.stderr}`).not.toMatch(/\n\s+at /);
+  });
+
   it('a bad config file names the field and exits non-zero without a stack trace', async () => {
     const config = join(dir, 'bad.json');
     writeFileSync(
