@@ -1,11 +1,12 @@
 /**
- * Timer triggers: the retention safety net and the backup schedules. Both need the Durable client (job
+ * Timer triggers: the retention safety net, the backup schedules and the stalled-request sweep. All need the Durable client (job
  * orchestrations), hence the durableClient input binding. Handlers are exported so tests and an in-process host
  * can call them; registration is at the bottom.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { getDeps } from '../services/deps.js';
+import { resumeStalledJobs } from '../services/recovery.js';
 import { sweepExpiredBackups } from '../services/retention.js';
 import { runDueSchedules } from '../services/schedules.js';
 
@@ -27,5 +28,15 @@ export async function scheduleTick(_timer: Timer, context: InvocationContext): P
   else context.log(summary);
 }
 
+/** Every 10 minutes: start the orchestration of any job left Pending by a crash after it was written. */
+export async function stalledJobsSweep(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await resumeStalledJobs(deps, deps.orchestrations(context), { log: (line) => context.log(line) });
+  const summary = `Stalled requests: ${report.examined} Pending past the grace period, ${report.started.length} started, ${report.orphaned.length} orphaned, ${report.failed.length} failed`;
+  if (report.failed.length > 0 || report.orphaned.length > 0) context.warn(summary, report.orphaned, report.failed);
+  else context.log(summary);
+}
+
 app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
 app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
+app.timer('stalled-jobs-sweep', { schedule: '45 */10 * * * *', extraInputs: [df.input.durableClient()], handler: stalledJobsSweep });
