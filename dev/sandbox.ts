@@ -10,7 +10,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
+import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../test/support/tls.js';
 
@@ -55,6 +55,8 @@ const { startLocalStack, readAll } = await import('./stack.js');
 const { startEmbeddedSource, restoreAndFingerprint } = await import('./embedded-source.js');
 const { createPostgresEngine } = await import('../runner-agent/engines/postgres.js');
 const { createLogger } = await import('../runner-agent/logger.js');
+const { createDecompressStream } = await import('../runner-agent/compression.js');
+type Compression = import('../shared/contracts/common.js').Compression;
 
 type Json = Record<string, any>;
 let step = 'start the local stand-ins';
@@ -150,12 +152,12 @@ try {
 
   if (source) {
     step = 'restore the backup into a fresh embedded database and compare the data';
-    const plain = args.compression === 'gzip' ? gunzipSync(bytes) : args.compression === 'none' ? bytes : undefined;
-    if (plain) {
-      const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
-      if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
-      line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical`);
-    }
+    // Decompressed with the runner's own stage, as an operator would with `dbdist-runner decrypt --decompress`.
+    const decompress = createDecompressStream(args.compression as Compression);
+    const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
+    const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
+    if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
+    line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical`);
   }
 
   step = "refuse a link to someone else's backup (and audit the attempt)";
