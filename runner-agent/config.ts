@@ -61,6 +61,11 @@ const postgresSettings = z
   .strict();
 
 const runnerConfigFields = z.object({
+  /**
+   * Server ids (as registered in dbdist) this runner backs up; jobs for any other server are dead-lettered.
+   * Defence in depth behind the subscription's serverId filter. Omitted: every job that arrives is attempted.
+   */
+  serverIds: z.array(z.uuid({ message: 'must be server ids (GUIDs) as registered in dbdist' })).min(1).optional(),
   /** Reported in `accepted` events and logs; e.g. the host name. */
   runnerId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 letters, digits, dots, dashes or underscores'),
   serviceBus: z
@@ -136,11 +141,12 @@ export type LocalBackupConfig = z.output<typeof localBackupConfigSchema>;
 export type SqlServerSettings = NonNullable<RunnerConfig['sqlServer']>;
 export type PostgresSettings = NonNullable<RunnerConfig['postgres']>;
 
-type ValueKind = 'string' | 'number' | 'boolean';
+type ValueKind = 'string' | 'number' | 'boolean' | 'list';
 
 /** Every environment variable, the config field it sets, and how its text is read. */
 export const envVariables: ReadonlyArray<{ env: string; path: string; kind: ValueKind; secret?: true }> = [
   { env: 'DBDIST_RUNNER_ID', path: 'runnerId', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SERVER_IDS', path: 'serverIds', kind: 'list' },
   { env: 'DBDIST_RUNNER_SERVICEBUS_NAMESPACE', path: 'serviceBus.fullyQualifiedNamespace', kind: 'string' },
   { env: 'DBDIST_RUNNER_SERVICEBUS_CONNECTION_STRING', path: 'serviceBus.connectionString', kind: 'string', secret: true },
   { env: 'DBDIST_RUNNER_SERVICEBUS_TOPIC', path: 'serviceBus.topic', kind: 'string' },
@@ -184,6 +190,7 @@ const envNameByPath = new Map(envVariables.map((v) => [v.path, v.env]));
 /** Reads a variable's text; text that is not of the kind is kept as is so the schema names the field. */
 function fromEnvText(raw: string, kind: ValueKind): unknown {
   if (kind === 'number') return /^\s*\d+\s*$/.test(raw) ? Number(raw) : raw;
+  if (kind === 'list') return raw.split(',').map((item) => item.trim()).filter((item) => item.length > 0);
   if (kind === 'boolean') {
     const lower = raw.trim().toLowerCase();
     if (['true', '1', 'yes'].includes(lower)) return true;

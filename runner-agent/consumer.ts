@@ -39,6 +39,11 @@ export interface ConsumerOptions {
   shutdownGraceMs: number;
   logger: Logger;
   jobs: Omit<JobRunnerDeps, 'logger'>;
+  /**
+   * The servers this runner backs up. A job for another server is dead-lettered, never attempted: a misrouted
+   * message (a subscription filter that lets everything through) must not back up a same-named database here.
+   */
+  serverIds?: ReadonlySet<string>;
 }
 
 export type ConsumerExit = { kind: 'stopped' } | { kind: 'fatal'; error: unknown };
@@ -123,11 +128,18 @@ export class JobConsumer {
       settlement = { action: 'deadLetter', reason: parsed.reason, description: parsed.description };
     } else {
       const routedTo = message.applicationProperties?.[SERVER_ID_PROPERTY];
+      const serves = this.options.serverIds;
       if (routedTo !== undefined && routedTo !== parsed.job.serverId) {
         settlement = {
           action: 'deadLetter',
           reason: 'ServerIdMismatch',
           description: `The ${SERVER_ID_PROPERTY} property (${String(routedTo)}) does not match the body (${parsed.job.serverId})`,
+        };
+      } else if (serves && !serves.has(parsed.job.serverId.toLowerCase())) {
+        settlement = {
+          action: 'deadLetter',
+          reason: 'ServerNotServedHere',
+          description: `This runner serves ${[...serves].join(', ')}, not server ${parsed.job.serverId}: check the subscription's filter rule`,
         };
       } else {
         settlement = await runJob(

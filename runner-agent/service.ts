@@ -65,6 +65,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
     lockRenewalMaxMs: config.lockRenewalMaxMinutes * 60_000,
     shutdownGraceMs: config.shutdownGraceSeconds * 1000,
     logger,
+    ...(config.serverIds ? { serverIds: new Set(config.serverIds.map((id) => id.toLowerCase())) } : {}),
     jobs: {
       runnerId: config.runnerId,
       api,

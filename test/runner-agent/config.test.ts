@@ -60,6 +60,16 @@ describe('runner config', () => {
     expect(config.sqlServer).toMatchObject({ host: 'sql01', auth: { type: 'sql', user: 'runner', password: 'pw' }, verify: false });
   });
 
+  it('reads the servers a runner serves from a comma-separated variable, and names a bad id', () => {
+    const serverIds = ['6f1d2c3b-4a59-4e68-8d7c-0b1a2c3d4e5f', '0d6b4b8e-2a7c-4f0e-9d55-3a1c2b4d5e6f'];
+    const config = loadRunnerConfig({ configPath: file('servers.json', complete), env: { DBDIST_RUNNER_SERVER_IDS: ` ${serverIds.join(' , ')} ` } });
+    expect(config.serverIds).toEqual(serverIds);
+    const problems = problemsOf(() =>
+      loadRunnerConfig({ configPath: file('servers-bad.json', complete), env: { DBDIST_RUNNER_SERVER_IDS: `${serverIds[0]},sql01` } }),
+    );
+    expect(problems).toEqual([{ field: 'serverIds.1', message: 'must be server ids (GUIDs) as registered in dbdist' }]);
+  });
+
   it('works from the environment alone', () => {
     const env = {
       DBDIST_RUNNER_ID: 'r1',

@@ -22,6 +22,7 @@ export interface HarnessOptions {
   encryptionKey?: Buffer;
   apiMaxAttempts?: number;
   verbose?: boolean;
+  serverIds?: string[];
 }
 
 export function startTestConsumer(options: HarnessOptions): { consumer: JobConsumer; client: ServiceBusClient; api: RunnerApiClient } {
@@ -40,6 +41,7 @@ export function startTestConsumer(options: HarnessOptions): { consumer: JobConsu
     maxConcurrentCalls: 2,
     lockRenewalMaxMs: options.lockRenewalMaxMs ?? 60_000,
     shutdownGraceMs: options.shutdownGraceMs ?? 5_000,
+    ...(options.serverIds ? { serverIds: new Set(options.serverIds) } : {}),
     logger,
     jobs: {
       runnerId: 'test-runner',

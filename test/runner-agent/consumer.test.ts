@@ -158,6 +158,20 @@ describe('job consumer with the real Service Bus client', () => {
     expect(api.events).toHaveLength(0);
   });
 
+  it('dead-letters a job for a server it does not serve, without attempting it', async () => {
+    const engine = fakeEngine();
+    consumerWith({ engine, serverIds: [randomUUID()] });
+    const job = jobMessage();
+    await send(job);
+    const deadLetter = await eventually(() =>
+      broker.deadLetters(TOPIC, SUBSCRIPTION).find((m) => (m.body as { jobId?: string })?.jobId === job.jobId),
+    );
+    expect(deadLetter.deadLetterReason).toBe('ServerNotServedHere');
+    expect(deadLetter.deadLetterErrorDescription).toContain(serverId);
+    expect(engine.backups).toBe(0);
+    expect(eventsOf(job.jobId)).toHaveLength(0);
+  });
+
   it('completes without work when the API says the job is no longer runnable (409)', async () => {
     const engine = fakeEngine();
     consumerWith({ engine });
