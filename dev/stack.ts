@@ -191,6 +191,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       lockRenewalMaxMs: 12 * 3600_000,
       shutdownGraceMs: 10_000,
       logger,
+      serverIds: new Set([runner.serverId]),
       jobs: {
         runnerId,
         api: new RunnerApiClient({ baseUrl: http.baseUrl, tokens: { getToken: async () => tokens.runner }, logger }),
