@@ -12,20 +12,16 @@
  *    through `createOrchestrator` (what the extension asks for on each new event), median of several.
  */
 import { DummyOrchestrationContext } from 'durable-functions';
-import { ACTIVITY, type PreparedJob } from '../orchestrations/backupJob.activities.js';
+import { ACTIVITY } from '../orchestrations/backupJob.activities.js';
 import { BACKUP_JOB_ORCHESTRATOR, PROGRESS_RECORD_INTERVAL_MS, backupJobOrchestrator } from '../orchestrations/backupJob.js';
 import { ProgressThrottle, type ProgressSample } from '../runner-agent/progress.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../shared/contracts/runner.js';
+import { BLOB_PATH, JOB_ID, T0, preparedJob } from '../test/support/backup-job-sample.js';
 import { HistoryEventType, OrchestrationDriver, ReplaySchema, testingUtils, type HistoryEvent } from '../test/support/durable-history.js';
 import { fixed, printTable, ratio } from './lib/report.js';
 import { elapsedMs, percentile } from './lib/stats.js';
 
 
-const JOB_ID = '6f1d2c3b-4a59-4e68-8d7c-0b1a2c3d4e5f';
-const SERVER_ID = '0d6b4b8e-2a7c-4f0e-9d55-3a1c2b4d5e6f';
-const DATABASE_ID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
-const BLOB_PATH = `backups/${SERVER_ID}/${DATABASE_ID}/${JOB_ID}.bak`;
-const T0 = new Date('2026-11-23T09:00:00.000Z');
 const SECOND = 1000;
 const BACKUP_SECONDS = 10 * 60 * 60;
 const BACKUP_BYTES = 500 * 1024 ** 3;
@@ -141,7 +137,7 @@ async function playProgress(reports: Array<{ atMs: number; sample: ProgressSampl
     startAt: T0,
     name: BACKUP_JOB_ORCHESTRATOR,
   });
-  await run.completeActivity(ACTIVITY.prepareJob, prepared());
+  await run.completeActivity(ACTIVITY.prepareJob, preparedJob());
   await run.completeActivity(ACTIVITY.enqueueJob, { ok: true, status: 'Queued' });
   await raise(run, { type: 'accepted', eventId: 'accepted-1', runnerId: 'runner-1', attempt: 1 }, T0);
   await run.completeActivity(ACTIVITY.markRunning, { ok: true, status: 'Running' });
@@ -189,23 +185,3 @@ function sumOfReplaysMs(msPerHistoryEvent: number, finalHistoryLength: number, e
   return msPerHistoryEvent * finalHistoryLength * ((events + 1) / 2);
 }
 
-function prepared(): PreparedJob {
-  return {
-    ok: true,
-    blobPath: BLOB_PATH,
-    policy: { acceptTimeoutMinutes: 60, runTimeoutMinutes: 12 * 60, retentionDays: 7, maxSasTtlMinutes: 60 },
-    uploadSasTtlMinutes: 30,
-    message: {
-      schemaVersion: 1,
-      jobId: JOB_ID,
-      serverId: SERVER_ID,
-      server: { name: 'sql01', host: 'sql01.corp.example' },
-      databaseId: DATABASE_ID,
-      databaseName: 'Sales',
-      engine: 'sqlserver',
-      options: { compression: 'none', encryption: false },
-      blobPath: BLOB_PATH,
-      requestedAt: T0.toISOString(),
-    },
-  };
-}

@@ -8,40 +8,12 @@ import {
   type BackupJobOutcome,
 } from '../../orchestrations/backupJob.js';
 import { ACTIVITY, type PreparedJob } from '../../orchestrations/backupJob.activities.js';
+import { BLOB_PATH, JOB_ID, T0, UPLOAD_SAS_TTL_MINUTES, preparedJob as prepared } from '../support/backup-job-sample.js';
 import { OrchestrationDriver, ReplaySchema } from '../support/durable-history.js';
 
-const JOB_ID = '6f1d2c3b-4a59-4e68-8d7c-0b1a2c3d4e5f';
-const SERVER_ID = '0d6b4b8e-2a7c-4f0e-9d55-3a1c2b4d5e6f';
-const DATABASE_ID = '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d';
-const BLOB_PATH = `backups/${SERVER_ID}/${DATABASE_ID}/${JOB_ID}.bak`;
-const T0 = new Date('2026-11-23T09:00:00.000Z');
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;
 const SHA = 'ab'.repeat(32);
-
-const UPLOAD_SAS_TTL_MINUTES = 30;
-const policy = { acceptTimeoutMinutes: 60, runTimeoutMinutes: 12 * 60, retentionDays: 7, maxSasTtlMinutes: 60 };
-
-function prepared(overrides: Partial<PreparedJob['policy']> = {}): PreparedJob {
-  return {
-    ok: true,
-    blobPath: BLOB_PATH,
-    policy: { ...policy, ...overrides },
-    uploadSasTtlMinutes: UPLOAD_SAS_TTL_MINUTES,
-    message: {
-      schemaVersion: 1,
-      jobId: JOB_ID,
-      serverId: SERVER_ID,
-      server: { name: 'sql01', host: 'sql01.corp.example' },
-      databaseId: DATABASE_ID,
-      databaseName: 'Sales',
-      engine: 'sqlserver',
-      options: { compression: 'none', encryption: false },
-      blobPath: BLOB_PATH,
-      requestedAt: T0.toISOString(),
-    },
-  };
-}
 
 const done = (status: string) => ({ ok: true, status });
 const at = (ms: number) => new Date(T0.getTime() + ms);
