@@ -16,7 +16,7 @@ import { ACTIVITY } from '../orchestrations/backupJob.activities.js';
 import { BACKUP_JOB_ORCHESTRATOR, PROGRESS_RECORD_INTERVAL_MS, backupJobOrchestrator } from '../orchestrations/backupJob.js';
 import { ProgressThrottle, type ProgressSample } from '../runner-agent/progress.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../shared/contracts/runner.js';
-import { BLOB_PATH, JOB_ID, T0, preparedJob } from '../test/support/backup-job-sample.js';
+import { JOB_ID, T0, preparedJob } from '../test/support/backup-job-sample.js';
 import { HistoryEventType, OrchestrationDriver, ReplaySchema, testingUtils, type HistoryEvent } from '../test/support/durable-history.js';
 import { fixed, printTable, ratio } from './lib/report.js';
 import { elapsedMs, percentile } from './lib/stats.js';
