@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { trustLoopbackCertInChildProcesses } from './test/support/tls.js';
+import { trustLoopbackCertInChildProcesses } from './dev/tls.js';
 
 // Loopback HTTPS stand-ins (Azurite with OAuth, the OIDC issuer) use a self-signed certificate. Node reads
 // NODE_EXTRA_CA_CERTS only at process start, so it is set here, before vitest forks its workers.

@@ -10,7 +10,7 @@ import { createWriteStream, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { createPostgresEngine, findPgDump, pgEnvironment } from '../runner-agent/engines/postgres.js';
 import type { PostgresSettings } from '../runner-agent/config.js';
-import { uploadBackup, writeBackup } from '../runner-agent/upload.js';
+import { uploadBackup, writeBackup } from '../runner-agent/pipeline/upload.js';
 import { benchMetadata, benchTarget, cpuSecondsSince, type BlobLocation } from './lib/blob-target.js';
 import { serveChild } from './lib/child.js';
 import { elapsedMs } from './lib/stats.js';

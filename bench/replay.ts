@@ -3,9 +3,9 @@
  * orchestrator, so the history's length is the cost that grows with a long backup. Measured here:
  *
  * 1. Runner side: a 10-hour backup offers progress every second to the real ProgressThrottle
- *    (runner-agent/progress.ts) on a simulated clock; how many reports would be sent.
+ *    (runner-agent/pipeline/progress.ts) on a simulated clock; how many reports would be sent.
  * 2. Orchestrator side: those reports, at their times, raised on the real `backupJob` orchestrator played by
- *    test/support/durable-history.ts (durable-functions' own replay engine): history events and recordProgress
+ *    dev/durable-history.ts (durable-functions' own replay engine): history events and recordProgress
  *    activities scheduled. Also a runner that ignores the throttle (a report every second for 10 minutes), to see
  *    the orchestrator's own throttle on the job row alone.
  * 3. Replay time of the job's history after 10, 100 and 1000 progress events: one replay of the whole history
@@ -14,10 +14,10 @@
 import { DummyOrchestrationContext } from 'durable-functions';
 import { ACTIVITY } from '../orchestrations/backupJob.activities.js';
 import { BACKUP_JOB_ORCHESTRATOR, PROGRESS_RECORD_INTERVAL_MS, backupJobOrchestrator } from '../orchestrations/backupJob.js';
-import { ProgressThrottle, type ProgressSample } from '../runner-agent/progress.js';
+import { ProgressThrottle, type ProgressSample } from '../runner-agent/pipeline/progress.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../shared/contracts/runner.js';
 import { JOB_ID, T0, preparedJob } from '../test/support/backup-job-sample.js';
-import { HistoryEventType, OrchestrationDriver, ReplaySchema, testingUtils, type HistoryEvent } from '../test/support/durable-history.js';
+import { HistoryEventType, OrchestrationDriver, ReplaySchema, testingUtils, type HistoryEvent } from '../dev/durable-history.js';
 import { fixed, printTable, ratio } from './lib/report.js';
 import { elapsedMs, percentile } from './lib/stats.js';
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { rmSync } from 'node:fs';
-import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../test/support/tls.js';
+import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
 const sections = ['upload', 'pg', 'api', 'replay'] as const;

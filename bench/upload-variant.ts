@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { BlockBlobClient } from '@azure/storage-blob';
 import type { Compression } from '../shared/contracts/common.js';
-import { uploadBackup, DEFAULT_BLOCK_BYTES } from '../runner-agent/upload.js';
+import { uploadBackup, DEFAULT_BLOCK_BYTES } from '../runner-agent/pipeline/upload.js';
 import { benchMetadata, benchTarget, cpuSecondsSince, type BlobLocation } from './lib/blob-target.js';
 import { digestOf } from '../test/runner-agent/helpers.js';
 import { serveChild } from './lib/child.js';

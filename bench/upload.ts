@@ -9,7 +9,7 @@
  *   azurite-ceiling-crc64  the same without MD5: Azurite then computes CRC64 in JavaScript (uploadFile's case)
  *   uploadFile             what a user would pick: BlockBlobClient.uploadFile, default options, no hashing
  *   naive                  the seed's approach: readFile into memory, then uploadData
- *   dbdist                 runner-agent/upload.ts: hash + upload in one stream; then with gzip, zstd, AES-256-GCM
+ *   dbdist                 runner-agent/pipeline/upload.ts: hash + upload in one stream; then with gzip, zstd, AES-256-GCM
  * Besides wall-clock MiB/s it records CPU seconds per GiB, in the client and in Azurite: on a shared machine
  * the CPU cost moves far less with other load than the wall clock does. "client-bound MiB/s" is 1024 divided by
  * the client's CPU s/GiB: the rate the client alone could reach on one core if storage cost nothing.

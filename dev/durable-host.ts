@@ -2,7 +2,7 @@
  * An in-process Durable Functions host for the local sandbox and the full-flow tests (a dev/test fixture,
  * never loaded by the Function App). The extension's part — history, task numbering, replay through
  * durable-functions' own engine — is played by the same driver the orchestration tests use
- * (test/support/durable-history.ts); this host adds what a running host does around it: it runs the REAL
+ * (dev/durable-history.ts); this host adds what a running host does around it: it runs the REAL
  * activity handlers for the activities the orchestrator schedules, arms real timers, delivers raised events,
  * and keeps one instance's episodes in order.
  *
@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import azureFunctions from '@azure/functions';
-import { OrchestrationDriver } from '../test/support/durable-history.js';
+import { OrchestrationDriver } from './durable-history.js';
 // A CommonJS package whose classes Node's ESM loader cannot name-import.
 const { InvocationContext } = azureFunctions;
 

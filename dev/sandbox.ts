@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../test/support/tls.js';
+import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
 
 const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--compression none|gzip|zstd] [--verbose]
 
@@ -55,7 +55,7 @@ const { startLocalStack, readAll } = await import('./stack.js');
 const { startEmbeddedSource, restoreAndFingerprint } = await import('./embedded-source.js');
 const { createPostgresEngine } = await import('../runner-agent/engines/postgres.js');
 const { createLogger } = await import('../runner-agent/logger.js');
-const { createDecompressStream } = await import('../runner-agent/compression.js');
+const { createDecompressStream } = await import('../runner-agent/pipeline/compression.js');
 type Compression = import('../shared/contracts/common.js').Compression;
 
 type Json = Record<string, any>;

@@ -15,23 +15,25 @@ import type { Readable } from 'node:stream';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
 import type { Store } from '../shared/db/store.js';
-import type { Deps } from '../services/deps.js';
+import type { Deps, Limits } from '../services/deps.js';
 import { setDeps } from '../services/deps.js';
 import { registeredRoutes, routePrefix } from '../functions/registry.js';
 import { JobConsumer } from '../runner-agent/consumer.js';
-import { RunnerApiClient } from '../runner-agent/api-client.js';
+import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
 import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
 import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
-import { startAzurite, type Azurite } from '../test/support/azurite.js';
-import { ensureLoopbackCert } from '../test/support/tls.js';
-import { createPgliteStore } from '../test/support/stores.js';
-import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from '../test/support/oidc-issuer.js';
-import { ServiceBusBroker } from '../test/support/servicebus-broker.js';
-import { testLimits } from '../test/support/deps.js';
+import { startAzurite, type Azurite } from './azurite.js';
+import { ensureLoopbackCert } from './tls.js';
+import { createPgliteStore } from './stores.js';
+import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
+import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type RunningHttpHost } from './http-host.js';
+
+/** Link and upload-SAS lifetimes of the local stack (the production defaults). */
+export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
 
 export const JOBS_TOPIC = 'backup-jobs';
 
@@ -141,7 +143,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
-    limits: testLimits,
+    limits: sandboxLimits,
     now: () => new Date(),
     orchestrations: () => orchestrations,
   };

@@ -7,10 +7,10 @@ import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceBusClient } from '@azure/service-bus';
 import { errorMessage } from '../shared/errors.js';
-import type { RunnerApiClient, TokenProvider } from './api-client.js';
-import { zstdSupport } from './compression.js';
+import type { RunnerApiClient, TokenProvider } from './api/client.js';
+import { zstdSupport } from './pipeline/compression.js';
 import type { RunnerConfig } from './config.js';
-import { keyId, readKeyFile } from './crypto.js';
+import { keyId, readKeyFile } from './pipeline/crypto.js';
 import type { BackupEngineDriver } from './engines/types.js';
 
 export type CheckStatus = 'PASS' | 'FAIL' | 'SKIP';

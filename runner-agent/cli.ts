@@ -82,7 +82,7 @@ Configuration reference and installation: docs/runner.md`,
     .action(async (options: { timeout: number }, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command) });
       const [{ apiTokenProvider, buildEngines, buildServiceBusClient, entraCredential }, { RunnerApiClient }, { formatResults, runChecks }] =
-        await Promise.all([service(), import('./api-client.js'), import('./check.js')]);
+        await Promise.all([service(), import('./api/client.js'), import('./check.js')]);
       const credential = entraCredential(config.entra);
       const tokens = apiTokenProvider(config);
       const serviceBus = buildServiceBusClient(config, credential);
@@ -116,8 +116,8 @@ Configuration reference and installation: docs/runner.md`,
       const [{ buildEngines }, { createLogger }, { writeBackup }, { readKeyFile }, { createWriteStream, renameSync, rmSync }] = await Promise.all([
         service(),
         import('./logger.js'),
-        import('./upload.js'),
-        import('./crypto.js'),
+        import('./pipeline/upload.js'),
+        import('./pipeline/crypto.js'),
         import('node:fs'),
       ]);
       const toStdout = options.out === '-';
@@ -178,7 +178,7 @@ Configuration reference and installation: docs/runner.md`,
     )
     .action(async (options: { keyFile: string; in: string; out: string; decompress?: 'gzip' | 'zstd' }) => {
       const [{ createDecryptStream, readKeyFile }, { createDecompressStream }, { createReadStream, createWriteStream, renameSync, rmSync }, { pipeline }] =
-        await Promise.all([import('./crypto.js'), import('./compression.js'), import('node:fs'), import('node:stream/promises')]);
+        await Promise.all([import('./pipeline/crypto.js'), import('./pipeline/compression.js'), import('node:fs'), import('node:stream/promises')]);
       const key = readKeyFile(options.keyFile);
       const toStdout = options.out === '-';
       const partPath = `${options.out}.part-${randomBytes(4).toString('hex')}`;

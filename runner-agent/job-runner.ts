@@ -17,13 +17,13 @@ import type { BackupEngine } from '../shared/contracts/common.js';
 import { BackupJobMessage } from '../shared/contracts/messages.js';
 import type { RunnerEvent } from '../shared/contracts/runner.js';
 import { errorMessage, isAppError } from '../shared/errors.js';
-import type { ApiOutcome, RunnerApiClient } from './api-client.js';
+import type { ApiOutcome, RunnerApiClient } from './api/client.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import { JobFailure, isJobFailure } from './errors.js';
 import type { Logger } from './logger.js';
-import { ProgressThrottle } from './progress.js';
+import { ProgressThrottle } from './pipeline/progress.js';
 import type { KeyedSemaphore } from './semaphore.js';
-import { uploadBackup, type UploadOptions } from './upload.js';
+import { uploadBackup, type UploadOptions } from './pipeline/upload.js';
 
 export type Settlement =
   | { action: 'complete'; reason: string }

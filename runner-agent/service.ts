@@ -7,10 +7,10 @@ import { ClientCertificateCredential, ClientSecretCredential, type TokenCredenti
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { BackupEngine } from '../shared/contracts/common.js';
 import { serviceBusClientFrom } from '../shared/servicebus.js';
-import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api-client.js';
+import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api/client.js';
 import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
-import { readKeyFile } from './crypto.js';
+import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresEngine } from './engines/postgres.js';
 import { createSqlServerEngine } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';

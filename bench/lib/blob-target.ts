@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { BlobServiceClient } from '@azure/storage-blob';
 import type { UploadTarget } from '../../shared/contracts/runner.js';
 import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
-import { TestTokenCredential } from '../../test/support/azurite.js';
+import { TestTokenCredential } from '../../dev/azurite.js';
 
 /** Azurite's endpoint and a container that exists there. */
 export interface BlobLocation {

@@ -2,7 +2,7 @@
  * Runs one measurement against a fresh in-memory Azurite (so blobs of earlier variants never weigh on it) and
  * measures the CPU time Azurite spent meanwhile: its share of an upload's work happens in another process.
  */
-import { startAzurite } from '../../test/support/azurite.js';
+import { startAzurite } from '../../dev/azurite.js';
 import type { BlobLocation } from './blob-target.js';
 import { childCpuSeconds } from './proc.js';
 

@@ -9,7 +9,7 @@ import {
 } from '../../orchestrations/backupJob.js';
 import { ACTIVITY, type PreparedJob } from '../../orchestrations/backupJob.activities.js';
 import { BLOB_PATH, JOB_ID, T0, UPLOAD_SAS_TTL_MINUTES, preparedJob as prepared } from '../support/backup-job-sample.js';
-import { OrchestrationDriver, ReplaySchema } from '../support/durable-history.js';
+import { OrchestrationDriver, ReplaySchema } from '../../dev/durable-history.js';
 
 const MINUTE = 60_000;
 const DAY = 24 * 60 * MINUTE;

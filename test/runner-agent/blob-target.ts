@@ -5,8 +5,8 @@
 import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
 import type { BlobGateway } from '../../shared/storage/gateway.js';
 import type { UploadTarget } from '../../shared/contracts/runner.js';
-import type { UploadTargetProvider } from '../../runner-agent/upload.js';
-import type { Azurite } from '../support/azurite.js';
+import type { UploadTargetProvider } from '../../runner-agent/pipeline/upload.js';
+import type { Azurite } from '../../dev/azurite.js';
 
 export async function gatewayWithContainer(azurite: Azurite): Promise<{ gateway: BlobGateway; container: string }> {
   const container = await azurite.createContainer();

@@ -3,7 +3,7 @@
  * over HTTP, Azurite behind real write SAS URLs. Used in-process and by the crash worker (a child process).
  */
 import { ServiceBusClient } from '@azure/service-bus';
-import { RunnerApiClient } from '../../runner-agent/api-client.js';
+import { RunnerApiClient } from '../../runner-agent/api/client.js';
 import { JobConsumer } from '../../runner-agent/consumer.js';
 import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
 import { createLogger, silentLogger } from '../../runner-agent/logger.js';

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlPlaneSettingsSchema, parseSettings } from '../../shared/config.js';
 import { limitsFromSettings, tokenValidatorFromSettings } from '../../services/production.js';
-import { type OidcIssuer, startOidcIssuer } from '../support/oidc-issuer.js';
-import { ensureLoopbackCert } from '../support/tls.js';
+import { type OidcIssuer, startOidcIssuer } from '../../dev/oidc-issuer.js';
+import { ensureLoopbackCert } from '../../dev/tls.js';
 
 const sample = JSON.parse(readFileSync(new URL('../../local.settings.sample.json', import.meta.url), 'utf8')).Values as Record<string, string>;
 

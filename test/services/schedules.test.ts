@@ -4,7 +4,7 @@ import type { DatabaseRecord, Store } from '../../shared/db/store.js';
 import { BackupJobMessage } from '../../shared/contracts/messages.js';
 import { latestDueSlot, runDueSchedules, scheduledJobId } from '../../services/schedules.js';
 import { RecordingOrchestrations, seedDatabase } from '../support/deps.js';
-import { createPgliteStore } from '../support/stores.js';
+import { createPgliteStore } from '../../dev/stores.js';
 
 let store: Store;
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 /**
  * The JobQueue and the Service Bus mechanics the runner relies on, with the REAL @azure/service-bus client
- * against the AMQP test broker (test/support/servicebus-broker.ts).
+ * against the AMQP test broker (dev/servicebus-broker.ts).
  *
  * Delivery counts are as the JS SDK reports them from Azure: 0 on the first delivery, +1 per earlier delivery
  * that was not completed (the .NET SDK shows one more).
@@ -17,7 +17,7 @@ import { BackupJobMessage, JOB_MESSAGE_SUBJECT } from '../../shared/contracts/me
 import { isAppError } from '../../shared/errors.js';
 import type { JobQueue } from '../../shared/messaging.js';
 import { createJobQueue, serviceBusClientFrom } from '../../shared/servicebus.js';
-import { ServiceBusBroker, type SubscriptionOptions } from '../support/servicebus-broker.js';
+import { ServiceBusBroker, type SubscriptionOptions } from '../../dev/servicebus-broker.js';
 
 const SERVER_A = randomUUID();
 const SERVER_B = randomUUID();

@@ -23,9 +23,10 @@ import type { ContainerClient } from '@azure/storage-blob';
 import type { Deps, Limits } from '../../services/deps.js';
 import { setDeps } from '../../services/deps.js';
 import type { JobOrchestrations, OrchestrationEventName, OrchestrationState } from '../../services/orchestrations.js';
-import { type Azurite, startAzurite } from './azurite.js';
-import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from './oidc-issuer.js';
-import { createPgliteStore } from './stores.js';
+import { type Azurite, startAzurite } from '../../dev/azurite.js';
+import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
+import { createPgliteStore } from '../../dev/stores.js';
+import { sandboxLimits } from '../../dev/stack.js';
 
 export interface RaisedEvent {
   jobId: string;
@@ -75,7 +76,7 @@ export class RecordingJobQueue implements JobQueue {
   async close(): Promise<void> {}
 }
 
-export const testLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
+export const testLimits: Limits = sandboxLimits;
 
 export interface TestDeps {
   deps: Deps;

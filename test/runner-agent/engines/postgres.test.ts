@@ -11,11 +11,11 @@ import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobGateway } from '../../../shared/storage/gateway.js';
-import { createDecryptStream } from '../../../runner-agent/crypto.js';
+import { createDecryptStream } from '../../../runner-agent/pipeline/crypto.js';
 import { classifyPgDumpError, createPostgresEngine, findPgDump } from '../../../runner-agent/engines/postgres.js';
 import type { PostgresSettings } from '../../../runner-agent/config.js';
-import { uploadBackup } from '../../../runner-agent/upload.js';
-import { startAzurite, type Azurite } from '../../support/azurite.js';
+import { uploadBackup } from '../../../runner-agent/pipeline/upload.js';
+import { startAzurite, type Azurite } from '../../../dev/azurite.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../support/postgres.js';
 import { gatewayWithContainer, targetProvider } from '../blob-target.js';
 

@@ -1,14 +1,14 @@
 /**
  * The validator as production builds it: options from control-plane settings (https-only hosts), keys fetched
- * over HTTPS from the local issuer, whose self-signed certificate the test workers trust (test/support/tls.ts).
+ * over HTTPS from the local issuer, whose self-signed certificate the test workers trust (dev/tls.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../../../shared/auth/entra-validator.js';
 import { type ControlPlaneSettings, controlPlaneSettingsSchema, parseSettings } from '../../../shared/config.js';
-import { bearer, type OidcIssuer, startOidcIssuer, testGroupIds } from '../../support/oidc-issuer.js';
-import { ensureLoopbackCert } from '../../support/tls.js';
+import { bearer, type OidcIssuer, startOidcIssuer, testGroupIds } from '../../../dev/oidc-issuer.js';
+import { ensureLoopbackCert } from '../../../dev/tls.js';
 
 let issuer: OidcIssuer;
 let settings: ControlPlaneSettings;

@@ -4,7 +4,7 @@ import type { TokenRejectionReason } from '../../../shared/auth/entra-validator.
 import type { Principal } from '../../../shared/auth/principal.js';
 import { type AppError, type ErrorCode, isAppError } from '../../../shared/errors.js';
 import { statusByCode } from '../../../shared/http.js';
-import { bearer, type OidcIssuer, startOidcIssuer, testGroupIds, validatorFor } from '../../support/oidc-issuer.js';
+import { bearer, type OidcIssuer, startOidcIssuer, testGroupIds, validatorFor } from '../../../dev/oidc-issuer.js';
 
 let issuer: OidcIssuer;
 

@@ -1,4 +1,4 @@
-import { createPgliteStore } from '../../support/stores.js';
+import { createPgliteStore } from '../../../dev/stores.js';
 import { storeContract } from './store.contract.js';
 
 storeContract('PGlite', () => createPgliteStore());

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../support/postgres.js';
-import { createPostgresStore } from '../../support/stores.js';
+import { createPostgresStore } from '../../../dev/stores.js';
 import { storeContract } from './store.contract.js';
 
 // Skipped only where no PostgreSQL server exists locally; in CI (`CI` set) the fixture fails instead.

@@ -5,7 +5,7 @@ import { BlobServiceClient, BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { attachmentContentDisposition, createBlobGateway } from '../../../shared/storage/blob-gateway.js';
 import type { BlobGateway } from '../../../shared/storage/gateway.js';
-import { startAzurite, type Azurite } from '../../support/azurite.js';
+import { startAzurite, type Azurite } from '../../../dev/azurite.js';
 
 const minutes = (n: number) => n * 60_000;
 const fromNow = (ms: number) => new Date(Date.now() + ms);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BlobServiceClient } from '@azure/storage-blob';
-import { startAzurite, type Azurite } from './azurite.js';
+import { startAzurite, type Azurite } from '../../dev/azurite.js';
 
 describe('Azurite fixture', () => {
   let azurite: Azurite;

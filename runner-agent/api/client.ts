@@ -10,9 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
-import { RunnerEventAck, UploadTarget, type RunnerEvent } from '../shared/contracts/runner.js';
-import { AppError, errorMessage, type ErrorCode } from '../shared/errors.js';
-import type { Logger } from './logger.js';
+import { RunnerEventAck, UploadTarget, type RunnerEvent } from '../../shared/contracts/runner.js';
+import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
+import type { Logger } from '../logger.js';
 
 export interface TokenProvider {
   /** A bearer token for the API; `forceRefresh` bypasses any cache (after a 401). */

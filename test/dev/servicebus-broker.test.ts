@@ -8,7 +8,7 @@ import rhea from 'rhea';
 import type { Connection, Message } from 'rhea';
 import { ServiceBusClient, isServiceBusError } from '@azure/service-bus';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ServiceBusBroker, compileFilter, type InspectedMessage } from './servicebus-broker.js';
+import { ServiceBusBroker, compileFilter, type InspectedMessage } from '../../dev/servicebus-broker.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -19,7 +19,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
-import { AppError, errorMessage } from '../shared/errors.js';
+import { AppError, errorMessage } from '../../shared/errors.js';
 
 const MAGIC = Buffer.from('DBDE', 'ascii');
 const VERSION = 1;

@@ -6,9 +6,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { Duplex, PassThrough, type Transform } from 'node:stream';
 import * as zlib from 'node:zlib';
-import type { Compression } from '../shared/contracts/common.js';
-import { AppError } from '../shared/errors.js';
-import { BoundedText } from './errors.js';
+import type { Compression } from '../../shared/contracts/common.js';
+import { AppError } from '../../shared/errors.js';
+import { BoundedText } from '../errors.js';
 
 type ZstdFactory = (options?: { params?: Record<number, number> }) => Transform;
 const nativeZstdCompress = (zlib as unknown as { createZstdCompress?: ZstdFactory }).createZstdCompress;

@@ -3,8 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createDecryptStream, createEncryptStream, keyId, readKeyFile } from '../../runner-agent/crypto.js';
-import { through } from './helpers.js';
+import { createDecryptStream, createEncryptStream, keyId, readKeyFile } from '../../../runner-agent/pipeline/crypto.js';
+import { through } from '../helpers.js';
 
 const key = randomBytes(32);
 const chunkBytes = 1024;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ProgressThrottle, type ProgressSample } from '../../runner-agent/progress.js';
-import { KeyedSemaphore } from '../../runner-agent/semaphore.js';
+import { ProgressThrottle, type ProgressSample } from '../../../runner-agent/pipeline/progress.js';
+import { KeyedSemaphore } from '../../../runner-agent/semaphore.js';
 
 function throttle() {
   let now = 0;

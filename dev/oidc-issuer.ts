@@ -12,8 +12,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
-import type { RbacPolicy } from '../../shared/auth/rbac.js';
-import { EntraTokenValidator, type EntraTokenValidatorOptions } from '../../shared/auth/entra-validator.js';
+import type { RbacPolicy } from '../shared/auth/rbac.js';
+import { EntraTokenValidator, type EntraTokenValidatorOptions } from '../shared/auth/entra-validator.js';
 
 /** Group object ids the default test policy maps to roles; put them in `groups` to grant the role. */
 export const testGroupIds = {

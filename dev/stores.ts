@@ -4,9 +4,9 @@
  */
 import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
-import { createPostgresStore as createNodePostgresStore, migratePg } from '../../shared/db/postgres.js';
-import { createPgliteStore as createPgliteStoreOn } from '../../shared/db/pglite.js';
-import type { Store } from '../../shared/db/store.js';
+import { createPostgresStore as createNodePostgresStore, migratePg } from '../shared/db/postgres.js';
+import { createPgliteStore as createPgliteStoreOn } from '../shared/db/pglite.js';
+import type { Store } from '../shared/db/store.js';
 
 /**
  * A fresh PGlite takes seconds (it runs initdb); loading a copy of a migrated one takes about one. So each test

@@ -21,7 +21,7 @@ export interface LoopbackCert {
   key: string;
 }
 
-const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 const tmpDir = join(repoRoot, '.tmp');
 export const loopbackTlsDir = join(tmpDir, 'tls');
 const certPath = join(loopbackTlsDir, 'cert.pem');

@@ -19,12 +19,12 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BlockBlobClient } from '@azure/storage-blob';
-import type { Compression } from '../shared/contracts/common.js';
-import type { UploadTarget } from '../shared/contracts/runner.js';
-import { errorMessage } from '../shared/errors.js';
+import type { Compression } from '../../shared/contracts/common.js';
+import type { UploadTarget } from '../../shared/contracts/runner.js';
+import { errorMessage } from '../../shared/errors.js';
 import { createCompressStream } from './compression.js';
 import { createEncryptStream } from './crypto.js';
-import { JobFailure } from './errors.js';
+import { JobFailure } from '../errors.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_BLOCK_BYTES = 8 * MiB;
