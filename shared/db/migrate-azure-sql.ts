@@ -10,7 +10,7 @@ import { parseSettings } from '../config.js';
 import { errorMessage } from '../errors.js';
 import { createMssqlStore } from './mssql.js';
 
-const settings = z.object({ SQL_SERVER: z.string().min(1), SQL_DATABASE: z.string().min(1) });
+const settings = z.object({ SQL_SERVER: z.string().min(1), SQL_DATABASE: z.string().min(1), SQL_TOKEN_SCOPE: z.string().min(1).optional() });
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(`Usage: SQL_SERVER=<server>.database.windows.net SQL_DATABASE=<db> npm run db:migrate
@@ -21,9 +21,12 @@ With azd: set -a; eval "$(azd env get-values)"; set +a; npm run db:migrate`);
 }
 
 try {
-  const { SQL_SERVER, SQL_DATABASE } = parseSettings(settings, process.env, 'migration settings');
+  const { SQL_SERVER, SQL_DATABASE, SQL_TOKEN_SCOPE } = parseSettings(settings, process.env, 'migration settings');
   console.log(`Applying migrations to ${SQL_DATABASE} on ${SQL_SERVER} …`);
-  const store = await createMssqlStore({ server: SQL_SERVER, database: SQL_DATABASE, credential: new DefaultAzureCredential() }, { migrate: true });
+  const store = await createMssqlStore(
+    { server: SQL_SERVER, database: SQL_DATABASE, credential: new DefaultAzureCredential(), ...(SQL_TOKEN_SCOPE ? { scope: SQL_TOKEN_SCOPE } : {}) },
+    { migrate: true },
+  );
   await store.ping();
   await store.close();
   console.log('Schema is up to date.');
