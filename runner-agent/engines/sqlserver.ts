@@ -37,7 +37,7 @@ export const databaseLookupStatement = 'SELECT name, state_desc FROM sys.databas
  */
 export const serverFactsStatement =
   "SELECT CAST(SERVERPROPERTY('EngineEdition') AS int) AS engine_edition, CAST(SERVERPROPERTY('Edition') AS nvarchar(128)) AS edition, " +
-  "CASE WHEN HAS_PERMS_BY_NAME(NULL, NULL, 'CREATE ANY DATABASE') = 1 OR HAS_PERMS_BY_NAME(NULL, 'DATABASE', 'CREATE DATABASE') = 1 " +
+  "CASE WHEN HAS_PERMS_BY_NAME(NULL, NULL, 'CREATE ANY DATABASE') = 1 OR HAS_PERMS_BY_NAME('master', 'DATABASE', 'CREATE DATABASE') = 1 " +
   'THEN 1 ELSE 0 END AS can_verify';
 
 export const identityStatement = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS product_version, SUSER_SNAME() AS login_name";
