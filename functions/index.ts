@@ -14,6 +14,7 @@ import './jobs.js';
 import './audit.js';
 import './runner.js';
 import './timers.js';
+import './preflight.js';
 // Orchestrator and activities register themselves with durable-functions.
 import '../orchestrations/backupJob.js';
 // Last: the API document describes everything registered above.
