@@ -157,8 +157,8 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 var usePrivateEndpoint = sqlConnectivity == 'PrivateEndpoint'
 
 // Bicep has no pattern decorator: a GUID is five dash-separated groups of 8-4-4-4-12 hexadecimal digits.
-var hexDigits = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', '-']
-var sqlEntraAdminObjectIdNonHex = reduce(hexDigits, toLower(sqlEntraAdminObjectId), (rest, digit) => replace(rest, digit, ''))
+var guidCharacters = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', '-']
+var sqlEntraAdminObjectIdNonHex = reduce(guidCharacters, toLower(sqlEntraAdminObjectId), (rest, character) => replace(rest, character, ''))
 var sqlEntraAdminObjectIdIsGuid = empty(sqlEntraAdminObjectIdNonHex) && map(split(sqlEntraAdminObjectId, '-'), group => length(group)) == [8, 4, 4, 4, 12]
 // Indexing past the end stops the deployment before anything is created when the id is not a GUID.
 var sqlEntraAdminObjectIdChecked = [sqlEntraAdminObjectId][sqlEntraAdminObjectIdIsGuid ? 0 : 1]
