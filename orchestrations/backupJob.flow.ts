@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { ActorType } from '../shared/contracts/audit.js';
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import type { BackupJobMessage } from '../shared/contracts/messages.js';
-import { ORCHESTRATION_EVENTS, RunnerEvent, type UploadedEvent } from '../shared/contracts/runner.js';
+import { ORCHESTRATION_EVENTS, PROGRESS_RECORD_INTERVAL_MS, RunnerEvent, type UploadedEvent } from '../shared/contracts/runner.js';
 import type { AuditActor, ExpiryReason } from '../services/retention.js';
 import {
   ACTIVITY,
@@ -54,8 +54,7 @@ export interface BackupJobStatus {
   updatedAt: string;
 }
 
-/** Progress reaches the job row at most this often (orchestration time); the custom status gets every one. */
-export const PROGRESS_RECORD_INTERVAL_MS = 15_000;
+export { PROGRESS_RECORD_INTERVAL_MS } from '../shared/contracts/runner.js';
 
 /** Margin on top of the write SAS lifetime before a failed job's blob path is swept (clock skew, a slow commit). */
 export const LATE_UPLOAD_MARGIN_MINUTES = 5;
@@ -188,8 +187,20 @@ export function isOutcome(value: unknown): value is BackupJobOutcome {
   return typeof value === 'object' && value !== null && 'jobId' in value && 'status' in value;
 }
 
+/**
+ * What a `progress` event does once the job runs. v1 (`record`): the custom status shows it and the job row gets it
+ * at most every PROGRESS_RECORD_INTERVAL_MS (a recordProgress activity). v2 (`ignore`): the runner endpoint writes
+ * progress to the job row itself and raises only lifecycle events, so a progress event here (one sent before the
+ * job was Running, or a late one) only ever counts as acceptance.
+ */
+export type ProgressHandling = 'record' | 'ignore';
+
 /** Enqueue, then the runner's events until the upload (returned), or the end of the job (an outcome). */
-export function* enqueueAndAwaitUpload(flow: JobFlow, prepared: PreparedJob): Generator<Task, UploadedEvent | BackupJobOutcome, unknown> {
+export function* enqueueAndAwaitUpload(
+  flow: JobFlow,
+  prepared: PreparedJob,
+  progressHandling: ProgressHandling,
+): Generator<Task, UploadedEvent | BackupJobOutcome, unknown> {
   const { context } = flow;
   const acceptTimeout = Math.min(prepared.policy.acceptTimeoutMinutes, MAX_WAIT_MINUTES);
   const runTimeout = Math.min(prepared.policy.runTimeoutMinutes, MAX_WAIT_MINUTES);
@@ -255,7 +266,7 @@ export function* enqueueAndAwaitUpload(flow: JobFlow, prepared: PreparedJob): Ge
     }
 
     if (event.type === 'uploaded') return event;
-    if (event.type === 'progress') {
+    if (event.type === 'progress' && progressHandling === 'record') {
       flow.setStatus('Running', { percent: event.percent, bytes: event.bytes });
       const now = flow.now();
       if (!progressRecordedAt || now.getTime() - progressRecordedAt.getTime() >= PROGRESS_RECORD_INTERVAL_MS) {

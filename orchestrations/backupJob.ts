@@ -79,7 +79,7 @@ export function* backupJobOrchestrator(context: OrchestrationContext): Generator
 
   let available: { expiresAt: Date };
   try {
-    const upload = yield* enqueueAndAwaitUpload(flow, prepared);
+    const upload = yield* enqueueAndAwaitUpload(flow, prepared, 'record');
     if (isOutcome(upload)) return upload;
     const verified = yield* verify(flow, prepared, upload);
     if (isOutcome(verified)) return verified;

@@ -68,9 +68,13 @@ export function* backupJob2Orchestrator(context: OrchestrationContext): Generato
   return yield* awaitRetention(flow, available.expiresAt);
 }
 
-/** Queued → Running → the runner's `uploaded` report (or the job ends: failed, timed out, cancelled). */
+/**
+ * Queued → Running → the runner's `uploaded` report (or the job ends: failed, timed out, cancelled). Only
+ * lifecycle events reach this wait: the runner endpoint (services/runner.ts) writes progress to the job row, so
+ * the history stays the same length however long the backup runs.
+ */
 function* awaitUpload(flow: JobFlow, prepared: PreparedJob): Generator<Task, UploadedEvent | BackupJobOutcome, unknown> {
-  return yield* enqueueAndAwaitUpload(flow, prepared);
+  return yield* enqueueAndAwaitUpload(flow, prepared, 'ignore');
 }
 
 /** Verifying: the stored blob against the runner's report. [An independent re-hash of the stored bytes goes here.] */

@@ -15,6 +15,8 @@ import {
   type BackupJobInput,
 } from '../../orchestrations/backupJob.flow.js';
 import { ACTIVITY } from '../../orchestrations/backupJob.activities.js';
+import { reachesOrchestration } from '../../services/runner.js';
+import type { JobStatus } from '../../shared/contracts/jobs.js';
 import { OrchestrationDriver, ReplayDivergenceError, ReplaySchema } from '../../dev/durable-history.js';
 import {
   JOB_ID,
@@ -23,6 +25,8 @@ import {
   availableSampleJob,
   done,
   preparedJob,
+  progress,
+  queuedSampleJob,
   runnerSays,
   uploaded,
   type SampleRunOptions,
@@ -52,7 +56,7 @@ function* preHotfixBackupJob(context: OrchestrationContext): Generator<Task, Bac
   const flow = new JobFlow(context, jobId, BACKUP_JOB_ORCHESTRATOR);
   const prepared = yield* prepare(flow);
   if (isOutcome(prepared)) return prepared;
-  const upload = yield* enqueueAndAwaitUpload(flow, prepared);
+  const upload = yield* enqueueAndAwaitUpload(flow, prepared, 'record');
   if (isOutcome(upload)) return upload;
   const verified = yield* verify(flow, prepared, upload);
   if (isOutcome(verified)) return verified;
@@ -115,6 +119,56 @@ describe('backupJob2 happy path, replay schema V4 (Azure)', () => {
     expect(retentionTimers(run, timersBefore).map((timer) => timer.finalFireAt.getTime() - availableAt)).toEqual([6 * DAY, 7 * DAY]);
     expect(outcome(run)).toEqual({ jobId: JOB_ID, status: 'Expired', code: 'retention' });
     expect(run.failure).toBeUndefined();
+  });
+});
+
+describe('backupJob2 progress: lifecycle events only (issue 16)', () => {
+  /** A job that reports `reports` progress events between acceptance and upload, routed as the runner endpoint routes them. */
+  async function historyAfterUpload(reports: number): Promise<{ run: OrchestrationDriver; raised: number }> {
+    const run = await queuedSampleJob(backupJob2Orchestrator, BACKUP_JOB2_ORCHESTRATOR);
+    let status: JobStatus = 'Queued';
+    let raised = 0;
+    const send = async (event: Parameters<typeof runnerSays>[1]) => {
+      if (!reachesOrchestration(event, status)) return;
+      raised++;
+      await runnerSays(run, event);
+      if (run.waitingActivities.some((activity) => activity.name === ACTIVITY.markRunning)) {
+        await run.completeActivity(ACTIVITY.markRunning, done('Running'));
+        status = 'Running';
+      }
+    };
+    await send(accepted());
+    for (let i = 1; i <= reports; i++) {
+      await run.advanceBy(30 * SECOND);
+      await send(progress(Math.min(99, i), i * 1000));
+    }
+    await send(uploaded());
+    await run.completeActivity(ACTIVITY.beginVerification, done('Verifying'));
+    return { run, raised };
+  }
+
+  it('keeps the history the same length however many progress reports the runner sends', async () => {
+    // 75 minutes and 5 hours of reports every 30 s (both outlive the cancelled 1-hour accept timer, which fires once).
+    const short = await historyAfterUpload(150);
+    const long = await historyAfterUpload(600);
+    expect(long.raised).toBe(2); // accepted and uploaded
+    expect(long.run.history.length).toBe(short.run.history.length);
+    expect(names(long.run)).not.toContain(ACTIVITY.recordProgress);
+    expect(long.run.history.length).toBeLessThanOrEqual(100);
+  });
+
+  it('takes progress that arrives before `accepted` as acceptance, and ignores a stray one later (no activity, no status)', async () => {
+    const run = await queuedSampleJob(backupJob2Orchestrator, BACKUP_JOB2_ORCHESTRATOR);
+    await runnerSays(run, progress(5, 50));
+    expect(run.inputOf(ACTIVITY.markRunning)).toMatchObject({ acceptedBy: 'progress', runnerId: null });
+    await run.completeActivity(ACTIVITY.markRunning, done('Running'));
+    expect(run.waitingActivities).toEqual([]);
+    const status = run.customStatus;
+    await runnerSays(run, progress(50, 500));
+    expect(run.waitingActivities).toEqual([]);
+    expect(run.customStatus).toEqual(status);
+    expect(status).toMatchObject({ status: 'Running' });
+    expect(status).not.toHaveProperty('percent');
   });
 });
 
