@@ -27,6 +27,7 @@ import { startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
 import { createPgliteStore } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
+import type { DemoUser } from './oidc-sign-in.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
@@ -37,6 +38,29 @@ export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinute
 
 export const JOBS_TOPIC = 'backup-jobs';
 
+/**
+ * The demo's people, the same in the tokens the stack hands out and on the local sign-in page (the portal).
+ * alice may request the demo database; mallory is a requester outside its group.
+ */
+export function demoPeople(requesterGroupId: string): DemoUser[] {
+  const person = (key: string, description: string, groups: string[], roles?: string[]): DemoUser => ({
+    key,
+    name: key,
+    upn: `${key}@contoso.example`,
+    oid: randomUUID(),
+    groups,
+    ...(roles ? { roles } : {}),
+    description,
+  });
+  return [
+    person('alice', 'Requester, may request the demo database', [testGroupIds.requester, requesterGroupId]),
+    person('approver', 'Approver of raw copies', [], ['Approver']),
+    person('auditor', 'Auditor, reads the audit trail', [testGroupIds.auditor]),
+    person('admin', 'Admin, registers servers and databases', [testGroupIds.admin]),
+    person('mallory', 'Requester outside the demo database’s group', [testGroupIds.requester, randomUUID()]),
+  ];
+}
+
 /** The demo's people. Each token is a real RS256 token from the local issuer. */
 export interface DemoTokens {
   /** Platform admin (Admin group). */
@@ -46,6 +70,8 @@ export interface DemoTokens {
   /** Another requester, not allowed on the demo database nor on alice's jobs. */
   mallory: string;
   auditor: string;
+  /** Holds the `Approver` app role (approval of raw copies). */
+  approver: string;
   /** The runner agent's client-credentials token (app role Runner). */
   runner: string;
 }
@@ -69,6 +95,8 @@ export interface LocalStack {
   container: string;
   /** Group object id of the demo database's requesters (alice is in it). */
   requesterGroupId: string;
+  /** Who can sign in on the local issuer's page (and whose tokens `tokens` holds). */
+  demoUsers: DemoUser[];
   tokens: DemoTokens;
   /** Calls the API over loopback HTTPS, as the portal would. */
   api<T = unknown>(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<ApiResponse<T>>;
@@ -151,13 +179,18 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
 
   const requesterGroupId = randomUUID();
-  const user = (name: string, groups: string[]) =>
-    issuer.issueUserToken({ oid: randomUUID(), upn: `${name}@contoso.example`, name, groups, expiresIn: 8 * 3600 });
+  const demoUsers = demoPeople(requesterGroupId);
+  issuer.signIn.setUsers(demoUsers);
+  const user = (key: DemoUser['key']) => {
+    const { oid, upn, name, groups, roles } = demoUsers.find((candidate) => candidate.key === key)!;
+    return issuer.issueUserToken({ oid, upn, name, groups, ...(roles ? { roles } : {}), expiresIn: 8 * 3600 });
+  };
   const tokens: DemoTokens = {
-    admin: user('admin', [testGroupIds.admin]),
-    alice: user('alice', [testGroupIds.requester, requesterGroupId]),
-    mallory: user('mallory', [testGroupIds.requester, randomUUID()]),
-    auditor: user('auditor', [testGroupIds.auditor]),
+    admin: user('admin'),
+    alice: user('alice'),
+    mallory: user('mallory'),
+    auditor: user('auditor'),
+    approver: user('approver'),
     runner: issuer.issueAppToken({ roles: ['Runner'], expiresIn: 8 * 3600 }),
   };
 
@@ -234,6 +267,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     durable,
     container: container.containerName,
     requesterGroupId,
+    demoUsers,
     tokens,
     api,
     startRunner,
