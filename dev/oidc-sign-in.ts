@@ -261,7 +261,8 @@ function page(res: ServerResponse, status: number, title: string, body: string):
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
-    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    // No form-action: the picker's POST ends in a redirect to the SPA's origin, which form-action would block.
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'",
   });
   res.end(`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(title)}</title><style>

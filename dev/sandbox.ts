@@ -66,7 +66,13 @@ function expectStatus(response: { status: number; text: string }, expected: numb
   if (response.status !== expected) throw new Error(`expected HTTP ${expected}, got ${response.status}: ${response.text.slice(0, 400)}`);
 }
 
-const stack = await startLocalStack({ log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined });
+let portal: { dist: string } | undefined;
+if (args.serve) {
+  line('portal', 'building the portal (portal/dist)');
+  const { buildPortal } = await import('../portal/build.js');
+  portal = { dist: await buildPortal() };
+}
+const stack = await startLocalStack({ log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined, ...(portal ? { portal } : {}) });
 const source = args.source ? undefined : await startEmbeddedSource();
 let exitCode = 0;
 try {
@@ -179,6 +185,10 @@ try {
   if (args.serve) {
     const api = stack.apiBaseUrl;
     console.log(`
+Portal: ${stack.portalOrigin}/  (sign in as alice, approver, auditor, admin or mallory on the local issuer's page)
+  The stand-ins use a self-signed loopback certificate: trust ${ensureLoopbackCert().certPath} in your browser, or open
+  ${stack.apiBaseUrl}/api/health/live, ${stack.issuer.baseUrl} and ${stack.azurite.blobEndpoint} once and accept it.
+
 Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbackCert().certPath}:
   export CURL_CA_BUNDLE=${ensureLoopbackCert().certPath}
   export ADMIN='${stack.tokens.admin}'

@@ -32,6 +32,7 @@ import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type RunningHttpHost } from './http-host.js';
+import { startPortalHost, type RunningPortalHost } from './portal-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
 export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
@@ -95,6 +96,8 @@ export interface LocalStack {
   container: string;
   /** Group object id of the demo database's requesters (alice is in it). */
   requesterGroupId: string;
+  /** The portal's origin, when `portal` was asked for (different from the API's, so CORS applies). */
+  portalOrigin?: string;
   /** Who can sign in on the local issuer's page (and whose tokens `tokens` holds). */
   demoUsers: DemoUser[];
   tokens: DemoTokens;
@@ -125,6 +128,8 @@ export interface RunningRunner {
 
 export interface StackOptions {
   log?: (line: string) => void;
+  /** Serve the built portal (portal/dist) on its own loopback origin, signed in through the local issuer. */
+  portal?: { dist: string };
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
   lockDurationMs?: number;
 }
@@ -177,6 +182,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   };
   setDeps(deps);
   const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
+  const portal = options.portal ? await startPortal(options.portal.dist, issuer, http.baseUrl) : undefined;
 
   const requesterGroupId = randomUUID();
   const demoUsers = demoPeople(requesterGroupId);
@@ -267,6 +273,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     durable,
     container: container.containerName,
     requesterGroupId,
+    ...(portal ? { portalOrigin: portal.origin } : {}),
     demoUsers,
     tokens,
     api,
@@ -276,6 +283,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       durable.close();
       setDeps(undefined);
       await http.close().catch(() => undefined);
+      await portal?.close().catch(() => undefined);
       const timed = (name: string, work: Promise<unknown>) => {
         const t0 = Date.now();
         return work.finally(() => log(`[stack] ${name} stopped in ${Date.now() - t0} ms`));
@@ -290,6 +298,27 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       ]);
     },
   };
+}
+
+/**
+ * The portal on its own origin, registered with the local issuer as a SPA (redirect URI: its origin), with the
+ * config it reads at start-up: the issuer's metadata is handed over as a string, so MSAL needs no discovery.
+ */
+async function startPortal(dist: string, issuer: OidcIssuer, apiBaseUrl: string): Promise<RunningPortalHost> {
+  const metadata = await (await fetch(`${issuer.v2Issuer}/.well-known/openid-configuration`)).text();
+  const config: Record<string, unknown> = {
+    apiBaseUrl,
+    clientId: issuer.clientAppId,
+    authority: issuer.v2Issuer,
+    apiScope: issuer.signIn.apiScope,
+    knownAuthorities: [new URL(issuer.baseUrl).host],
+    authorityMetadata: metadata,
+    protocolMode: 'OIDC',
+    environmentName: 'Local sandbox',
+  };
+  const host = await startPortalHost({ dist, config });
+  issuer.signIn.registerSpa({ clientId: issuer.clientAppId, redirectUris: [`${host.origin}/`] });
+  return host;
 }
 
 /** Reads a whole stream (downloads in the sandbox and tests are small). */
