@@ -102,7 +102,7 @@ function ServerSection({ api, servers, onCreated }: { api: Api; servers: ServerV
         </label>
         <label>
           Host (as the runner reaches it)
-          <input value={host} onChange={(event) => setHost(event.target.value)} required placeholder="sql01\\PROD or db.internal:5432" />
+          <input value={host} onChange={(event) => setHost(event.target.value)} required placeholder="sql01\PROD or db.internal:5432" />
         </label>
         <label>
           Engine

@@ -126,7 +126,7 @@ export function RequesterPage({ api }: { api: Api }) {
                           <button type="button" onClick={() => void download(job.id)} aria-label={`Download the ${job.databaseName} backup`}>
                             Download
                           </button>
-                          <button type="button" className="secondary" onClick={() => void deleteBackup(job)} aria-label={`Delete the ${job.databaseName} backup now`}>
+                          <button type="button" className="secondary" onClick={() => void deleteBackup(job)} aria-label={`Delete now: the ${job.databaseName} backup`}>
                             Delete now
                           </button>
                         </>
