@@ -18,6 +18,8 @@ import type { Store } from '../shared/db/store.js';
 import type { Deps, Limits } from '../services/deps.js';
 import { setDeps } from '../services/deps.js';
 import { registeredRoutes, routePrefix } from '../functions/registry.js';
+import { httpPolicyFromSettings, setHttpPolicy } from '../functions/http-policy.js';
+import { httpSettingsSchema, parseSettings } from '../shared/config.js';
 import { JobConsumer } from '../runner-agent/consumer.js';
 import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
@@ -132,6 +134,8 @@ export interface StackOptions {
   portal?: { dist: string };
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
   lockDurationMs?: number;
+  /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
+  corsOrigins?: string[];
 }
 
 /**
@@ -182,7 +186,12 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   };
   setDeps(deps);
   const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
+  // The portal needs the API's URL for its config and the API needs the portal's origin for CORS: the policy is
+  // read per request, so it is set once both are known, before any request.
   const portal = options.portal ? await startPortal(options.portal.dist, issuer, http.baseUrl) : undefined;
+  const corsOrigins = [...(options.corsOrigins ?? []), ...(portal ? [portal.origin] : [])];
+  // Checked like the app setting, so a wrong origin (a trailing slash) fails here rather than in a browser.
+  if (corsOrigins.length > 0) setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, { CORS_ORIGINS: corsOrigins.join(',') })));
 
   const requesterGroupId = randomUUID();
   const demoUsers = demoPeople(requesterGroupId);
@@ -282,6 +291,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
       durable.close();
       setDeps(undefined);
+      setHttpPolicy(undefined);
       await http.close().catch(() => undefined);
       await portal?.close().catch(() => undefined);
       const timed = (name: string, work: Promise<unknown>) => {
