@@ -20,7 +20,16 @@ export class ApiError extends Error {
   }
 }
 
+/** What this API offers beyond the basics, read from its OpenAPI document (routes it lacks answer without CORS). */
+export interface ApiFeatures {
+  /** `GET /api/databases`: the databases the caller may request. */
+  requestableDatabases: boolean;
+  /** `GET /api/jobs?status=AwaitingApproval`, `POST /api/jobs/{id}/approve|reject`. */
+  approvals: boolean;
+}
+
 export interface Api {
+  features(): Promise<ApiFeatures>;
   get<T>(path: string): Promise<T>;
   /** GET returning the body and the response headers (paging cursors). */
   getWithHeaders<T>(path: string): Promise<{ body: T; headers: Headers }>;
@@ -55,7 +64,17 @@ export function createApi(baseUrl: string, getToken: () => Promise<string>): Api
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
+  let features: Promise<ApiFeatures> | undefined;
   return {
+    features: () =>
+      (features ??= (async () => {
+        const document = await json<{ paths?: Record<string, Record<string, unknown>> }>(await call('GET', '/api/openapi.json'));
+        const paths = document.paths ?? {};
+        return {
+          requestableDatabases: Boolean(paths['/api/databases']?.get),
+          approvals: Boolean(paths['/api/jobs/{id}/approve']?.post && paths['/api/jobs/{id}/reject']?.post),
+        };
+      })()),
     get: async (path) => json(await call('GET', path)),
     getWithHeaders: async (path) => {
       const response = await call('GET', path);

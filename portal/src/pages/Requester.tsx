@@ -5,7 +5,7 @@
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import type { DownloadLink, JobView } from '../../../shared/contracts/jobs';
 import type { DatabaseView } from '../../../shared/contracts/servers';
-import { type Api, ApiError } from '../api';
+import type { Api } from '../api';
 import { Problem, Status, TableScroll, formatBytes, formatTime } from '../components';
 
 /** Statuses after which a job no longer changes on its own (besides expiry). */
@@ -240,17 +240,13 @@ function RequestForm({ api, onRequested }: { api: Api; onRequested: (job: JobVie
   const [busy, setBusy] = useState(false);
 
   useEffect(() => {
-    api
-      .get<{ items: DatabaseView[] }>('/api/databases')
-      .then((page) => {
-        setDatabases(page.items);
-        if (page.items[0]) setDatabaseId((current) => current || page.items[0]!.id);
-      })
-      .catch((error: unknown) => {
-        // An API without the requester catalogue: the database id is typed in instead.
-        if (error instanceof ApiError && (error.status === 404 || error.status === 405)) setCatalogMissing(true);
-        else setLoadError(error);
-      });
+    (async () => {
+      // An API without the requester catalogue: the database id is typed in instead.
+      if (!(await api.features()).requestableDatabases) return setCatalogMissing(true);
+      const page = await api.get<{ items: DatabaseView[] }>('/api/databases');
+      setDatabases(page.items);
+      if (page.items[0]) setDatabaseId((current) => current || page.items[0]!.id);
+    })().catch(setLoadError);
   }, [api]);
 
   const selected = databases?.find((database) => database.id === databaseId);
