@@ -130,6 +130,8 @@ export interface RunningRunner {
 
 export interface StackOptions {
   log?: (line: string) => void;
+  /** Told what is starting and when each part is ready (the sandbox prints it). */
+  progress?: (line: string) => void;
   /** Serve the built portal (portal/dist) on its own loopback origin, signed in through the local issuer. */
   portal?: { dist: string };
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
@@ -139,13 +141,15 @@ export interface StackOptions {
 }
 
 /**
- * Loads every function file, as the Functions host does. Outside the host @azure/functions is in test mode
- * and warns once per registration; that is expected here, so those lines are not shown.
+ * Loads every function file, as the Functions host does. Outside the host @azure/functions switches to its
+ * test mode ("Failed to detect the Azure Functions runtime") and warns once per registration; that is expected
+ * here (dev/http-host.ts serves the handlers), so those lines are not shown.
  */
 async function loadFunctionRegistrations() {
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
-    if (!/because the "@azure\/functions" package is in test mode/.test(String(args[0]))) warn(...args);
+    const text = String(args[0]);
+    if (!/Failed to detect the Azure Functions runtime|because the "@azure\/functions" package is in test mode/.test(text)) warn(...args);
   };
   try {
     await import('../functions/index.js');
@@ -157,14 +161,23 @@ async function loadFunctionRegistrations() {
 
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
-  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await loadFunctionRegistrations();
+  const progress = options.progress ?? (() => undefined);
+  const ready = <T>(what: string, work: Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    return work.then((value) => {
+      progress(`${what} ready (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      return value;
+    });
+  };
+  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await ready('HTTP functions and orchestrator code', loadFunctionRegistrations());
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const cert = ensureLoopbackCert();
+  progress('starting Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus)');
   const [issuer, azurite, store, broker] = await Promise.all([
-    startOidcIssuer({ tls: cert }),
-    startAzurite(),
-    createPgliteStore(),
-    ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] }),
+    ready('OIDC issuer', startOidcIssuer({ tls: cert })),
+    ready('Azurite', startAzurite()),
+    ready('PGlite store (migrations applied)', createPgliteStore()),
+    ready('AMQP broker', ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] })),
   ]);
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
