@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { API_SCOPE_NAME } from '../shared/auth/principal.js';
 
 /** A person who can sign in on the local page. */
 export interface DemoUser {
@@ -60,8 +61,6 @@ interface PendingCode {
 
 const CODE_LIFETIME_MS = 60_000;
 const TOKEN_LIFETIME_S = 3600;
-/** The delegated permission the API exposes (Entra: "Expose an API" → `access_as_user`). */
-export const API_SCOPE_NAME = 'access_as_user';
 
 export class InteractiveSignIn {
   private users: DemoUser[] = [];

@@ -21,7 +21,8 @@ export interface PortalConfig {
 }
 
 export async function loadConfig(): Promise<PortalConfig> {
-  const response = await fetch('/config.json', { cache: 'no-store' });
+  // Served with Cache-Control: no-store (staticwebapp.config.json, dev/portal-host.ts).
+  const response = await fetch('/config.json');
   if (!response.ok) throw new Error(`config.json answered ${response.status}; the deployment must write it next to index.html`);
   const config = (await response.json()) as Partial<PortalConfig>;
   const missing = (['apiBaseUrl', 'clientId', 'authority', 'apiScope'] as const).filter((key) => !config[key]);
