@@ -179,7 +179,7 @@ try {
     const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
     const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
     if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
-    line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical`);
+    line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical (the demo's pg_dump writes plain SQL: dev/README.md)`);
   }
 
   step = "refuse a link to someone else's backup (and audit the attempt)";

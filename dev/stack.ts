@@ -172,7 +172,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await ready('HTTP functions and orchestrator code', loadFunctionRegistrations());
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const cert = ensureLoopbackCert();
-  progress('starting Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus)');
+  progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
   const [issuer, azurite, store, broker] = await Promise.all([
     ready('OIDC issuer', startOidcIssuer({ tls: cert })),
     ready('Azurite', startAzurite()),
