@@ -294,14 +294,15 @@ function RequestForm({ api, onRequested }: { api: Api; onRequested: (job: JobVie
             </select>
           </label>
         )}
-        {selected && (
+        {selected?.policy && (
+          // Optional chaining: the requester catalogue may show a subset of the admin's policy fields.
           <dl className="policy" aria-label={`Policy of ${selected.name}`}>
             <dt>Engines</dt>
-            <dd>{selected.policy.allowedEngines.join(', ')}</dd>
+            <dd>{selected.policy.allowedEngines?.join(', ') ?? 'any'}</dd>
             <dt>Link lifetime</dt>
-            <dd>up to {selected.policy.maxSasTtlMinutes} minutes</dd>
+            <dd>up to {selected.policy.maxSasTtlMinutes ?? '—'} minutes</dd>
             <dt>Kept for</dt>
-            <dd>{selected.policy.retentionDays} days</dd>
+            <dd>{selected.policy.retentionDays ?? '—'} days</dd>
             {Object.entries(selected.policy)
               .filter(([key]) => !['allowedEngines', 'maxSasTtlMinutes', 'retentionDays', 'acceptTimeoutMinutes', 'runTimeoutMinutes'].includes(key))
               .map(([key, value]) => (
