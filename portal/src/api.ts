@@ -24,8 +24,6 @@ export class ApiError extends Error {
 export interface ApiFeatures {
   /** `GET /api/databases`: the databases the caller may request. */
   requestableDatabases: boolean;
-  /** `GET /api/jobs?status=AwaitingApproval`, `POST /api/jobs/{id}/approve|reject`. */
-  approvals: boolean;
 }
 
 export interface Api {
@@ -70,10 +68,7 @@ export function createApi(baseUrl: string, getToken: () => Promise<string>): Api
       (features ??= (async () => {
         const document = await json<{ paths?: Record<string, Record<string, unknown>> }>(await call('GET', '/api/openapi.json'));
         const paths = document.paths ?? {};
-        return {
-          requestableDatabases: Boolean(paths['/api/databases']?.get),
-          approvals: Boolean(paths['/api/jobs/{id}/approve']?.post && paths['/api/jobs/{id}/reject']?.post),
-        };
+        return { requestableDatabases: Boolean(paths['/api/databases']?.get) };
       })()),
     get: async (path) => json(await call('GET', path)),
     getWithHeaders: async (path) => {
