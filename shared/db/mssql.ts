@@ -7,11 +7,11 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
-import type { MsSqlDatabase, MsSqlTable } from 'drizzle-orm/mssql-core';
+import type { MsSqlColumn, MsSqlDatabase, MsSqlTable, SelectedFields } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import { migrate } from 'drizzle-orm/node-mssql/migrator';
 import mssql from 'mssql';
-import { createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
+import { aggregateFields, createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
 import type { Rows } from './rows.js';
 import * as schema from './schema.mssql.js';
 import type { Store } from './store.js';
@@ -39,6 +39,13 @@ export async function migrateMssql(db: AnyMsSqlDatabase): Promise<void> {
 
 export function mssqlOps(db: AnyMsSqlDatabase, run: QueryRunner = runOnServer): SqlOps {
   return {
+    async aggregate(table, query) {
+      // The fields are this dialect's own columns, typed dialect-neutrally in the query.
+      const groups = Object.values(query.groupBy) as MsSqlColumn[];
+      return (await run(db.select(aggregateFields(query) as SelectedFields).from(tableOf(table)).where(query.where).groupBy(...groups))) as Array<
+        Record<string, unknown>
+      >;
+    },
     async insert(table, row) {
       const [inserted] = (await run(db.insert(tableOf(table)).output().values(row))) as Rows[typeof table][];
       return inserted!;
