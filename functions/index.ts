@@ -15,6 +15,7 @@ import './audit.js';
 import './metrics.js';
 import './runner.js';
 import './timers.js';
+import './preflight.js';
 // Orchestrator and activities register themselves with durable-functions.
 import '../orchestrations/backupJob.js';
 // Last: the API document describes everything registered above.

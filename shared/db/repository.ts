@@ -8,8 +8,8 @@ import { and, asc, count, desc, eq, gte, inArray, isNotNull, isNull, lt, lte, ma
 import type { AuditAction } from '../contracts/audit.js';
 import { canTransition, runnableStatuses, type JobStatus } from '../contracts/jobs.js';
 import { notifiableActions } from '../contracts/notifications.js';
-import { len } from './columns.js';
 import { afterCursor, decodeCursor, toPage } from './cursor.js';
+import { len } from './columns.js';
 import {
   auditRow,
   databaseJsonColumns,
@@ -78,7 +78,17 @@ export interface RepositoryOptions {
 
 /** Fields of a job patch that map 1:1 to job columns (JobPatch is a subset of JobRecord). */
 function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
-  return patch ? definedOnly(patch) : {};
+  if (!patch) return {};
+  const columns = definedOnly(patch);
+  if (typeof columns.errorMessage === 'string') columns.errorMessage = truncateToColumn(columns.errorMessage, len.errorMessage);
+  return columns;
+}
+
+/** At most `length` UTF-16 units (what nvarchar counts), never ending inside a surrogate pair. */
+export function truncateToColumn(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const cut = text.slice(0, length);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
 /**
@@ -468,7 +478,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
           deliveredTo: JSON.stringify(outcome.deliveredTo),
           nextAttemptAt: outcome.nextAttemptAt,
           doneAt: outcome.done ? outcome.at : null,
-          lastError: outcome.error === null ? null : outcome.error.slice(0, len.errorMessage),
+          lastError: outcome.error === null ? null : truncateToColumn(outcome.error, len.errorMessage),
         },
         eq(t.notificationOutbox.id, id),
       );

@@ -7,7 +7,7 @@ CREATE TABLE "notification_outbox" (
 	"attempts" integer NOT NULL,
 	"delivered_to" varchar(1000) NOT NULL,
 	"done_at" timestamp(3) with time zone,
-	"last_error" varchar(2000)
+	"last_error" varchar(4000)
 );
 --> statement-breakpoint
 ALTER TABLE "databases" ADD COLUMN "rpo_breached_at" timestamp(3) with time zone;--> statement-breakpoint

@@ -7,7 +7,7 @@ CREATE TABLE [notification_outbox] (
 	[attempts] int NOT NULL,
 	[delivered_to] nvarchar(1000) NOT NULL,
 	[done_at] datetime2(3),
-	[last_error] nvarchar(2000),
+	[last_error] nvarchar(4000),
 	CONSTRAINT [notification_outbox_pkey] PRIMARY KEY([id])
 );
 --> statement-breakpoint
