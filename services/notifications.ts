@@ -106,6 +106,10 @@ async function deliverOne(
   const { event } = item;
   const job = event.jobId ? await deps.store.getJob(event.jobId) : undefined;
   const notification = notificationFor(event, job);
+  // One line per domain event, whatever the channels: the alert rules in infra/modules/alerts.bicep count these.
+  if (notification && item.attempts === 0) {
+    settings.log?.(`dbdist.event ${notification.type} ${event.id} job=${event.jobId ?? '-'} database=${notification.databaseId ?? '-'}`);
+  }
   if (!notification || deps.notifications.length === 0) {
     await deps.store.recordNotificationAttempt(event.id, { deliveredTo: item.deliveredTo, done: true, nextAttemptAt: deps.now(), error: null, at: deps.now() });
     return 'skipped';

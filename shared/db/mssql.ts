@@ -121,11 +121,12 @@ export async function withTransientRetry<T>(work: () => Promise<T>, options: Sql
 /** Each op is its own (autocommit) transaction here, so each is retried whole. */
 function retryingOps(ops: SqlOps, retry: SqlRetryOptions): SqlOps {
   return {
+    aggregate: (table, query) => withTransientRetry(() => ops.aggregate(table, query), retry),
     insert: (table, row) => withTransientRetry(() => ops.insert(table, row), retry),
     select: (table, query) => withTransientRetry(() => ops.select(table, query), retry),
     update: (table, set, where) => withTransientRetry(() => ops.update(table, set, where), retry),
     delete: (table, where) => withTransientRetry(() => ops.delete(table, where), retry),
-  } as SqlOps;
+  };
 }
 
 /** SQL Server reports a unique index violation as error 2601 and a unique constraint violation as 2627. */

@@ -98,6 +98,8 @@ describe('notifier', () => {
     expect(call!.headers[WEBHOOK_SIGNATURE_HEADER]).toBe(webhookSignature(SECRET, timestamp, call!.body));
     expect(call!.headers[WEBHOOK_SIGNATURE_HEADER]).not.toBe(webhookSignature('another-secret-of-at-least-32-chars!!', timestamp, call!.body));
     expect(logs.join('\n')).toContain(`dbdist.job.available ${event.id} delivered`);
+    // The line the alert rules count (infra/modules/alerts.bicep), once per event.
+    expect(logs.filter((line) => line.startsWith(`dbdist.event dbdist.job.available ${event.id} job=${job.id}`))).toHaveLength(1);
     // Delivered means done: the next run has nothing to send.
     expect(await dispatchNotifications({ store, now: () => new Date(), notifications: [webhookChannel({ url: hook.url, secret: SECRET })] })).toEqual({ delivered: 0, retrying: 0, dropped: 0, skipped: 0 });
   });
