@@ -195,6 +195,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     rbac: testRbacPolicy,
     limits: sandboxLimits,
     now: () => new Date(),
+    notifications: [],
     orchestrations: () => orchestrations,
   };
   setDeps(deps);

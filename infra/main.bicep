@@ -75,6 +75,18 @@ param portalLocation string = 'westeurope'
 ])
 param portalSku string = 'Free'
 
+@description('E-mail addresses the alert action group notifies (failed jobs, dead letters, integrity failures, RPO breaches, Function errors).')
+param alertEmails string[] = []
+
+@description('Optional webhook the alert action group calls (common alert schema), e.g. a Teams Workflows URL.')
+param alertWebhookUrl string = ''
+
+@description('NOTIFY_WEBHOOK_URLS: webhooks that get dbdist notifications (JSON with `text`, HMAC-signed).')
+param notifyWebhookUrls string[] = []
+
+@description('Key Vault secret URI of the webhook signing key (NOTIFY_WEBHOOK_SECRET as a Key Vault reference); required with notifyWebhookUrls.')
+param notifyWebhookSigningKeyUri string = ''
+
 // ---------------------------------------------------------------- backups and links
 
 @description('Blob container of the backups.')
@@ -280,6 +292,16 @@ module portal 'modules/staticwebapp.bicep' = if (deployPortal) {
   }
 }
 
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'evgt-${resourceToken}'
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -312,6 +334,26 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
+    eventGridTopicEndpoint: eventGrid.outputs.endpoint
+    notifyWebhookUrls: notifyWebhookUrls
+    notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    eventGridTopicName: eventGrid.outputs.name
+    actionGroupName: 'ag-${resourceToken}'
+    functionPrincipalId: functionApp.outputs.principalId
+    functionAppName: functionApp.outputs.name
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    serviceBusName: serviceBus.outputs.name
+    alertEmails: alertEmails
+    alertWebhookUrl: alertWebhookUrl
   }
 }
 
@@ -353,3 +395,4 @@ output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
 output SQL_DATABASE string = sql.outputs.databaseName
 // The migration hook tells a workstation it cannot reach from one that need not try (private endpoint).
 output SQL_CONNECTIVITY string = sqlConnectivity
+output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint
