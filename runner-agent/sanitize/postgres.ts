@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import pg from 'pg';
 import { errorMessage } from '../../shared/errors.js';
 import type { PostgresSettings } from '../config.js';
-import { createPostgresEngine, findPgDump, pgEnvironment } from '../engines/postgres.js';
+import { countTables, createPostgresEngine, findPgDump, pgClientConfig, pgEnvironment } from '../engines/postgres.js';
 import { BoundedText, JobFailure } from '../errors.js';
 import type { MaskingPlan, PlannedColumn } from './plan.js';
 import { FAKE_EMAIL_LENGTH } from './plan.js';
@@ -29,23 +29,8 @@ export interface PostgresScratchOptions {
   pgDumpPath?: string;
 }
 
-function clientConfig(settings: PostgresSettings, database: string): pg.ClientConfig {
-  return {
-    host: settings.host,
-    port: settings.port,
-    user: settings.user,
-    password: settings.password,
-    database,
-    application_name: 'dbdist-runner scratch',
-    connectionTimeoutMillis: 30_000,
-    ...(settings.sslMode && !['disable', 'allow', 'prefer'].includes(settings.sslMode)
-      ? { ssl: { rejectUnauthorized: settings.sslMode === 'verify-full' || settings.sslMode === 'verify-ca' } }
-      : {}),
-  };
-}
-
 async function withClient<T>(settings: PostgresSettings, database: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client(clientConfig(settings, database));
+  const client = new pg.Client(pgClientConfig(settings, database, 'dbdist-runner scratch'));
   await client.connect();
   try {
     return await work(client);
@@ -134,6 +119,20 @@ function pgRestoreInto(pgRestore: string, settings: PostgresSettings, database: 
   });
 }
 
+/** Columns of the base tables of a database, system schemas left out. */
+function catalog(settings: PostgresSettings, database: string): Promise<CatalogColumn[]> {
+  return withClient(settings, database, async (client) => {
+    const { rows } = await client.query<{ schema: string; table: string; column: string; data_type: string; max_length: number | null }>(
+      `SELECT c.table_schema AS schema, c.table_name AS table, c.column_name AS column, c.data_type, c.character_maximum_length AS max_length
+         FROM information_schema.columns c
+         JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+        WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+        ORDER BY 1, 2, c.ordinal_position`,
+    );
+    return rows.map((r) => ({ schema: r.schema, table: r.table, column: r.column, dataType: r.data_type.toLowerCase(), maxLength: r.max_length }));
+  });
+}
+
 export function createPostgresScratch(options: PostgresScratchOptions): ScratchDriver {
   const { source, scratch, prefix } = options;
   let pgDumpPath = options.pgDumpPath;
@@ -169,17 +168,10 @@ export function createPostgresScratch(options: PostgresScratchOptions): ScratchD
       await pgRestoreInto(pgRestore(), scratch, name, backup, signal);
     },
 
-    columns: (name) =>
-      withClient(scratch, name, async (client) => {
-        const { rows } = await client.query<{ schema: string; table: string; column: string; data_type: string; max_length: number | null }>(
-          `SELECT c.table_schema AS schema, c.table_name AS table, c.column_name AS column, c.data_type, c.character_maximum_length AS max_length
-             FROM information_schema.columns c
-             JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
-            WHERE t.table_type = 'BASE TABLE' AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
-            ORDER BY 1, 2, c.ordinal_position`,
-        );
-        return rows.map((r) => ({ schema: r.schema, table: r.table, column: r.column, dataType: r.data_type.toLowerCase(), maxLength: r.max_length }));
-      }),
+    columns: (name) => catalog(scratch, name),
+    sourceColumns: (database) => catalog(source, database),
+    backupSourceExcludingData: (database, tables, { signal, attemptId, jobId }) =>
+      sourceEngine.backup({ jobId, databaseName: database, excludeTableData: tables }, { signal, attemptId, onProgress: () => undefined }),
 
     applyMasking: (name, plan, key, signal) =>
       withClient(scratch, name, async (client) => {
@@ -230,18 +222,4 @@ export function createPostgresScratch(options: PostgresScratchOptions): ScratchD
     },
   };
   return driver;
-}
-
-/** Exact rows per base table (`schema.table`), in the client's current snapshot. */
-export async function countTables(client: pg.Client): Promise<Record<string, number>> {
-  const { rows: tables } = await client.query<{ schema: string; name: string }>(
-    `SELECT table_schema AS schema, table_name AS name FROM information_schema.tables
-      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
-  );
-  const counts: Record<string, number> = {};
-  for (const t of tables) {
-    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table(t.schema, t.name)}`);
-    counts[`${t.schema}.${t.name}`] = Number(rows[0]?.n ?? 0);
-  }
-  return counts;
 }

@@ -10,7 +10,7 @@
  * passed.
  */
 import { randomBytes } from 'node:crypto';
-import type { MaskingRuleSet } from '../../shared/contracts/masking.js';
+import { type MaskingRuleSet, onlyExcludesData } from '../../shared/contracts/masking.js';
 import { errorMessage } from '../../shared/errors.js';
 import type { EngineBackup } from '../engines/types.js';
 import { JobFailure } from '../errors.js';
@@ -20,7 +20,8 @@ import { keyedDigest, newMaskingKey, scratchName } from './scratch.js';
 import type { ScratchDriver } from './types.js';
 
 export interface SanitizedBackup extends EngineBackup {
-  tableRowCounts: Record<string, number>;
+  /** `scratch`: restored, masked and verified; `exclude-table-data`: dumped from the source without those rows. */
+  method: 'scratch' | 'exclude-table-data';
 }
 
 export interface SanitizeJob {
@@ -54,6 +55,13 @@ export async function sanitizedBackup(
   driver: ScratchDriver,
   options: { signal: AbortSignal; attemptId: string; logger: Logger },
 ): Promise<SanitizedBackup> {
+  if (onlyExcludesData(job.masking) && driver.sourceColumns && driver.backupSourceExcludingData) {
+    // Nothing to rewrite, only rows to leave out: no scratch copy needed. The sensitive-column check still runs.
+    const plan = planMasking(job.masking, await driver.sourceColumns(job.databaseName), defaultSchema[driver.engine]);
+    const backup = await driver.backupSourceExcludingData(job.databaseName, plan.tables, { ...options, jobId: job.jobId });
+    options.logger.info({ maskingVersion: job.masking.version, tables: plan.tables.length }, 'dumping without the excluded tables\' data');
+    return { ...backup, method: 'exclude-table-data' };
+  }
   const scratch = scratchName(driver.prefix, job.jobId, options.attemptId);
   const log = options.logger.child({ scratch, maskingVersion: job.masking.version });
   const drop = () =>
@@ -78,6 +86,7 @@ export async function sanitizedBackup(
     const backup = await driver.backup(scratch, { signal: options.signal, attemptId: options.attemptId, jobId: job.jobId });
     return {
       ...backup,
+      method: 'scratch',
       tableRowCounts,
       cleanup: async () => {
         await backup.cleanup().finally(drop);

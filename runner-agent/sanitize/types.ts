@@ -42,6 +42,13 @@ export interface ScratchDriver {
   backup(scratch: string, options: { signal: AbortSignal; attemptId: string; jobId: string }): Promise<EngineBackup>;
   /** Idempotent: a database that is gone already is fine. */
   drop(scratch: string): Promise<void>;
+  /** PostgreSQL's shortcut when the rules only exclude table data: the source's catalog and a dump without those rows. */
+  sourceColumns?(sourceDatabase: string): Promise<CatalogColumn[]>;
+  backupSourceExcludingData?(
+    sourceDatabase: string,
+    tables: Array<{ schema: string; table: string }>,
+    options: { signal: AbortSignal; attemptId: string; jobId: string },
+  ): Promise<EngineBackup>;
   /** Drops every database with the prefix (leftovers of a crashed run); returns their names. */
   dropLeftovers(): Promise<string[]>;
 }

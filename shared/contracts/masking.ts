@@ -65,8 +65,7 @@ export const MaskingRuleSet = z
       if (seen.has(key)) ctx.addIssue({ code: 'custom', path: ['rules', index], message: 'duplicates an earlier rule for the same table/column' });
       seen.add(key);
     });
-  })
-  .meta({ id: 'MaskingRuleSet' });
+  });
 export type MaskingRuleSet = z.output<typeof MaskingRuleSet>;
 
 export function isColumnRule(rule: MaskingRule): rule is ColumnMaskingRule {

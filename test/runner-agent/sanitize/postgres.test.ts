@@ -136,6 +136,33 @@ describe.skipIf(!postgresAvailable)('sanitized copy on real PostgreSQL', () => {
     expect(await fx.scratchDatabases()).toEqual([]);
   });
 
+  it('uses pg_dump --exclude-table-data when the rules only exclude data: no scratch database, empty audit_log', async () => {
+    const source = await fx.seededDatabase();
+    const masking = MaskingRuleSet.parse({ version: 1, rules: [{ table: 'audit_log', strategy: 'excludeData' }], sensitivePatterns: ['action'] });
+    const backup = await sanitizedBackup({ jobId: crypto.randomUUID(), databaseName: source, masking }, fx.driver, options());
+    expect(backup.method).toBe('exclude-table-data');
+    expect(await fx.scratchDatabases()).toEqual([]);
+    const dumpFile = join(workDir, `${source}-excl.dump`);
+    await Promise.all([pipeline(backup.stream, createWriteStream(dumpFile)), backup.done]);
+    await backup.cleanup();
+    expect(backup.tableRowCounts).toEqual({ 'public.users': USERS, 'public.orders': ORDERS, 'public.audit_log': 0 });
+    const restored = decodeURIComponent(new URL(await fx.postgres.createDatabase()).pathname.slice(1));
+    await run(join(dirname(findPgDump(fx.settings.binDir)), 'pg_restore'), ['--no-owner', '--exit-on-error', '--dbname', restored, dumpFile], {
+      env: { ...process.env, PGHOST: fx.settings.host, PGPORT: String(fx.settings.port), PGUSER: fx.settings.user, PGPASSWORD: fx.settings.password ?? '' },
+    });
+    const counts = await fx.withClient(restored, async (db) => (await db.query('SELECT (SELECT count(*) FROM audit_log) AS audit, (SELECT count(*) FROM users) AS users')).rows[0]);
+    expect(counts).toEqual({ audit: '0', users: String(USERS) });
+  });
+
+  it('still refuses uncovered sensitive columns on the exclude-table-data path', async () => {
+    const source = await fx.seededDatabase();
+    const masking = MaskingRuleSet.parse({ version: 1, rules: [{ table: 'audit_log', strategy: 'excludeData' }] });
+    await expect(sanitizedBackup({ jobId: crypto.randomUUID(), databaseName: source, masking }, fx.driver, options())).rejects.toMatchObject({
+      code: 'sensitive_column_uncovered',
+      message: expect.stringContaining('"public"."users"."email"'),
+    });
+  });
+
   it('drops leftovers of a crashed run at start-up, and only those', async () => {
     const leftover = `${fx.prefix}crashed_run`;
     await fx.withClient('postgres', (db) => db.query(`CREATE DATABASE ${leftover}`));
