@@ -13,10 +13,11 @@ import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
 import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresEngine } from './engines/postgres.js';
-import { createSqlServerEngine } from './engines/sqlserver.js';
+import { createSqlServerEngine, defaultConnector } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
 import { createPostgresScratch } from './sanitize/postgres.js';
+import { createSqlServerScratch } from './sanitize/sqlserver.js';
 import type { ScratchDriver } from './sanitize/types.js';
 import { KeyedSemaphore } from './semaphore.js';
 
@@ -48,6 +49,18 @@ export function buildScratch(config: RunnerConfig, credential?: TokenCredential)
   const { scratch } = config;
   if (scratch?.postgres && config.postgres) {
     drivers.postgres = createPostgresScratch({ source: config.postgres, scratch: scratch.postgres, prefix: scratch.prefix });
+  }
+  if (scratch?.sqlServer && config.sqlServer) {
+    const { connection, dataDirectory, logDirectory } = scratch.sqlServer;
+    drivers.sqlserver = createSqlServerScratch({
+      source: config.sqlServer,
+      connection: connection ?? config.sqlServer,
+      dataDirectory,
+      ...(logDirectory ? { logDirectory } : {}),
+      prefix: scratch.prefix,
+      workDir: config.workDir,
+      connect: (settings, database) => defaultConnector(settings, credential, database),
+    });
   }
   return drivers;
 }
