@@ -8,6 +8,7 @@ import { backupEngines } from '../contracts/common.js';
 import { jobStatuses } from '../contracts/jobs.js';
 
 export const jobTriggers = ['user', 'schedule'] as const;
+export const restoreResults = ['passed', 'failed'] as const;
 
 /** Column widths. Ids are UUID strings; names follow the zod limits in shared/contracts. */
 export const len = {
@@ -32,6 +33,7 @@ export const len = {
   target: 200,
   ip: 64,
   userAgent: 512,
+  restoreResult: 16,
 } as const;
 
 /**
@@ -50,4 +52,5 @@ export const enumValues = {
   trigger: jobTriggers,
   actorType: actorTypes,
   action: auditActions,
+  restoreResult: restoreResults,
 } as const;

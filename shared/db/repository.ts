@@ -56,7 +56,9 @@ export interface RepositoryOptions {
 
 /** Fields of a job patch that map 1:1 to job columns (JobPatch is a subset of JobRecord). */
 function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
-  return patch ? definedOnly(patch) : {};
+  if (!patch) return {};
+  const { tableRowCounts, ...columns } = patch;
+  return { ...definedOnly(columns), ...(tableRowCounts === undefined ? {} : { tableRowCounts: tableRowCounts && JSON.stringify(tableRowCounts) }) };
 }
 
 /**
@@ -165,6 +167,12 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       acceptedAt: null,
       completedAt: null,
       expiresAt: null,
+      maskingVersion: null,
+      tableRowCounts: null,
+      restoreVerifiedAt: null,
+      restoreDurationMs: null,
+      restoreResult: null,
+      restoreError: null,
     };
     return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }
@@ -313,6 +321,18 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         { progressPercent: progress.percent, progressBytes: progress.bytes, updatedAt: progress.at ?? now() },
         and(eq(t.jobs.id, id), inArray(t.jobs.status, runnableStatuses as JobStatus[]))!,
       );
+    },
+
+    async recordRestoreRehearsal(id, outcome, audit) {
+      const set = {
+        restoreVerifiedAt: outcome.at,
+        restoreDurationMs: outcome.durationMs,
+        restoreResult: outcome.result,
+        restoreError: outcome.error,
+        updatedAt: outcome.at,
+      };
+      // Only a backup that still exists has something to rehearse.
+      return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, audit.at ?? outcome.at, toJobRecord, id);
     },
 
     async recordDownloadLink(id, link, audit) {

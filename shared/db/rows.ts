@@ -50,7 +50,12 @@ export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {
 }
 
 export function toJobRecord(row: JobRow): JobRecord {
-  return { ...row, options: JSON.parse(row.options) as JobRecord['options'] };
+  return {
+    ...row,
+    options: JSON.parse(row.options) as JobRecord['options'],
+    tableRowCounts: row.tableRowCounts == null ? null : (JSON.parse(row.tableRowCounts) as Record<string, number>),
+    restoreResult: row.restoreResult as JobRecord['restoreResult'],
+  };
 }
 
 export function toAuditRecord(row: AuditRow): AuditRecord {

@@ -129,7 +129,13 @@ async function recordEveryStatement(): Promise<Recorded[]> {
       return store.listJobs({ requesterOid: 'oid', status: 'Queued', limit: 10, cursor });
     },
     transitionJob: () =>
-      store.transitionJob(id, { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date() } }, audit),
+      store.transitionJob(
+        id,
+        { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date(), maskingVersion: 3, tableRowCounts: { 'dbo.t': 1 } } },
+        audit,
+      ),
+    recordRestoreRehearsal: () =>
+      store.recordRestoreRehearsal(id, { at: new Date(), durationMs: 1200, result: 'failed', error: 'row_count_mismatch' }, audit),
     updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
@@ -179,7 +185,7 @@ describe('SQL Server statements', async () => {
       [
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
-        'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
+        'listServers', 'ping', 'recordDownloadLink', 'recordRestoreRehearsal', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
       ],
     );
     const operationOf = (sql: string) => {
