@@ -9,6 +9,8 @@
  *                      server (--source's server, else PG_URL), registered with masking rules; the copy is restored
  *                      elsewhere and checked to hold none of the original values
  *   --compression X    none | gzip | zstd (default gzip)
+ *   --cors-origin URL  allow a browser page on this origin (e.g. a portal on http://127.0.0.1:5173) to call
+ *                      the API; repeatable. Default: the CORS_ORIGINS setting, if set
  *   --verbose          print the hosts' logs too
  */
 import { spawnSync } from 'node:child_process';
@@ -17,7 +19,7 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
 
-const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--sanitized] [--compression none|gzip|zstd] [--verbose]
+const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--sanitized] [--compression none|gzip|zstd] [--cors-origin URL]... [--verbose]
 
 Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OAuth), a local OIDC issuer
 (Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
@@ -30,6 +32,7 @@ const { values: args } = parseArgs({
     sanitized: { type: 'boolean', default: false },
     compression: { type: 'string', default: 'gzip' },
     verbose: { type: 'boolean', default: false },
+    'cors-origin': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -74,7 +77,10 @@ function expectStatus(response: { status: number; text: string }, expected: numb
   if (response.status !== expected) throw new Error(`expected HTTP ${expected}, got ${response.status}: ${response.text.slice(0, 400)}`);
 }
 
-const stack = await startLocalStack({ log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined });
+const stack = await startLocalStack({
+  log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined,
+  ...(args['cors-origin'] ? { corsOrigins: args['cors-origin'] } : {}),
+});
 const { startSanitizedDemo } = await import('./sanitized-demo.js');
 const sanitized = args.sanitized ? await startSanitizedDemo(args.source ?? process.env.PG_URL!) : undefined;
 const source = args.source || sanitized ? undefined : await startEmbeddedSource();

@@ -13,7 +13,15 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import sql from 'mssql';
 import type { SqlServerSettings } from '../config.js';
-import { backupStatement, createSqlServerEngine, mapSqlError, quoteIdentifier, type SqlPool } from '../engines/sqlserver.js';
+import {
+  backupStatement,
+  createSqlServerEngine,
+  mapSqlError,
+  quoteIdentifier,
+  serverFactsFrom,
+  serverFactsStatement,
+  type SqlPool,
+} from '../engines/sqlserver.js';
 import { JobFailure } from '../errors.js';
 import type { MaskingPlan, PlannedColumn } from './plan.js';
 import { FAKE_EMAIL_LENGTH } from './plan.js';
@@ -173,7 +181,9 @@ export function createSqlServerScratch(options: SqlServerScratchOptions): Scratc
     async restoreFromSource(sourceDatabase, scratch) {
       const file = `${scratch}.bak`;
       try {
-        await run(pool(options.source), backupStatement(sourceDatabase), { path: serverPath(options.source, file) }).catch((error: unknown) => {
+        // Express and Web cannot write compressed backups: ask the source instance, as the engine does.
+        const { compression } = serverFactsFrom((await run(pool(options.source), serverFactsStatement)).recordset?.[0]);
+        await run(pool(options.source), backupStatement(sourceDatabase, { compression }), { path: serverPath(options.source, file) }).catch((error: unknown) => {
           throw mapSqlError(error, 'backup');
         });
         await restoreFile(serverPath(connection, file), scratch);

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MaskingRuleSet } from '../../../shared/contracts/masking.js';
 import type { SqlServerSettings } from '../../../runner-agent/config.js';
-import { databaseLookupStatement, type SqlPool, type SqlRequest } from '../../../runner-agent/engines/sqlserver.js';
+import { databaseLookupStatement, serverFactsStatement, type SqlPool, type SqlRequest } from '../../../runner-agent/engines/sqlserver.js';
 import { silentLogger } from '../../../runner-agent/logger.js';
 import { sanitizedBackup } from '../../../runner-agent/sanitize/sanitized-backup.js';
 import {
@@ -17,7 +17,15 @@ import {
 } from '../../../runner-agent/sanitize/sqlserver.js';
 import { assertTsql, parseTsql } from './tsql.js';
 
-const settings: SqlServerSettings = { host: 'sql01', auth: { type: 'sql', user: 'runner', password: 'x' }, encrypt: true, trustServerCertificate: false, verify: true };
+const settings: SqlServerSettings = {
+  host: 'sql01',
+  auth: { type: 'sql', user: 'runner', password: 'x' },
+  encrypt: true,
+  trustServerCertificate: false,
+  verify: true,
+  whenVerifyNotPermitted: 'fail',
+  odbcDriver: 'ODBC Driver 18 for SQL Server',
+};
 const workDir = mkdtempSync(join(tmpdir(), 'dbdist-sql-scratch-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
@@ -53,6 +61,7 @@ function scriptedInstance(options: { failMasking?: boolean; leftovers?: string[]
         on: () => request,
         async query(command) {
           calls.push({ database, command, inputs: { ...inputs } });
+          if (command === serverFactsStatement) return { recordset: [{ engine_edition: 3, edition: 'Enterprise Edition', can_verify: 1 }] };
           if (command === databaseLookupStatement) return { recordset: [{ name: inputs.name, state_desc: 'ONLINE' }] };
           if (command.startsWith('BACKUP DATABASE')) writeFileSync(String(inputs.path), Buffer.alloc(512, 1));
           if (command === fileListStatement) return { recordset: [{ LogicalName: 'crm', Type: 'D' }, { LogicalName: 'crm_log', Type: 'L' }] };
@@ -112,10 +121,10 @@ describe('SQL Server scratch target (scripted instance)', () => {
     const backup = await sanitizedBackup({ jobId: '5d1e6c4a-0000-4000-8000-000000000001', databaseName: 'crm]prod', masking: rules }, driver(instance), options());
     const scratch = 'dbdist_scratch_5d1e6c4a0000_a1b2c3';
     const flow = instance.calls.map((c) => `${c.database}: ${c.command.split(/\s+/).slice(0, 2).join(' ')}`);
-    expect(flow.slice(0, 4)).toEqual(['master: BACKUP DATABASE', 'master: RESTORE FILELISTONLY', 'master: RESTORE DATABASE', `${scratch}: SELECT c.TABLE_SCHEMA`]);
-    expect(instance.calls[0]!.command).toContain('[crm]]prod]');
+    expect(flow.slice(0, 5)).toEqual(['master: SELECT CAST(SERVERPROPERTY(\'EngineEdition\')', 'master: BACKUP DATABASE', 'master: RESTORE FILELISTONLY', 'master: RESTORE DATABASE', `${scratch}: SELECT c.TABLE_SCHEMA`]);
+    expect(instance.calls[1]!.command).toContain('[crm]]prod]');
 
-    const restore = instance.calls[2]!;
+    const restore = instance.calls[3]!;
     expect(restore.command).toBe(`RESTORE DATABASE [${scratch}] FROM DISK = @path WITH MOVE @logical0 TO @physical0, MOVE @logical1 TO @physical1, CHECKSUM, RECOVERY, STATS = 10`);
     expect(restore.inputs).toMatchObject({
       logical0: 'crm',
