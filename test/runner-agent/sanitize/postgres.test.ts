@@ -163,6 +163,30 @@ describe.skipIf(!postgresAvailable)('sanitized copy on real PostgreSQL', () => {
     });
   });
 
+  it('drops the scratch database when the job is cancelled midway', async () => {
+    const source = await fx.seededDatabase();
+    const stop = new AbortController();
+    const scratchSeen = new Promise<void>((resolve) => {
+      const poll = setInterval(async () => {
+        if ((await fx.scratchDatabases()).length > 0) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 5);
+    });
+    const running = sanitizedBackup({ jobId: crypto.randomUUID(), databaseName: source, masking: rules() }, fx.driver, { ...options(), signal: stop.signal });
+    await scratchSeen;
+    stop.abort(new Error('cancelled'));
+    const outcome = await running.then(async (backup) => {
+      // Aborted after the copy was ready: the engine's stream fails, and cleanup (the job runner's finally) drops it.
+      await Promise.all([backup.done.catch(() => undefined), backup.stream.resume()]);
+      await backup.cleanup();
+      return 'returned';
+    }, () => 'rejected');
+    expect(['returned', 'rejected']).toContain(outcome);
+    expect(await fx.scratchDatabases()).toEqual([]);
+  });
+
   it('drops leftovers of a crashed run at start-up, and only those', async () => {
     const leftover = `${fx.prefix}crashed_run`;
     await fx.withClient('postgres', (db) => db.query(`CREATE DATABASE ${leftover}`));
