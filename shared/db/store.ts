@@ -52,6 +52,8 @@ export interface JobRecord {
   blobPath: string;
   progressPercent: number | null;
   progressBytes: number | null;
+  /** When progress was last written. */
+  progressUpdatedAt: Date | null;
   sizeBytes: number | null;
   sha256: string | null;
   errorCode: string | null;
@@ -224,7 +226,11 @@ export interface Store {
     audit: AuditEntry,
   ): Promise<TransitionResult>;
   /** Progress is not a state change: no audit row, no status check beyond "still running" (Queued or Running). */
-  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }): Promise<void>;
+  /**
+   * Progress on a runnable job (no audit row). With `notWithinMs`, nothing is written when progress was written
+   * less than that long before `at` (one conditional statement, so concurrent instances agree). True if written.
+   */
+  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }, options?: { notWithinMs?: number }): Promise<boolean>;
   /** Records a rehearsal's outcome on an Available job with its `restore.rehearsed` audit row, in one transaction. */
   recordRestoreRehearsal(id: string, outcome: RestoreRehearsalRecord, audit: AuditEntry): Promise<JobRecord | undefined>;
   /**

@@ -139,7 +139,10 @@ async function recordEveryStatement(): Promise<Recorded[]> {
       ),
     recordRestoreRehearsal: () =>
       store.recordRestoreRehearsal(id, { at: new Date(), durationMs: 1200, result: 'failed', error: 'row_count_mismatch' }, audit),
-    updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
+    updateJobProgress: async () => {
+      await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
+      return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
+    },
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     appendAudit: () => store.appendAudit(audit),
