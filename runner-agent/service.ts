@@ -72,6 +72,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       engines,
       ...(encryptionKey ? { encryptionKey } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
+      outageBoundMs: config.outageBoundSeconds * 1000,
     },
   });
 

@@ -4,7 +4,7 @@
  * answers 409 with its status in the problem's `jobStatus` member, which is the runner's signal to stop.
  */
 import { runnableStatuses } from '../shared/contracts/jobs.js';
-import { ORCHESTRATION_EVENTS, type RunnerEvent, type RunnerEventAck, type UploadTarget } from '../shared/contracts/runner.js';
+import { CommittedBlob, ORCHESTRATION_EVENTS, type RunnerEvent, type RunnerEventAck, type UploadTarget } from '../shared/contracts/runner.js';
 import type { JobRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
 import { loadJob } from './jobs.js';
@@ -27,6 +27,23 @@ async function loadRunnableJob(scope: RequestScope, jobId: string): Promise<JobR
   return job;
 }
 
+/**
+ * The job's backup as committed by an earlier delivery: the blob's own length and the metadata the runner set
+ * at commit, for this job id. Anything else (no blob, another job's metadata, a length that disagrees) is
+ * nothing to finish. The orchestration verifies the bytes again before the job becomes Available.
+ */
+async function committedBackup(scope: RequestScope, job: JobRecord): Promise<CommittedBlob | undefined> {
+  const facts = await scope.deps.blobs.getBlobFacts(job.blobPath);
+  if (!facts || facts.metadata.jobid !== job.id || Number(facts.metadata.size) !== facts.sizeBytes) return undefined;
+  const parsed = CommittedBlob.safeParse({
+    sizeBytes: facts.sizeBytes,
+    sha256: facts.metadata.sha256,
+    compression: facts.metadata.compression,
+    encrypted: facts.metadata.encrypted === 'true',
+  });
+  return parsed.success ? parsed.data : undefined;
+}
+
 /** A fresh create+write SAS for exactly the job's blob path, while the job is runnable. */
 export async function issueUploadTarget(scope: RequestScope, jobId: string): Promise<UploadTarget> {
   assertRunnerApplication(scope);
@@ -43,7 +60,8 @@ export async function issueUploadTarget(scope: RequestScope, jobId: string): Pro
     detail: { blobPath: job.blobPath, expiresAt: sas.expiresAt.toISOString() },
     at: now,
   });
-  return { blobPath: job.blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString() };
+  const committed = await committedBackup(scope, job);
+  return { blobPath: job.blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString(), ...(committed ? { committed } : {}) };
 }
 
 /**

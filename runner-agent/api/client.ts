@@ -13,6 +13,9 @@ import { ConfidentialClientApplication, type Configuration } from '@azure/msal-n
 import { RunnerEventAck, UploadTarget, type RunnerEvent } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
+import { abortableSleep, backoffDelayMs } from '../outage.js';
+
+export { backoffDelayMs } from '../outage.js';
 
 export interface TokenProvider {
   /** A bearer token for the API; `forceRefresh` bypasses any cache (after a 401). */
@@ -76,12 +79,6 @@ export const defaultRetryPolicy: RetryPolicy = { maxAttempts: 6, baseDelayMs: 50
 /** A Retry-After longer than this is not waited for in one go (the message lock is renewed meanwhile). */
 const maxRetryAfterMs = 60_000;
 
-/** Full jitter: a uniformly random wait between 0 and the exponential ceiling (AWS architecture blog). */
-export function backoffDelayMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  return Math.floor(random() * ceiling);
-}
-
 /** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfterMs(value: string | null, now: number = Date.now()): number | undefined {
   if (!value) return undefined;
@@ -110,21 +107,6 @@ const codeByStatus: Record<number, ErrorCode> = {
   403: 'forbidden',
   404: 'not_found',
 };
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;

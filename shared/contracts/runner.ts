@@ -59,12 +59,28 @@ export type FailedEvent = z.infer<typeof FailedEvent>;
 export const RunnerEventAck = z.object({ jobId: z.string(), status: JobStatus, duplicate: z.boolean() }).meta({ id: 'RunnerEventAck' });
 export type RunnerEventAck = z.infer<typeof RunnerEventAck>;
 
-/** Answer to `POST /api/runner/jobs/{id}/upload-target`: a write-only SAS for the job's blob. */
+/** What the control plane read from a blob the runner committed earlier (its metadata and its length). */
+export const CommittedBlob = z
+  .object({
+    sizeBytes: z.number().int().nonnegative(),
+    sha256: sha256Hex,
+    compression: Compression,
+    encrypted: z.boolean(),
+  })
+  .meta({ id: 'CommittedBlob' });
+export type CommittedBlob = z.infer<typeof CommittedBlob>;
+
+/**
+ * Answer to `POST /api/runner/jobs/{id}/upload-target`: a write-only SAS for the job's blob, and `committed`
+ * when that blob already holds this job's backup (an earlier delivery committed it but could not report it):
+ * the runner then reports `uploaded` with those facts instead of backing up again.
+ */
 export const UploadTarget = z
   .object({
     blobPath: z.string(),
     url: z.url(),
     expiresAt: isoDateTime,
+    committed: CommittedBlob.optional(),
   })
   .meta({ id: 'UploadTarget' });
 export type UploadTarget = z.infer<typeof UploadTarget>;

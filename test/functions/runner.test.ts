@@ -51,6 +51,22 @@ describe('POST /api/runner/jobs/{id}/upload-target', () => {
   it('answers 404 for an unknown job', async () => {
     expect((await uploadTarget(randomUUID())).status).toBe(404);
   });
+
+  it("says when the job's blob is already committed with this job's metadata, from the blob's own length", async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    expect((await uploadTarget(job.id)).json.committed).toBeUndefined();
+    const sha256 = 'ab'.repeat(32);
+    const metadata = { sha256, size: '10', jobid: job.id, compression: 'gzip', encrypted: 'false' };
+    const blob = t.container.getBlockBlobClient(job.blobPath);
+    await blob.upload('dump bytes', 10, { metadata });
+    expect((await uploadTarget(job.id)).json.committed).toEqual({ sizeBytes: 10, sha256, compression: 'gzip', encrypted: false });
+
+    // Another job's metadata, or a size that disagrees with the blob, is nothing to finish.
+    await blob.upload('dump bytes', 10, { metadata: { ...metadata, jobid: randomUUID() } });
+    expect((await uploadTarget(job.id)).json.committed).toBeUndefined();
+    await blob.upload('dump bytes', 10, { metadata: { ...metadata, size: '11' } });
+    expect((await uploadTarget(job.id)).json.committed).toBeUndefined();
+  });
 });
 
 describe('POST /api/runner/jobs/{id}/events', () => {
