@@ -52,9 +52,13 @@ export function readClientCertificate(path: string): { privateKey: string; thumb
  * Entra when it nears expiry.
  */
 export function msalTokenProvider(credentials: EntraAppCredentials, scope: string): TokenProvider {
+  const authorityHost = credentials.authorityHost.replace(/\/+$/, '');
   const auth: Configuration['auth'] = {
     clientId: credentials.clientId,
-    authority: `${credentials.authorityHost.replace(/\/+$/, '')}/${credentials.tenantId}`,
+    authority: `${authorityHost}/${credentials.tenantId}`,
+    // The configured host is trusted as is: no instance discovery call to login.microsoftonline.com, which an
+    // on-prem host may not reach and a sovereign cloud or local issuer does not answer.
+    knownAuthorities: [new URL(authorityHost).host],
   };
   if (credentials.certificatePath) auth.clientCertificate = readClientCertificate(credentials.certificatePath);
   else auth.clientSecret = credentials.clientSecret;
