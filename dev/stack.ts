@@ -30,7 +30,7 @@ import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcI
 import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
-import { startHttpHost, type RunningHttpHost } from './http-host.js';
+import { startHttpHost, type HttpHostOptions, type RunningHttpHost } from './http-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
 export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
@@ -72,6 +72,8 @@ export interface LocalStack {
   tokens: DemoTokens;
   /** Calls the API over loopback HTTPS, as the portal would. */
   api<T = unknown>(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<ApiResponse<T>>;
+  /** Sees every API request before its handler; `'drop'` resets the connection unanswered (outage tests). */
+  interceptApi(intercept: HttpHostOptions['intercept'] | undefined): void;
   /** Starts a runner agent for `serverId`'s subscription; stop it to simulate a shutdown or a crash. */
   startRunner(options: RunnerOptions): Promise<RunningRunner>;
   stop(): Promise<void>;
@@ -99,6 +101,17 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
   lockDurationMs?: number;
+  /** Deliveries before Service Bus dead-letters a message (default 10, as Service Bus). */
+  maxDeliveryCount?: number;
+}
+
+/** The subscription a runner for `serverId` receives from (filtered on the serverId property), created once. */
+export function ensureRunnerSubscription(broker: ServiceBusBroker, serverId: string): string {
+  const subscription = `runner-${serverId}`;
+  if (!broker.exists(JOBS_TOPIC, subscription)) {
+    broker.createSubscription(JOBS_TOPIC, subscription, { filter: `serverId = '${serverId}'` });
+  }
+  return subscription;
 }
 
 /**
@@ -127,7 +140,11 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     startOidcIssuer({ tls: cert }),
     startAzurite(),
     createPgliteStore(),
-    ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] }),
+    ServiceBusBroker.start({
+      lockDurationMs: options.lockDurationMs ?? 30_000,
+      ...(options.maxDeliveryCount ? { maxDeliveryCount: options.maxDeliveryCount } : {}),
+      topics: [{ name: JOBS_TOPIC }],
+    }),
   ]);
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
@@ -148,7 +165,14 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     orchestrations: () => orchestrations,
   };
   setDeps(deps);
-  const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
+  let intercept: HttpHostOptions['intercept'];
+  const http: RunningHttpHost = await startHttpHost({
+    routes: registeredRoutes(),
+    routePrefix,
+    tls: cert,
+    log,
+    intercept: (request) => intercept?.(request) ?? 'pass',
+  });
 
   const requesterGroupId = randomUUID();
   const user = (name: string, groups: string[]) =>
@@ -179,10 +203,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const runners = new Set<RunningRunner>();
   async function startRunner(runner: RunnerOptions): Promise<RunningRunner> {
     const runnerId = runner.runnerId ?? `runner-${randomUUID().slice(0, 8)}`;
-    const subscription = `runner-${runner.serverId}`;
-    if (!broker.exists(JOBS_TOPIC, subscription)) {
-      broker.createSubscription(JOBS_TOPIC, subscription, { filter: `serverId = '${runner.serverId}'` });
-    }
+    const subscription = ensureRunnerSubscription(broker, runner.serverId);
     const client = serviceBusClientFrom({ connectionString: broker.connectionString });
     const logger = runner.logger ?? silentLogger();
     const consumer = new JobConsumer({
@@ -236,6 +257,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     requesterGroupId,
     tokens,
     api,
+    interceptApi: (next) => (intercept = next),
     startRunner,
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);

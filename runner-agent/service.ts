@@ -17,6 +17,9 @@ import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
 import { KeyedSemaphore } from './semaphore.js';
 
+/** Per-call retries of the service's API client (the outage bound covers anything longer). */
+export const serviceApiRetry = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 2_000 };
+
 /** The runner's Entra app credential for Service Bus (and SQL Server with `auth.type = entra`). */
 export function entraCredential(entra: RunnerConfig['entra']): TokenCredential {
   const options = { authorityHost: entra.authorityHost };
@@ -55,7 +58,8 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
   const credential = entraCredential(config.entra);
   const engines = buildEngines(config, credential);
-  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
+  // A few quick retries per call; a longer outage is waited out by the job runner, within outageBoundSeconds.
+  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger, retry: serviceApiRetry });
   const client = buildServiceBusClient(config, credential);
   const consumer = new JobConsumer({
     client,
