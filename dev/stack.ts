@@ -13,7 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
-import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { createDeadLetterInbox, createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { failDeadLetteredJobs } from '../services/dead-letters.js';
 import type { Store } from '../shared/db/store.js';
 import type { Deps, Limits } from '../services/deps.js';
 import { setDeps } from '../services/deps.js';
@@ -103,6 +104,8 @@ export interface StackOptions {
   lockDurationMs?: number;
   /** Deliveries before Service Bus dead-letters a message (default 10, as Service Bus). */
   maxDeliveryCount?: number;
+  /** How often the dead-letter watch runs (the Function App's timer runs every minute); default 1 s. */
+  deadLetterSweepMs?: number;
 }
 
 /** The subscription a runner for `serverId` receives from (filtered on the serverId property), created once. */
@@ -154,8 +157,16 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     log,
   });
   const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB_ORCHESTRATOR);
+  const deadLetterClient = serviceBusClientFrom({ connectionString: broker.connectionString });
+  const deadLetters = createDeadLetterInbox({
+    client: deadLetterClient,
+    topic: JOBS_TOPIC,
+    subscriptions: () => broker.subscriptionsOf(JOBS_TOPIC),
+    maxWaitTimeInMs: 200,
+  });
   const deps: Deps = {
     store,
+    deadLetters,
     blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
     queue,
     tokens: validatorFor(issuer),
@@ -165,6 +176,15 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     orchestrations: () => orchestrations,
   };
   setDeps(deps);
+  // The dead-letter timer, as the Functions host would run it (one run at a time).
+  let sweeping = false;
+  const deadLetterTimer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    failDeadLetteredJobs(deps, orchestrations, { log: (line) => log(`[dead-letters] ${line}`) })
+      .catch((error: unknown) => log(`[dead-letters] sweep failed: ${String(error)}`))
+      .finally(() => (sweeping = false));
+  }, options.deadLetterSweepMs ?? 1_000);
   let intercept: HttpHostOptions['intercept'];
   const http: RunningHttpHost = await startHttpHost({
     routes: registeredRoutes(),
@@ -261,6 +281,9 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     startRunner,
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
+      clearInterval(deadLetterTimer);
+      await deadLetters.close().catch(() => undefined);
+      await deadLetterClient.close().catch(() => undefined);
       durable.close();
       setDeps(undefined);
       await http.close().catch(() => undefined);

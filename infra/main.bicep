@@ -266,6 +266,7 @@ module functionApp 'modules/functionapp.bicep' = {
     backupContainerName: backupContainerName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     serviceBusJobsTopic: serviceBus.outputs.topicName
+    serviceBusRunnerSubscriptions: serviceBus.outputs.subscriptionNames
     sqlServer: sql.outputs.fullyQualifiedDomainName
     sqlDatabase: sql.outputs.databaseName
     sasTtlDefaultMinutes: sasTtlDefaultMinutes
@@ -285,6 +286,7 @@ module functionRoles 'modules/function-roles.bicep' = {
     hostStorageName: hostStorage.outputs.name
     serviceBusName: serviceBus.outputs.name
     serviceBusTopicName: serviceBus.outputs.topicName
+    serviceBusRunnerSubscriptions: serviceBus.outputs.subscriptionNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }

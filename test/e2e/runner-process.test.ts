@@ -193,4 +193,29 @@ pgTest('the runner as a separate process through API outages', () => {
     expect(served.runner.logs.some((line) => line.messageId === jobId && line.msg === 'message settled' && line.action === 'abandon')).toBe(true);
     expect(served.runner.logs.some((line) => line.jobId === jobId && line.msg === 'backup already committed by an earlier delivery; reporting it')).toBe(true);
   }, 120_000);
+
+  it('(c) API cut for longer than the bound: dead-lettered, and the job fails delivery_failed promptly, audited', async () => {
+    const served = await serveWithRunner(2);
+    const jobId = await requestBackup(served.databaseId);
+    stack.interceptApi((request) => {
+      if (!apiProxy.isCut && isEvent(request, jobId, 'progress')) apiProxy.cut(); // restored after the test
+      return 'pass';
+    });
+    const job = await waitForJob(jobId, ended, 'Failed');
+    expect(job).toMatchObject({ status: 'Failed', errorCode: 'delivery_failed' });
+    expect(job.errorMessage).toContain('MaxDeliveryCountExceeded');
+    const failedRow = (await auditOf(jobId)).find((row) => row.action === 'job.failed');
+    expect(failedRow).toMatchObject({ actorType: 'system', actorId: 'dead-letter-watcher' });
+    expect(failedRow?.detail).toMatchObject({ errorCode: 'delivery_failed', deadLetterReason: 'MaxDeliveryCountExceeded', deliveryCount: MAX_DELIVERIES });
+    // Every delivery was abandoned by the runner only after waiting out the bound; the last one dead-lettered it.
+    const abandons = served.runner.logs.filter((line) => line.messageId === jobId && line.msg === 'message settled' && line.action === 'abandon');
+    expect(abandons).toHaveLength(MAX_DELIVERIES);
+    const lastAbandonAt = Math.max(...abandons.map((line) => (typeof line.time === 'number' ? line.time : Date.parse(String(line.time)))));
+    expect(job.completedAt!.getTime() - lastAbandonAt).toBeLessThan(5_000);
+    // The dead letter was handled (completed right after the job failed), not left behind.
+    const deadline = Date.now() + 5_000;
+    while (deadLettersOf(served, jobId).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(deadLettersOf(served, jobId)).toHaveLength(0);
+    expect(served.engineRuns()).toBe(1);
+  }, 120_000);
 });

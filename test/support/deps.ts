@@ -124,6 +124,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
   const queue = new RecordingJobQueue();
   const deps: Deps = {
     store,
+    deadLetters: { receive: async () => [], close: async () => {} },
     blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
     queue,
     tokens: validatorFor(issuer),
