@@ -38,12 +38,13 @@ export interface RunnerProcessSetup {
   commandLine: string;
 }
 
-export function prepareRunnerProcess(stack: LocalStack, options: RunnerProcessOptions): RunnerProcessSetup {
+export async function prepareRunnerProcess(stack: LocalStack, options: RunnerProcessOptions & { bind?: boolean }): Promise<RunnerProcessSetup> {
   mkdirSync(options.dir, { recursive: true });
   const runnerId = options.runnerId ?? `runner-${randomUUID().slice(0, 8)}`;
   const certificate = createClientCertificate(options.dir, runnerId);
   const app = stack.issuer.registerClient({ certificatePem: certificate.certificatePem, roles: ['Runner'] });
   const subscription = ensureRunnerSubscription(stack.broker, options.serverId);
+  if (options.bind !== false) await stack.bindRunner(options.serverId, app);
   const config = {
     runnerId,
     serverIds: [options.serverId],

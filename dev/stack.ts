@@ -73,6 +73,8 @@ export interface LocalStack {
   tokens: DemoTokens;
   /** Calls the API over loopback HTTPS, as the portal would. */
   api<T = unknown>(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<ApiResponse<T>>;
+  /** Binds a runner identity to a server in the registry, as an Admin would (`PATCH /api/servers/{id}`). */
+  bindRunner(serverId: string, binding: { clientId: string; servicePrincipalId: string }): Promise<void>;
   /** Sees every API request before its handler; `'drop'` resets the connection unanswered (outage tests). */
   interceptApi(intercept: HttpHostOptions['intercept'] | undefined): void;
   /** Starts a runner agent for `serverId`'s subscription; stop it to simulate a shutdown or a crash. */
@@ -195,6 +197,18 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   });
 
   const requesterGroupId = randomUUID();
+  /** The identity of the in-process runners (`startRunner`), bound to each server they are started for. */
+  const inProcessRunner = { clientId: randomUUID(), servicePrincipalId: randomUUID() };
+  async function bindRunner(serverId: string, binding: { clientId: string; servicePrincipalId: string }): Promise<void> {
+    const server = await store.getServer(serverId);
+    if (!server) throw new Error(`server ${serverId} is not registered`);
+    if (server.runners.some((b) => b.clientId === binding.clientId)) return;
+    await store.updateServer(
+      serverId,
+      { runners: [...server.runners, binding] },
+      { actorType: 'system', actorId: 'sandbox', action: 'server.updated', target: `server/${serverId}`, detail: { runnerBound: binding } },
+    );
+  }
   const user = (name: string, groups: string[]) =>
     issuer.issueUserToken({ oid: randomUUID(), upn: `${name}@contoso.example`, name, groups, expiresIn: 8 * 3600 });
   const tokens: DemoTokens = {
@@ -202,7 +216,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     alice: user('alice', [testGroupIds.requester, requesterGroupId]),
     mallory: user('mallory', [testGroupIds.requester, randomUUID()]),
     auditor: user('auditor', [testGroupIds.auditor]),
-    runner: issuer.issueAppToken({ roles: ['Runner'], expiresIn: 8 * 3600 }),
+    runner: issuer.issueAppToken({ roles: ['Runner'], appId: inProcessRunner.clientId, oid: inProcessRunner.servicePrincipalId, expiresIn: 8 * 3600 }),
   };
 
   async function api<T>(method: string, path: string, request: { token?: string; body?: unknown } = {}): Promise<ApiResponse<T>> {
@@ -224,6 +238,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   async function startRunner(runner: RunnerOptions): Promise<RunningRunner> {
     const runnerId = runner.runnerId ?? `runner-${randomUUID().slice(0, 8)}`;
     const subscription = ensureRunnerSubscription(broker, runner.serverId);
+    await bindRunner(runner.serverId, inProcessRunner);
     const client = serviceBusClientFrom({ connectionString: broker.connectionString });
     const logger = runner.logger ?? silentLogger();
     const consumer = new JobConsumer({
@@ -278,6 +293,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     tokens,
     api,
     interceptApi: (next) => (intercept = next),
+    bindRunner,
     startRunner,
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);

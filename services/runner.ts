@@ -2,10 +2,15 @@
  * What the on-prem runner (app role Runner, application token) may do: get a write SAS for the job it is
  * running and report events, which are raised at the job's orchestration. A job that is no longer runnable
  * answers 409 with its status in the problem's `jobStatus` member, which is the runner's signal to stop.
+ *
+ * A runner may only act on servers it is bound to: the server's registry entry lists the runner identities
+ * (client id + service principal object id) allowed to serve it. Any other caller gets 403 and a
+ * `runner.denied` audit row, whatever the job's status. Runners also send a heartbeat; Admins list them.
  */
 import { runnableStatuses } from '../shared/contracts/jobs.js';
 import { CommittedBlob, ORCHESTRATION_EVENTS, type RunnerEvent, type RunnerEventAck, type UploadTarget } from '../shared/contracts/runner.js';
-import type { JobRecord } from '../shared/db/store.js';
+import type { JobRecord, RunnerBinding, ServerRecord } from '../shared/db/store.js';
+import type { RunnerHeartbeat, RunnerHeartbeatAck, RunnersView } from '../shared/contracts/runner.js';
 import { AppError } from '../shared/errors.js';
 import { loadJob } from './jobs.js';
 import { type RequestScope, auditActor } from './scope.js';
@@ -17,8 +22,33 @@ function assertRunnerApplication(scope: RequestScope): void {
   if (!scope.principal.isApplication) throw new AppError('forbidden', 'Only the runner application may call runner endpoints.');
 }
 
-async function loadRunnableJob(scope: RequestScope, jobId: string): Promise<JobRecord> {
+function bindingMatches(binding: RunnerBinding, scope: RequestScope): boolean {
+  const { clientId, oid } = scope.principal;
+  return binding.clientId.toLowerCase() === clientId?.toLowerCase() && binding.servicePrincipalId.toLowerCase() === oid.toLowerCase();
+}
+
+function serves(server: ServerRecord | undefined, scope: RequestScope): boolean {
+  return server !== undefined && server.runners.some((binding) => bindingMatches(binding, scope));
+}
+
+/** 403 + `runner.denied` audit row unless the calling runner is bound to the job's server. */
+async function assertServesJob(scope: RequestScope, job: JobRecord, endpoint: string): Promise<void> {
+  const server = await scope.deps.store.getServer(job.serverId);
+  if (serves(server, scope)) return;
+  await scope.deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'runner.denied',
+    target: `job/${job.id}`,
+    jobId: job.id,
+    detail: { endpoint, serverId: job.serverId, clientId: scope.principal.clientId ?? null, servicePrincipalId: scope.principal.oid },
+    at: scope.deps.now(),
+  });
+  throw new AppError('forbidden', `This runner (client id ${scope.principal.clientId ?? 'unknown'}) is not bound to the job's server ${job.serverId}.`);
+}
+
+async function loadRunnableJob(scope: RequestScope, jobId: string, endpoint: string): Promise<JobRecord> {
   const job = await loadJob(scope.deps, jobId);
+  await assertServesJob(scope, job, endpoint);
   if (!runnableStatuses.includes(job.status)) {
     throw new AppError('conflict', `Job ${job.id} is ${job.status}; the runner must stop working on it.`, {
       details: { jobStatus: job.status },
@@ -48,7 +78,7 @@ async function committedBackup(scope: RequestScope, job: JobRecord): Promise<Com
 export async function issueUploadTarget(scope: RequestScope, jobId: string): Promise<UploadTarget> {
   assertRunnerApplication(scope);
   const { deps } = scope;
-  const job = await loadRunnableJob(scope, jobId);
+  const job = await loadRunnableJob(scope, jobId, 'upload-target');
   const now = deps.now();
   const expiresAt = new Date(now.getTime() + deps.limits.uploadSasTtlMinutes * MINUTE_MS);
   const sas = await deps.blobs.issueWriteSas(job.blobPath, { expiresAt });
@@ -70,7 +100,7 @@ export async function issueUploadTarget(scope: RequestScope, jobId: string): Pro
  */
 export async function reportRunnerEvent(scope: RequestScope, jobId: string, event: RunnerEvent): Promise<RunnerEventAck> {
   assertRunnerApplication(scope);
-  const job = await loadRunnableJob(scope, jobId);
+  const job = await loadRunnableJob(scope, jobId, 'events');
   if (event.type === 'uploaded' && event.blobPath !== job.blobPath) {
     throw new AppError('validation_failed', `Job ${job.id} uploads to ${job.blobPath}, not ${event.blobPath}.`, {
       fieldErrors: [{ field: 'body.blobPath', message: `must be the job's blob path ${job.blobPath}` }],
@@ -78,4 +108,49 @@ export async function reportRunnerEvent(scope: RequestScope, jobId: string, even
   }
   await scope.orchestrations.raiseEvent(job.id, ORCHESTRATION_EVENTS.runner, event);
   return { jobId: job.id, status: job.status, duplicate: false };
+}
+
+/** A heartbeat is "live" for three of the runner's one-minute intervals. */
+export const RUNNER_LIVE_MS = 3 * MINUTE_MS;
+
+/** Records the runner host's heartbeat and tells it which of its servers it is bound to. */
+export async function recordHeartbeat(scope: RequestScope, heartbeat: RunnerHeartbeat): Promise<RunnerHeartbeatAck> {
+  assertRunnerApplication(scope);
+  const { deps, principal } = scope;
+  await deps.store.recordRunnerHeartbeat({
+    runnerId: heartbeat.runnerId,
+    clientId: principal.clientId ?? 'unknown',
+    servicePrincipalId: principal.oid,
+    version: heartbeat.version,
+    serverIds: heartbeat.serverIds,
+    inFlightJobs: heartbeat.inFlightJobs,
+    freeScratchBytes: heartbeat.freeScratchBytes ?? null,
+    lastSeenAt: deps.now(),
+  });
+  const servers = new Map((await deps.store.listServers()).map((server) => [server.id, server]));
+  const bound = heartbeat.serverIds.filter((id) => serves(servers.get(id), scope));
+  return { boundServerIds: bound, unboundServerIds: heartbeat.serverIds.filter((id) => !bound.includes(id)) };
+}
+
+/** Runner hosts by last heartbeat, and the servers that no live, bound runner serves. */
+export async function listRunners(scope: RequestScope): Promise<RunnersView> {
+  const { deps } = scope;
+  const now = deps.now().getTime();
+  const [heartbeats, servers] = await Promise.all([deps.store.listRunnerHeartbeats(), deps.store.listServers()]);
+  const runners = heartbeats.map((h) => ({
+    ...h,
+    lastSeenAt: h.lastSeenAt.toISOString(),
+    health: now - h.lastSeenAt.getTime() <= RUNNER_LIVE_MS ? ('live' as const) : ('stale' as const),
+  }));
+  const covered = (server: ServerRecord) =>
+    runners.some(
+      (runner) =>
+        runner.health === 'live' &&
+        runner.serverIds.includes(server.id) &&
+        server.runners.some((b) => b.clientId.toLowerCase() === runner.clientId.toLowerCase() && b.servicePrincipalId.toLowerCase() === runner.servicePrincipalId.toLowerCase()),
+    );
+  return {
+    runners,
+    serversWithoutLiveRunner: servers.filter((server) => !covered(server)).map((server) => ({ id: server.id, name: server.name })),
+  };
 }

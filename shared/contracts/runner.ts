@@ -85,6 +85,49 @@ export const UploadTarget = z
   .meta({ id: 'UploadTarget' });
 export type UploadTarget = z.infer<typeof UploadTarget>;
 
+/** `POST /api/runner/heartbeat`: what a runner host says about itself, every minute. */
+export const RunnerHeartbeat = z
+  .object({
+    runnerId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 letters, digits, dots, dashes or underscores'),
+    version: z.string().min(1).max(64),
+    /** The servers it is configured to serve. */
+    serverIds: z.array(z.uuid()).max(100),
+    inFlightJobs: z.number().int().nonnegative().max(10_000),
+    /** Free bytes in its work (scratch/temp) directory. */
+    freeScratchBytes: z.number().int().nonnegative().optional(),
+  })
+  .strict()
+  .meta({ id: 'RunnerHeartbeat' });
+export type RunnerHeartbeat = z.infer<typeof RunnerHeartbeat>;
+
+/** Answer to a heartbeat: which of its servers the registry lets it serve (others get 403 on their jobs). */
+export const RunnerHeartbeatAck = z
+  .object({ boundServerIds: z.array(z.string()), unboundServerIds: z.array(z.string()) })
+  .meta({ id: 'RunnerHeartbeatAck' });
+export type RunnerHeartbeatAck = z.infer<typeof RunnerHeartbeatAck>;
+
+/** `GET /api/runners` (Admin): the runner hosts seen, and which servers have no live runner. */
+export const RunnersView = z
+  .object({
+    runners: z.array(
+      z.object({
+        runnerId: z.string(),
+        clientId: z.string(),
+        servicePrincipalId: z.string(),
+        version: z.string(),
+        serverIds: z.array(z.string()),
+        inFlightJobs: z.number().int(),
+        freeScratchBytes: z.number().int().nullable(),
+        lastSeenAt: isoDateTime,
+        /** `live`: a heartbeat within the last 3 minutes; `stale` otherwise. */
+        health: z.enum(['live', 'stale']),
+      }),
+    ),
+    serversWithoutLiveRunner: z.array(z.object({ id: z.string(), name: z.string() })),
+  })
+  .meta({ id: 'RunnersView' });
+export type RunnersView = z.infer<typeof RunnersView>;
+
 /** External event names the orchestration waits for. Runner events share one name, see orchestrations/. */
 export const ORCHESTRATION_EVENTS = {
   runner: 'RunnerEvent',

@@ -6,18 +6,20 @@ import { randomUUID } from 'node:crypto';
 import type { AnyColumn } from 'drizzle-orm';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
-import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from './store.js';
+import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, RunnerHeartbeatRecord, ServerRecord } from './store.js';
 
 export type ServerRow = typeof pg.servers.$inferSelect;
 export type DatabaseRow = typeof pg.databases.$inferSelect;
 export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
+export type RunnerHeartbeatRow = typeof pg.runnerHeartbeats.$inferSelect;
 
 export interface Rows {
   servers: ServerRow;
   databases: DatabaseRow;
   jobs: JobRow;
   auditEvents: AuditRow;
+  runnerHeartbeats: RunnerHeartbeatRow;
 }
 export type TableName = keyof Rows;
 
@@ -31,11 +33,16 @@ const sameRows: [
   Same<DatabaseRow, typeof mssql.databases.$inferSelect>,
   Same<JobRow, typeof mssql.jobs.$inferSelect>,
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
-] = [true, true, true, true];
+  Same<RunnerHeartbeatRow, typeof mssql.runnerHeartbeats.$inferSelect>,
+] = [true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {
-  return { ...row };
+  return { ...row, runners: JSON.parse(row.runners) as ServerRecord['runners'] };
+}
+
+export function toRunnerHeartbeatRecord(row: RunnerHeartbeatRow): RunnerHeartbeatRecord {
+  return { ...row, serverIds: JSON.parse(row.serverIds) as string[] };
 }
 
 export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {

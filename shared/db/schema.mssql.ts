@@ -3,7 +3,7 @@
  * test/shared/db/schema.test.ts checks that they agree. Strings are nvarchar (Unicode), JSON is nvarchar(max).
  */
 import { sql } from 'drizzle-orm';
-import { bigint, bit, check, datetime2, float, index, mssqlTable, nvarchar, uniqueIndex } from 'drizzle-orm/mssql-core';
+import { bigint, bit, check, datetime2, float, index, int, mssqlTable, nvarchar, uniqueIndex } from 'drizzle-orm/mssql-core';
 import { enumValues, len, oneOf } from './columns.js';
 
 /** datetime2(3), stored as UTC (mssql's default useUTC). Millisecond precision: what a JS Date holds, so keyset cursors compare equal after a round trip. */
@@ -19,11 +19,27 @@ export const servers = mssqlTable(
     host: nvarchar('host', { length: len.host }).notNull(),
     engine: nvarchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
     description: nvarchar('description', { length: len.description }),
+    /** JSON array of RunnerBinding: the runner identities allowed to serve this server. */
+    runners: json('runners').notNull().default('[]'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
   (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
 );
+
+/** The last heartbeat of each runner host (`POST /api/runner/heartbeat`); not audited, overwritten each time. */
+export const runnerHeartbeats = mssqlTable('runner_heartbeats', {
+  id: nvarchar('id', { length: len.runnerKey }).primaryKey(),
+  runnerId: nvarchar('runner_id', { length: len.runnerId }).notNull(),
+  clientId: nvarchar('client_id', { length: len.oid }).notNull(),
+  servicePrincipalId: nvarchar('service_principal_id', { length: len.oid }).notNull(),
+  version: nvarchar('version', { length: len.version }).notNull(),
+  /** JSON array of the server ids the runner says it serves. */
+  serverIds: json('server_ids').notNull(),
+  inFlightJobs: int('in_flight_jobs').notNull(),
+  freeScratchBytes: bigint('free_scratch_bytes', { mode: 'number' }),
+  lastSeenAt: instant('last_seen_at').notNull(),
+});
 
 export const databases = mssqlTable(
   'databases',

@@ -83,7 +83,7 @@ async function serveWithRunner(outageBoundSeconds: number): Promise<Served> {
     body: { name: databaseName, requesterGroupIds: [stack.requesterGroupId] },
   });
   expect(database.status).toBe(201);
-  const setup = prepareRunnerProcess(stack, {
+  const setup = await prepareRunnerProcess(stack, {
     serverId: server.body.id,
     dir,
     apiBaseUrl: `https://127.0.0.1:${apiProxy.port}`,
