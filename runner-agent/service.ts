@@ -16,6 +16,7 @@ import { createSqlServerEngine } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
 import { KeyedSemaphore } from './semaphore.js';
+import { startHeartbeat } from './heartbeat.js';
 
 /** Per-call retries of the service's API client (the outage bound covers anything longer). */
 export const serviceApiRetry = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 2_000 };
@@ -103,8 +104,18 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   consumer.start();
+  const stopHeartbeat = startHeartbeat({
+    send: (heartbeat) => api.heartbeat(heartbeat),
+    runnerId: config.runnerId,
+    serverIds: config.serverIds ?? [],
+    workDir: config.workDir,
+    inFlightJobs: () => consumer.activeJobs,
+    intervalMs: config.heartbeatSeconds * 1000,
+    logger,
+  });
 
   const exit = await consumer.exited;
+  stopHeartbeat();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   await Promise.allSettled(Object.values(engines).map((engine) => engine.close?.()));

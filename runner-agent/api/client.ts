@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
-import { RunnerEventAck, UploadTarget, type RunnerEvent } from '../../shared/contracts/runner.js';
+import { RunnerEventAck, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
 import { abortableSleep, backoffDelayMs } from '../outage.js';
@@ -147,6 +147,15 @@ export class RunnerApiClient {
     const target = UploadTarget.safeParse(outcome.value);
     if (!target.success) throw new AppError('internal', `The API answered upload-target with an unexpected body: ${target.error.message}`);
     return { kind: 'ok', value: target.data };
+  }
+
+  /** The host's heartbeat; the answer names the servers the registry binds it to. */
+  async heartbeat(heartbeat: RunnerHeartbeat, options: { signal?: AbortSignal } = {}): Promise<RunnerHeartbeatAck> {
+    const outcome = await this.call('/api/runner/heartbeat', heartbeat, options.signal);
+    if (outcome.kind !== 'ok') throw new AppError('conflict', `The API answered the heartbeat with 409: ${outcome.detail}`);
+    const ack = RunnerHeartbeatAck.safeParse(outcome.value);
+    if (!ack.success) throw new AppError('internal', `The API answered the heartbeat with an unexpected body: ${ack.error.message}`);
+    return ack.data;
   }
 
   /**

@@ -67,10 +67,11 @@ interface Served {
   runner: RunnerProcess;
   /** pg_dump runs so far (each is one connection through the throttled proxy). */
   engineRuns: () => number;
+  clientId: string;
 }
 
 /** A server + database registered for this case, and a runner process (outage bound in seconds) serving it. */
-async function serveWithRunner(outageBoundSeconds: number): Promise<Served> {
+async function serveWithRunner(outageBoundSeconds: number, options: { bind?: boolean } = {}): Promise<Served> {
   const pgProxy = await startTcpProxy({ target: { host: postgres.host, port: postgres.port }, bytesPerSecond: PG_BYTES_PER_SECOND });
   proxies.push(pgProxy);
   const server = await stack.api<Json>('POST', '/api/servers', {
@@ -89,11 +90,12 @@ async function serveWithRunner(outageBoundSeconds: number): Promise<Served> {
     apiBaseUrl: `https://127.0.0.1:${apiProxy.port}`,
     postgres: { host: pgProxy.host, port: pgProxy.port, user: postgres.user, ...(new URL(postgres.url).password ? { password: decodeURIComponent(new URL(postgres.url).password) } : {}) },
     settings: { outageBoundSeconds, lockRenewalMaxMinutes: 10, logLevel: 'info' },
+    bind: options.bind ?? true,
   });
   const runner = spawnRunner(setup, { echo: Boolean(process.env.DBDIST_E2E_LOG) });
   runners.push(runner);
   await runner.waitForLog((line) => line.msg === 'listening for backup jobs', 30_000);
-  return { serverId: server.body.id, databaseId: database.body.id, runner, engineRuns: () => pgProxy.connections };
+  return { serverId: server.body.id, databaseId: database.body.id, runner, engineRuns: () => pgProxy.connections, clientId: setup.clientId };
 }
 
 async function requestBackup(databaseId: string): Promise<string> {
@@ -217,5 +219,34 @@ pgTest('the runner as a separate process through API outages', () => {
     while (deadLettersOf(served, jobId).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(deadLettersOf(served, jobId)).toHaveLength(0);
     expect(served.engineRuns()).toBe(1);
+  }, 120_000);
+
+  it('a bound runner process shows in GET /api/runners; an unbound one is refused (403, runner.denied audited) and never backs up', async () => {
+    const bound = await serveWithRunner(60);
+    const unbound = await serveWithRunner(1, { bind: false });
+    await unbound.runner.waitForLog((line) => String(line.msg).includes('does not bind this runner'), 15_000);
+    let runners = await stack.api<Json>('GET', '/api/runners', { token: stack.tokens.admin });
+    for (let tries = 0; tries < 50 && !runners.body.runners.some((r: Json) => r.clientId === bound.clientId); tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      runners = await stack.api<Json>('GET', '/api/runners', { token: stack.tokens.admin });
+    }
+    expect(runners.status).toBe(200);
+    const seen = runners.body.runners.find((r: Json) => r.clientId === bound.clientId);
+    expect(seen).toMatchObject({ health: 'live', serverIds: [bound.serverId], inFlightJobs: 0 });
+    expect(seen.freeScratchBytes).toBeGreaterThan(0);
+    const uncovered = runners.body.serversWithoutLiveRunner.map((s: Json) => s.id);
+    expect(uncovered).not.toContain(bound.serverId);
+    expect(uncovered).toContain(unbound.serverId);
+
+    const jobId = await requestBackup(unbound.databaseId);
+    const deadline = Date.now() + 30_000;
+    let denied: AuditRecord | undefined;
+    while (!denied && Date.now() < deadline) {
+      denied = (await auditOf(jobId)).find((row) => row.action === 'runner.denied');
+      if (!denied) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(denied).toMatchObject({ actorType: 'app', detail: { endpoint: 'events', serverId: unbound.serverId, clientId: unbound.clientId } });
+    expect(unbound.engineRuns()).toBe(0);
+    expect((await stack.store.getJob(jobId))?.status).toBe('Queued');
   }, 120_000);
 });
