@@ -19,6 +19,8 @@ import type { Store } from '../shared/db/store.js';
 import type { Deps, Limits } from '../services/deps.js';
 import { setDeps } from '../services/deps.js';
 import { registeredRoutes, routePrefix } from '../functions/registry.js';
+import { httpPolicyFromSettings, setHttpPolicy } from '../functions/http-policy.js';
+import { httpSettingsSchema, parseSettings } from '../shared/config.js';
 import { JobConsumer } from '../runner-agent/consumer.js';
 import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
@@ -108,6 +110,8 @@ export interface StackOptions {
   maxDeliveryCount?: number;
   /** How often the dead-letter watch runs (the Function App's timer runs every minute); default 1 s. */
   deadLetterSweepMs?: number;
+  /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
+  corsOrigins?: string[];
 }
 
 /** The subscription a runner for `serverId` receives from (filtered on the serverId property), created once. */
@@ -187,6 +191,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       .catch((error: unknown) => log(`[dead-letters] sweep failed: ${String(error)}`))
       .finally(() => (sweeping = false));
   }, options.deadLetterSweepMs ?? 1_000);
+  // Checked like the app setting, so a wrong origin (a trailing slash) fails here rather than in a browser.
+  if (options.corsOrigins) setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, { CORS_ORIGINS: options.corsOrigins.join(',') })));
   let intercept: HttpHostOptions['intercept'];
   const http: RunningHttpHost = await startHttpHost({
     routes: registeredRoutes(),
@@ -302,6 +308,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       await deadLetterClient.close().catch(() => undefined);
       durable.close();
       setDeps(undefined);
+      setHttpPolicy(undefined);
       await http.close().catch(() => undefined);
       const timed = (name: string, work: Promise<unknown>) => {
         const t0 = Date.now();

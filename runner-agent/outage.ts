@@ -8,18 +8,8 @@
  * abandoned. Errors that are not transient (the runner's own: database offline, disk full, a 4xx) go up at once.
  */
 import { errorMessage, isAppError } from '../shared/errors.js';
+import { backoffDelayMs, type RetryPolicy } from '../shared/retry.js';
 import { isJobFailure } from './errors.js';
-
-export interface BackoffPolicy {
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
-
-/** Full jitter: a uniformly random wait between 0 and the exponential ceiling (AWS architecture blog). */
-export function backoffDelayMs(attempt: number, policy: BackoffPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  return Math.floor(random() * ceiling);
-}
 
 export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -58,8 +48,9 @@ export interface OutagePolicy {
  * Back-off ceiling: 30 s, but at most a sixth of the bound, so a short bound (tests, impatient operators) still
  * gets several tries and notices the dependency's return soon after it happens.
  */
-function backoffFor(boundMs: number): BackoffPolicy {
-  return { baseDelayMs: 500, maxDelayMs: Math.max(1000, Math.min(30_000, Math.floor(boundMs / 6))) };
+function backoffFor(boundMs: number): RetryPolicy {
+  // The bound, not a count, ends the attempts.
+  return { maxAttempts: Number.POSITIVE_INFINITY, baseDelayMs: 500, maxDelayMs: Math.max(1000, Math.min(30_000, Math.floor(boundMs / 6))) };
 }
 
 /**

@@ -13,9 +13,10 @@ import { ConfidentialClientApplication, type Configuration } from '@azure/msal-n
 import { RunnerEventAck, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
-import { abortableSleep, backoffDelayMs } from '../outage.js';
+import { backoffDelayMs, type RetryPolicy } from '../../shared/retry.js';
+import { abortableSleep } from '../outage.js';
 
-export { backoffDelayMs } from '../outage.js';
+export type { RetryPolicy };
 
 export interface TokenProvider {
   /** A bearer token for the API; `forceRefresh` bypasses any cache (after a 401). */
@@ -72,12 +73,6 @@ export function msalTokenProvider(credentials: EntraAppCredentials, scope: strin
   };
 }
 
-export interface RetryPolicy {
-  /** Attempts in all, the first included. */
-  maxAttempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
 
 export const defaultRetryPolicy: RetryPolicy = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000 };
 /** A Retry-After longer than this is not waited for in one go (the message lock is renewed meanwhile). */
