@@ -1,5 +1,5 @@
 /** Endpoints of the on-prem runner agent (app role Runner on an application token). */
-import { RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, UploadTarget } from '../shared/contracts/runner.js';
+import { ProbeTarget, RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, UploadTarget } from '../shared/contracts/runner.js';
 import * as runner from '../services/runner.js';
 import { endpoint } from './endpoint.js';
 import { IdParams } from './params.js';
@@ -48,6 +48,16 @@ export const listRunners = endpoint({
   },
 });
 
+export const issueProbeTarget = endpoint({
+  summary: "A 5-minute SAS to write and delete one probe blob outside backups/ (for `dbdist-runner check`)",
+  access: runnerOnly,
+  responses: [{ status: 200, description: 'Where the probe may be written', schema: ProbeTarget }],
+  async handle({ scope }) {
+    return ok(await runner.issueProbeTarget(scope));
+  },
+});
+
+httpRoute({ name: 'runner-probe-target', route: 'runner/probe-target', methods: ['POST'], handler: issueProbeTarget });
 httpRoute({ name: 'runner-heartbeat', route: 'runner/heartbeat', methods: ['POST'], handler: postRunnerHeartbeat });
 httpRoute({ name: 'runners-list', route: 'runners', methods: ['GET'], handler: listRunners });
 httpRoute({ name: 'runner-upload-target', route: 'runner/jobs/{id}/upload-target', methods: ['POST'], handler: issueUploadTarget });

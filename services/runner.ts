@@ -10,8 +10,10 @@
 import { runnableStatuses } from '../shared/contracts/jobs.js';
 import { CommittedBlob, ORCHESTRATION_EVENTS, type RunnerEvent, type RunnerEventAck, type UploadTarget } from '../shared/contracts/runner.js';
 import type { JobRecord, RunnerBinding, ServerRecord } from '../shared/db/store.js';
-import type { RunnerHeartbeat, RunnerHeartbeatAck, RunnersView } from '../shared/contracts/runner.js';
+import type { ProbeTarget, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView } from '../shared/contracts/runner.js';
+import { probeBlobPath } from '../shared/storage/paths.js';
 import { AppError } from '../shared/errors.js';
+import { randomUUID } from 'node:crypto';
 import { loadJob } from './jobs.js';
 import { type RequestScope, auditActor } from './scope.js';
 
@@ -153,4 +155,27 @@ export async function listRunners(scope: RequestScope): Promise<RunnersView> {
     runners,
     serversWithoutLiveRunner: servers.filter((server) => !covered(server)).map((server) => ({ id: server.id, name: server.name })),
   };
+}
+
+/** Lifetime of a probe SAS: the runner's `check` uses it at once. */
+const PROBE_SAS_MINUTES = 5;
+
+/**
+ * A job-less SAS for `dbdist-runner check`: create, write and delete on one fresh probe blob outside `backups/`,
+ * for five minutes, audited like any SAS. It proves the runner can reach Blob Storage and write with our SAS.
+ */
+export async function issueProbeTarget(scope: RequestScope): Promise<ProbeTarget> {
+  assertRunnerApplication(scope);
+  const { deps } = scope;
+  const blobPath = probeBlobPath(scope.principal.clientId ?? scope.principal.oid, randomUUID());
+  const now = deps.now();
+  const sas = await deps.blobs.issueWriteSas(blobPath, { expiresAt: new Date(now.getTime() + PROBE_SAS_MINUTES * MINUTE_MS), allowDelete: true });
+  await deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'sas.upload_issued',
+    target: `probe/${blobPath}`,
+    detail: { blobPath, expiresAt: sas.expiresAt.toISOString(), probe: true },
+    at: now,
+  });
+  return { blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString() };
 }

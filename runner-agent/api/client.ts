@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
-import { RunnerEventAck, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
+import { ProbeTarget, RunnerEventAck, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
 import { backoffDelayMs, type RetryPolicy } from '../../shared/retry.js';
@@ -142,6 +142,14 @@ export class RunnerApiClient {
     const target = UploadTarget.safeParse(outcome.value);
     if (!target.success) throw new AppError('internal', `The API answered upload-target with an unexpected body: ${target.error.message}`);
     return { kind: 'ok', value: target.data };
+  }
+
+  /** A job-less SAS for `check`'s probe blob (write, then delete). */
+  async probeTarget(options: { signal?: AbortSignal } = {}): Promise<ProbeTarget> {
+    const outcome = await this.call('/api/runner/probe-target', {}, options.signal);
+    const target = outcome.kind === 'ok' ? ProbeTarget.safeParse(outcome.value) : undefined;
+    if (!target?.success) throw new AppError('internal', 'The API answered probe-target with an unexpected body');
+    return target.data;
   }
 
   /** The host's heartbeat; the answer names the servers the registry binds it to. */

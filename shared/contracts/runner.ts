@@ -85,6 +85,10 @@ export const UploadTarget = z
   .meta({ id: 'UploadTarget' });
 export type UploadTarget = z.infer<typeof UploadTarget>;
 
+/** Answer to `POST /api/runner/probe-target`: a short create+write+delete SAS for a job-less probe blob. */
+export const ProbeTarget = z.object({ blobPath: z.string(), url: z.url(), expiresAt: isoDateTime }).meta({ id: 'ProbeTarget' });
+export type ProbeTarget = z.infer<typeof ProbeTarget>;
+
 /** `POST /api/runner/heartbeat`: what a runner host says about itself, every minute. */
 export const RunnerHeartbeat = z
   .object({

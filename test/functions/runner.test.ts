@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
+import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps, testRunner } from '../support/deps.js';
 import { invoke } from '../support/http.js';
 
@@ -178,5 +178,19 @@ describe('runners are bound to servers', () => {
       t.deps.now = realNow;
     }
     expect((await invoke(listRunners, { method: 'GET', path: 'runners', token: t.tokens.runner() })).status).toBe(403);
+  });
+});
+
+describe('POST /api/runner/probe-target', () => {
+  it('issues a short write+delete SAS for a fresh probe blob outside backups/, audited', async () => {
+    const res = await invoke(issueProbeTarget, { method: 'POST', path: 'runner/probe-target', token: t.tokens.runner() });
+    expect(res.status).toBe(200);
+    expect(res.json.blobPath).toMatch(new RegExp(`^probes/${testRunner.clientId}/[0-9a-f-]{36}\\.probe$`));
+    expect((Date.parse(res.json.expiresAt) - Date.now()) / 60_000).toBeLessThanOrEqual(5);
+    const blob = new BlockBlobClient(res.json.url);
+    await blob.upload('probe', 5);
+    await blob.delete();
+    const audit = (await t.deps.store.listAudit({ action: 'sas.upload_issued', limit: 200 })).items;
+    expect(audit.some((row) => row.target === `probe/${res.json.blobPath}`)).toBe(true);
   });
 });
