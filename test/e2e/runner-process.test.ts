@@ -133,14 +133,14 @@ pgTest('the runner as a separate process through API outages', () => {
   it('(a) API cut mid-backup for longer than a few deliveries would last, within the bound: Available once, no dead letter', async () => {
     const served = await serveWithRunner(60);
     const jobId = await requestBackup(served.databaseId);
-    // Cut at the first progress report (the dump is streaming), for 30 s: several deliveries' worth under the
+    // Cut at the first progress report (the dump is streaming), for 20 s: several deliveries' worth under the
     // old abandon-on-failure handling (each delivery gave up after the API client's few seconds of retries).
     let cutAt = 0;
     stack.interceptApi((request) => {
       if (cutAt === 0 && isEvent(request, jobId, 'progress')) {
         cutAt = Date.now();
         apiProxy.cut();
-        setTimeout(() => apiProxy.restore(), 30_000);
+        setTimeout(() => apiProxy.restore(), 20_000);
       }
       return 'pass';
     });
