@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import type { RbacPolicy } from '../shared/auth/rbac.js';
 import { EntraTokenValidator, type EntraTokenValidatorOptions } from '../shared/auth/entra-validator.js';
+import { InteractiveSignIn, readTokenRequest } from './oidc-sign-in.js';
 
 /** Group object ids the default test policy maps to roles; put them in `groups` to grant the role. */
 export const testGroupIds = {
@@ -160,6 +161,8 @@ export class OidcIssuer {
   private jwksAvailable = true;
   private readonly clients = new Map<string, ClientRecord>();
   private tokenRequests = 0;
+  /** Authorization code + PKCE for browser apps, with a page to pick a demo user (dev/oidc-sign-in.ts). */
+  readonly signIn: InteractiveSignIn = new InteractiveSignIn(this);
 
   private constructor(
     private readonly server: Server,
@@ -311,6 +314,11 @@ export class OidcIssuer {
     );
   }
 
+  /** Signs arbitrary claims with the current key (ID tokens of the interactive sign-in). */
+  signClaims(claims: Record<string, unknown>): string {
+    return this.signWith(this.keys.at(-1)!, claims);
+  }
+
   /** Attack helpers: each returns a token a correct validator must refuse. */
   readonly forge = {
     /** Unsigned token (`alg: none`, empty signature). */
@@ -387,8 +395,21 @@ export class OidcIssuer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = new URL(req.url ?? '/', this.baseUrl).pathname;
-    if (req.method === 'POST' && path === `/${this.tenantId}/oauth2/v2.0/token`) return this.handleTokenRequest(req, res);
+    const url = new URL(req.url ?? '/', this.baseUrl);
+    const path = url.pathname;
+    if (path === `/${this.tenantId}/oauth2/v2.0/token`) {
+      this.token(req, res).catch(() => this.send(res, 400, { error: 'invalid_request' }));
+      return;
+    }
+    if (path === this.signIn.authorizePath) {
+      this.signIn.authorize(req, res, url).catch(() => this.send(res, 400, { error: 'invalid_request' }));
+      return;
+    }
+    if (path === this.signIn.logoutPath) return this.signIn.logout(res, url);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, this.signIn.corsHeaders(req)).end();
+      return;
+    }
     if (req.method !== 'GET') return this.send(res, 405, { error: 'method_not_allowed' });
     if (path === `/${this.tenantId}/discovery/v2.0/keys`) {
       this.jwksRequests += 1;
@@ -399,45 +420,46 @@ export class OidcIssuer {
       return this.send(res, 200, {
         issuer: this.v2Issuer,
         jwks_uri: this.jwksUri,
-        authorization_endpoint: `${this.baseUrl}/${this.tenantId}/oauth2/v2.0/authorize`,
+        authorization_endpoint: `${this.baseUrl}${this.signIn.authorizePath}`,
         token_endpoint: `${this.baseUrl}/${this.tenantId}/oauth2/v2.0/token`,
+        end_session_endpoint: `${this.baseUrl}${this.signIn.logoutPath}`,
+        code_challenge_methods_supported: ['S256'],
+        grant_types_supported: ['authorization_code'],
+        response_modes_supported: ['query', 'fragment'],
+        scopes_supported: ['openid', 'profile', 'offline_access', this.signIn.apiScope],
         response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
         subject_types_supported: ['pairwise'],
         id_token_signing_alg_values_supported: ['RS256'],
         token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
         tenant_region_scope: 'EU',
-      });
+      }, this.signIn.corsHeaders(req));
     }
     return this.send(res, 404, { error: 'not_found' });
   }
 
-  /** `POST /{tenant}/oauth2/v2.0/token`: the client-credentials grant, answered with Entra's error shapes. */
-  private handleTokenRequest(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-      const refuse = (status: number, error: string, description: string) =>
-        this.send(res, status, { error, error_description: description, error_codes: [status === 401 ? 7000215 : 900144] });
-      if (form.get('grant_type') !== 'client_credentials') return refuse(400, 'unsupported_grant_type', 'only client_credentials is supported here');
-      const scope = form.get('scope') ?? '';
-      const audience = this.audienceForScope(scope);
-      if (!audience) return refuse(400, 'invalid_scope', `scope ${scope} is not {resource}/.default for the API`);
-      const client = this.clients.get(form.get('client_id') ?? '');
-      if (!client) return refuse(400, 'unauthorized_client', `application ${form.get('client_id')} is not registered in tenant ${this.tenantId}`);
-      const secret = form.get('client_secret');
-      const assertion = form.get('client_assertion');
-      let problem: string | undefined;
-      if (secret !== null) problem = this.checkSecret(client, secret);
-      else if (assertion !== null && form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
-        problem = this.checkAssertion(client, assertion);
-      } else problem = 'the request carries neither client_secret nor a jwt-bearer client_assertion';
-      if (problem) return refuse(401, 'invalid_client', problem);
-      this.tokenRequests += 1;
-      const expiresIn = 3600;
-      const accessToken = this.issueAppToken({ appId: client.clientId, oid: client.servicePrincipalId, roles: client.roles, audience, expiresIn });
-      return this.send(res, 200, { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: accessToken });
+  /** The client-credentials grant (a daemon such as the runner), answered with Entra's error shapes. */
+  private clientCredentials(form: URLSearchParams): { status: number; body: Record<string, unknown> } {
+    const refuse = (status: number, error: string, description: string) => ({
+      status,
+      body: { error, error_description: description, error_codes: [status === 401 ? 7000215 : 900144] },
     });
+    const scope = form.get('scope') ?? '';
+    const audience = this.audienceForScope(scope);
+    if (!audience) return refuse(400, 'invalid_scope', `scope ${scope} is not {resource}/.default for the API`);
+    const client = this.clients.get(form.get('client_id') ?? '');
+    if (!client) return refuse(400, 'unauthorized_client', `application ${form.get('client_id')} is not registered in tenant ${this.tenantId}`);
+    const secret = form.get('client_secret');
+    const assertion = form.get('client_assertion');
+    let problem: string | undefined;
+    if (secret !== null) problem = this.checkSecret(client, secret);
+    else if (assertion !== null && form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+      problem = this.checkAssertion(client, assertion);
+    } else problem = 'the request carries neither client_secret nor a jwt-bearer client_assertion';
+    if (problem) return refuse(401, 'invalid_client', problem);
+    this.tokenRequests += 1;
+    const expiresIn = 3600;
+    const accessToken = this.issueAppToken({ appId: client.clientId, oid: client.servicePrincipalId, roles: client.roles, audience, expiresIn });
+    return { status: 200, body: { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: accessToken } };
   }
 
   /** `{api app id uri or client id}/.default` → the v2 audience (the API's client id), as Entra answers it. */
@@ -484,14 +506,34 @@ export class OidcIssuer {
     return undefined;
   }
 
+  /** The token endpoint: each grant type in its own function. */
+  private async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const cors = this.signIn.corsHeaders(req);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors).end();
+      return;
+    }
+    if (req.method !== 'POST') return this.send(res, 405, { error: 'method_not_allowed' }, cors);
+    const form = await readTokenRequest(req);
+    if (form.get('grant_type') === 'client_credentials') {
+      const { status, body } = this.clientCredentials(form);
+      return this.send(res, status, body, cors);
+    }
+    if (form.get('grant_type') === 'authorization_code') {
+      const { status, body } = this.signIn.redeem(form);
+      return this.send(res, status, body, cors);
+    }
+    return this.send(res, 400, { error: 'unsupported_grant_type' }, cors);
+  }
+
   /** Entra's JWKS entries carry no `alg`; consumers assume RS256 for RSA keys. */
   private publicJwk(key: SigningKey): Record<string, unknown> {
     const { n, e } = key.publicKey.export({ format: 'jwk' });
     return { kty: 'RSA', use: 'sig', kid: key.kid, x5t: key.kid, n, e, issuer: this.v2Issuer };
   }
 
-  private send(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json' });
+  private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
     res.end(JSON.stringify(body));
   }
 }

@@ -24,6 +24,8 @@ export const auditActions = [
   'sas.download_denied',
   'sas.upload_issued',
   'runner.denied',
+  'rpo.breached',
+  'rpo.recovered',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

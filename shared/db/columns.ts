@@ -36,6 +36,7 @@ export const len = {
   runnerKey: 200,
   runnerId: 128,
   version: 64,
+  channels: 1000,
 } as const;
 
 /**

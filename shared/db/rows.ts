@@ -13,6 +13,7 @@ export type DatabaseRow = typeof pg.databases.$inferSelect;
 export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
 export type RunnerHeartbeatRow = typeof pg.runnerHeartbeats.$inferSelect;
+export type OutboxRow = typeof pg.notificationOutbox.$inferSelect;
 
 export interface Rows {
   servers: ServerRow;
@@ -20,6 +21,7 @@ export interface Rows {
   jobs: JobRow;
   auditEvents: AuditRow;
   runnerHeartbeats: RunnerHeartbeatRow;
+  notificationOutbox: OutboxRow;
 }
 export type TableName = keyof Rows;
 
@@ -34,7 +36,8 @@ const sameRows: [
   Same<JobRow, typeof mssql.jobs.$inferSelect>,
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
   Same<RunnerHeartbeatRow, typeof mssql.runnerHeartbeats.$inferSelect>,
-] = [true, true, true, true, true];
+  Same<OutboxRow, typeof mssql.notificationOutbox.$inferSelect>,
+] = [true, true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {

@@ -56,6 +56,8 @@ export const databases = mssqlTable(
     /** JSON DatabaseSchedule, or null when the database has no schedule. */
     schedule: json('schedule'),
     enabled: bit('enabled').notNull(),
+    /** Since when the last good backup is older than the policy's RPO; null while within it. */
+    rpoBreachedAt: instant('rpo_breached_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
@@ -81,6 +83,8 @@ export const jobs = mssqlTable(
     blobPath: nvarchar('blob_path', { length: len.blobPath }).notNull(),
     progressPercent: float('progress_percent'),
     progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    /** When progress was last written (the runner endpoint's throttle). */
+    progressUpdatedAt: instant('progress_updated_at'),
     sizeBytes: bigint('size_bytes', { mode: 'number' }),
     sha256: nvarchar('sha256', { length: len.sha256 }),
     errorCode: nvarchar('error_code', { length: len.errorCode }),
@@ -129,4 +133,26 @@ export const auditEvents = mssqlTable(
     check('audit_events_actor_type_check', oneOf(t.actorType, enumValues.actorType)),
     check('audit_events_action_check', oneOf(t.action, enumValues.action)),
   ],
+);
+
+/**
+ * Transactional outbox of notifications: a row is written with the audit row of every notifiable action
+ * (shared/contracts/notifications.ts), in the same transaction, and the notifier delivers it later.
+ */
+export const notificationOutbox = mssqlTable(
+  'notification_outbox',
+  {
+    /** The audit event's id. */
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    action: nvarchar('action', { length: len.action }).notNull(),
+    jobId: nvarchar('job_id', { length: len.id }),
+    createdAt: instant('created_at').notNull(),
+    nextAttemptAt: instant('next_attempt_at').notNull(),
+    attempts: int('attempts').notNull(),
+    /** JSON array of the channels that have taken it. */
+    deliveredTo: nvarchar('delivered_to', { length: len.channels }).notNull(),
+    doneAt: instant('done_at'),
+    lastError: nvarchar('last_error', { length: len.errorMessage }),
+  },
+  (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
 );
