@@ -6,6 +6,7 @@ import './health.js';
 import './servers.js';
 import './databases.js';
 import './jobs.js';
+import './recipients.js';
 import './audit.js';
 import './runner.js';
 import './timers.js';

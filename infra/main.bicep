@@ -60,6 +60,9 @@ param rbacRequesterGroupIds string[] = []
 @description('Browser origins allowed to call the API.')
 param corsOrigins string[] = []
 
+@description('The organisation\'s recovery keys: age X25519 public keys (age1…) every encrypted copy is also encrypted to.')
+param encryptionRecoveryRecipients string[] = []
+
 // ---------------------------------------------------------------- backups and links
 
 @description('Blob container of the backups.')
@@ -272,6 +275,7 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: corsOrigins
+    encryptionRecoveryRecipients: encryptionRecoveryRecipients
   }
 }
 

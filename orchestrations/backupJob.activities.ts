@@ -202,6 +202,7 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
       databaseName: job.databaseName,
       engine: job.engine satisfies BackupEngine,
       options: job.options satisfies BackupOptions,
+      ...(job.encryptionRecipients ? { ageRecipients: job.encryptionRecipients.map((r) => r.recipient) } : {}),
       blobPath: job.blobPath,
       requestedAt: job.createdAt.toISOString(),
     },

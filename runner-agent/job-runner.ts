@@ -68,8 +68,6 @@ export interface JobRunnerDeps {
   runnerId: string;
   api: Api;
   engines: Partial<Record<BackupEngine, BackupEngineDriver>>;
-  /** Present when the runner has an encryption key; jobs asking for encryption fail without one. */
-  encryptionKey?: Buffer;
   semaphore: KeyedSemaphore;
   logger: Logger;
   /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
@@ -138,8 +136,11 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   }
   const engine = deps.engines[job.engine];
   if (!engine) return reportFailure(new JobFailure('engine_not_configured', `This runner has no ${job.engine} connection configured`));
-  if (job.options.encryption && !deps.encryptionKey) {
-    return reportFailure(new JobFailure('encryption_key_missing', 'The job asks for encryption but this runner has no encryptionKeyFile'));
+  if (job.options.encryption === 'dbde') {
+    return reportFailure(new JobFailure('encryption_format_retired', 'The runner-key format (DBDE) is retired; request the copy again with encryption "age"'));
+  }
+  if (job.options.encryption === 'age' && !job.ageRecipients) {
+    return reportFailure(new JobFailure('encryption_recipients_missing', 'The job asks for age encryption but names no recipients'));
   }
 
   let release: (() => void) | undefined;
@@ -198,7 +199,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         sourceDone: backup.done,
         ...(backup.sizeHint !== undefined ? { sourceSizeHint: backup.sizeHint } : {}),
         compression: job.options.compression,
-        ...(job.options.encryption ? { encryptionKey: deps.encryptionKey } : {}),
+        ...(job.options.encryption === 'age' ? { ageRecipients: job.ageRecipients } : {}),
         getTarget: async (reason) => {
           log.info({ reason }, 'requesting a write SAS');
           try {

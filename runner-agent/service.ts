@@ -10,7 +10,6 @@ import { serviceBusClientFrom } from '../shared/servicebus.js';
 import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api/client.js';
 import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
-import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresEngine } from './engines/postgres.js';
 import { createSqlServerEngine } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
@@ -52,7 +51,6 @@ export function buildServiceBusClient(config: RunnerConfig, credential: TokenCre
  */
 export async function runService(config: RunnerConfig, logger: Logger): Promise<number> {
   mkdirSync(config.workDir, { recursive: true });
-  const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
   const credential = entraCredential(config.entra);
   const engines = buildEngines(config, credential);
   const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
@@ -70,7 +68,6 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       runnerId: config.runnerId,
       api,
       engines,
-      ...(encryptionKey ? { encryptionKey } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
     },
   });
@@ -81,7 +78,6 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       engines: Object.keys(engines),
       serviceBus: config.serviceBus.fullyQualifiedNamespace ?? '(development connection string)',
       api: config.api.baseUrl,
-      encryption: encryptionKey ? 'key loaded' : 'no key',
     },
     'dbdist runner starting',
   );

@@ -20,6 +20,8 @@ export interface Deps {
   tokens: TokenValidator;
   rbac: RbacPolicy;
   limits: Limits;
+  /** The organisation's current recovery recipients (age1…), from ENCRYPTION_RECOVERY_RECIPIENTS. */
+  recoveryRecipients: readonly string[];
   now(): Date;
   /** Durable client for this invocation (the binding is per invocation in Azure). */
   orchestrations(context: InvocationContext): JobOrchestrations;

@@ -36,6 +36,7 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     tokens: tokenValidatorFromSettings(settings),
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),
+    recoveryRecipients: settings.ENCRYPTION_RECOVERY_RECIPIENTS,
     now: () => new Date(),
     orchestrations: durableJobOrchestrations,
   };

@@ -39,7 +39,7 @@ export function jobFileName(job: JobRecord): string {
   return downloadFileName(job.databaseName, job.createdAt, {
     engine: job.engine,
     compression: job.options.compression,
-    encrypted: job.options.encryption,
+    encryption: job.options.encryption,
   });
 }
 
@@ -67,6 +67,7 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
     acceptedAt: isoOrNull(job.acceptedAt),
     completedAt: isoOrNull(job.completedAt),
     expiresAt: isoOrNull(job.expiresAt),
+    recipients: job.encryptionRecipients?.map(({ fingerprint, role }) => ({ fingerprint, role })) ?? null,
   };
   const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
   const link = isRequester ? liveDownloadLink(job, now) : undefined;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AgeRecipient } from './contracts/encryption.js';
 import { AppError } from './errors.js';
 
 /** Comma-separated list; blanks dropped so `a, b,` is two items. */
@@ -53,6 +54,11 @@ const controlPlaneSettingsObject = z.object({
     /** Lifetime of the runner's write SAS; the runner renews it on demand. */
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
     CORS_ORIGINS: csvList.default([]),
+    /**
+     * The organisation's recovery keys (age X25519 public keys, `age1…`, comma-separated): every encrypted copy
+     * is also encrypted to each. Rotate by adding the new key, then removing the old one (docs/encryption.md).
+     */
+    ENCRYPTION_RECOVERY_RECIPIENTS: csvList.pipe(z.array(AgeRecipient)).default([]),
 });
 
 export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {

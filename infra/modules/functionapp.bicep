@@ -107,6 +107,9 @@ param uploadSasTtlMinutes int
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
 
+@description('ENCRYPTION_RECOVERY_RECIPIENTS: recovery age public keys (age1…); public, not secrets.')
+param encryptionRecoveryRecipients string[]
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -186,6 +189,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
       CORS_ORIGINS: join(corsOrigins, ',')
+      ENCRYPTION_RECOVERY_RECIPIENTS: join(encryptionRecoveryRecipients, ',')
     }
   }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BackupEngine, backupEngines, isoDateTime, uuid } from './common.js';
+import { AgeRecipient, EncryptionPolicy } from './encryption.js';
 
 const name = z
   .string()
@@ -39,6 +40,9 @@ const databasePolicyFields = {
   allowedEngines: z.array(BackupEngine).min(1),
   acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+  encryption: EncryptionPolicy,
+  /** Added to every encrypted copy of this database (e.g. the owning team's key). */
+  encryptionRecipients: z.array(AgeRecipient).max(10),
 };
 
 export const DatabasePolicy = z
@@ -48,6 +52,8 @@ export const DatabasePolicy = z
     allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
+    encryption: databasePolicyFields.encryption.default('optional'),
+    encryptionRecipients: databasePolicyFields.encryptionRecipients.default([]),
   })
   .strict();
 

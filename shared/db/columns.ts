@@ -32,6 +32,9 @@ export const len = {
   target: 200,
   ip: 64,
   userAgent: 512,
+  /** `age1…` X25519 recipients are 62 characters; room for a longer recipient type later. */
+  ageRecipient: 200,
+  fingerprint: 16,
 } as const;
 
 /**

@@ -6,18 +6,21 @@ import { randomUUID } from 'node:crypto';
 import type { AnyColumn } from 'drizzle-orm';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
+import type { CopyRecipient } from '../contracts/encryption.js';
 import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from './store.js';
 
 export type ServerRow = typeof pg.servers.$inferSelect;
 export type DatabaseRow = typeof pg.databases.$inferSelect;
 export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
+export type RequesterRecipientRow = typeof pg.requesterRecipients.$inferSelect;
 
 export interface Rows {
   servers: ServerRow;
   databases: DatabaseRow;
   jobs: JobRow;
   auditEvents: AuditRow;
+  requesterRecipients: RequesterRecipientRow;
 }
 export type TableName = keyof Rows;
 
@@ -31,7 +34,8 @@ const sameRows: [
   Same<DatabaseRow, typeof mssql.databases.$inferSelect>,
   Same<JobRow, typeof mssql.jobs.$inferSelect>,
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
-] = [true, true, true, true];
+  Same<RequesterRecipientRow, typeof mssql.requesterRecipients.$inferSelect>,
+] = [true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {
@@ -48,7 +52,14 @@ export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {
 }
 
 export function toJobRecord(row: JobRow): JobRecord {
-  return { ...row, options: JSON.parse(row.options) as JobRecord['options'] };
+  const options = JSON.parse(row.options) as Omit<JobRecord['options'], 'encryption'> & { encryption: JobRecord['options']['encryption'] | boolean };
+  // Rows from before age stored a boolean: `true` was the runner-key format (DBDE).
+  const encryption = options.encryption === true ? 'dbde' : options.encryption === false ? 'none' : options.encryption;
+  return {
+    ...row,
+    options: { ...options, encryption },
+    encryptionRecipients: row.encryptionRecipients === null ? null : (JSON.parse(row.encryptionRecipients) as CopyRecipient[]),
+  };
 }
 
 export function toAuditRecord(row: AuditRow): AuditRecord {

@@ -76,6 +76,8 @@ export const jobs = mssqlTable(
     acceptedAt: instant('accepted_at'),
     completedAt: instant('completed_at'),
     expiresAt: instant('expires_at'),
+    /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
+    encryptionRecipients: json('encryption_recipients'),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
@@ -113,4 +115,17 @@ export const auditEvents = mssqlTable(
     check('audit_events_actor_type_check', oneOf(t.actorType, enumValues.actorType)),
     check('audit_events_action_check', oneOf(t.action, enumValues.action)),
   ],
+);
+
+/** Requesters' age public keys (PUT /api/me/recipients); a requester's copies are encrypted to them. */
+export const requesterRecipients = mssqlTable(
+  'requester_recipients',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    requesterOid: nvarchar('requester_oid', { length: len.oid }).notNull(),
+    recipient: nvarchar('recipient', { length: len.ageRecipient }).notNull(),
+    fingerprint: nvarchar('fingerprint', { length: len.fingerprint }).notNull(),
+    createdAt: instant('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('requester_recipients_oid_fingerprint_uq').on(t.requesterOid, t.fingerprint)],
 );

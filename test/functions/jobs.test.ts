@@ -33,7 +33,7 @@ describe('POST /api/jobs', () => {
     const job = JobView.parse(res.json);
     expect(res.headers.get('location')).toBe(`/api/jobs/${job.id}`);
     expect(job).toMatchObject({ status: 'Pending', databaseId: seeded.database.id, engine: 'sqlserver', requestedBy: { oid } });
-    expect(job.options).toEqual({ compression: 'zstd', encryption: false });
+    expect(job.options).toEqual({ compression: 'zstd', encryption: 'none' });
 
     const stored = await t.deps.store.getJob(job.id);
     expect(stored?.status).toBe('Pending');

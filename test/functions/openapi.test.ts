@@ -106,7 +106,7 @@ describe('GET /api/openapi.json', () => {
       databaseName: 'Sales',
       engine: 'sqlserver',
       status: 'Available',
-      options: { compression: 'gzip', encryption: false },
+      options: { compression: 'gzip', encryption: 'none' },
       requestedBy: { oid: randomUUID(), upn: 'a@contoso.example' },
       trigger: 'user',
       progress: null,
@@ -118,6 +118,7 @@ describe('GET /api/openapi.json', () => {
       acceptedAt: now,
       completedAt: now,
       expiresAt: now,
+      recipients: null,
       downloadLink: { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) },
     });
     expect(validator('Job')(job)).toBe(true);

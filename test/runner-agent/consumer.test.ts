@@ -78,7 +78,7 @@ function jobMessage(overrides: Partial<BackupJobMessage> = {}): BackupJobMessage
     databaseId,
     databaseName: 'Sales',
     engine: 'postgres',
-    options: { compression: 'none', encryption: false },
+    options: { compression: 'none', encryption: 'none' },
     blobPath,
     requestedAt: new Date(now).toISOString(),
     runDeadline: new Date(now + 60 * 60_000).toISOString(),

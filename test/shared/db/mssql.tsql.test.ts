@@ -48,7 +48,10 @@ const universalRow = {
   databaseId: randomUUID(),
   databaseName: 'n',
   status: 'Available',
-  options: '{"compression":"none","encryption":false}',
+  options: '{"compression":"none","encryption":"age"}',
+  encryptionRecipients: '[]',
+  recipient: 'age1x',
+  fingerprint: '0123456789abcdef',
   requesterOid: 'oid',
   requesterUpn: null,
   trigger: 'user',
@@ -98,7 +101,8 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     serverId: id,
     databaseName: 'n',
     engine: 'sqlserver' as const,
-    options: { compression: 'none' as const, encryption: false },
+    options: { compression: 'none' as const, encryption: 'age' as const },
+    encryptionRecipients: [],
     requesterOid: 'oid',
     requesterUpn: null,
     trigger: 'user' as const,
@@ -133,6 +137,9 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
+    listRequesterRecipients: () => store.listRequesterRecipients('oid'),
+    replaceRequesterRecipients: () =>
+      store.replaceRequesterRecipients('oid', [{ recipient: 'age1x', fingerprint: '0123456789abcdef' }, { recipient: 'age1y', fingerprint: 'fedcba9876543210' }], audit),
     appendAudit: () => store.appendAudit(audit),
     listAudit: async () => {
       await store.listAudit({ limit: 10 });
@@ -179,8 +186,9 @@ describe('SQL Server statements', async () => {
       [
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
-        'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
-      ],
+        'listRequesterRecipients', 'listServers', 'ping', 'recordDownloadLink', 'replaceRequesterRecipients', 'transitionJob',
+        'updateDatabase', 'updateJobProgress', 'updateServer',
+      ].sort(),
     );
     const operationOf = (sql: string) => {
       const verb = /^(insert into|select top\(@par0\)|select|update|delete from)/.exec(sql)?.[1];
@@ -190,11 +198,11 @@ describe('SQL Server statements', async () => {
     const operations = new Set(distinct.map(({ sql }) => operationOf(sql)));
     expect([...operations].sort()).toEqual(
       [
-        'insert into audit_events', 'insert into databases', 'insert into jobs', 'insert into servers',
-        'select databases', 'select jobs', 'select servers',
+        'insert into audit_events', 'insert into databases', 'insert into jobs', 'insert into servers', 'insert into requester_recipients',
+        'select databases', 'select jobs', 'select servers', 'select requester_recipients',
         'select top(@par0) audit_events', 'select top(@par0) databases', 'select top(@par0) jobs', 'select top(@par0) servers',
         'update databases', 'update jobs', 'update servers',
-        'delete from databases', 'delete from servers',
+        'delete from databases', 'delete from servers', 'delete from requester_recipients',
       ].sort(),
     );
   });
