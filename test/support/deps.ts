@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { InvocationContext } from '@azure/functions';
 import type { AuditAction } from '../../shared/contracts/audit.js';
 import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { CopyRecipient } from '../../shared/contracts/encryption.js';
 import type { JobStatus } from '../../shared/contracts/jobs.js';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
 import { type DatabasePolicy, defaultDatabasePolicy } from '../../shared/contracts/servers.js';
@@ -207,7 +208,7 @@ export const testSha256 = 'a'.repeat(64);
 export async function seedJob(
   store: Store,
   seeded: SeededDatabase,
-  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date },
+  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date; encryptionRecipients?: CopyRecipient[] },
 ): Promise<JobRecord> {
   const id = randomUUID();
   const { server, database } = seeded;
@@ -218,7 +219,8 @@ export async function seedJob(
       serverId: server.id,
       databaseName: database.name,
       engine: server.engine,
-      options: { compression: 'gzip', encryption: 'none' },
+      options: { compression: 'gzip', encryption: options.encryptionRecipients ? 'age' : 'none' },
+      ...(options.encryptionRecipients ? { encryptionRecipients: options.encryptionRecipients } : {}),
       requesterOid: options.requesterOid,
       requesterUpn: `${options.requesterOid}@contoso.example`,
       trigger: 'user',
