@@ -16,6 +16,7 @@ import { classifyPgDumpError, createPostgresEngine, findPgDump } from '../../../
 import type { PostgresSettings } from '../../../runner-agent/config.js';
 import { uploadBackup } from '../../../runner-agent/pipeline/upload.js';
 import { startAzurite, type Azurite } from '../../../dev/azurite.js';
+import { ageCliAvailable } from '../../support/age-cli.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../support/postgres.js';
 import { gatewayWithContainer, targetProvider } from '../blob-target.js';
 
@@ -102,7 +103,7 @@ async function fingerprint(database: string): Promise<Record<string, { rows: num
 
 // Skips only on a machine with neither PG_URL nor PostgreSQL binaries; CI has both.
 describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipeline → Azurite → pg_restore', () => {
-  it('round-trips a database with a hostile name through gzip and age encryption, opened with the age CLI', async () => {
+  it.skipIf(!ageCliAvailable)('round-trips a database with a hostile name through gzip and age encryption, opened with the age CLI', async () => {
     const source = await createDatabase(`src "weird"; -- ${randomUUID().slice(0, 8)}`);
     await seed(source);
     const engine = createPostgresEngine(settings);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatRecipient, parseIdentity, parseRecipient, recipientFingerprint } from '../../../shared/age-keys.js';
 import { createAgeDecryptStream, createAgeEncryptStream, generateAgeIdentity, readIdentityFile } from '../../../runner-agent/pipeline/age.js';
+import { ageCliAvailable } from '../../support/age-cli.js';
 import { through } from '../helpers.js';
 
 const CHUNK = 64 * 1024;
@@ -29,7 +30,7 @@ function keyFile(identity: string): string {
 }
 
 describe('age keys', () => {
-  it('round-trips recipients and identities and agrees with age-keygen', () => {
+  it.skipIf(!ageCliAvailable)('round-trips recipients and identities and agrees with age-keygen', () => {
     const path = join(dir, 'keygen.txt');
     execFileSync('age-keygen', ['-o', path], { stdio: 'ignore' });
     const [identity] = readIdentityFile(path);
@@ -75,7 +76,7 @@ describe('age encryption (native ChaCha20-Poly1305)', () => {
     expect((await encrypt(plain)).equals(await encrypt(plain))).toBe(false);
   });
 
-  it('writes files the age CLI opens, at chunk boundaries and across several chunks', async () => {
+  it.skipIf(!ageCliAvailable)('writes files the age CLI opens, at chunk boundaries and across several chunks', async () => {
     for (const size of [0, CHUNK, 2 * CHUNK + 5]) {
       const plain = randomBytes(size);
       const sealed = await encrypt(plain, [bob.recipient, alice.recipient]);
@@ -85,7 +86,7 @@ describe('age encryption (native ChaCha20-Poly1305)', () => {
     }
   });
 
-  it('opens files the age CLI wrote (with its grease stanzas)', async () => {
+  it.skipIf(!ageCliAvailable)('opens files the age CLI wrote (with its grease stanzas)', async () => {
     const plain = randomBytes(3 * CHUNK + 9);
     const sealed = ageCli(['-e', '-r', bob.recipient, '-r', alice.recipient], plain);
     expect(sealed.status).toBe(0);
@@ -97,7 +98,7 @@ describe('age encryption (native ChaCha20-Poly1305)', () => {
     const sealedOnce = encrypt(plain);
     const headerEnd = async () => (await sealedOnce).indexOf('\n', (await sealedOnce).indexOf('\n---') + 1) + 1;
 
-    it('with the wrong key, here and in the age CLI', async () => {
+    it.skipIf(!ageCliAvailable)('with the wrong key, here and in the age CLI', async () => {
       const sealed = await sealedOnce;
       await expect(decrypt(sealed, [bob.identity])).rejects.toThrow(/no identity given matches any recipient/);
       const cli = ageCli(['-d', '-i', keyFile(bob.identity)], sealed);
@@ -105,7 +106,7 @@ describe('age encryption (native ChaCha20-Poly1305)', () => {
       expect(cli.stderr).toMatch(/no identity matched any of the recipients/);
     });
 
-    it('when the file is truncated, at a chunk boundary or inside a chunk', async () => {
+    it.skipIf(!ageCliAvailable)('when the file is truncated, at a chunk boundary or inside a chunk', async () => {
       const sealed = await sealedOnce;
       const payloadStart = (await headerEnd()) + 16;
       for (const cut of [payloadStart + CHUNK + 16, payloadStart + 2 * (CHUNK + 16), sealed.length - 1, payloadStart + 10]) {
@@ -115,7 +116,7 @@ describe('age encryption (native ChaCha20-Poly1305)', () => {
       await expect(decrypt(sealed.subarray(0, payloadStart - 16))).rejects.toThrow(/truncated age file/);
     });
 
-    it('when a payload byte or the header is edited', async () => {
+    it.skipIf(!ageCliAvailable)('when a payload byte or the header is edited', async () => {
       const sealed = await sealedOnce;
       const payloadByte = Buffer.from(sealed);
       payloadByte[(await headerEnd()) + 16 + CHUNK + 100]! ^= 1;
