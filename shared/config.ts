@@ -17,6 +17,15 @@ const positiveMinutes = z.coerce.number().int().positive();
 
 const httpsUrl = z.url({ protocol: /^https$/, message: 'must be an https:// URL' });
 
+/** Browsers send `Origin` serialized (scheme://host[:port], no path, no trailing slash): anything else never matches. */
+const originList = csvList.pipe(
+  z.array(
+    z.string().refine((raw) => URL.canParse(raw) && new URL(raw).origin === raw, {
+      message: 'must be comma-separated origins such as https://portal.example.com (no path, no trailing slash)',
+    }),
+  ),
+);
+
 /**
  * Every setting the control plane (Function App) reads. Names are the app-setting names: infra/ sets each of
  * them, local.settings.sample.json lists each of them. Nothing here defaults a secret; there are no secrets:
@@ -47,13 +56,16 @@ const controlPlaneSettingsObject = z.object({
     /** Azure SQL logical server host, e.g. sql-dbdist.database.windows.net (Entra-only auth). */
     SQL_SERVER: z.string().min(1),
     SQL_DATABASE: z.string().min(1),
+    /** Entra token scope for Azure SQL; sovereign clouds have their own (e.g. https://database.usgovcloudapi.net/.default). */
+    SQL_TOKEN_SCOPE: z.string().regex(/^https:\/\/[^\s/]+\/\.default$/, 'must look like https://database.windows.net/.default').default('https://database.windows.net/.default'),
     /** Lifetime of a download link when the caller asks for none. */
     SAS_TTL_DEFAULT_MINUTES: positiveMinutes.default(60),
     /** Upper bound for any download link, above every database's own policy. */
     SAS_TTL_MAX_MINUTES: positiveMinutes.default(24 * 60),
     /** Lifetime of the runner's write SAS; the runner renews it on demand. */
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
-    CORS_ORIGINS: csvList.default([]),
+    /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
+    CORS_ORIGINS: originList.default([]),
     /**
      * The organisation's recovery keys (age X25519 public keys, `age1…`, comma-separated): every encrypted copy
      * is also encrypted to each. Rotate by adding the new key, then removing the old one (docs/encryption.md).
@@ -67,6 +79,10 @@ export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) 
   });
 
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
+
+/** The settings every HTTP response depends on, readable without the rest (probes and preflights need no SQL). */
+export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true });
+export type HttpSettings = z.output<typeof httpSettingsSchema>;
 
 /** Setting names, for infra tests and the sample settings file. */
 export const controlPlaneSettingNames = Object.keys(controlPlaneSettingsObject.shape) as (keyof ControlPlaneSettings)[];

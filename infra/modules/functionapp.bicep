@@ -35,7 +35,7 @@ param virtualNetworkSubnetId string = ''
   '20'
   '22'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 @description('Upper bound of instances the plan scales out to.')
 @minValue(40)
@@ -95,6 +95,10 @@ param sqlServer string
 @description('SQL_DATABASE: database name.')
 param sqlDatabase string
 
+// environment().suffixes.sqlServerHostname is `.database.windows.net` in the public cloud, its sovereign twin elsewhere.
+@description('SQL_TOKEN_SCOPE: Entra token scope for Azure SQL in this cloud.')
+param sqlTokenScope string = 'https://${substring(environment().suffixes.sqlServerHostname, 1)}/.default'
+
 @description('SAS_TTL_DEFAULT_MINUTES: lifetime of a download link when the caller asks for none.')
 param sasTtlDefaultMinutes int
 
@@ -138,6 +142,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
+      // Platform CORS off on purpose: the app answers CORS from CORS_ORIGINS (functions/http-policy.ts). With
+      // origins here, the platform would answer preflights itself and override the app's headers.
+      cors: {
+        allowedOrigins: []
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {
@@ -185,6 +195,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SERVICEBUS_JOBS_TOPIC: serviceBusJobsTopic
       SQL_SERVER: sqlServer
       SQL_DATABASE: sqlDatabase
+      SQL_TOKEN_SCOPE: sqlTokenScope
       SAS_TTL_DEFAULT_MINUTES: string(sasTtlDefaultMinutes)
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
