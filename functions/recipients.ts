@@ -1,12 +1,10 @@
 /** Encryption recipients: a requester's own age public keys, and (Admin) copies left on a retired recovery key. */
-import { MyRecipients, PutRecipientsRequest, RetiredRecipientCopy } from '../shared/contracts/encryption.js';
-import { z } from 'zod';
+import { MyRecipients, PutRecipientsRequest } from '../shared/contracts/encryption.js';
+import { RetiredRecipientCopyList } from '../shared/openapi.js';
 import * as encryption from '../services/encryption.js';
 import { endpoint } from './endpoint.js';
 import { httpRoute } from './registry.js';
 import { ok } from './responses.js';
-
-const RetiredRecipientCopyList = z.object({ items: z.array(RetiredRecipientCopy) }).meta({ id: 'RetiredRecipientCopyList' });
 
 export const getMyRecipients = endpoint({
   summary: "The caller's registered age public keys (encrypted copies they request are encrypted to these)",

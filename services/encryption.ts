@@ -4,17 +4,15 @@
  * keys and fingerprints only); the runner gets the public keys in the job message and encrypts with age.
  */
 import { recipientFingerprint } from '../shared/age-keys.js';
-import type { CopyRecipient, MyRecipients, RetiredRecipientCopy } from '../shared/contracts/encryption.js';
-import type { PutRecipientsRequest } from '../shared/contracts/encryption.js';
-import type { DatabasePolicy } from '../shared/contracts/servers.js';
-import { defaultDatabasePolicy } from '../shared/contracts/servers.js';
+import type { CopyRecipient, MyRecipients, PutRecipientsRequest, RetiredRecipientCopy } from '../shared/contracts/encryption.js';
+import { type DatabasePolicy, defaultDatabasePolicy } from '../shared/contracts/servers.js';
 import { AppError } from '../shared/errors.js';
 import type { Deps } from './deps.js';
 import { type RequestScope, auditActor } from './scope.js';
 
 const FIELD = 'body.options.encryption';
 
-export const HOW_TO_REGISTER_A_KEY =
+const HOW_TO_REGISTER_A_KEY =
   'Create a key pair with `age-keygen -o key.txt` (keep key.txt private), then register the public key it prints: ' +
   'PUT /api/me/recipients with {"recipients":["age1…"]}.';
 
