@@ -57,11 +57,26 @@ param rbacAuditorGroupIds string[] = []
 @description('Entra group object ids granting the Requester role.')
 param rbacRequesterGroupIds string[] = []
 
-@description('Browser origins allowed to call the API.')
+@description('Browser origins allowed to call the API besides the portal (its origin is added on its own).')
 param corsOrigins string[] = []
 
 @description('The organisation\'s recovery keys: age X25519 public keys (age1…) every encrypted copy is also encrypted to.')
 param encryptionRecoveryRecipients string[] = []
+
+// ---------------------------------------------------------------- portal
+
+@description('Deploy the portal (a Static Web App, azd service `portal`).')
+param deployPortal bool = true
+
+@description('Region of the portal\'s Static Web App (a region that offers them; the content is served from a global edge).')
+param portalLocation string = 'westeurope'
+
+@description('Static Web App plan of the portal.')
+@allowed([
+  'Free'
+  'Standard'
+])
+param portalSku string = 'Free'
 
 // ---------------------------------------------------------------- backups and links
 
@@ -257,6 +272,17 @@ module network 'modules/network.bicep' = if (usePrivateEndpoint) {
   }
 }
 
+module portal 'modules/staticwebapp.bicep' = if (deployPortal) {
+  name: 'portal'
+  scope: rg
+  params: {
+    name: 'swa-${resourceToken}'
+    location: portalLocation
+    tags: tags
+    sku: portalSku
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -288,7 +314,7 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlDefaultMinutes: sasTtlDefaultMinutes
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
-    corsOrigins: corsOrigins
+    corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
     encryptionRecoveryRecipients: encryptionRecoveryRecipients
   }
 }
@@ -316,6 +342,7 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
 
 // What clients and the runner agent need (docs/infra.md maps them to the runner's config).
+output PORTAL_URL string = deployPortal ? '${portal!.outputs.origin}/' : ''
 output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
 output API_AUDIENCE string = apiAudience
 output API_CLIENT_ID string = apiClientId

@@ -9,5 +9,6 @@ CREATE TABLE [requester_recipients] (
 --> statement-breakpoint
 ALTER TABLE [audit_events] DROP CONSTRAINT [audit_events_action_check];--> statement-breakpoint
 ALTER TABLE [jobs] ADD [encryption_recipients] nvarchar(max);--> statement-breakpoint
+ALTER TABLE [jobs] ALTER COLUMN [error_message] nvarchar(4000);--> statement-breakpoint
 CREATE UNIQUE INDEX [requester_recipients_oid_fingerprint_uq] ON [requester_recipients] ([requester_oid],[fingerprint]);--> statement-breakpoint
 ALTER TABLE [audit_events] ADD CONSTRAINT [audit_events_action_check] CHECK ([action] in ('server.created', 'server.updated', 'server.deleted', 'database.created', 'database.updated', 'database.deleted', 'job.requested', 'job.queued', 'job.running', 'job.verifying', 'job.available', 'job.expired', 'job.failed', 'job.cancelled', 'job.cancel_requested', 'job.delete_requested', 'job.progress', 'sas.download_issued', 'sas.download_denied', 'sas.upload_issued', 'recipients.updated'));
