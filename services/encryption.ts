@@ -3,7 +3,7 @@
  * retired recovery key. A copy's recipients are fixed when it is requested and kept on the job record (public
  * keys and fingerprints only); the runner gets the public keys in the job message and encrypts with age.
  */
-import { recipientFingerprint } from '../shared/age-keys.js';
+import { createHash } from 'node:crypto';
 import type { CopyRecipient, MyRecipients, PutRecipientsRequest, RetiredRecipientCopy } from '../shared/contracts/encryption.js';
 import { type DatabasePolicy, defaultDatabasePolicy } from '../shared/contracts/servers.js';
 import { AppError } from '../shared/errors.js';
@@ -11,6 +11,14 @@ import type { Deps } from './deps.js';
 import { type RequestScope, auditActor } from './scope.js';
 
 const FIELD = 'body.options.encryption';
+
+/**
+ * Short, stable name of a recipient for job records, audit rows and manifests: the first 8 bytes of SHA-256 over
+ * the recipient string, in hex. Public keys are not secret; this only keeps lists readable.
+ */
+export function recipientFingerprint(recipient: string): string {
+  return createHash('sha256').update(recipient.trim()).digest().subarray(0, 8).toString('hex');
+}
 
 const HOW_TO_REGISTER_A_KEY =
   'Create a key pair with `age-keygen -o key.txt` (keep key.txt private), then register the public key it prints: ' +

@@ -1,9 +1,9 @@
 /**
  * age X25519 keys as people handle them (age-encryption.org/v1): recipients `age1…` and identities
  * `AGE-SECRET-KEY-1…`, both Bech32 (BIP 173, not Bech32m) over 32 raw bytes. Used by the control plane to
- * validate and fingerprint registered public keys, and by the runner's age stage (runner-agent/pipeline/age.ts).
+ * validate registered public keys (also in the portal's bundle: no Node APIs here), and by the runner's age stage
+ * (runner-agent/pipeline/age.ts).
  */
-import { createHash } from 'node:crypto';
 
 const CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
 const GENERATOR = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
@@ -56,7 +56,7 @@ function bech32Encode(hrp: string, bytes: Uint8Array): string {
 }
 
 /** Decodes a Bech32 string with the expected (lower-case) prefix; a reason when it is not one. */
-function bech32Decode(text: string, hrp: string): { bytes: Buffer } | { problem: string } {
+function bech32Decode(text: string, hrp: string): { bytes: Uint8Array } | { problem: string } {
   if (text !== text.toLowerCase() && text !== text.toUpperCase()) return { problem: 'mixes upper and lower case' };
   const lower = text.toLowerCase();
   const separator = lower.lastIndexOf('1');
@@ -70,10 +70,10 @@ function bech32Decode(text: string, hrp: string): { bytes: Buffer } | { problem:
   if (data.length < 6 || polymod([...hrpExpand(hrp), ...data]) !== 1) return { problem: 'has a wrong checksum (mistyped or cut short)' };
   const bytes = convertBits(data.slice(0, -6), 5, 8, false);
   if (!bytes || bytes.length !== KEY_BYTES) return { problem: 'does not hold a 32-byte key' };
-  return { bytes: Buffer.from(bytes) };
+  return { bytes: Uint8Array.from(bytes) };
 }
 
-export type ParsedKey = { ok: true; key: Buffer } | { ok: false; problem: string };
+export type ParsedKey = { ok: true; key: Uint8Array } | { ok: false; problem: string };
 
 /** An `age1…` X25519 recipient (public key). */
 export function parseRecipient(text: string): ParsedKey {
@@ -96,12 +96,4 @@ export function formatRecipient(publicKey: Uint8Array): string {
 
 export function formatIdentity(privateKey: Uint8Array): string {
   return bech32Encode(IDENTITY_HRP, privateKey).toUpperCase();
-}
-
-/**
- * Short, stable name of a recipient for job records, audit rows and manifests: the first 8 bytes of
- * SHA-256 over the recipient string, in hex. Public keys are not secret; this only keeps lists readable.
- */
-export function recipientFingerprint(recipient: string): string {
-  return createHash('sha256').update(recipient.trim()).digest().subarray(0, 8).toString('hex');
 }

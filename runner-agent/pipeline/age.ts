@@ -56,8 +56,8 @@ function unb64(text: string): Buffer | undefined {
 
 const hkdf = (ikm: Buffer, salt: Buffer, info: string): Buffer => Buffer.from(hkdfSync('sha256', ikm, salt, info, 32));
 
-const publicKeyObject = (raw: Buffer): KeyObject => createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' });
-const privateKeyObject = (raw: Buffer): KeyObject =>
+const publicKeyObject = (raw: Uint8Array): KeyObject => createPublicKey({ key: Buffer.concat([SPKI_X25519, raw]), format: 'der', type: 'spki' });
+const privateKeyObject = (raw: Uint8Array): KeyObject =>
   createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: 'der', type: 'pkcs8' });
 const rawPublic = (key: KeyObject): Buffer => key.export({ format: 'der', type: 'spki' }).subarray(-32);
 
@@ -109,13 +109,13 @@ export function readIdentityFile(path: string): string[] {
   return lines;
 }
 
-function recipientKey(recipient: string): Buffer {
+function recipientKey(recipient: string): Uint8Array {
   const parsed = parseRecipient(recipient);
   if (!parsed.ok) throw new AppError('validation_failed', `Recipient ${JSON.stringify(recipient)} ${parsed.problem}`);
   return parsed.key;
 }
 
-function x25519Stanza(fileKey: Buffer, recipient: Buffer): string {
+function x25519Stanza(fileKey: Buffer, recipient: Uint8Array): string {
   const ephemeral = generateKeyPairSync('x25519');
   const share = rawPublic(ephemeral.publicKey);
   const shared = diffieHellman({ privateKey: ephemeral.privateKey, publicKey: publicKeyObject(recipient) });
@@ -123,7 +123,7 @@ function x25519Stanza(fileKey: Buffer, recipient: Buffer): string {
   return `-> X25519 ${b64(share)}\n${b64(Buffer.concat(chachaSeal(wrapKey, ZERO_NONCE, fileKey)))}\n`;
 }
 
-function headerFor(fileKey: Buffer, recipients: Buffer[]): Buffer {
+function headerFor(fileKey: Buffer, recipients: Uint8Array[]): Buffer {
   const withoutMac = AGE_INTRO + recipients.map((r) => x25519Stanza(fileKey, r)).join('') + '---';
   const mac = createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header')).update(withoutMac).digest();
   return Buffer.from(`${withoutMac} ${b64(mac)}\n`, 'ascii');

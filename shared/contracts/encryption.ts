@@ -11,7 +11,7 @@ export const AgeRecipient = z
     if (!parsed.ok) ctx.addIssue({ code: 'custom', message: parsed.problem });
   });
 
-/** Fingerprint of a recipient (shared/age-keys.ts `recipientFingerprint`): 16 hex characters. */
+/** Fingerprint of a recipient (services/encryption.ts `recipientFingerprint`): 16 hex characters. */
 export const RecipientFingerprint = z.string().regex(/^[0-9a-f]{16}$/);
 
 /** Per database: copies never encrypted, the requester's choice, or always encrypted. */

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readAll, startLocalStack, type LocalStack } from '../../dev/stack.js';
 import { createPostgresEngine } from '../../runner-agent/engines/postgres.js';
 import type { RunningRunner } from '../../dev/stack.js';
-import { recipientFingerprint } from '../../shared/age-keys.js';
+import { recipientFingerprint } from '../../services/encryption.js';
 import type { JobRecord } from '../../shared/db/store.js';
 import { ageCliAvailable } from '../support/age-cli.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../support/postgres.js';

@@ -4,7 +4,7 @@ import { createJob } from '../../functions/jobs.js';
 import { getMyRecipients, listRetiredRecipientCopies, putMyRecipients } from '../../functions/recipients.js';
 import { prepareJob } from '../../orchestrations/backupJob.activities.js';
 import { generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
-import { recipientFingerprint } from '../../shared/age-keys.js';
+import { recipientFingerprint } from '../../services/encryption.js';
 import { JobView } from '../../shared/contracts/jobs.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
 import { invoke } from '../support/http.js';
