@@ -9,17 +9,22 @@
  *                      server (--source's server, else PG_URL), registered with masking rules; the copy is restored
  *                      elsewhere and checked to hold none of the original values
  *   --compression X    none | gzip | zstd (default gzip)
+ *   --encrypt          alice registers an age key (age-keygen) and asks for an age-encrypted copy, which is
+ *                      decrypted with the `age` CLI before the restore
  *   --cors-origin URL  allow a browser page on this origin (e.g. a portal on http://127.0.0.1:5173) to call
  *                      the API; repeatable. Default: the CORS_ORIGINS setting, if set
  *   --verbose          print the hosts' logs too
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
 
-const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--sanitized] [--compression none|gzip|zstd] [--cors-origin URL]... [--verbose]
+const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--sanitized] [--compression none|gzip|zstd] [--encrypt] [--cors-origin URL]... [--verbose]
 
 Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OAuth), a local OIDC issuer
 (Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
@@ -38,6 +43,7 @@ const { values: args } = parseArgs({
     sanitized: { type: 'boolean', default: false },
     compression: { type: 'string', default: 'gzip' },
     verbose: { type: 'boolean', default: false },
+    encrypt: { type: 'boolean', default: false },
     'cors-origin': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -143,14 +149,31 @@ try {
   });
   line('runner', `${runner.runnerId} listening on subscription runner-${server.body.id} (${await engine.check()})`);
 
+  // --encrypt: keys made as people make them, with age-keygen; only the public halves reach the API.
+  const keyDir = args.encrypt ? mkdtempSync(join(tmpdir(), 'dbdist-sandbox-keys-')) : '';
+  const ageKey = (name: string) => {
+    const file = join(keyDir, `${name}.txt`);
+    execFileSync('age-keygen', ['-o', file], { stdio: 'ignore' });
+    return { file, recipient: execFileSync('age-keygen', ['-y', file]).toString().trim() };
+  };
+  const aliceKey = args.encrypt ? ageKey('alice') : undefined;
+  if (aliceKey) {
+    step = "register alice's age public key (Requester)";
+    const recovery = ageKey('recovery');
+    stack.deps.recoveryRecipients = [recovery.recipient]; // ENCRYPTION_RECOVERY_RECIPIENTS in Azure
+    const put = await stack.api<Json>('PUT', '/api/me/recipients', { token: stack.tokens.alice, body: { recipients: [aliceKey.recipient] } });
+    expectStatus(put, 200);
+    line('key', `alice registered ${aliceKey.recipient} (fingerprint ${put.body.recipients[0].fingerprint}); recovery key ${recovery.recipient}`);
+  }
+
   step = 'request a backup (Requester)';
   const created = await stack.api<Json>('POST', '/api/jobs', {
     token: stack.tokens.alice,
-    body: { databaseId: database.body.id, options: { compression: args.compression }, reason: 'sandbox walkthrough' },
+    body: { databaseId: database.body.id, options: { compression: args.compression, ...(aliceKey ? { encryption: 'age' } : {}) }, reason: 'sandbox walkthrough' },
   });
   expectStatus(created, 202);
   const jobId: string = created.body.id;
-  line('requested', `job ${jobId} by alice (${created.body.status})`);
+  line('requested', `job ${jobId} by alice (${created.body.status})${aliceKey ? `, encrypted to ${JSON.stringify(created.body.recipients)}` : ''}`);
 
   step = 'follow the job until its backup is available';
   const seen = new Set<string>();
@@ -189,11 +212,20 @@ try {
   }
   line('downloaded', `${bytes.length} bytes, sha256 matches (${download.headers.get('content-disposition')})`);
 
+  let stored = bytes;
+  if (aliceKey) {
+    step = "decrypt the copy with the age CLI and alice's key";
+    const opened = spawnSync('age', ['-d', '-i', aliceKey.file], { input: bytes, maxBuffer: 1024 ** 3 });
+    if (opened.status !== 0) throw new Error(`age -d failed: ${opened.stderr.toString().trim()}`);
+    stored = opened.stdout;
+    line('decrypted', `age -d -i ${aliceKey.file} ${link.body.fileName}: ${stored.length} bytes`);
+  }
+
   if (sanitized) {
     step = 'restore the sanitized copy elsewhere and check that it holds no original value';
     if (job.maskingVersion !== sanitized.masking.version) throw new Error(`the job records masking version ${job.maskingVersion}`);
     const decompress = createDecompressStream(args.compression as Compression);
-    const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
+    const plain = decompress ? await readAll(Readable.from([stored]).pipe(decompress)) : bytes;
     line('sanitized', `masking rules v${job.maskingVersion}: ${await sanitized.check(plain)}`);
   }
 
@@ -201,7 +233,7 @@ try {
     step = 'restore the backup into a fresh embedded database and compare the data';
     // Decompressed with the runner's own stage, as an operator would with `dbdist-runner decrypt --decompress`.
     const decompress = createDecompressStream(args.compression as Compression);
-    const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
+    const plain = decompress ? await readAll(Readable.from([stored]).pipe(decompress)) : stored;
     const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
     if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
     line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical (the demo's pg_dump writes plain SQL: dev/README.md)`);

@@ -230,6 +230,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: sandboxLimits,
+    recoveryRecipients: [],
     now: () => new Date(),
     notifications: [],
     orchestrations: () => orchestrations,

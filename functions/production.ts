@@ -43,6 +43,7 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     tokens: tokenValidatorFromSettings(settings),
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),
+    recoveryRecipients: settings.ENCRYPTION_RECOVERY_RECIPIENTS,
     now: () => new Date(),
     notifications: notificationChannelsFromSettings(settings, credential),
     orchestrations: durableJobOrchestrations,

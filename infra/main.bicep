@@ -60,6 +60,9 @@ param rbacRequesterGroupIds string[] = []
 @description('Browser origins allowed to call the API besides the portal (its origin is added on its own).')
 param corsOrigins string[] = []
 
+@description('The organisation\'s recovery keys: age X25519 public keys (age1…) every encrypted copy is also encrypted to.')
+param encryptionRecoveryRecipients string[] = []
+
 // ---------------------------------------------------------------- portal
 
 @description('Deploy the portal (a Static Web App, azd service `portal`).')
@@ -335,6 +338,7 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
+    encryptionRecoveryRecipients: encryptionRecoveryRecipients
     eventGridTopicEndpoint: eventGrid.outputs.endpoint
     notifyWebhookUrls: notifyWebhookUrls
     notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri

@@ -204,6 +204,7 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
       databaseName: job.databaseName,
       engine: job.engine satisfies BackupEngine,
       options: job.options satisfies BackupOptions,
+      ...(job.encryptionRecipients ? { ageRecipients: job.encryptionRecipients.map((r) => r.recipient) } : {}),
       blobPath: job.blobPath,
       requestedAt: job.createdAt.toISOString(),
       // Every copy of a sanitized database is made with its current rules; the job records their version.

@@ -62,8 +62,9 @@ export async function runChecks(config: RunnerConfig, deps: CheckDeps): Promise<
     return `${config.workDir} is writable; ${((fs.bavail * fs.bsize) / 2 ** 30).toFixed(1)} GiB free`;
   });
   await check('encryption-key', () => {
-    if (!config.encryptionKeyFile) throw new Skip('no encryptionKeyFile: jobs that ask for encryption will fail');
-    return `${config.encryptionKeyFile} holds a 32-byte key (key id ${keyId(readKeyFile(config.encryptionKeyFile))})`;
+    if (!config.encryptionKeyFile) throw new Skip('not needed: jobs are encrypted with age to the recipients they name');
+    const id = keyId(readKeyFile(config.encryptionKeyFile));
+    return `${config.encryptionKeyFile} holds a 32-byte key (key id ${id}); retired, used only to decrypt old .enc copies`;
   });
   await check('zstd', () => {
     const support = zstdSupport();

@@ -178,7 +178,10 @@ const runnerConfigFields = z.object({
   shutdownGraceSeconds: z.number().int().nonnegative().default(120),
   /** Compression for the manual `backup` command (jobs carry their own choice). */
   compressionDefault: Compression.default('none'),
-  /** 32-byte key (raw, or 64 hex characters) for AES-256-GCM envelope encryption. */
+  /**
+   * Retired: the runner-key (DBDE) format's key. Jobs are encrypted with age to the recipients they name; keep the
+   * key file itself (not this setting) to open old copies with `dbdist-runner decrypt --key-file`.
+   */
   encryptionKeyFile: nonEmpty.optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });

@@ -75,8 +75,6 @@ export interface JobRunnerDeps {
   engines: Partial<Record<BackupEngine, BackupEngineDriver>>;
   /** Scratch targets for sanitized copies; a job with masking rules fails without one for its engine. */
   scratch?: Partial<Record<BackupEngine, ScratchDriver>>;
-  /** Present when the runner has an encryption key; jobs asking for encryption fail without one. */
-  encryptionKey?: Buffer;
   semaphore: KeyedSemaphore;
   logger: Logger;
   /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
@@ -159,8 +157,11 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     const key = job.engine === 'postgres' ? 'postgres' : 'sqlServer';
     return reportFailure(new JobFailure('scratch_not_configured', `A sanitized copy needs scratch.${key} in the runner config`));
   }
-  if (job.options.encryption && !deps.encryptionKey) {
-    return reportFailure(new JobFailure('encryption_key_missing', 'The job asks for encryption but this runner has no encryptionKeyFile'));
+  if (job.options.encryption === 'dbde') {
+    return reportFailure(new JobFailure('encryption_format_retired', 'The runner-key format (DBDE) is retired; request the copy again with encryption "age"'));
+  }
+  if (job.options.encryption === 'age' && !job.ageRecipients) {
+    return reportFailure(new JobFailure('encryption_recipients_missing', 'The job asks for age encryption but names no recipients'));
   }
 
   let release: (() => void) | undefined;
@@ -249,7 +250,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         sourceDone: backup.done,
         ...(backup.sizeHint !== undefined ? { sourceSizeHint: backup.sizeHint } : {}),
         compression: job.options.compression,
-        ...(job.options.encryption ? { encryptionKey: deps.encryptionKey } : {}),
+        ...(job.options.encryption === 'age' ? { ageRecipients: job.ageRecipients } : {}),
         getTarget: async (reason) => {
           const prefetched = firstTarget;
           firstTarget = undefined;

@@ -11,7 +11,6 @@ import { serviceBusClientFrom } from '../shared/servicebus.js';
 import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api/client.js';
 import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
-import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresEngine } from './engines/postgres.js';
 import { createSqlServerEngine, defaultConnector } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
@@ -101,7 +100,6 @@ export function buildServiceBusClient(config: RunnerConfig, credential: TokenCre
  */
 export async function runService(config: RunnerConfig, logger: Logger): Promise<number> {
   mkdirSync(config.workDir, { recursive: true });
-  const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
   const credential = entraCredential(config.entra);
   const engines = buildEngines(config, credential, logger);
   const scratch = buildScratch(config, credential);
@@ -123,7 +121,6 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       api,
       engines,
       scratch,
-      ...(encryptionKey ? { encryptionKey } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
       outageBoundMs: config.outageBoundSeconds * 1000,
     },
@@ -136,7 +133,6 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       scratch: Object.keys(scratch),
       serviceBus: config.serviceBus.fullyQualifiedNamespace ?? '(development connection string)',
       api: config.api.baseUrl,
-      encryption: encryptionKey ? 'key loaded' : 'no key',
     },
     'dbdist runner starting',
   );

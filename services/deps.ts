@@ -23,6 +23,8 @@ export interface Deps {
   tokens: TokenValidator;
   rbac: RbacPolicy;
   limits: Limits;
+  /** The organisation's current recovery recipients (age1…), from ENCRYPTION_RECOVERY_RECIPIENTS. */
+  recoveryRecipients: readonly string[];
   now(): Date;
   /** Where notifications go (Event Grid, webhooks); none configured means the notifier only drains the outbox. */
   notifications: NotificationChannel[];

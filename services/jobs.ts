@@ -21,6 +21,7 @@ import { defaultDatabasePolicy } from '../shared/contracts/servers.js';
 import type { JobRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
 import type { Deps } from './deps.js';
+import { copyRecipientsFor } from './encryption.js';
 import { buildNewJob, downloadLinkExpiry } from './job-rules.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { jobFileName, jobView } from './views.js';
@@ -81,12 +82,20 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
     throw new AppError('conflict', `The policy of database ${database.name} does not allow ${server.engine} backups.`);
   }
 
+  const encryptionRecipients = await copyRecipientsFor(deps, {
+    encryption: request.options.encryption,
+    policy: database.policy,
+    databaseName: database.name,
+    requesterOid: principal.oid,
+  });
+
   const jobId = randomUUID();
   const now = deps.now();
   const job = await deps.store.createJob(
     buildNewJob(database, server, {
       id: jobId,
       options: request.options,
+      encryptionRecipients,
       requester: { oid: principal.oid, upn: principal.upn ?? null },
       trigger: 'user',
       createdAt: now,
@@ -96,7 +105,13 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
       action: 'job.requested',
       target: `job/${jobId}`,
       jobId,
-      detail: { databaseId: database.id, serverId: server.id, options: request.options, reason: request.reason ?? null },
+      detail: {
+        databaseId: database.id,
+        serverId: server.id,
+        options: request.options,
+        reason: request.reason ?? null,
+        recipientFingerprints: encryptionRecipients?.map((r) => r.fingerprint) ?? null,
+      },
       at: now,
     },
   );

@@ -40,7 +40,7 @@ export function jobFileName(job: JobRecord): string {
   return downloadFileName(job.databaseName, job.createdAt, {
     engine: job.engine,
     compression: job.options.compression,
-    encrypted: job.options.encryption,
+    encryption: job.options.encryption,
   });
 }
 
@@ -76,6 +76,7 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
       job.restoreVerifiedAt && job.restoreResult
         ? { verifiedAt: iso(job.restoreVerifiedAt), durationMs: job.restoreDurationMs ?? 0, result: job.restoreResult, error: job.restoreError }
         : null,
+    recipients: job.encryptionRecipients?.map(({ fingerprint, role }) => ({ fingerprint, role })) ?? null,
   };
   const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
   const link = isRequester ? liveDownloadLink(job, now) : undefined;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AgeRecipient } from './contracts/encryption.js';
 import { AppError } from './errors.js';
 
 /** Comma-separated list; blanks dropped so `a, b,` is two items. */
@@ -75,6 +76,11 @@ const controlPlaneSettingsObject = z.object({
     NOTIFY_WEBHOOK_URLS: csvList.pipe(z.array(httpsUrl)).default([]),
     /** HMAC-SHA256 key that signs webhook calls; in Azure a Key Vault reference. Required with webhooks. */
     NOTIFY_WEBHOOK_SECRET: optionalSetting(z.string().min(32, 'must be at least 32 characters')),
+    /**
+     * The organisation's recovery keys (age X25519 public keys, `age1…`, comma-separated): every encrypted copy
+     * is also encrypted to each. Rotate by adding the new key, then removing the old one (docs/encryption.md).
+     */
+    ENCRYPTION_RECOVERY_RECIPIENTS: csvList.pipe(z.array(AgeRecipient)).default([]),
 });
 
 export const controlPlaneSettingsSchema = controlPlaneSettingsObject

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { AuditEventView } from './contracts/audit.js';
+import { RetiredRecipientCopy } from './contracts/encryption.js';
 import { JobView } from './contracts/jobs.js';
 import { DatabaseView, ServerView } from './contracts/servers.js';
 import { statusByCode } from './http.js';
@@ -25,6 +26,7 @@ export const JobPage = pageOf(JobView, 'JobPage');
 export const AuditPage = pageOf(AuditEventView, 'AuditPage');
 export const ServerList = z.object({ items: z.array(ServerView) }).meta({ id: 'ServerList' });
 export const DatabaseList = z.object({ items: z.array(DatabaseView) }).meta({ id: 'DatabaseList' });
+export const RetiredRecipientCopyList = z.object({ items: z.array(RetiredRecipientCopy) }).meta({ id: 'RetiredRecipientCopyList' });
 
 export const HealthStatus = z
   .object({

@@ -123,6 +123,9 @@ param notifyWebhookUrls string[] = []
 @description('Key Vault secret URI of the webhook signing key; NOTIFY_WEBHOOK_SECRET becomes a Key Vault reference to it.')
 param notifyWebhookSigningKeyUri string = ''
 
+@description('ENCRYPTION_RECOVERY_RECIPIENTS: recovery age public keys (age1…); public, not secrets.')
+param encryptionRecoveryRecipients string[]
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -213,6 +216,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
       NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
       NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'
+      ENCRYPTION_RECOVERY_RECIPIENTS: join(encryptionRecoveryRecipients, ',')
     }
   }
 

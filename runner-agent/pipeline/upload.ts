@@ -23,7 +23,7 @@ import type { Compression } from '../../shared/contracts/common.js';
 import type { UploadTarget } from '../../shared/contracts/runner.js';
 import { errorMessage } from '../../shared/errors.js';
 import { createCompressStream } from './compression.js';
-import { createEncryptStream } from './crypto.js';
+import { createAgeEncryptStream } from './age.js';
 import { JobFailure } from '../errors.js';
 import { waitThroughOutage, type OutagePolicy } from '../outage.js';
 
@@ -58,8 +58,8 @@ export interface UploadOptions {
   /** Bytes the source will produce, when known (a .bak file): sizes the blocks. */
   sourceSizeHint?: number;
   compression: Compression;
-  /** 32-byte key: encrypts when given. */
-  encryptionKey?: Buffer;
+  /** age recipients (age1…): the copy is encrypted to them when given. */
+  ageRecipients?: readonly string[];
   getTarget: UploadTargetProvider;
   /** Facts stored as blob metadata next to sha256/size/compression/encrypted; values are URI-encoded. */
   metadata: { engine: string; jobid: string; server: string; database: string };
@@ -110,11 +110,11 @@ function countingStream(onBytes: (n: number) => void): Transform {
 }
 
 /** The optional compression and encryption stages, in order. */
-export function transformStages(compression: Compression, encryptionKey?: Buffer): Array<NodeJS.ReadWriteStream> {
+export function transformStages(compression: Compression, ageRecipients?: readonly string[]): Array<NodeJS.ReadWriteStream> {
   const stages: NodeJS.ReadWriteStream[] = [];
   const compress = createCompressStream(compression);
   if (compress) stages.push(compress);
-  if (encryptionKey) stages.push(createEncryptStream(encryptionKey));
+  if (ageRecipients) stages.push(createAgeEncryptStream(ageRecipients));
   return stages;
 }
 
@@ -317,7 +317,7 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   const {
     source,
     compression,
-    encryptionKey,
+    ageRecipients,
     parallelism = 4,
     signal,
     now = Date.now,
@@ -340,7 +340,7 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   }
   try {
     await pipeline(
-      [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, encryptionKey), digest, stager],
+      [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, ageRecipients), digest, stager],
       signal ? { signal } : {},
     );
   } catch (error) {
@@ -356,7 +356,7 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
     sizeBytes: digest.bytes,
     sha256: digest.sha256.digest('hex'),
     compression,
-    encrypted: encryptionKey !== undefined,
+    encrypted: ageRecipients !== undefined,
   };
   await options.beforeCommit?.(facts);
   signal?.throwIfAborted();
@@ -397,14 +397,14 @@ export async function writeBackup(options: {
   source: Readable;
   sourceDone?: Promise<unknown>;
   compression: Compression;
-  encryptionKey?: Buffer;
+  ageRecipients?: readonly string[];
   destination: NodeJS.WritableStream;
   signal?: AbortSignal;
 }): Promise<StoredFacts> {
   const sourceDone = options.sourceDone ? options.sourceDone.then(() => undefined, (error: unknown) => error) : Promise.resolve(undefined);
   const digest = new DigestStream();
   await pipeline(
-    [options.source, ...transformStages(options.compression, options.encryptionKey), digest, options.destination],
+    [options.source, ...transformStages(options.compression, options.ageRecipients), digest, options.destination],
     options.signal ? { signal: options.signal } : {},
   );
   const engineError = await sourceDone;
@@ -413,6 +413,6 @@ export async function writeBackup(options: {
     sizeBytes: digest.bytes,
     sha256: digest.sha256.digest('hex'),
     compression: options.compression,
-    encrypted: options.encryptionKey !== undefined,
+    encrypted: options.ageRecipients !== undefined,
   };
 }

@@ -27,6 +27,7 @@ export const auditActions = [
   'rpo.breached',
   'rpo.recovered',
   'restore.rehearsed',
+  'recipients.updated',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BackupEngine, Compression, Cursor, PageLimit, isoDateTime, sha256Hex, uuid } from './common.js';
+import { EncryptionFormat, RecipientFingerprint, RecipientRole } from './encryption.js';
 
 /**
  * A job's lifecycle. The orchestration owns every transition after Pending; each one commits the job row and
@@ -45,8 +46,8 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
 export const BackupOptions = z
   .object({
     compression: Compression.default('none'),
-    /** AES-256-GCM envelope encryption by the runner with the runner's own key. */
-    encryption: z.boolean().default(false),
+    /** `age`: encrypted by the runner to the requester's registered keys, the recovery keys and the policy's. */
+    encryption: EncryptionFormat.default('none'),
   })
   .strict();
 export type BackupOptions = z.infer<typeof BackupOptions>;
@@ -54,7 +55,7 @@ export type BackupOptions = z.infer<typeof BackupOptions>;
 export const CreateJobRequest = z
   .object({
     databaseId: uuid,
-    options: BackupOptions.default({ compression: 'none', encryption: false }),
+    options: BackupOptions.extend({ encryption: z.enum(['none', 'age']).default('none') }).default({ compression: 'none', encryption: 'none' }),
     /** Free text shown in the audit trail, e.g. a ticket number. */
     reason: z.string().trim().max(500).optional(),
   })
@@ -118,6 +119,8 @@ export const JobView = z
     restoreRehearsal: z
       .object({ verifiedAt: isoDateTime, durationMs: z.number().int().nonnegative(), result: z.enum(['passed', 'failed']), error: z.string().nullable() })
       .nullable(),
+    /** Who can open an `age` copy, by fingerprint (shared/age-keys.ts); null when the copy is not age-encrypted. */
+    recipients: z.array(z.object({ fingerprint: RecipientFingerprint, role: RecipientRole })).nullable(),
     /** Only to the job's requester, and only while the link is live. */
     downloadLink: DownloadLink.optional(),
   })

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BackupEngine, isoDateTime, uuid } from './common.js';
+import { AgeRecipient } from './encryption.js';
 import { BackupOptions } from './jobs.js';
 import { MaskingRuleSet } from './masking.js';
 
@@ -19,6 +20,8 @@ export const BackupJobMessage = z
     databaseName: z.string().min(1).max(128),
     engine: BackupEngine,
     options: BackupOptions,
+    /** For `encryption: age`: the public keys the copy is encrypted to (never a private key). */
+    ageRecipients: z.array(AgeRecipient).min(1).max(64).optional(),
     /** Where the runner must write; the write SAS it gets is valid for exactly this path. */
     blobPath: z.string().min(1),
     requestedAt: isoDateTime,

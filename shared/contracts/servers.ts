@@ -6,6 +6,7 @@ import { MaskingRuleSet } from './masking.js';
 export const distributions = ['raw', 'sanitized', 'raw-needs-approval'] as const;
 export const Distribution = z.enum(distributions);
 export type Distribution = z.infer<typeof Distribution>;
+import { AgeRecipient, EncryptionPolicy } from './encryption.js';
 
 const name = z
   .string()
@@ -65,6 +66,9 @@ const databasePolicyFields = {
   masking: MaskingRuleSet.nullable(),
   /** Restore-rehearse the newest Available backup this often; null: only on request. */
   rehearseEveryDays: z.number().int().positive().max(3650).nullable(),
+  encryption: EncryptionPolicy,
+  /** Added to every encrypted copy of this database (e.g. the owning team's key). */
+  encryptionRecipients: z.array(AgeRecipient).max(10),
 };
 
 const sanitizedNeedsRules = (policy: { distribution?: Distribution; masking?: MaskingRuleSet | null }) =>
@@ -82,6 +86,8 @@ export const DatabasePolicy = z
     distribution: databasePolicyFields.distribution.default('raw'),
     masking: databasePolicyFields.masking.default(null),
     rehearseEveryDays: databasePolicyFields.rehearseEveryDays.default(null),
+    encryption: databasePolicyFields.encryption.default('optional'),
+    encryptionRecipients: databasePolicyFields.encryptionRecipients.default([]),
   })
   .strict()
   .refine(sanitizedNeedsRules, sanitizedNeedsRulesMessage);

@@ -39,6 +39,9 @@ export const len = {
   version: 64,
   channels: 1000,
   restoreResult: 16,
+  /** `age1…` X25519 recipients are 62 characters; room for a longer recipient type later. */
+  ageRecipient: 200,
+  fingerprint: 16,
 } as const;
 
 /**

@@ -233,6 +233,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       restoreDurationMs: null,
       restoreResult: null,
       restoreError: null,
+      encryptionRecipients: job.encryptionRecipients ? JSON.stringify(job.encryptionRecipients) : null,
     };
     return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }
@@ -445,6 +446,30 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         limit,
       });
       return rows.map(toJobRecord);
+    },
+
+    async listRequesterRecipients(requesterOid) {
+      const rows = await ops.select('requesterRecipients', {
+        where: eq(t.requesterRecipients.requesterOid, requesterOid),
+        orderBy: [asc(t.requesterRecipients.createdAt), asc(t.requesterRecipients.id)],
+      });
+      return rows.map(({ recipient, fingerprint, createdAt }) => ({ recipient, fingerprint, createdAt }));
+    },
+
+    async replaceRequesterRecipients(requesterOid, recipients, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        await tx.delete('requesterRecipients', eq(t.requesterRecipients.requesterOid, requesterOid));
+        const kept = [];
+        // Milliseconds apart so "oldest first" keeps the caller's order.
+        for (const [i, { recipient, fingerprint }] of recipients.entries()) {
+          const createdAt = new Date(at.getTime() + i);
+          await tx.insert('requesterRecipients', { id: randomUUID(), requesterOid, recipient, fingerprint, createdAt });
+          kept.push({ recipient, fingerprint, createdAt });
+        }
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return kept;
+      });
     },
 
     async appendAudit(entry) {

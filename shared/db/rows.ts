@@ -7,6 +7,7 @@ import type { AnyColumn } from 'drizzle-orm';
 import { defaultDatabasePolicy } from '../contracts/servers.js';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
+import type { CopyRecipient } from '../contracts/encryption.js';
 import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, RunnerHeartbeatRecord, ServerRecord } from './store.js';
 
 export type ServerRow = typeof pg.servers.$inferSelect;
@@ -15,6 +16,7 @@ export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
 export type RunnerHeartbeatRow = typeof pg.runnerHeartbeats.$inferSelect;
 export type OutboxRow = typeof pg.notificationOutbox.$inferSelect;
+export type RequesterRecipientRow = typeof pg.requesterRecipients.$inferSelect;
 
 export interface Rows {
   servers: ServerRow;
@@ -23,6 +25,7 @@ export interface Rows {
   auditEvents: AuditRow;
   runnerHeartbeats: RunnerHeartbeatRow;
   notificationOutbox: OutboxRow;
+  requesterRecipients: RequesterRecipientRow;
 }
 export type TableName = keyof Rows;
 
@@ -38,7 +41,8 @@ const sameRows: [
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
   Same<RunnerHeartbeatRow, typeof mssql.runnerHeartbeats.$inferSelect>,
   Same<OutboxRow, typeof mssql.notificationOutbox.$inferSelect>,
-] = [true, true, true, true, true, true];
+  Same<RequesterRecipientRow, typeof mssql.requesterRecipients.$inferSelect>,
+] = [true, true, true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {
@@ -60,9 +64,13 @@ export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {
 }
 
 export function toJobRecord(row: JobRow): JobRecord {
+  const options = JSON.parse(row.options) as Omit<JobRecord['options'], 'encryption'> & { encryption: JobRecord['options']['encryption'] | boolean };
+  // Rows from before age stored a boolean: `true` was the runner-key format (DBDE).
+  const encryption = options.encryption === true ? 'dbde' : options.encryption === false ? 'none' : options.encryption;
   return {
     ...row,
-    options: JSON.parse(row.options) as JobRecord['options'],
+    options: { ...options, encryption },
+    encryptionRecipients: row.encryptionRecipients === null ? null : (JSON.parse(row.encryptionRecipients) as CopyRecipient[]),
     tableRowCounts: row.tableRowCounts == null ? null : (JSON.parse(row.tableRowCounts) as Record<string, number>),
     restoreResult: row.restoreResult as JobRecord['restoreResult'],
   };

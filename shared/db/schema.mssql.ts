@@ -105,6 +105,8 @@ export const jobs = mssqlTable(
     restoreDurationMs: bigint('restore_duration_ms', { mode: 'number' }),
     restoreResult: nvarchar('restore_result', { length: len.restoreResult, enum: enumValues.restoreResult }),
     restoreError: nvarchar('restore_error', { length: len.errorMessage }),
+    /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
+    encryptionRecipients: json('encryption_recipients'),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
@@ -165,4 +167,17 @@ export const notificationOutbox = mssqlTable(
     lastError: nvarchar('last_error', { length: len.errorMessage }),
   },
   (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
+);
+
+/** Requesters' age public keys (PUT /api/me/recipients); a requester's copies are encrypted to them. */
+export const requesterRecipients = mssqlTable(
+  'requester_recipients',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    requesterOid: nvarchar('requester_oid', { length: len.oid }).notNull(),
+    recipient: nvarchar('recipient', { length: len.ageRecipient }).notNull(),
+    fingerprint: nvarchar('fingerprint', { length: len.fingerprint }).notNull(),
+    createdAt: instant('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('requester_recipients_oid_fingerprint_uq').on(t.requesterOid, t.fingerprint)],
 );

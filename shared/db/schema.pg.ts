@@ -115,6 +115,8 @@ export const jobs = pgTable(
     restoreDurationMs: bigint('restore_duration_ms', { mode: 'number' }),
     restoreResult: varchar('restore_result', { length: len.restoreResult, enum: enumValues.restoreResult }),
     restoreError: varchar('restore_error', { length: len.errorMessage }),
+    /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
+    encryptionRecipients: text('encryption_recipients'),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
@@ -175,4 +177,17 @@ export const notificationOutbox = pgTable(
     lastError: varchar('last_error', { length: len.errorMessage }),
   },
   (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
+);
+
+/** Requesters' age public keys (PUT /api/me/recipients); a requester's copies are encrypted to them. */
+export const requesterRecipients = pgTable(
+  'requester_recipients',
+  {
+    id: varchar('id', { length: len.id }).primaryKey(),
+    requesterOid: varchar('requester_oid', { length: len.oid }).notNull(),
+    recipient: varchar('recipient', { length: len.ageRecipient }).notNull(),
+    fingerprint: varchar('fingerprint', { length: len.fingerprint }).notNull(),
+    createdAt: instant('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('requester_recipients_oid_fingerprint_uq').on(t.requesterOid, t.fingerprint)],
 );

@@ -10,6 +10,7 @@
  */
 import type { ActorType, AuditAction } from '../contracts/audit.js';
 import type { BackupEngine } from '../contracts/common.js';
+import type { CopyRecipient } from '../contracts/encryption.js';
 import type { BackupOptions, JobStatus } from '../contracts/jobs.js';
 import type { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
 
@@ -98,6 +99,15 @@ export interface JobRecord {
   restoreDurationMs: number | null;
   restoreResult: 'passed' | 'failed' | null;
   restoreError: string | null;
+  /** Recipients of an age-encrypted copy, fixed at request time; null when the copy is not age-encrypted. */
+  encryptionRecipients: CopyRecipient[] | null;
+}
+
+/** One registered age public key of a requester. */
+export interface RequesterRecipientRecord {
+  recipient: string;
+  fingerprint: string;
+  createdAt: Date;
 }
 
 /** The audit facts a caller supplies; the store adds id and timestamp. */
@@ -152,6 +162,7 @@ export interface NewJob {
   trigger: 'user' | 'schedule';
   scheduleSlot?: string | null;
   blobPath: string;
+  encryptionRecipients?: CopyRecipient[] | null;
   createdAt?: Date;
 }
 
@@ -293,6 +304,15 @@ export interface Store {
   recordDownloadLink(id: string, link: { url: string; expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
   /** Available jobs whose expiresAt is before `now`, oldest first. */
   listExpiredJobs(now: Date, limit: number): Promise<JobRecord[]>;
+
+  /** A requester's registered age public keys, oldest first. */
+  listRequesterRecipients(requesterOid: string): Promise<RequesterRecipientRecord[]>;
+  /** Replaces a requester's keys with `recipients` and writes the audit row, in one transaction. */
+  replaceRequesterRecipients(
+    requesterOid: string,
+    recipients: { recipient: string; fingerprint: string }[],
+    audit: AuditEntry,
+  ): Promise<RequesterRecipientRecord[]>;
 
   /** Audit rows that go with no state change (refusals, upload SAS issued, cancel requested). */
   appendAudit(entry: AuditEntry): Promise<AuditRecord>;

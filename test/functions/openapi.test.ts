@@ -109,7 +109,7 @@ describe('GET /api/openapi.json', () => {
       databaseName: 'Sales',
       engine: 'sqlserver',
       status: 'Available',
-      options: { compression: 'gzip', encryption: false },
+      options: { compression: 'gzip', encryption: 'none' },
       requestedBy: { oid: randomUUID(), upn: 'a@contoso.example' },
       trigger: 'user',
       progress: null,
@@ -123,6 +123,7 @@ describe('GET /api/openapi.json', () => {
       expiresAt: now,
       maskingVersion: 3,
       restoreRehearsal: { verifiedAt: now, durationMs: 1234, result: 'passed', error: null },
+      recipients: null,
       downloadLink: { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) },
     });
     expect(validator('Job')(job)).toBe(true);

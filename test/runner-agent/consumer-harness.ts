@@ -19,7 +19,6 @@ export interface HarnessOptions {
   subscription?: string;
   lockRenewalMaxMs?: number;
   shutdownGraceMs?: number;
-  encryptionKey?: Buffer;
   apiMaxAttempts?: number;
   verbose?: boolean;
   serverIds?: string[];
@@ -50,7 +49,6 @@ export function startTestConsumer(options: HarnessOptions): { consumer: JobConsu
       runnerId: 'test-runner',
       api,
       engines: { postgres: options.engine, ...(options.alsoSqlServer ? { sqlserver: options.engine } : {}) },
-      ...(options.encryptionKey ? { encryptionKey: options.encryptionKey } : {}),
       semaphore: new KeyedSemaphore(1),
       uploadOptions: { blockBytes: 1024 * 1024, parallelism: 2 },
       progress: { minIntervalMs: 0, heartbeatMs: 0 },

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { ServiceBusClient } from '@azure/service-bus';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
@@ -13,7 +14,8 @@ import { startApiStandIn, type ApiStandIn } from './api-stand-in.js';
 import { gatewayWithContainer } from './blob-target.js';
 import { startTestConsumer, SUBSCRIPTION, TOPIC, type HarnessOptions } from './consumer-harness.js';
 import { fakeEngine } from './fake-engine.js';
-import { digestOf, pseudoRandomStream } from './helpers.js';
+import { collect, digestOf, pseudoRandomStream, through } from './helpers.js';
+import { createAgeDecryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
 
 const serverId = randomUUID();
 const LOCK_MS = 1500;
@@ -78,7 +80,7 @@ function jobMessage(overrides: Partial<BackupJobMessage> = {}): BackupJobMessage
     databaseId,
     databaseName: 'Sales',
     engine: 'postgres',
-    options: { compression: 'none', encryption: false },
+    options: { compression: 'none', encryption: 'none' },
     blobPath,
     requestedAt: new Date(now).toISOString(),
     runDeadline: new Date(now + 60 * 60_000).toISOString(),
@@ -208,6 +210,26 @@ describe('job consumer with the real Service Bus client', () => {
     await eventually(subscriptionDrained);
     expect(await gateway.getBlobFacts(job.blobPath)).toBeUndefined();
   });
+
+  it('encrypts with age to the recipients the job names; a job for the retired DBDE format fails clearly', async () => {
+    consumerWith({ engine: fakeEngine({ bytes: 200_000, seed: 'age' }) });
+    const { identity, recipient } = generateAgeIdentity();
+    const job = jobMessage({ options: { compression: 'gzip', encryption: 'age' }, ageRecipients: [recipient] });
+    await send(job, job.jobId);
+    const uploaded = (await api.waitForEvent((e) => e.jobId === job.jobId && e.event.type === 'uploaded')).event as UploadedEvent;
+    expect(uploaded).toMatchObject({ compression: 'gzip', encrypted: true });
+    const stored = await azurite.serviceClient.getContainerClient(containerName).getBlobClient(job.blobPath).downloadToBuffer();
+    const plain = gunzipSync(await through(stored, createAgeDecryptStream([identity])));
+    expect(plain.equals(await collect(pseudoRandomStream(200_000, 'age')))).toBe(true);
+
+    const retired = jobMessage({ options: { compression: 'none', encryption: 'dbde' } });
+    await send(retired, retired.jobId);
+    const failed = await api.waitForEvent((e) => e.jobId === retired.jobId && e.event.type === 'failed');
+    expect(failed.event).toMatchObject({ code: 'encryption_format_retired' });
+    await eventually(subscriptionDrained);
+    expect(await gateway.getBlobFacts(retired.blobPath)).toBeUndefined();
+  });
+
 
   it('keeps the message locked through an API outage longer than its own retries, within the bound', async () => {
     const engine = fakeEngine({ bytes: 2 * 1024 * 1024 });

@@ -20,7 +20,7 @@ async function scheduledDatabase(cron: string, options: { enabled?: boolean } = 
   return updated!;
 }
 
-const depsAt = (iso: string) => ({ store, now: () => new Date(iso) });
+const depsAt = (iso: string) => ({ store, now: () => new Date(iso), recoveryRecipients: [] });
 
 async function jobsOf(databaseId: string) {
   const page = await store.listJobs({ limit: 200 });
@@ -67,7 +67,7 @@ describe('runDueSchedules', () => {
       scheduleSlot: '2026-11-23T03:00:00.000Z',
       requesterOid: 'scheduler',
       databaseName: database.name,
-      options: { compression: 'none', encryption: false },
+      options: { compression: 'none', encryption: 'none' },
     });
     expect(job!.blobPath).toBe(`${database.serverId}/${database.id}/${job!.id}.bak`);
     // The id is a valid job id for the Service Bus message.

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { InvocationContext } from '@azure/functions';
 import type { AuditAction } from '../../shared/contracts/audit.js';
 import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { CopyRecipient } from '../../shared/contracts/encryption.js';
 import type { JobStatus } from '../../shared/contracts/jobs.js';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
 import { type DatabasePolicy, defaultDatabasePolicy } from '../../shared/contracts/servers.js';
@@ -136,6 +137,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: { ...testLimits, ...options.limits },
+    recoveryRecipients: [],
     now: () => new Date(),
     notifications: [],
     orchestrations: (_context: InvocationContext) => orchestrations,
@@ -214,7 +216,7 @@ export const testSha256 = 'a'.repeat(64);
 export async function seedJob(
   store: Store,
   seeded: SeededDatabase,
-  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date },
+  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date; encryptionRecipients?: CopyRecipient[] },
 ): Promise<JobRecord> {
   const id = randomUUID();
   const { server, database } = seeded;
@@ -225,11 +227,12 @@ export async function seedJob(
       serverId: server.id,
       databaseName: database.name,
       engine: server.engine,
-      options: { compression: 'gzip', encryption: false },
+      options: { compression: 'gzip', encryption: options.encryptionRecipients ? 'age' : 'none' },
+      ...(options.encryptionRecipients ? { encryptionRecipients: options.encryptionRecipients } : {}),
       requesterOid: options.requesterOid,
       requesterUpn: `${options.requesterOid}@contoso.example`,
       trigger: 'user',
-      blobPath: backupBlobPath({ jobId: id, serverId: server.id, databaseId: database.id, engine: server.engine, compression: 'gzip', encrypted: false }),
+      blobPath: backupBlobPath({ jobId: id, serverId: server.id, databaseId: database.id, engine: server.engine, compression: 'gzip', encryption: 'none' }),
       ...(options.createdAt ? { createdAt: options.createdAt } : {}),
     },
     { ...systemAudit, action: 'job.requested', target: `job/${id}`, jobId: id },

@@ -76,7 +76,7 @@ function message(databaseName: string, rules?: MaskingRuleSet): BackupJobMessage
     databaseId: randomUUID(),
     databaseName,
     engine: 'postgres',
-    options: { compression: 'gzip', encryption: false },
+    options: { compression: 'gzip', encryption: 'none' },
     blobPath: `backups/${jobId}.dump`,
     requestedAt: new Date().toISOString(),
     runDeadline: new Date(Date.now() + 3_600_000).toISOString(),

@@ -67,7 +67,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         serverId: seeded.server.id,
         databaseName: seeded.database.name,
         engine: 'postgres',
-        options: { compression: 'gzip', encryption: true },
+        options: { compression: 'gzip', encryption: 'age' },
         requesterOid: `oid-${randomUUID()}`,
         requesterUpn: 'alice@example.com',
         trigger: 'user',
@@ -178,7 +178,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         expect(created).toMatchObject({
           id: job.id,
           status: 'Pending',
-          options: { compression: 'gzip', encryption: true },
+          options: { compression: 'gzip', encryption: 'age' },
           trigger: 'user',
           scheduleSlot: null,
           createdAt: new Date('2026-01-02T03:04:05.678Z'),
@@ -534,6 +534,33 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         } finally {
           await fresh.close();
         }
+      });
+    });
+
+    describe('encryption recipients', () => {
+      const keyA = { recipient: 'age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqa', fingerprint: 'aaaaaaaaaaaaaaaa' };
+      const keyB = { recipient: 'age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqb', fingerprint: 'bbbbbbbbbbbbbbbb' };
+
+      it("replaces a requester's keys with an audit row, leaving other requesters' alone", async () => {
+        const [alice, bob] = [`oid-${randomUUID()}`, `oid-${randomUUID()}`];
+        await store.replaceRequesterRecipients(bob, [keyA], actor('recipients.updated', { actorId: bob }));
+        const saved = await store.replaceRequesterRecipients(alice, [keyB, keyA], actor('recipients.updated', { actorId: alice }));
+        expect(saved.map((r) => r.fingerprint)).toEqual([keyB.fingerprint, keyA.fingerprint]);
+        expect((await store.listRequesterRecipients(alice)).map((r) => r.recipient)).toEqual([keyB.recipient, keyA.recipient]);
+        await store.replaceRequesterRecipients(alice, [], actor('recipients.updated', { actorId: alice }));
+        expect(await store.listRequesterRecipients(alice)).toEqual([]);
+        expect((await store.listRequesterRecipients(bob)).map((r) => r.fingerprint)).toEqual([keyA.fingerprint]);
+        const audit = await store.listAudit({ actor: alice, action: 'recipients.updated', limit: 10 });
+        expect(audit.items).toHaveLength(2);
+      });
+
+      it("keeps a job's recipients (public keys, fingerprints, roles) on its record", async () => {
+        const recipients = [{ ...keyA, role: 'requester' as const }, { ...keyB, role: 'recovery' as const }];
+        const job = await store.createJob(newJob(await seed(), { encryptionRecipients: recipients }), actor('job.requested'));
+        expect(job.encryptionRecipients).toEqual(recipients);
+        expect((await store.getJob(job.id))?.encryptionRecipients).toEqual(recipients);
+        const plain = await store.createJob(newJob(await seed(), { options: { compression: 'none', encryption: 'none' } }), actor('job.requested'));
+        expect(plain.encryptionRecipients).toBeNull();
       });
     });
 
