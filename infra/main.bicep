@@ -57,8 +57,35 @@ param rbacAuditorGroupIds string[] = []
 @description('Entra group object ids granting the Requester role.')
 param rbacRequesterGroupIds string[] = []
 
-@description('Browser origins allowed to call the API.')
+@description('Browser origins allowed to call the API besides the portal (its origin is added on its own).')
 param corsOrigins string[] = []
+
+// ---------------------------------------------------------------- portal
+
+@description('Deploy the portal (a Static Web App, azd service `portal`).')
+param deployPortal bool = true
+
+@description('Region of the portal\'s Static Web App (a region that offers them; the content is served from a global edge).')
+param portalLocation string = 'westeurope'
+
+@description('Static Web App plan of the portal.')
+@allowed([
+  'Free'
+  'Standard'
+])
+param portalSku string = 'Free'
+
+@description('E-mail addresses the alert action group notifies (failed jobs, dead letters, integrity failures, RPO breaches, Function errors).')
+param alertEmails string[] = []
+
+@description('Optional webhook the alert action group calls (common alert schema), e.g. a Teams Workflows URL.')
+param alertWebhookUrl string = ''
+
+@description('NOTIFY_WEBHOOK_URLS: webhooks that get dbdist notifications (JSON with `text`, HMAC-signed).')
+param notifyWebhookUrls string[] = []
+
+@description('Key Vault secret URI of the webhook signing key (NOTIFY_WEBHOOK_SECRET as a Key Vault reference); required with notifyWebhookUrls.')
+param notifyWebhookSigningKeyUri string = ''
 
 // ---------------------------------------------------------------- backups and links
 
@@ -106,8 +133,9 @@ param serviceBusMaxDeliveryCount int = 5
 @description('Entra admin of the SQL server: display name of a user or (recommended) a group.')
 param sqlEntraAdminLogin string
 
-@minLength(1)
-@description('Entra admin of the SQL server: object id of that user or group.')
+@minLength(36)
+@maxLength(36)
+@description('Entra admin of the SQL server: object id (a GUID, not a name) of that user or group.')
 param sqlEntraAdminObjectId string
 
 @description('Kind of the SQL Entra admin.')
@@ -125,6 +153,9 @@ param sqlEntraAdminPrincipalType string = 'User'
 ])
 param sqlConnectivity string = 'PublicAzureServices'
 
+@description('With the public endpoint: the deployer\'s public IPv4 address, admitted so the post-provision migration can reach the database from a workstation (azd env set SQL_CLIENT_IP_ADDRESS …). Empty: no such rule.')
+param sqlClientIpAddress string = ''
+
 @description('Database SKU.')
 param sqlDatabaseSku object = {
   name: 'Basic'
@@ -136,12 +167,12 @@ param sqlDatabaseName string = 'dbdist'
 
 // ---------------------------------------------------------------- Function App
 
-@description('Node.js major version of the Function App.')
+@description('Node.js major version of the Function App (Flex Consumption supports 20 and 22).')
 @allowed([
   '20'
   '22'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 // ---------------------------------------------------------------- names
 
@@ -151,6 +182,13 @@ var tags = {
 }
 var deploymentContainerName = 'app-package-${resourceToken}'
 var usePrivateEndpoint = sqlConnectivity == 'PrivateEndpoint'
+
+// Bicep has no pattern decorator: a GUID is five dash-separated groups of 8-4-4-4-12 hexadecimal digits.
+var guidCharacters = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', '-']
+var sqlEntraAdminObjectIdNonHex = reduce(guidCharacters, toLower(sqlEntraAdminObjectId), (rest, character) => replace(rest, character, ''))
+var sqlEntraAdminObjectIdIsGuid = empty(sqlEntraAdminObjectIdNonHex) && map(split(sqlEntraAdminObjectId, '-'), group => length(group)) == [8, 4, 4, 4, 12]
+// Indexing past the end stops the deployment before anything is created when the id is not a GUID.
+var sqlEntraAdminObjectIdChecked = [sqlEntraAdminObjectId][sqlEntraAdminObjectIdIsGuid ? 0 : 1]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -209,6 +247,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     topicName: serviceBusTopicName
     runnerSubscriptions: runnerSubscriptions
     maxDeliveryCount: serviceBusMaxDeliveryCount
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -222,10 +261,12 @@ module sql 'modules/sql.bicep' = {
     databaseName: sqlDatabaseName
     databaseSku: sqlDatabaseSku
     entraAdminLogin: sqlEntraAdminLogin
-    entraAdminObjectId: sqlEntraAdminObjectId
+    entraAdminObjectId: sqlEntraAdminObjectIdChecked
     entraAdminPrincipalType: sqlEntraAdminPrincipalType
     publicNetworkAccess: !usePrivateEndpoint
     allowAzureServices: !usePrivateEndpoint
+    clientIpAddress: sqlClientIpAddress
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -237,6 +278,27 @@ module network 'modules/network.bicep' = if (usePrivateEndpoint) {
     tags: tags
     vnetName: 'vnet-${resourceToken}'
     sqlServerId: sql.outputs.id
+  }
+}
+
+module portal 'modules/staticwebapp.bicep' = if (deployPortal) {
+  name: 'portal'
+  scope: rg
+  params: {
+    name: 'swa-${resourceToken}'
+    location: portalLocation
+    tags: tags
+    sku: portalSku
+  }
+}
+
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'evgt-${resourceToken}'
   }
 }
 
@@ -271,7 +333,27 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlDefaultMinutes: sasTtlDefaultMinutes
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
-    corsOrigins: corsOrigins
+    corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
+    eventGridTopicEndpoint: eventGrid.outputs.endpoint
+    notifyWebhookUrls: notifyWebhookUrls
+    notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    eventGridTopicName: eventGrid.outputs.name
+    actionGroupName: 'ag-${resourceToken}'
+    functionPrincipalId: functionApp.outputs.principalId
+    functionAppName: functionApp.outputs.name
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    serviceBusName: serviceBus.outputs.name
+    alertEmails: alertEmails
+    alertWebhookUrl: alertWebhookUrl
   }
 }
 
@@ -298,6 +380,7 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
 
 // What clients and the runner agent need (docs/infra.md maps them to the runner's config).
+output PORTAL_URL string = deployPortal ? '${portal!.outputs.origin}/' : ''
 output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
 output API_AUDIENCE string = apiAudience
 output API_CLIENT_ID string = apiClientId
@@ -310,3 +393,6 @@ output BACKUP_BLOB_ENDPOINT string = backupStorage.outputs.blobEndpoint
 output BACKUP_CONTAINER string = backupContainerName
 output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
 output SQL_DATABASE string = sql.outputs.databaseName
+// The migration hook tells a workstation it cannot reach from one that need not try (private endpoint).
+output SQL_CONNECTIVITY string = sqlConnectivity
+output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint

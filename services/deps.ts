@@ -4,6 +4,7 @@ import type { RbacPolicy } from '../shared/auth/rbac.js';
 import type { Store } from '../shared/db/store.js';
 import type { JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
+import type { NotificationChannel } from './notification-channels.js';
 import type { JobOrchestrations } from './orchestrations.js';
 
 export interface Limits {
@@ -21,29 +22,39 @@ export interface Deps {
   rbac: RbacPolicy;
   limits: Limits;
   now(): Date;
+  /** Where notifications go (Event Grid, webhooks); none configured means the notifier only drains the outbox. */
+  notifications: NotificationChannel[];
   /** Durable client for this invocation (the binding is per invocation in Azure). */
   orchestrations(context: InvocationContext): JobOrchestrations;
 }
 
 let current: Deps | undefined;
 let building: Promise<Deps> | undefined;
+let factory: (() => Promise<Deps>) | undefined;
 
 /**
- * The process's dependencies. In Azure they are built from settings on first use (services/production.ts);
+ * How the process builds its dependencies on first use. The entry point (functions/index.ts, the composition
+ * root) installs the production factory; lower layers never import upward to find it.
+ */
+export function setDepsFactory(build: () => Promise<Deps>): void {
+  factory = build;
+}
+
+/**
+ * The process's dependencies, built on first use by the installed factory (in Azure: functions/production.ts);
  * a host that brings its own (the local sandbox, tests) calls `setDeps` before serving.
  */
 export async function getDeps(): Promise<Deps> {
   if (current) return current;
-  building ??= import('./production.js')
-    .then(({ productionDeps }) => productionDeps())
-    .then(
-      (deps) => (current = deps),
-      (error: unknown) => {
-        // A failed start (SQL briefly unreachable) must not stick: the next request tries again.
-        building = undefined;
-        throw error;
-      },
-    );
+  if (!factory) throw new Error('No dependencies: call setDeps() or setDepsFactory() before serving requests.');
+  building ??= factory().then(
+    (deps) => (current = deps),
+    (error: unknown) => {
+      // A failed start (SQL briefly unreachable) must not stick: the next request tries again.
+      building = undefined;
+      throw error;
+    },
+  );
   return building;
 }
 

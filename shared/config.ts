@@ -15,6 +15,17 @@ const booleanFlag = z
 const positiveMinutes = z.coerce.number().int().positive();
 
 const httpsUrl = z.url({ protocol: /^https$/, message: 'must be an https:// URL' });
+/** A setting that may be absent or empty (Bicep writes '' for an unused optional parameter). */
+const optionalSetting = <S extends z.ZodType>(schema: S) => z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+
+/** Browsers send `Origin` serialized (scheme://host[:port], no path, no trailing slash): anything else never matches. */
+const originList = csvList.pipe(
+  z.array(
+    z.string().refine((raw) => URL.canParse(raw) && new URL(raw).origin === raw, {
+      message: 'must be comma-separated origins such as https://portal.example.com (no path, no trailing slash)',
+    }),
+  ),
+);
 
 /**
  * Every setting the control plane (Function App) reads. Names are the app-setting names: infra/ sets each of
@@ -46,21 +57,39 @@ const controlPlaneSettingsObject = z.object({
     /** Azure SQL logical server host, e.g. sql-dbdist.database.windows.net (Entra-only auth). */
     SQL_SERVER: z.string().min(1),
     SQL_DATABASE: z.string().min(1),
+    /** Entra token scope for Azure SQL; sovereign clouds have their own (e.g. https://database.usgovcloudapi.net/.default). */
+    SQL_TOKEN_SCOPE: z.string().regex(/^https:\/\/[^\s/]+\/\.default$/, 'must look like https://database.windows.net/.default').default('https://database.windows.net/.default'),
     /** Lifetime of a download link when the caller asks for none. */
     SAS_TTL_DEFAULT_MINUTES: positiveMinutes.default(60),
     /** Upper bound for any download link, above every database's own policy. */
     SAS_TTL_MAX_MINUTES: positiveMinutes.default(24 * 60),
     /** Lifetime of the runner's write SAS; the runner renews it on demand. */
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
-    CORS_ORIGINS: csvList.default([]),
+    /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
+    CORS_ORIGINS: originList.default([]),
+    /** Event Grid topic endpoint that gets notifications as CloudEvents (managed identity, EventGrid Data Sender). */
+    EVENTGRID_TOPIC_ENDPOINT: optionalSetting(httpsUrl),
+    /** Webhooks (Teams Workflows, Slack-compatible) that get notifications: comma-separated https URLs. */
+    NOTIFY_WEBHOOK_URLS: csvList.pipe(z.array(httpsUrl)).default([]),
+    /** HMAC-SHA256 key that signs webhook calls; in Azure a Key Vault reference. Required with webhooks. */
+    NOTIFY_WEBHOOK_SECRET: optionalSetting(z.string().min(32, 'must be at least 32 characters')),
 });
 
-export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
+export const controlPlaneSettingsSchema = controlPlaneSettingsObject
+  .refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
     path: ['SAS_TTL_DEFAULT_MINUTES'],
     message: 'must not exceed SAS_TTL_MAX_MINUTES',
+  })
+  .refine((s) => s.NOTIFY_WEBHOOK_URLS.length === 0 || s.NOTIFY_WEBHOOK_SECRET !== undefined, {
+    path: ['NOTIFY_WEBHOOK_SECRET'],
+    message: 'is required when NOTIFY_WEBHOOK_URLS is set (webhook calls are signed)',
   });
 
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
+
+/** The settings every HTTP response depends on, readable without the rest (probes and preflights need no SQL). */
+export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true });
+export type HttpSettings = z.output<typeof httpSettingsSchema>;
 
 /** Setting names, for infra tests and the sample settings file. */
 export const controlPlaneSettingNames = Object.keys(controlPlaneSettingsObject.shape) as (keyof ControlPlaneSettings)[];

@@ -35,7 +35,7 @@ param virtualNetworkSubnetId string = ''
   '20'
   '22'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 @description('Upper bound of instances the plan scales out to.')
 @minValue(40)
@@ -95,6 +95,10 @@ param sqlServer string
 @description('SQL_DATABASE: database name.')
 param sqlDatabase string
 
+// environment().suffixes.sqlServerHostname is `.database.windows.net` in the public cloud, its sovereign twin elsewhere.
+@description('SQL_TOKEN_SCOPE: Entra token scope for Azure SQL in this cloud.')
+param sqlTokenScope string = 'https://${substring(environment().suffixes.sqlServerHostname, 1)}/.default'
+
 @description('SAS_TTL_DEFAULT_MINUTES: lifetime of a download link when the caller asks for none.')
 param sasTtlDefaultMinutes int
 
@@ -106,6 +110,15 @@ param uploadSasTtlMinutes int
 
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
+
+@description('EVENTGRID_TOPIC_ENDPOINT: the topic notifications are published to.')
+param eventGridTopicEndpoint string
+
+@description('NOTIFY_WEBHOOK_URLS: webhooks that get notifications.')
+param notifyWebhookUrls string[] = []
+
+@description('Key Vault secret URI of the webhook signing key; NOTIFY_WEBHOOK_SECRET becomes a Key Vault reference to it.')
+param notifyWebhookSigningKeyUri string = ''
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -135,6 +148,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
+      // Platform CORS off on purpose: the app answers CORS from CORS_ORIGINS (functions/http-policy.ts). With
+      // origins here, the platform would answer preflights itself and override the app's headers.
+      cors: {
+        allowedOrigins: []
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {
@@ -182,10 +201,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SERVICEBUS_JOBS_TOPIC: serviceBusJobsTopic
       SQL_SERVER: sqlServer
       SQL_DATABASE: sqlDatabase
+      SQL_TOKEN_SCOPE: sqlTokenScope
       SAS_TTL_DEFAULT_MINUTES: string(sasTtlDefaultMinutes)
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
       CORS_ORIGINS: join(corsOrigins, ',')
+      EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
+      NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
+      NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'
     }
   }
 

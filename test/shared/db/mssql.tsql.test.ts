@@ -12,13 +12,16 @@
  * can go.
  */
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { getTableConfig } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import sqlParser from 'node-sql-parser';
 import { describe, expect, it } from 'vitest';
 import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { encodeCursor } from '../../../shared/db/cursor.js';
-import { mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
+import { assertNoTriggers, enabledTriggersStatement, mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
 import { createRepositoryStore } from '../../../shared/db/repository.js';
 import * as schema from '../../../shared/db/schema.mssql.js';
 import type { AuditEntry, Store } from '../../../shared/db/store.js';
@@ -58,6 +61,8 @@ const universalRow = {
   createdAt: new Date(),
   updatedAt: new Date(),
   detail: '{}',
+  deliveredTo: '[]',
+  attempts: 0,
   actorType: 'user',
   actorId: 'a',
   action: 'job.queued',
@@ -119,6 +124,12 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     getDatabase: () => store.getDatabase(id),
     listDatabases: () => store.listDatabases(id),
     listScheduledDatabases: () => store.listScheduledDatabases(),
+    listAllDatabases: () => store.listAllDatabases(),
+    // A notifiable action: its outbox row is written too.
+    setRpoBreach: async () => {
+      await store.setRpoBreach(id, new Date(), { ...audit, action: 'rpo.breached' });
+      return store.setRpoBreach(id, null, { ...audit, action: 'rpo.recovered' });
+    },
     updateDatabase: () => store.updateDatabase(id, { schedule: null, policy: defaultDatabasePolicy, enabled: false }, audit),
     deleteDatabase: () => store.deleteDatabase(id, audit),
     createJob: () => store.createJob(newJob, audit),
@@ -137,6 +148,12 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     appendAudit: () => store.appendAudit(audit),
+    tallyJobs: () => store.tallyJobs(),
+    countAuditActions: () => store.countAuditActions(),
+    listCompletedJobs: () => store.listCompletedJobs(new Date(), 100),
+    listPendingNotifications: () => store.listPendingNotifications(new Date(), 50),
+    recordNotificationAttempt: () =>
+      store.recordNotificationAttempt(id, { deliveredTo: ['webhook'], done: false, nextAttemptAt: new Date(), error: 'e', at: new Date() }),
     listAudit: async () => {
       await store.listAudit({ limit: 10 });
       return store.listAudit({ from: new Date(0), to: new Date(), actor: 'a', action: 'job.queued', jobId: id, limit: 10, cursor });
@@ -183,7 +200,9 @@ describe('SQL Server statements', async () => {
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
-      ],
+        'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
+        'recordNotificationAttempt',
+      ].sort(),
     );
     const operationOf = (sql: string) => {
       const verb = /^(insert into|select top\(@par0\)|select|update|delete from)/.exec(sql)?.[1];
@@ -198,6 +217,8 @@ describe('SQL Server statements', async () => {
         'select top(@par0) audit_events', 'select top(@par0) databases', 'select top(@par0) jobs', 'select top(@par0) servers',
         'update databases', 'update jobs', 'update servers',
         'delete from databases', 'delete from servers',
+        'insert into notification_outbox', 'select notification_outbox', 'select top(@par0) notification_outbox',
+        'update notification_outbox', 'select audit_events',
       ].sort(),
     );
   });
@@ -209,5 +230,29 @@ describe('SQL Server statements', async () => {
   it('canary: the parser still cannot read an OUTPUT clause (drop the workaround above when this fails)', () => {
     expect(() => parseTsql('delete from [servers] output DELETED.[id] where [servers].[id] = @par0')).toThrow();
     expect(() => parseTsql('delete from [servers] where [servers].[id] = @par0')).not.toThrow();
+  });
+});
+
+describe('OUTPUT without INTO needs tables without triggers', () => {
+  it('the trigger guard the store runs at start-up parses as T-SQL', () => {
+    expect(() => parseTsql(enabledTriggersStatement)).not.toThrow();
+  });
+
+  it('no migration creates a trigger', () => {
+    const folder = fileURLToPath(new URL('../../../shared/db/migrations/mssql', import.meta.url));
+    const migrations = readdirSync(folder).map((name) => readFileSync(join(folder, name, 'migration.sql'), 'utf8'));
+    expect(migrations.length).toBeGreaterThan(0);
+    for (const text of migrations) expect(text).not.toMatch(/\bcreate\s+(or\s+alter\s+)?trigger\b/i);
+  });
+
+  it('refuses to start on a table with an enabled trigger, naming it', async () => {
+    const statements: string[] = [];
+    const withTrigger = async (text: string) => {
+      statements.push(text);
+      return { recordset: [{ table_name: 'jobs', trigger_name: 'trg_jobs_audit' }] };
+    };
+    await expect(assertNoTriggers(withTrigger)).rejects.toMatchObject({ code: 'config_invalid', message: expect.stringContaining('trg_jobs_audit on jobs') });
+    expect(statements).toEqual([enabledTriggersStatement]);
+    await expect(assertNoTriggers(async () => ({ recordset: [] }))).resolves.toBeUndefined();
   });
 });
