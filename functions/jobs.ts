@@ -38,13 +38,21 @@ export const getJob = endpoint({
   },
 });
 
+/** 202 when the orchestration was asked, 200 when it was done here. */
+const actionResponse = (result: jobs.JobActionResult, jobId: string) =>
+  result.outcome === 'requested' ? accepted(result.job, `jobs/${jobId}`) : ok(result.job);
+
 export const cancelJob = endpoint({
   summary: 'Ask for a job to be cancelled (its requester or Admin; Pending, Queued or Running only)',
   access: { anyOf: ['Requester', 'Admin'] },
   params: IdParams,
-  responses: [{ status: 202, description: 'Cancellation requested; the job as it was', schema: JobView }],
+  responses: [
+    { status: 202, description: 'Cancellation requested from the job orchestration; the job as it was', schema: JobView },
+    { status: 200, description: 'The job had no live orchestration: cancelled directly; the job as it is now', schema: JobView },
+    { status: 409, description: 'Too late (the upload has finished: Verifying and after) or already ended; `jobStatus` says which' },
+  ],
   async handle({ scope, params }) {
-    return accepted(await jobs.requestCancel(scope, params.id), `jobs/${params.id}`);
+    return actionResponse(await jobs.requestCancel(scope, params.id), params.id);
   },
 });
 
@@ -52,9 +60,12 @@ export const deleteJobBackup = endpoint({
   summary: 'Delete an Available backup before its retention ends (its requester or Admin)',
   access: { anyOf: ['Requester', 'Admin'] },
   params: IdParams,
-  responses: [{ status: 202, description: 'Deletion requested; the job as it was', schema: JobView }],
+  responses: [
+    { status: 202, description: 'Deletion requested from the job orchestration; the job as it was', schema: JobView },
+    { status: 200, description: 'The job had no live orchestration: blob deleted and job Expired directly; the job as it is now', schema: JobView },
+  ],
   async handle({ scope, params }) {
-    return accepted(await jobs.requestBackupDeletion(scope, params.id), `jobs/${params.id}`);
+    return actionResponse(await jobs.requestBackupDeletion(scope, params.id), params.id);
   },
 });
 

@@ -1,7 +1,8 @@
 /**
  * Backup jobs as users see them: request one, list and read them, cancel, delete the backup early, and get a
- * download link. The orchestration (orchestrations/backupJob.ts) owns every status change after Pending; this
- * module writes the request, audit rows for requests and SAS, and raises events at the orchestration.
+ * download link. The orchestration (orchestrations/backupJob2.ts) owns every status change after Pending; this
+ * module writes the request, audit rows for requests and SAS, and raises events at the orchestration — and acts
+ * directly on a cancel or delete when the job's orchestration no longer exists.
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../shared/auth/principal.js';
@@ -22,6 +23,8 @@ import type { JobRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
 import type { Deps } from './deps.js';
 import { copyRecipientsFor } from './encryption.js';
+import type { OrchestrationState } from './orchestrations.js';
+import { expireBackup } from './retention.js';
 import { buildNewJob, downloadLinkExpiry } from './job-rules.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { jobFileName, jobView } from './views.js';
@@ -170,56 +173,84 @@ export async function getJob(scope: RequestScope, jobId: string): Promise<JobVie
   return jobView(job, principal, deps.now());
 }
 
-/** Asks the orchestration to cancel a job that has not finished; the orchestration records the outcome. */
-export async function requestCancel(scope: RequestScope, jobId: string): Promise<JobView> {
-  return requestViaOrchestration(scope, jobId, {
-    verb: 'cancel',
-    allowed: cancellableStatuses,
-    action: 'job.cancel_requested',
-    event: ORCHESTRATION_EVENTS.cancel,
-  });
+/** What a cancel or delete request came to: handed to the job's orchestration, or done here because it had none. */
+export interface JobActionResult {
+  job: JobView;
+  outcome: 'requested' | 'done';
 }
 
-/** Asks the orchestration to delete an Available backup before its retention ends. */
-export async function requestBackupDeletion(scope: RequestScope, jobId: string): Promise<JobView> {
-  return requestViaOrchestration(scope, jobId, {
-    verb: 'delete the backup of',
-    allowed: ['Available'],
-    action: 'job.delete_requested',
-    event: ORCHESTRATION_EVENTS.delete,
-  });
-}
+/** Statuses a cancel comes too late for: the upload has finished. */
+const pastUpload: readonly JobStatus[] = ['Verifying', 'Available', 'Expired'];
 
-async function requestViaOrchestration(
-  scope: RequestScope,
-  jobId: string,
-  how: {
-    verb: string;
-    allowed: readonly JobStatus[];
-    action: 'job.cancel_requested' | 'job.delete_requested';
-    event: (typeof ORCHESTRATION_EVENTS)['cancel' | 'delete'];
-  },
-): Promise<JobView> {
-  const { deps, principal } = scope;
+/**
+ * Cancels a job that has not finished: asks its orchestration, which records the outcome; a job whose
+ * orchestration is gone (never started, purged, ended, terminated) is cancelled here, with its audit row.
+ */
+export async function requestCancel(scope: RequestScope, jobId: string): Promise<JobActionResult> {
+  const { deps } = scope;
   const job = await loadJob(deps, jobId);
-  assertMayActOn(principal, job, how.verb);
-  conflictUnlessIn(job, how.allowed, how.verb);
-  const now = deps.now();
-  await deps.store.appendAudit({
-    ...auditActor(scope),
-    action: how.action,
-    target: `job/${job.id}`,
-    jobId: job.id,
-    detail: { status: job.status },
-    at: now,
+  assertMayActOn(scope.principal, job, 'cancel');
+  if (!cancellableStatuses.includes(job.status)) {
+    const why = pastUpload.includes(job.status)
+      ? `the backup has been uploaded, so it is too late to cancel${job.status === 'Available' ? ' (delete the backup instead)' : ''}`
+      : 'it has already ended';
+    throw new AppError('conflict', `Job ${job.id} is ${job.status}: ${why}.`, { details: { jobStatus: job.status } });
+  }
+  return actViaOrchestration(scope, job, 'job.cancel_requested', ORCHESTRATION_EVENTS.cancel, async (orchestrationState, at) => {
+    const partialBlobDeleted = await deps.blobs.deleteBlob(job.blobPath);
+    const message = 'Cancelled on request; the job had no live orchestration to stop.';
+    const result = await deps.store.transitionJob(
+      job.id,
+      { from: cancellableStatuses, to: 'Cancelled', at, patch: { errorCode: 'cancelled', errorMessage: message, completedAt: at } },
+      {
+        ...auditActor(scope),
+        action: 'job.cancelled',
+        target: `job/${job.id}`,
+        jobId: job.id,
+        detail: { errorCode: 'cancelled', errorMessage: message, from: job.status, partialBlobDeleted, orchestrationState },
+        at,
+      },
+    );
+    return result.ok ? result.job : result.current;
   });
-  // The orchestration attributes the resulting transition to this actor (orchestrations/backupJob.ts JobActionRequest).
+}
+
+/**
+ * Deletes an Available backup before its retention ends: asks its orchestration; when that is gone, the blob is
+ * deleted and the job Expired here (`job.expired`, attributed to the caller).
+ */
+export async function requestBackupDeletion(scope: RequestScope, jobId: string): Promise<JobActionResult> {
+  const { deps } = scope;
+  const job = await loadJob(deps, jobId);
+  assertMayActOn(scope.principal, job, 'delete the backup of');
+  conflictUnlessIn(job, ['Available'], 'delete the backup of');
+  return actViaOrchestration(scope, job, 'job.delete_requested', ORCHESTRATION_EVENTS.delete, async (orchestrationState, at) => {
+    const { actorType, actorId, actorName } = auditActor(scope);
+    await expireBackup(deps, { jobId: job.id, reason: 'deleted', actor: { actorType, actorId, actorName }, at, detail: { orchestrationState } });
+    return deps.store.getJob(job.id);
+  });
+}
+
+/** Audits the request, raises the event; when no live instance takes it, `actDirectly` does the job's part. */
+async function actViaOrchestration(
+  scope: RequestScope,
+  job: JobRecord,
+  action: 'job.cancel_requested' | 'job.delete_requested',
+  event: (typeof ORCHESTRATION_EVENTS)['cancel' | 'delete'],
+  actDirectly: (orchestrationState: OrchestrationState, at: Date) => Promise<JobRecord | undefined>,
+): Promise<JobActionResult> {
+  const { deps, principal } = scope;
+  const now = deps.now();
+  await deps.store.appendAudit({ ...auditActor(scope), action, target: `job/${job.id}`, jobId: job.id, detail: { status: job.status }, at: now });
+  // The orchestration attributes the resulting transition to this actor (orchestrations/backupJob.flow.ts JobActionRequest).
   const actor = auditActor(scope);
-  await scope.orchestrations.raiseEvent(job.id, how.event, {
+  const delivery = await scope.orchestrations.raiseEvent(job.id, event, {
     by: { type: actor.actorType, id: actor.actorId, name: actor.actorName },
     requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
   });
-  return jobView(job, principal, now);
+  if (delivery.raised) return { job: jobView(job, principal, now), outcome: 'requested' };
+  const after = (await actDirectly(delivery.state, now)) ?? job;
+  return { job: jobView(after, principal, deps.now()), outcome: 'done' };
 }
 
 /**

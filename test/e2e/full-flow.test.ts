@@ -239,7 +239,7 @@ describe('full flow on local stand-ins', () => {
       // Once every write SAS of the job has expired the orchestration clears the blob path once more and ends.
       stack.durable.fireTimers(jobId, new Date(Date.now() + 2 * 3600_000));
       await stack.durable.whenIdle();
-      expect(stack.durable.getStatus(jobId)?.runtimeStatus).toBe('Completed');
+      expect((await stack.durable.getStatus(jobId)).runtimeStatus).toBe('Completed');
       expect((await committedBlobs()).filter((name) => !blobsBefore.includes(name))).toEqual([]);
       const counts = countActions(await auditOf(jobId));
       expect(counts).toMatchObject({ 'job.cancel_requested': 1, 'job.cancelled': 1 });

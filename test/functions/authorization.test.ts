@@ -59,8 +59,10 @@ const only = (allowed: Partial<Record<CallerKind, number>>): Record<CallerKind, 
 });
 const everyone = (status: number) => only({ admin: status, auditor: status, requester: status, runner: status, noRole: status });
 
+/** A job in `status`, with the live orchestration such a job has (cancel/delete then answer 202). */
 async function job(status: Parameters<typeof seedJob>[2]['status']) {
   const seededJob = await seedJob(t.deps.store, seeded, { requesterOid, status });
+  t.orchestrations.instance(seededJob.id, 'Running');
   return { id: seededJob.id, blobPath: seededJob.blobPath };
 }
 const newServerId = async () => (await seedDatabase(t.deps.store)).server.id;

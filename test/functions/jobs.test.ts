@@ -170,42 +170,97 @@ describe('GET /api/jobs/{id}', () => {
 });
 
 describe('POST /api/jobs/{id}/cancel', () => {
-  it('audits the request and raises Cancel for a running job', async () => {
+  const cancel = (jobId: string, oid: string) => invoke(cancelJob, { method: 'POST', path: `jobs/${jobId}/cancel`, params: { id: jobId }, token: t.tokens.requester({ oid }) });
+
+  it('audits the request and raises Cancel for a running job whose orchestration is live (202)', async () => {
     const oid = randomUUID();
     const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Running' });
-    const res = await invoke(cancelJob, { method: 'POST', path: `jobs/${job.id}/cancel`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
+    t.orchestrations.instance(job.id, 'Running');
+    const res = await cancel(job.id, oid);
     expect(res.status).toBe(202);
     expect((await auditOf(job.id)).map((a) => a.action)).toContain('job.cancel_requested');
     expect(t.orchestrations.raised.at(-1)).toMatchObject({ jobId: job.id, eventName: 'Cancel', payload: { requestedBy: { oid } } });
   });
 
-  it('answers 409 naming the status of a finished job, and raises nothing', async () => {
+  it.each(['NotFound', 'Completed', 'Failed', 'Terminated'] as const)(
+    'cancels the job directly when its orchestration is %s: never a 500, the blob cleared, audited',
+    async (state) => {
+      const oid = randomUUID();
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Queued' });
+      if (state !== 'NotFound') t.orchestrations.instance(job.id, state);
+      await t.container.getBlockBlobClient(job.blobPath).upload('partial', 7);
+      const res = await cancel(job.id, oid);
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({ id: job.id, status: 'Cancelled', error: { code: 'cancelled' } });
+      expect(await t.deps.store.getJob(job.id)).toMatchObject({ status: 'Cancelled' });
+      expect(await t.container.getBlockBlobClient(job.blobPath).exists()).toBe(false);
+      const cancelled = (await auditOf(job.id)).find((a) => a.action === 'job.cancelled');
+      expect(cancelled).toMatchObject({ actorType: 'user', actorId: oid, detail: { orchestrationState: state, from: 'Queued', partialBlobDeleted: true } });
+      expect(t.orchestrations.raised.filter((e) => e.jobId === job.id)).toEqual([]);
+    },
+  );
+
+  it('answers 409 saying it is too late once the upload has finished (Verifying and after), and raises nothing', async () => {
+    for (const status of ['Verifying', 'Available'] as const) {
+      const oid = randomUUID();
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status });
+      t.orchestrations.instance(job.id, 'Running');
+      const before = t.orchestrations.snapshot();
+      const res = await cancel(job.id, oid);
+      expect(res.status).toBe(409);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(res.json).toMatchObject({ status: 409, jobStatus: status, code: 'conflict' });
+      expect(res.json.detail).toContain(`is ${status}: the backup has been uploaded, so it is too late to cancel`);
+      expect(t.orchestrations.snapshot()).toEqual(before);
+      expect((await auditOf(job.id)).map((a) => a.action)).not.toContain('job.cancel_requested');
+    }
+  });
+
+  it('answers 409 for a job that has already ended', async () => {
     const oid = randomUUID();
-    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
-    const before = t.orchestrations.snapshot();
-    const res = await invoke(cancelJob, { method: 'POST', path: `jobs/${job.id}/cancel`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Failed' });
+    const res = await cancel(job.id, oid);
     expect(res.status).toBe(409);
-    expect(res.json).toMatchObject({ status: 409, jobStatus: 'Available', code: 'conflict' });
-    expect(res.json.detail).toContain('Available');
-    expect(t.orchestrations.snapshot()).toEqual(before);
-    expect((await auditOf(job.id)).map((a) => a.action)).not.toContain('job.cancel_requested');
+    expect(res.json.detail).toContain('is Failed: it has already ended');
   });
 });
 
 describe('DELETE /api/jobs/{id}/backup', () => {
-  it('raises Delete for an Available backup and refuses one that is not Available', async () => {
+  const remove = (jobId: string, oid: string) =>
+    invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${jobId}/backup`, params: { id: jobId }, token: t.tokens.requester({ oid }) });
+
+  it('raises Delete for an Available backup whose orchestration is live, and refuses one that is not Available', async () => {
     const oid = randomUUID();
     const available = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
-    const res = await invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${available.id}/backup`, params: { id: available.id }, token: t.tokens.requester({ oid }) });
+    t.orchestrations.instance(available.id, 'Running');
+    const res = await remove(available.id, oid);
     expect(res.status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toMatchObject({ jobId: available.id, eventName: 'Delete' });
     expect((await auditOf(available.id)).map((a) => a.action)).toContain('job.delete_requested');
 
     const running = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Running' });
-    const refused = await invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${running.id}/backup`, params: { id: running.id }, token: t.tokens.requester({ oid }) });
+    const refused = await remove(running.id, oid);
     expect(refused.status).toBe(409);
     expect(refused.json.jobStatus).toBe('Running');
   });
+
+  it.each(['NotFound', 'Completed', 'Failed'] as const)(
+    'deletes directly when the orchestration is %s: blob deleted, job Expired, audited to the caller (never a 500)',
+    async (state) => {
+      const oid = randomUUID();
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
+      if (state !== 'NotFound') t.orchestrations.instance(job.id, state);
+      await t.container.getBlockBlobClient(job.blobPath).upload('backup bytes', 12);
+      const res = await remove(job.id, oid);
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({ id: job.id, status: 'Expired' });
+      expect(await t.container.getBlockBlobClient(job.blobPath).exists()).toBe(false);
+      const expired = (await auditOf(job.id)).find((a) => a.action === 'job.expired');
+      expect(expired).toMatchObject({ actorType: 'user', actorId: oid, detail: { reason: 'deleted', blobDeleted: true, orchestrationState: state } });
+      // A Completed instance would have dropped the event (410): nothing counted as delivered.
+      expect(t.orchestrations.raised.filter((e) => e.jobId === job.id)).toEqual([]);
+    },
+  );
 });
 
 describe('POST /api/jobs/{id}/download-link', () => {

@@ -74,6 +74,7 @@ describe('POST /api/runner/jobs/{id}/upload-target', () => {
 describe('POST /api/runner/jobs/{id}/events', () => {
   it('raises the event at the job’s orchestration and acknowledges it', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Queued' });
+    t.orchestrations.instance(job.id, 'Running');
     const event = { type: 'accepted', eventId: `acc-${randomUUID()}`, runnerId: 'runner-01', attempt: 1 };
     const res = await postEvent(job.id, event);
     expect(res.status).toBe(202);
@@ -110,12 +111,14 @@ describe('POST /api/runner/jobs/{id}/events', () => {
 
   it('passes progress on a Queued job to the orchestration (it implies acceptance), and lifecycle events always', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Queued' });
+    t.orchestrations.instance(job.id, 'Running');
     const progress = { type: 'progress', eventId: `p-${randomUUID()}`, percent: 1, bytes: 10 };
     expect((await postEvent(job.id, progress)).status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: job.id, eventName: 'RunnerEvent', payload: progress });
     expect(await t.deps.store.getJob(job.id)).toMatchObject({ progressPercent: 1, progressBytes: 10 });
 
     const running = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    t.orchestrations.instance(running.id, 'Running');
     const failed = { type: 'failed', eventId: `f-${randomUUID()}`, code: 'backup_failed', message: 'disk full' };
     expect((await postEvent(running.id, failed)).status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: running.id, eventName: 'RunnerEvent', payload: failed });

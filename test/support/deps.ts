@@ -1,8 +1,9 @@
 /**
  * A `Deps` for handler and service tests, built from the real pieces: the PGlite store, the production Entra
  * validator pointed at the local OIDC issuer (real JWKS over HTTP, real RS256 tokens) and the production blob
- * gateway on Azurite. The orchestrations and the job queue are small recording implementations of our own
- * ports: enough to see what a handler started or raised (end-to-end tests run the real orchestrator).
+ * gateway on Azurite. The orchestrations are the production port over a Durable client stand-in that answers like
+ * the real one, and the job queue is a small recording implementation: enough to see what a handler started or
+ * raised (end-to-end tests run the real orchestrator).
  *
  *   let t: TestDeps;
  *   beforeAll(async () => { t = await startTestDeps(); });
@@ -23,7 +24,14 @@ import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Deps, Limits } from '../../services/deps.js';
 import { setDeps } from '../../services/deps.js';
-import type { JobOrchestrations, OrchestrationEventName, OrchestrationState } from '../../services/orchestrations.js';
+import { jobOrchestrationsOver, type DurableClientCalls } from '../../functions/durable-client.js';
+import {
+  LIVE_ORCHESTRATION_STATES,
+  type EventDelivery,
+  type JobOrchestrations,
+  type OrchestrationEventName,
+  type OrchestrationState,
+} from '../../services/orchestrations.js';
 import { type Azurite, startAzurite } from '../../dev/azurite.js';
 import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
 import { createPgliteStore } from '../../dev/stores.js';
@@ -35,36 +43,92 @@ export interface RaisedEvent {
   payload: unknown;
 }
 
-/** JobOrchestrations that records what it was asked to do and answers getState from that. */
-export class RecordingOrchestrations implements JobOrchestrations {
+/**
+ * A Durable client that answers as durable-functions' DurableClient does against the extension's HTTP API
+ * (functions/durable-client.ts names the sources): a start on an existing id rejects as HTTP 500, an event for an
+ * unknown instance rejects with "No instance with ID '…' found.", an event for an ended instance is dropped
+ * silently (410), an unknown instance's status rejects with the client's HTTP 404 text. Tests set instances'
+ * states directly.
+ */
+export class DurableClientStandIn implements DurableClientCalls {
+  readonly instances = new Map<string, OrchestrationState>();
   readonly started: string[] = [];
+  /** Events an instance took (202). */
   readonly raised: RaisedEvent[] = [];
-  private readonly states = new Map<string, OrchestrationState>();
-  /** Set to make the next startBackupJob fail, as a Durable client whose host is down would. */
+  /** Events the extension dropped because the instance had ended (410). */
+  readonly dropped: RaisedEvent[] = [];
+  /** Set to make the next start fail, as a client whose host is down would. */
   failNextStart: Error | undefined;
 
-  async startBackupJob(jobId: string): Promise<void> {
+  async startNew(_name: string, options: { instanceId: string }): Promise<string> {
     if (this.failNextStart) {
       const error = this.failNextStart;
       this.failNextStart = undefined;
       throw error;
     }
-    if (this.states.has(jobId)) return; // like the real port: a second start is a no-op
-    this.states.set(jobId, 'Running');
-    this.started.push(jobId);
+    if (this.instances.has(options.instanceId)) {
+      throw new Error('The operation failed with an unexpected status code: 500. Details: {"Message":"An error has occurred."}');
+    }
+    this.instances.set(options.instanceId, 'Pending');
+    this.started.push(options.instanceId);
+    return options.instanceId;
   }
 
-  async raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<void> {
-    this.raised.push({ jobId, eventName, payload });
+  async raiseEvent(instanceId: string, eventName: string, payload: unknown): Promise<void> {
+    const state = this.instances.get(instanceId);
+    if (!state) throw new Error(`No instance with ID '${instanceId}' found.`);
+    const event = { jobId: instanceId, eventName: eventName as OrchestrationEventName, payload };
+    (LIVE_ORCHESTRATION_STATES.includes(state) ? this.raised : this.dropped).push(event);
   }
 
-  async getState(jobId: string): Promise<OrchestrationState> {
-    return this.states.get(jobId) ?? 'NotFound';
+  async getStatus(instanceId: string): Promise<{ runtimeStatus: string }> {
+    const state = this.instances.get(instanceId);
+    if (!state) {
+      throw new Error(
+        `DurableClient error: Durable Functions extension replied with HTTP 404 response. This usually means we could not find any data associated with the instanceId provided: ${instanceId}.`,
+      );
+    }
+    return { runtimeStatus: state };
+  }
+}
+
+/** The production JobOrchestrations code over the client stand-in, with what it was asked to do recorded. */
+export class RecordingOrchestrations implements JobOrchestrations {
+  readonly client = new DurableClientStandIn();
+  private readonly port = jobOrchestrationsOver(this.client);
+
+  get started(): string[] {
+    return this.client.started;
+  }
+
+  get raised(): RaisedEvent[] {
+    return this.client.raised;
+  }
+
+  set failNextStart(error: Error | undefined) {
+    this.client.failNextStart = error;
+  }
+
+  /** The job's instance exists and is in `state` (started earlier, by whatever route). */
+  instance(jobId: string, state: OrchestrationState): void {
+    this.client.instances.set(jobId, state);
+  }
+
+  startBackupJob(jobId: string): Promise<void> {
+    return this.port.startBackupJob(jobId);
+  }
+
+  raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<EventDelivery> {
+    return this.port.raiseEvent(jobId, eventName, payload);
+  }
+
+  getState(jobId: string): Promise<OrchestrationState> {
+    return this.port.getState(jobId);
   }
 
   /** What a test can compare before and after a refused request: nothing may have changed. */
   snapshot(): { started: number; raised: number } {
-    return { started: this.started.length, raised: this.raised.length };
+    return { started: this.client.started.length, raised: this.client.raised.length };
   }
 }
 
