@@ -12,6 +12,7 @@
  * So the state is read around each call instead of parsing error texts. The dev host (dev/durable-host.ts)
  * answers the same way and goes through this same code.
  */
+import { traceparentField } from '../shared/telemetry.js';
 import type { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import type { BackupJobInput } from '../orchestrations/backupJob.js';
@@ -46,7 +47,7 @@ export function jobOrchestrationsOver(client: DurableClientCalls, orchestratorNa
     async startBackupJob(jobId) {
       // startNew on an existing id could restart a finished instance: only a missing one is started.
       if ((await getState(jobId)) !== 'NotFound') return;
-      const input: BackupJobInput = { jobId };
+      const input: BackupJobInput = { jobId, ...traceparentField() };
       try {
         await client.startNew(orchestratorName, { instanceId: jobId, input });
       } catch (error) {

@@ -13,6 +13,7 @@ import { problemFromError, statusByCode } from '../shared/http.js';
 import { parseOrThrow } from '../shared/validation.js';
 import { getDeps } from '../services/deps.js';
 import { withPolicyHeaders } from './http-policy.js';
+import { SpanKind, TRACEPARENT, contextFromTraceparent, inSpan, setSpanAttributes } from '../shared/telemetry.js';
 import type { JobOrchestrations } from '../services/orchestrations.js';
 import type { RequestScope } from '../services/scope.js';
 
@@ -76,7 +77,18 @@ export function endpoint<
   Q extends ZodObjectLike | undefined = undefined,
   B extends z.ZodType | undefined = undefined,
 >(spec: EndpointSpec<A, P, Q, B>): EndpointHandler {
-  const handler = async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
+  const handler = (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> =>
+    // One request is one span, continuing the caller's trace (a runner's API call) or starting one.
+    inSpan(
+      `${request.method} ${context.functionName || 'http'}`,
+      { kind: SpanKind.SERVER, parent: contextFromTraceparent(request.headers.get(TRACEPARENT)), attributes: { 'http.request.method': request.method, 'job.id': request.params.jobId } },
+      async (span) => {
+        const response = await handleRequest(request, context);
+        setSpanAttributes(span, { 'http.response.status_code': response.status ?? 200, outcome: (response.status ?? 200) < 400 ? 'ok' : 'error' });
+        return response;
+      },
+    );
+  const handleRequest = async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
     const origin = requestOrigin(request);
     try {
       // Anonymous endpoints (probes, the API document) answer without dependencies or a token.

@@ -8,6 +8,7 @@
  * - times written to rows come from the orchestration (`at`), so a re-run writes the same values.
  * Inputs and results cross the boundary as JSON: dates travel as ISO strings.
  */
+import { contextFromTraceparent, inSpan, setSpanAttributes } from '../shared/telemetry.js';
 import type { InvocationContext } from '@azure/functions';
 import type { AuditAction } from '../shared/contracts/audit.js';
 import type { BackupEngine, Compression } from '../shared/contracts/common.js';
@@ -411,10 +412,22 @@ export async function expireBackup(input: ExpireBackupInput): Promise<ExpireBack
 
 /** An activity as a host calls it: the input is whatever the orchestrator sent (our own, typed, JSON). */
 export type ActivityFunction = (input: unknown, context?: InvocationContext) => Promise<unknown>;
+// Each run is a span continuing the job's trace from the `traceparent` the orchestration put in the input.
 const asActivity =
   <I>(handler: (input: I) => Promise<unknown>): ActivityFunction =>
-  (input) =>
-    handler(input as I);
+  (input) => {
+    const fields = (typeof input === 'object' && input !== null ? input : {}) as { jobId?: unknown; traceparent?: unknown };
+    return inSpan(
+      `activity ${handler.name}`,
+      { parent: contextFromTraceparent(fields.traceparent), attributes: { 'job.id': typeof fields.jobId === 'string' ? fields.jobId : undefined } },
+      async (span) => {
+        const result = await handler(input as I);
+        const ok = (result as { ok?: unknown } | undefined)?.ok;
+        setSpanAttributes(span, { outcome: ok === false ? 'refused' : 'ok' });
+        return result;
+      },
+    );
+  };
 
 /** Name → handler, for registration and for an in-process host that runs the real activities. */
 export const activities: Record<ActivityName, ActivityFunction> = {

@@ -36,6 +36,8 @@ import {
 
 export interface BackupJobInput {
   jobId: string;
+  /** W3C trace context of the request that started the job: every activity continues it (shared/telemetry.ts). */
+  traceparent?: string;
 }
 
 /** What the instance returns: the job's status when the orchestration let go of it. */
@@ -129,7 +131,10 @@ export class JobFlow {
   }
 
   *call<Result>(name: string, input: unknown): Generator<Task, Result, unknown> {
-    return (yield this.context.df.callActivityWithRetry(name, ACTIVITY_RETRY, input)) as Result;
+    // The trace context rides in the input (from the history, so replay-safe); spans are made by the activity.
+    const traceparent = this.context.df.getInput<BackupJobInput | undefined>()?.traceparent;
+    const traced = traceparent && typeof input === 'object' && input !== null ? { ...input, traceparent } : input;
+    return (yield this.context.df.callActivityWithRetry(name, ACTIVITY_RETRY, traced)) as Result;
   }
 
   /** The job was moved by someone else (or is gone): nothing more to do here. */

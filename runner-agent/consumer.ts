@@ -10,6 +10,7 @@
  * - Graceful shutdown: stop receiving, let running backups finish within the grace period, then abort them and
  *   abandon their messages.
  */
+import { SpanKind, TRACEPARENT, contextFromTraceparent, inSpan, setSpanAttributes } from '../shared/telemetry.js';
 import {
   isServiceBusError,
   type ProcessErrorArgs,
@@ -142,10 +143,24 @@ export class JobConsumer {
           description: `This runner serves ${[...serves].join(', ')}, not server ${parsed.job.serverId}: check the subscription's filter rule`,
         };
       } else {
-        settlement = await runJob(
-          parsed.job,
-          { deliveryCount: message.deliveryCount ?? 0, signal: this.shutdown.signal },
-          { ...this.options.jobs, logger: this.options.logger },
+        const job = parsed.job;
+        // The job's span continues the trace the control plane put on the message (shared/servicebus.ts).
+        settlement = await inSpan(
+          'runner job',
+          {
+            kind: SpanKind.CONSUMER,
+            parent: contextFromTraceparent(message.applicationProperties?.[TRACEPARENT]),
+            attributes: { 'job.id': job.jobId, 'database.id': job.databaseId, 'db.engine': job.engine, 'messaging.delivery_count': message.deliveryCount },
+          },
+          async (span) => {
+            const done = await runJob(
+              job,
+              { deliveryCount: message.deliveryCount ?? 0, signal: this.shutdown.signal },
+              { ...this.options.jobs, logger: this.options.logger },
+            );
+            setSpanAttributes(span, { outcome: done.action });
+            return done;
+          },
         );
       }
     }

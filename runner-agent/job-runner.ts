@@ -14,6 +14,7 @@
  * `uploaded` from the blob's facts, without a second backup. Otherwise every attempt starts clean: a fresh
  * attempt id names its temp file and its block ids, and nothing is committed before the very end.
  */
+import { inSpan } from '../shared/telemetry.js';
 import { randomBytes } from 'node:crypto';
 import type { BackupEngine } from '../shared/contracts/common.js';
 import { BackupJobMessage } from '../shared/contracts/messages.js';
@@ -245,7 +246,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     );
     let result;
     try {
-      result = await uploadBackup({
+      result = await inSpan('runner backup and upload', { attributes: { 'job.id': job.jobId, 'db.engine': job.engine } }, () => uploadBackup({
         source: backup.stream,
         sourceDone: backup.done,
         ...(backup.sizeHint !== undefined ? { sourceSizeHint: backup.sizeHint } : {}),
@@ -271,7 +272,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
           progress.offer({ percent: Math.min(percent, 99.9), bytes: storedBytes });
         },
         ...deps.uploadOptions,
-      });
+      }));
     } finally {
       await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
     }

@@ -4,6 +4,7 @@
  * module writes the request, audit rows for requests and SAS, and raises events at the orchestration — and acts
  * directly on a cancel or delete when the job's orchestration no longer exists.
  */
+import { annotateActiveSpan } from '../shared/telemetry.js';
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../shared/auth/principal.js';
 import { hasRole } from '../shared/auth/rbac.js';
@@ -118,6 +119,7 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
       at: now,
     },
   );
+  annotateActiveSpan({ 'job.id': job.id, 'database.id': job.databaseId });
   await startOrFail(scope, job);
   return jobView(job, principal, now);
 }

@@ -8,6 +8,7 @@ import type { ServiceBusClientOptions, ServiceBusReceiver, ServiceBusSender, Tok
 import { BackupJobMessage, JOB_MESSAGE_SUBJECT, SERVER_ID_PROPERTY } from './contracts/messages.js';
 import { AppError, errorMessage } from './errors.js';
 import type { DeadLetterInbox, DeadLetteredMessage, JobQueue } from './messaging.js';
+import { traceparentField } from './telemetry.js';
 import { parseOrThrow } from './validation.js';
 
 export type ServiceBusConnectionOptions =
@@ -43,7 +44,8 @@ export function createJobQueue({ client, topic, ownsClient = true }: JobQueueOpt
           messageId: job.jobId,
           subject: JOB_MESSAGE_SUBJECT,
           contentType: 'application/json',
-          applicationProperties: { [SERVER_ID_PROPERTY]: job.serverId },
+          // The enqueue activity's trace context: the runner's job span continues it.
+          applicationProperties: { [SERVER_ID_PROPERTY]: job.serverId, ...traceparentField() },
           body: job,
         }),
       );

@@ -7,6 +7,7 @@
  * exponential backoff and full jitter on 429 (honouring Retry-After), 5xx and network errors; never on another
  * 4xx. A 409 is not an error but an outcome: the job was cancelled or finished elsewhere, stop working on it.
  */
+import { SpanKind, inSpan, setSpanAttributes, traceparentField } from '../../shared/telemetry.js';
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
@@ -177,7 +178,16 @@ export class RunnerApiClient {
     }
   }
 
-  private async call(path: string, body: unknown, signal: AbortSignal | undefined): Promise<ApiOutcome<unknown>> {
+  /** One span per API call (retries included); the request carries its `traceparent` so the API continues it. */
+  private call(path: string, body: unknown, signal: AbortSignal | undefined): Promise<ApiOutcome<unknown>> {
+    return inSpan(`runner api POST ${path.replace(/\/[0-9a-f-]{36}/gi, '/{id}')}`, { kind: SpanKind.CLIENT }, async (span) => {
+      const outcome = await this.callWithRetries(path, body, signal);
+      setSpanAttributes(span, { outcome: outcome.kind });
+      return outcome;
+    });
+  }
+
+  private async callWithRetries(path: string, body: unknown, signal: AbortSignal | undefined): Promise<ApiOutcome<unknown>> {
     const url = `${this.baseUrl}${path}`;
     let refreshedToken = false;
     let lastProblem = '';
@@ -189,7 +199,7 @@ export class RunnerApiClient {
         const timeout = AbortSignal.timeout(this.options.requestTimeoutMs ?? 30_000);
         const response = await this.fetchImpl(url, {
           method: 'POST',
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json' },
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json', ...traceparentField() },
           body: JSON.stringify(body),
           signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
         });
