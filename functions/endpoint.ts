@@ -78,10 +78,10 @@ export function endpoint<
   B extends z.ZodType | undefined = undefined,
 >(spec: EndpointSpec<A, P, Q, B>): EndpointHandler {
   const handler = (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> =>
-    // One request is one span, continuing the caller's trace (a runner's API call) or starting one.
+    // One request is one span, continuing the caller's trace (the header, else the host's request span) or starting one.
     inSpan(
       `${request.method} ${context.functionName || 'http'}`,
-      { kind: SpanKind.SERVER, parent: contextFromTraceparent(request.headers.get(TRACEPARENT)), attributes: { 'http.request.method': request.method, 'job.id': request.params.jobId } },
+      { kind: SpanKind.SERVER, parent: contextFromTraceparent(request.headers.get(TRACEPARENT) ?? context.traceContext?.traceParent), attributes: { 'http.request.method': request.method, 'job.id': request.params.jobId } },
       async (span) => {
         const response = await handleRequest(request, context);
         setSpanAttributes(span, { 'http.response.status_code': response.status ?? 200, outcome: (response.status ?? 200) < 400 ? 'ok' : 'error' });

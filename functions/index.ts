@@ -4,6 +4,8 @@
  * It is also the composition root: it installs how the production dependencies are built (functions/production.ts,
  * imported lazily so a cold start that only serves /api/health never loads the SQL driver).
  */
+// First: spans made while the rest loads are exported too.
+import './tracing.js';
 import { setDepsFactory } from '../services/deps.js';
 
 setDepsFactory(() => import('./production.js').then(({ productionDeps }) => productionDeps()));

@@ -82,8 +82,13 @@ Configuration reference and installation: docs/runner.md`,
     .addHelpText('after', '\nExample:\n  dbdist-runner start --config /etc/dbdist-runner/config.json')
     .action(async (_options, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command) });
-      const [{ runService }, { createLogger }] = await Promise.all([service(), import('./logger.js')]);
-      throw new Exit(await runService(config, createLogger({ level: config.logLevel })));
+      const [{ runService }, { createLogger }, { startRunnerTracing }] = await Promise.all([service(), import('./logger.js'), import('./tracing.js')]);
+      const stopTracing = await startRunnerTracing(config.telemetry);
+      try {
+        throw new Exit(await runService(config, createLogger({ level: config.logLevel })));
+      } finally {
+        await stopTracing();
+      }
     });
 
   program

@@ -184,6 +184,11 @@ const runnerConfigFields = z.object({
    */
   encryptionKeyFile: nonEmpty.optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
+  /** Traces (issue 14): off unless an OTLP/HTTP traces endpoint is set (e.g. `http://collector:4318/v1/traces`). */
+  telemetry: z
+    .object({ otlpEndpoint: z.url({ protocol: /^https?$/, message: 'must be an http(s):// URL' }).optional() })
+    .strict()
+    .default({}),
 });
 
 const needsAnEngine = { path: ['sqlServer'], message: 'configure sqlServer and/or postgres' };
@@ -211,6 +216,7 @@ type ValueKind = 'string' | 'number' | 'boolean' | 'list';
 /** Every environment variable, the config field it sets, and how its text is read. */
 export const envVariables: ReadonlyArray<{ env: string; path: string; kind: ValueKind; secret?: true }> = [
   { env: 'DBDIST_RUNNER_ID', path: 'runnerId', kind: 'string' },
+  { env: 'DBDIST_RUNNER_OTLP_ENDPOINT', path: 'telemetry.otlpEndpoint', kind: 'string' },
   { env: 'DBDIST_RUNNER_SERVER_IDS', path: 'serverIds', kind: 'list' },
   { env: 'DBDIST_RUNNER_SERVICEBUS_NAMESPACE', path: 'serviceBus.fullyQualifiedNamespace', kind: 'string' },
   { env: 'DBDIST_RUNNER_SERVICEBUS_CONNECTION_STRING', path: 'serviceBus.connectionString', kind: 'string', secret: true },

@@ -34,6 +34,10 @@ describe('host.json', () => {
     expect(host.extensions.durableTask.hubName).toMatch(/^[A-Za-z][A-Za-z0-9]{2,49}$/);
   });
 
+  it('sends the host telemetry as OpenTelemetry (the worker exports its spans, functions/tracing.ts)', () => {
+    expect(host.telemetryMode).toBe('OpenTelemetry');
+  });
+
   it('serves routes under the prefix the registry documents, with a bounded function timeout', () => {
     expect(host.extensions.http.routePrefix).toBe(routePrefix);
     expect(host.functionTimeout).toMatch(/^\d{2}:\d{2}:\d{2}$/);

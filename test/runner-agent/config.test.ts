@@ -42,6 +42,14 @@ describe('runner config', () => {
     });
   });
 
+  it('exports traces only when an OTLP endpoint is configured, from the file or the environment', () => {
+    expect(loadRunnerConfig({ configPath: file('otel-off.json', complete), env: {} }).telemetry.otlpEndpoint).toBeUndefined();
+    const fromEnv = loadRunnerConfig({ configPath: file('otel-env.json', complete), env: { DBDIST_RUNNER_OTLP_ENDPOINT: 'http://collector:4318/v1/traces' } });
+    expect(fromEnv.telemetry.otlpEndpoint).toBe('http://collector:4318/v1/traces');
+    const problems = problemsOf(() => loadRunnerConfig({ configPath: file('otel-bad.json', { ...complete, telemetry: { otlpEndpoint: 'collector:4318' } }), env: {} }));
+    expect(problems.map((problem) => problem.field)).toContain('telemetry.otlpEndpoint');
+  });
+
   it('lets the environment override the file, with numbers and booleans read from text', () => {
     const config = loadRunnerConfig({
       configPath: file('ok2.json', complete),
