@@ -12,10 +12,12 @@ import { NEXT_CURSOR_HEADER } from './responses.js';
 export interface HttpPolicy {
   /** Serialized origins (`https://portal.example.com`) allowed to call the API from a browser. */
   corsOrigins: readonly string[];
+  /** Largest request body read (bytes). */
+  maxBodyBytes: number;
 }
 
 export function httpPolicyFromSettings(settings: HttpSettings): HttpPolicy {
-  return { corsOrigins: settings.CORS_ORIGINS };
+  return { corsOrigins: settings.CORS_ORIGINS, maxBodyBytes: settings.MAX_REQUEST_BODY_BYTES };
 }
 
 let current: HttpPolicy | undefined;

@@ -60,6 +60,11 @@ param rbacRequesterGroupIds string[] = []
 @description('Browser origins allowed to call the API.')
 param corsOrigins string[] = []
 
+@description('Largest request body the API reads (bytes); larger ones get 413.')
+@minValue(1024)
+@maxValue(4194304)
+param maxRequestBodyBytes int = 65536
+
 // ---------------------------------------------------------------- backups and links
 
 @description('Blob container of the backups.')
@@ -272,6 +277,9 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: corsOrigins
+    maxRequestBodyBytes: maxRequestBodyBytes
+    // The API refuses a policy that keeps backups longer than the lifecycle rule would let them live.
+    backupLifecycleDeleteDays: backupMaxRetentionDays
   }
 }
 

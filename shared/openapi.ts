@@ -145,6 +145,10 @@ function errorResponses(route: DocumentedRoute, method: string): Record<string, 
   const responses: Record<string, unknown> = {};
   const takesInput = Boolean(route.params || route.query || route.body);
   if (takesInput) responses['400'] = problemResponse('The request is not valid; `errors` names the fields');
+  if (route.body) {
+    responses['413'] = problemResponse('The body is larger than the limit (MAX_REQUEST_BODY_BYTES, 64 KiB by default)');
+    responses['415'] = problemResponse('The body is not declared `content-type: application/json`');
+  }
   if (route.access !== 'anonymous') {
     responses['401'] = problemResponse('No valid bearer token');
     responses['403'] = problemResponse('The caller lacks the role or ownership needed, or the token has a groups overage');

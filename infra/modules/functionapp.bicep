@@ -107,6 +107,12 @@ param uploadSasTtlMinutes int
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
 
+@description('MAX_REQUEST_BODY_BYTES: largest request body the API reads.')
+param maxRequestBodyBytes int
+
+@description('BACKUP_LIFECYCLE_DELETE_DAYS: age at which the storage lifecycle rule deletes backup blobs.')
+param backupLifecycleDeleteDays int
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -192,6 +198,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
       CORS_ORIGINS: join(corsOrigins, ',')
+      MAX_REQUEST_BODY_BYTES: string(maxRequestBodyBytes)
+      BACKUP_LIFECYCLE_DELETE_DAYS: string(backupLifecycleDeleteDays)
     }
   }
 

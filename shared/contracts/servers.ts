@@ -4,10 +4,15 @@ import { BackupEngine, backupEngines, isoDateTime, uuid } from './common.js';
 const name = z
   .string()
   .trim()
-  .min(1)
+  .min(1, 'must not be empty')
   .max(128)
   // Printable, no control characters: names end up in T-SQL identifiers, blob paths and file names.
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+  // Bidi overrides make a name display as something else (`Sales\u202Egpj.exe`).
+  .regex(
+    /^[^\u202a-\u202e\u2066-\u2069]*$/,
+    'must not contain bidirectional control characters (U+202A to U+202E, U+2066 to U+2069): they make a name display differently from what it is',
+  );
 
 export const ServerInput = z
   .object({
