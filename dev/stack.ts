@@ -25,9 +25,9 @@ import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
 import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
 import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
-import { startAzurite, type Azurite } from './azurite.js';
+import { azuriteGatewayOptions, startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
-import { createPgliteStore } from './stores.js';
+import { allRows, createInspectablePgliteStore } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
@@ -35,7 +35,7 @@ import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type RunningHttpHost } from './http-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
-export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
+export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30, lifecycleDeleteDays: 30 };
 
 export const JOBS_TOPIC = 'backup-jobs';
 
@@ -65,6 +65,8 @@ export interface LocalStack {
   azurite: Azurite;
   broker: ServiceBusBroker;
   store: Store;
+  /** Every row of every table of the store, as stored (for scans such as "no secret anywhere"). */
+  storeRows(): Promise<Record<string, unknown[]>>;
   /** The control plane's dependencies as installed; tests may move `deps.now` to play with time. */
   deps: Deps;
   durable: InProcessDurableHost;
@@ -127,10 +129,10 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await loadFunctionRegistrations();
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const cert = ensureLoopbackCert();
-  const [issuer, azurite, store, broker] = await Promise.all([
+  const [issuer, azurite, { store, client: storeClient }, broker] = await Promise.all([
     startOidcIssuer({ tls: cert }),
     startAzurite(),
-    createPgliteStore(),
+    createInspectablePgliteStore(),
     ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] }),
   ]);
   const container = await azurite.createContainer('backups');
@@ -143,7 +145,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB_ORCHESTRATOR);
   const deps: Deps = {
     store,
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
@@ -243,6 +245,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     tokens,
     api,
     startRunner,
+    storeRows: () => allRows(storeClient),
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
       durable.close();
@@ -256,7 +259,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       // The sender first: closing it while the broker goes away makes the SDK reconnect just to detach.
       await timed('queue', queue.close()).catch(() => undefined);
       await Promise.allSettled([
-        timed('store', store.close()),
+        timed('store', store.close().finally(() => storeClient.close())),
         timed('issuer', issuer.close()),
         timed('azurite', azurite.stop()),
         timed('broker', broker.close()),

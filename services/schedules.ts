@@ -10,7 +10,6 @@
  */
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
-import { BackupOptions } from '../shared/contracts/jobs.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Deps } from './deps.js';
 import { buildNewJob } from './job-rules.js';
@@ -22,8 +21,6 @@ export const SCHEDULE_LOOK_BACK_MINUTES = 120;
 
 export const SCHEDULER_ACTOR: AuditActor = { actorType: 'system', actorId: 'scheduler', actorName: null };
 
-/** Scheduled jobs use the contract's default options (the schedule has none of its own). */
-const scheduledJobOptions: BackupOptions = BackupOptions.parse({});
 
 /**
  * The latest slot of `cron` at or before `now`, when it lies within `lookBackMinutes`; undefined otherwise.
@@ -86,7 +83,7 @@ export async function runDueSchedules(
       const jobId = scheduledJobId(database.id, slot);
       const newJob = buildNewJob(database, server, {
         id: jobId,
-        options: scheduledJobOptions,
+        options: database.schedule.options,
         requester: { oid: SCHEDULER_ACTOR.actorId, upn: null },
         trigger: 'schedule',
         scheduleSlot: slot,

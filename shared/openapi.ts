@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { AuditEventView } from './contracts/audit.js';
 import { JobView } from './contracts/jobs.js';
-import { DatabaseView, ServerView } from './contracts/servers.js';
+import { DatabaseView, RequestableDatabaseView, ServerView } from './contracts/servers.js';
 import { statusByCode } from './http.js';
 
 // ---- Schemas that exist only to describe responses ------------------------------------------------------
@@ -25,6 +25,7 @@ export const JobPage = pageOf(JobView, 'JobPage');
 export const AuditPage = pageOf(AuditEventView, 'AuditPage');
 export const ServerList = z.object({ items: z.array(ServerView) }).meta({ id: 'ServerList' });
 export const DatabaseList = z.object({ items: z.array(DatabaseView) }).meta({ id: 'DatabaseList' });
+export const RequestableDatabaseList = z.object({ items: z.array(RequestableDatabaseView) }).meta({ id: 'RequestableDatabaseList' });
 
 export const HealthStatus = z
   .object({

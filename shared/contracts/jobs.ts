@@ -87,6 +87,10 @@ export const DownloadLink = z
     fileName: z.string(),
     sizeBytes: z.number().int().nonnegative(),
     sha256: sha256Hex,
+    /** Signed into the SAS (`scid`) and recorded in the `sas.download_issued` audit row: joins storage logs to it. */
+    correlationId: uuid,
+    /** Set when the database binds links to their requester: only this user's Entra token can use the link. */
+    boundToObjectId: z.string().optional(),
   })
   .meta({ id: 'DownloadLink' });
 export type DownloadLink = z.infer<typeof DownloadLink>;
@@ -111,8 +115,6 @@ export const JobView = z
     acceptedAt: isoDateTime.nullable(),
     completedAt: isoDateTime.nullable(),
     expiresAt: isoDateTime.nullable(),
-    /** Only to the job's requester, and only while the link is live. */
-    downloadLink: DownloadLink.optional(),
   })
   .meta({ id: 'Job' });
 export type JobView = z.infer<typeof JobView>;

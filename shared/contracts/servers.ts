@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BackupEngine, backupEngines, isoDateTime, uuid } from './common.js';
+import { BackupOptions } from './jobs.js';
 
 const name = z
   .string()
@@ -44,6 +45,8 @@ const databasePolicyFields = {
   allowedEngines: z.array(BackupEngine).min(1),
   acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+  /** Links usable only with the Entra token of the person they were minted for (SAS `sduoid`). */
+  bindLinksToRequester: z.boolean(),
 };
 
 export const DatabasePolicy = z
@@ -53,6 +56,7 @@ export const DatabasePolicy = z
     allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
+    bindLinksToRequester: databasePolicyFields.bindLinksToRequester.default(false),
   })
   .strict();
 
@@ -69,6 +73,10 @@ export const DatabaseSchedule = z
   .object({
     /** Five-field cron expression, evaluated in UTC (e.g. `0 3 * * *` for 03:00 daily). */
     cron: z.string().trim().min(9).max(100),
+    /** Options of every scheduled job. */
+    options: BackupOptions.default({ compression: 'none', encryption: false }),
+    /** Entra group whose members may read and download this schedule's backups (Admins always may). */
+    recipientGroupId: uuid.nullable().default(null),
   })
   .strict();
 export type DatabaseSchedule = z.infer<typeof DatabaseSchedule>;
@@ -112,3 +120,15 @@ export const DatabaseView = z
   })
   .meta({ id: 'Database' });
 export type DatabaseView = z.infer<typeof DatabaseView>;
+
+/** A database as a Requester sees it: what they may ask for and the policy that shapes their request. */
+export const RequestableDatabaseView = z
+  .object({
+    id: uuid,
+    serverId: uuid,
+    name: z.string(),
+    engine: BackupEngine,
+    policy: DatabasePolicy.pick({ allowedEngines: true, maxSasTtlMinutes: true, retentionDays: true, bindLinksToRequester: true }),
+  })
+  .meta({ id: 'RequestableDatabase' });
+export type RequestableDatabaseView = z.infer<typeof RequestableDatabaseView>;

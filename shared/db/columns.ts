@@ -25,7 +25,6 @@ export const len = {
   sha256: 64,
   errorCode: 64,
   errorMessage: 2000,
-  url: 4000,
   actorType: 16,
   actorName: 320,
   action: 64,

@@ -23,7 +23,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import type { Deps, Limits } from '../../services/deps.js';
 import { setDeps } from '../../services/deps.js';
 import type { JobOrchestrations, OrchestrationEventName, OrchestrationState } from '../../services/orchestrations.js';
-import { type Azurite, startAzurite } from '../../dev/azurite.js';
+import { type Azurite, azuriteGatewayOptions, startAzurite } from '../../dev/azurite.js';
 import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
 import { createPgliteStore } from '../../dev/stores.js';
 import { sandboxLimits } from '../../dev/stack.js';
@@ -124,7 +124,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
   const queue = new RecordingJobQueue();
   const deps: Deps = {
     store,
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,

@@ -16,7 +16,7 @@ import { getTableConfig } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import sqlParser from 'node-sql-parser';
 import { describe, expect, it } from 'vitest';
-import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { DatabaseSchedule, defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { encodeCursor } from '../../../shared/db/cursor.js';
 import { mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
 import { createRepositoryStore } from '../../../shared/db/repository.js';
@@ -113,7 +113,7 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     deleteServer: () => store.deleteServer(id, audit),
     createDatabase: () =>
       store.createDatabase(
-        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: { cron: '0 3 * * *' }, enabled: true },
+        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }), enabled: true },
         audit,
       ),
     getDatabase: () => store.getDatabase(id),
@@ -131,7 +131,7 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     transitionJob: () =>
       store.transitionJob(id, { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date() } }, audit),
     updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
-    recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
+    recordDownloadLink: () => store.recordDownloadLink(id, { expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     appendAudit: () => store.appendAudit(audit),
     listAudit: async () => {
