@@ -30,6 +30,14 @@ describe('control-plane settings', () => {
     expect(settings.SAS_TTL_MAX_MINUTES).toBe(120);
     expect(settings.SERVICEBUS_JOBS_TOPIC).toBe('backup-jobs');
     expect(settings.ENTRA_AUTHORITY_HOST).toBe('https://login.microsoftonline.com');
+    expect(settings.SQL_TOKEN_SCOPE).toBe('https://database.windows.net/.default');
+  });
+
+  it('takes a sovereign cloud’s Azure SQL token scope, and refuses one that is not a .default scope', () => {
+    expect(parseSettings(controlPlaneSettingsSchema, { ...valid, SQL_TOKEN_SCOPE: 'https://database.usgovcloudapi.net/.default' }).SQL_TOKEN_SCOPE).toBe(
+      'https://database.usgovcloudapi.net/.default',
+    );
+    expect(problemsOf({ ...valid, SQL_TOKEN_SCOPE: 'https://database.usgovcloudapi.net' })).toEqual([expect.stringContaining('SQL_TOKEN_SCOPE')]);
   });
 
   it('names every missing or malformed setting in one error', () => {
