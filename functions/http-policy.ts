@@ -70,6 +70,14 @@ export function policyHeaders(request: HttpRequest, policy: HttpPolicy = httpPol
 /** The handler's response with the policy headers; the handler's own headers win except for the policy's. */
 export function withPolicyHeaders(response: HttpResponseInit, request: HttpRequest): HttpResponseInit {
   const headers = new Headers(response.headers as ConstructorParameters<typeof Headers>[0]);
-  for (const [name, value] of Object.entries(policyHeaders(request))) headers.set(name, value);
+  let policy: HttpPolicy | undefined;
+  try {
+    policy = httpPolicy();
+  } catch {
+    // A malformed setting fails the request itself (500 config_invalid, logged); its answer still gets the
+    // security headers, and no CORS header.
+    policy = { corsOrigins: [], maxBodyBytes: 0 };
+  }
+  for (const [name, value] of Object.entries(policyHeaders(request, policy))) headers.set(name, value);
   return { ...response, headers: Object.fromEntries(headers) };
 }

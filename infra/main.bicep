@@ -199,7 +199,7 @@ module backupStorage 'modules/storage.bicep' = {
     deleteBlobsAfterDays: backupMaxRetentionDays
     // Every blob of the backup container is a backup (shared/storage/paths.ts names them backups/<server>/…).
     deleteBlobsPrefix: '${backupContainerName}/'
-    blobLogsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 

@@ -31,7 +31,7 @@ param deleteBlobsAfterDays int = 0
 param deleteBlobsPrefix string = ''
 
 @description('Log Analytics workspace receiving the blob service logs (reads, writes, deletes); empty for none.')
-param blobLogsWorkspaceId string = ''
+param logAnalyticsWorkspaceId string = ''
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -124,11 +124,11 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 
 // Every download (a read through a SAS) lands in StorageBlobLogs with the SAS correlation id (scid) in its Uri:
 // docs/audit-downloads.md joins it to the `sas.download_issued` audit row.
-resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(blobLogsWorkspaceId)) {
+resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
   name: 'blob-logs-to-log-analytics'
   scope: account::blobService
   properties: {
-    workspaceId: blobLogsWorkspaceId
+    workspaceId: logAnalyticsWorkspaceId
     logs: [
       { category: 'StorageRead', enabled: true }
       { category: 'StorageWrite', enabled: true }

@@ -98,6 +98,25 @@ describe('security headers', () => {
   });
 });
 
+describe('a malformed HTTP setting', () => {
+  it('answers 500 problem+json naming nothing, with the security headers, and logs the setting', async () => {
+    setHttpPolicy(undefined);
+    const saved = process.env.CORS_ORIGINS;
+    process.env.CORS_ORIGINS = 'https://portal.example.com/';
+    try {
+      const res = await invoke(createJob, { method: 'POST', path: 'jobs', token: t.tokens.admin(), body: { databaseId: seeded.database.id } });
+      expect(res.status).toBe(500);
+      expect(res.headers.get('content-type')).toBe('application/problem+json');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.text).not.toContain('CORS_ORIGINS');
+      expect(res.logs.find((l) => l.level === 'error')?.message).toContain('CORS_ORIGINS');
+    } finally {
+      if (saved === undefined) delete process.env.CORS_ORIGINS;
+      else process.env.CORS_ORIGINS = saved;
+    }
+  });
+});
+
 describe('ids', () => {
   it('are read in any case: an upper-case job id finds the job', async () => {
     const oid = randomUUID();

@@ -154,7 +154,7 @@ describe('storage accounts', () => {
   });
 
   it('send the backup account blob logs (read, write, delete) to Log Analytics, where downloads are joined to the audit', () => {
-    const [settings] = deployed('Microsoft.Insights/diagnosticSettings');
+    const [settings] = deployed('Microsoft.Insights/diagnosticSettings').filter((r) => r.file.name.endsWith('storage.bicep'));
     expect(settings).toBeDefined();
     expect(property(settings!.body, 'scope')?.text).toBe('account::blobService');
     const categories = (property(settings!.body, 'properties.logs')?.namedChildren ?? [])
@@ -165,7 +165,7 @@ describe('storage accounts', () => {
     const backup = descendants(main.root, 'module_declaration')
       .map(declarationBody)
       .find((body) => literal(property(body, 'name')) === 'backup-storage');
-    expect(property(backup ?? null, 'params.blobLogsWorkspaceId')?.text).toBe('monitoring.outputs.logAnalyticsWorkspaceId');
+    expect(property(backup ?? null, 'params.logAnalyticsWorkspaceId')?.text).toBe('monitoring.outputs.logAnalyticsWorkspaceId');
     // The app knows the lifecycle rule's age, to refuse a policy that would outlive it.
     const app = descendants(main.root, 'module_declaration').map(declarationBody).find((body) => property(body, 'params.backupLifecycleDeleteDays'));
     expect(property(app ?? null, 'params.backupLifecycleDeleteDays')?.text).toBe('backupMaxRetentionDays');
