@@ -16,6 +16,7 @@ import {
 import type { DatabaseRecord, NewDatabase, ServerRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
 import { parseOrThrow } from '../shared/validation.js';
+import { lastGoodBackups } from './metrics.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { databaseView, requestableDatabaseView, serverView } from './views.js';
 import { hasRole, isInAnyGroup } from '../shared/auth/rbac.js';
@@ -98,8 +99,18 @@ export async function listRequestableDatabases(scope: RequestScope): Promise<Req
   return requestable;
 }
 
+/** One database, with how recoverable it is now (last good backup against its RPO). */
 export async function getDatabase(scope: RequestScope, serverId: string, databaseId: string): Promise<DatabaseView> {
-  return databaseView(await loadDatabase(scope, serverId, databaseId));
+  const database = await loadDatabase(scope, serverId, databaseId);
+  const lastGoodAt = lastGoodBackups(await scope.deps.store.tallyJobs()).get(database.id);
+  return {
+    ...databaseView(database),
+    recovery: {
+      lastGoodBackupAt: lastGoodAt?.toISOString() ?? null,
+      rpoHours: database.policy.rpoHours ?? null,
+      rpoBreachedSince: database.rpoBreachedAt?.toISOString() ?? null,
+    },
+  };
 }
 
 /**

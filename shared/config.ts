@@ -15,6 +15,8 @@ const booleanFlag = z
 const positiveMinutes = z.coerce.number().int().positive();
 
 const httpsUrl = z.url({ protocol: /^https$/, message: 'must be an https:// URL' });
+/** A setting that may be absent or empty (Bicep writes '' for an unused optional parameter). */
+const optionalSetting = <S extends z.ZodType>(schema: S) => z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
 
 /** Browsers send `Origin` serialized (scheme://host[:port], no path, no trailing slash): anything else never matches. */
 const originList = csvList.pipe(
@@ -69,11 +71,22 @@ const controlPlaneSettingsObject = z.object({
     BACKUP_LIFECYCLE_DELETE_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
     /** Largest request body accepted (bytes); larger ones get 413 before being read whole or parsed. */
     MAX_REQUEST_BODY_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
+    /** Event Grid topic endpoint that gets notifications as CloudEvents (managed identity, EventGrid Data Sender). */
+    EVENTGRID_TOPIC_ENDPOINT: optionalSetting(httpsUrl),
+    /** Webhooks (Teams Workflows, Slack-compatible) that get notifications: comma-separated https URLs. */
+    NOTIFY_WEBHOOK_URLS: csvList.pipe(z.array(httpsUrl)).default([]),
+    /** HMAC-SHA256 key that signs webhook calls; in Azure a Key Vault reference. Required with webhooks. */
+    NOTIFY_WEBHOOK_SECRET: optionalSetting(z.string().min(32, 'must be at least 32 characters')),
 });
 
-export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
+export const controlPlaneSettingsSchema = controlPlaneSettingsObject
+  .refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
     path: ['SAS_TTL_DEFAULT_MINUTES'],
     message: 'must not exceed SAS_TTL_MAX_MINUTES',
+  })
+  .refine((s) => s.NOTIFY_WEBHOOK_URLS.length === 0 || s.NOTIFY_WEBHOOK_SECRET !== undefined, {
+    path: ['NOTIFY_WEBHOOK_SECRET'],
+    message: 'is required when NOTIFY_WEBHOOK_URLS is set (webhook calls are signed)',
   });
 
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;

@@ -117,6 +117,15 @@ param maxRequestBodyBytes int
 @description('BACKUP_LIFECYCLE_DELETE_DAYS: age at which the storage lifecycle rule deletes backup blobs.')
 param backupLifecycleDeleteDays int
 
+@description('EVENTGRID_TOPIC_ENDPOINT: the topic notifications are published to.')
+param eventGridTopicEndpoint string
+
+@description('NOTIFY_WEBHOOK_URLS: webhooks that get notifications.')
+param notifyWebhookUrls string[] = []
+
+@description('Key Vault secret URI of the webhook signing key; NOTIFY_WEBHOOK_SECRET becomes a Key Vault reference to it.')
+param notifyWebhookSigningKeyUri string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -205,6 +214,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       CORS_ORIGINS: join(corsOrigins, ',')
       MAX_REQUEST_BODY_BYTES: string(maxRequestBodyBytes)
       BACKUP_LIFECYCLE_DELETE_DAYS: string(backupLifecycleDeleteDays)
+      EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
+      NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
+      NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'
     }
   }
 

@@ -47,6 +47,8 @@ const databasePolicyFields = {
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   /** Links usable only with the Entra token of the person they were minted for (SAS `sduoid`). */
   bindLinksToRequester: z.boolean(),
+  /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
+  rpoHours: z.number().int().positive().max(24 * 366),
 };
 
 export const DatabasePolicy = z
@@ -57,6 +59,7 @@ export const DatabasePolicy = z
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
     bindLinksToRequester: databasePolicyFields.bindLinksToRequester.default(false),
+    rpoHours: databasePolicyFields.rpoHours.optional(),
   })
   .strict();
 
@@ -106,6 +109,17 @@ export const DatabaseUpdate = z
   .meta({ id: 'DatabaseUpdate' });
 export type DatabaseUpdate = z.infer<typeof DatabaseUpdate>;
 
+/** How recoverable the database is now: its last good backup against the RPO. */
+export const DatabaseRecovery = z
+  .object({
+    lastGoodBackupAt: isoDateTime.nullable(),
+    rpoHours: z.number().nullable(),
+    /** Since when the RPO is breached; null while the last good backup is recent enough (or no RPO is set). */
+    rpoBreachedSince: isoDateTime.nullable(),
+  })
+  .meta({ id: 'DatabaseRecovery' });
+export type DatabaseRecovery = z.infer<typeof DatabaseRecovery>;
+
 export const DatabaseView = z
   .object({
     id: uuid,
@@ -115,6 +129,8 @@ export const DatabaseView = z
     policy: DatabasePolicy,
     schedule: DatabaseSchedule.nullable(),
     enabled: z.boolean(),
+    /** On the single-database read only. */
+    recovery: DatabaseRecovery.optional(),
     createdAt: isoDateTime,
     updatedAt: isoDateTime,
   })
