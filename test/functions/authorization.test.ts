@@ -14,6 +14,7 @@ import type { EndpointHandler } from '../../functions/endpoint.js';
 import { live, ready } from '../../functions/health.js';
 import { corsPreflight } from '../../functions/preflight.js';
 import { cancelJob, createDownloadLink, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
+import { getMetrics } from '../../functions/metrics.js';
 import { getOpenApiDocument } from '../../functions/openapi.js';
 import { registeredRoutes } from '../../functions/registry.js';
 import { issueUploadTarget, postRunnerEvent } from '../../functions/runner.js';
@@ -172,6 +173,7 @@ const cases: EndpointCase[] = [
     expected: only({ admin: 202, requester: 202 }),
   },
   { name: 'GET jobs', handler: listJobs, prepare: async () => ({ path: 'jobs' }), expected: only({ admin: 200, auditor: 200, requester: 200 }) },
+  { name: 'GET metrics', handler: getMetrics, prepare: async () => ({ path: 'metrics' }), expected: only({ admin: 200, auditor: 200 }) },
   { name: 'GET databases', handler: listRequestableDatabases, prepare: async () => ({ path: 'databases' }), expected: only({ admin: 200, requester: 200 }) },
   {
     name: 'GET jobs/{id}',
@@ -302,7 +304,7 @@ describe('Durable client binding', () => {
   // Outside Azure the binding is not needed, so a missing `durableClient: true` would only fail there.
   it('is declared by every route whose handler used the Durable client in the matrix above', () => {
     const needed = registeredRoutes().filter((route) => usedDurableClient.has(route.handler));
-    expect(needed.map((route) => route.name)).toEqual(expect.arrayContaining(['jobs-create', 'jobs-cancel', 'jobs-delete-backup', 'runner-events']));
+    expect(needed.map((route) => route.name)).toEqual(expect.arrayContaining(['jobs-create', 'jobs-cancel', 'jobs-delete-backup']));
     expect(needed.filter((route) => !route.durableClient).map((route) => route.name)).toEqual([]);
   });
 });

@@ -37,7 +37,7 @@ describe('POST /api/jobs', () => {
 
     const stored = await t.deps.store.getJob(job.id);
     expect(stored?.status).toBe('Pending');
-    expect(stored?.blobPath).toBe(`backups/${seeded.server.id}/${seeded.database.id}/${job.id}.bak.zst`);
+    expect(stored?.blobPath).toBe(`${seeded.server.id}/${seeded.database.id}/${job.id}.bak.zst`);
     const audit = await auditOf(job.id);
     expect(audit.map((a) => a.action)).toEqual(['job.requested']);
     expect(audit[0]).toMatchObject({ actorType: 'user', actorId: oid, ip: '203.0.113.7', userAgent: 'dbdist-tests/1.0' });
