@@ -27,9 +27,9 @@ import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
 import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
 import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
-import { startAzurite, type Azurite } from './azurite.js';
+import { azuriteGatewayOptions, startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
-import { createPgliteStore } from './stores.js';
+import { allRows, createInspectablePgliteStore } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
 import type { DemoUser } from './oidc-sign-in.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
@@ -39,7 +39,7 @@ import { startHttpHost, type HttpHostOptions, type RunningHttpHost } from './htt
 import { startPortalHost, type RunningPortalHost } from './portal-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
-export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
+export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30, lifecycleDeleteDays: 30 };
 
 export const JOBS_TOPIC = 'backup-jobs';
 
@@ -94,6 +94,8 @@ export interface LocalStack {
   azurite: Azurite;
   broker: ServiceBusBroker;
   store: Store;
+  /** Every row of every table of the store, as stored (for scans such as "no secret anywhere"). */
+  storeRows(): Promise<Record<string, unknown[]>>;
   /** The control plane's dependencies as installed; tests may move `deps.now` to play with time. */
   deps: Deps;
   durable: InProcessDurableHost;
@@ -194,10 +196,10 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const cert = ensureLoopbackCert();
   progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
-  const [issuer, azurite, store, broker] = await Promise.all([
+  const [issuer, azurite, { store, client: storeClient }, broker] = await Promise.all([
     ready('OIDC issuer', startOidcIssuer({ tls: cert })),
     ready('Azurite', startAzurite()),
-    ready('PGlite store (migrations applied)', createPgliteStore()),
+    ready('PGlite store (migrations applied)', createInspectablePgliteStore()),
     ready(
       'AMQP broker',
       ServiceBusBroker.start({
@@ -225,7 +227,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const deps: Deps = {
     store,
     deadLetters,
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
@@ -367,6 +369,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     interceptApi: (next) => (intercept = next),
     bindRunner,
     startRunner,
+    storeRows: () => allRows(storeClient),
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
       clearInterval(deadLetterTimer);
@@ -384,7 +387,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       // The sender first: closing it while the broker goes away makes the SDK reconnect just to detach.
       await timed('queue', queue.close()).catch(() => undefined);
       await Promise.allSettled([
-        timed('store', store.close()),
+        timed('store', store.close().finally(() => storeClient.close())),
         timed('issuer', issuer.close()),
         timed('azurite', azurite.stop()),
         timed('broker', broker.close()),

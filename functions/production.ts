@@ -20,6 +20,7 @@ export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
     sasTtlDefaultMinutes: settings.SAS_TTL_DEFAULT_MINUTES,
     sasTtlMaxMinutes: settings.SAS_TTL_MAX_MINUTES,
     uploadSasTtlMinutes: settings.UPLOAD_SAS_TTL_MINUTES,
+    lifecycleDeleteDays: settings.BACKUP_LIFECYCLE_DELETE_DAYS,
   };
 }
 

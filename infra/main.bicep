@@ -63,6 +63,11 @@ param corsOrigins string[] = []
 @description('The organisation\'s recovery keys: age X25519 public keys (age1…) every encrypted copy is also encrypted to.')
 param encryptionRecoveryRecipients string[] = []
 
+@description('Largest request body the API reads (bytes); larger ones get 413.')
+@minValue(1024)
+@maxValue(4194304)
+param maxRequestBodyBytes int = 65536
+
 // ---------------------------------------------------------------- portal
 
 @description('Deploy the portal (a Static Web App, azd service `portal`).')
@@ -224,6 +229,7 @@ module backupStorage 'modules/storage.bicep' = {
     deleteBlobsAfterDays: backupMaxRetentionDays
     // Every blob of the backup container is a backup (shared/storage/paths.ts names them backups/<server>/…).
     deleteBlobsPrefix: '${backupContainerName}/'
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -339,6 +345,9 @@ module functionApp 'modules/functionapp.bicep' = {
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
     encryptionRecoveryRecipients: encryptionRecoveryRecipients
+    maxRequestBodyBytes: maxRequestBodyBytes
+    // The API refuses a policy that keeps backups longer than the lifecycle rule would let them live.
+    backupLifecycleDeleteDays: backupMaxRetentionDays
     eventGridTopicEndpoint: eventGrid.outputs.endpoint
     notifyWebhookUrls: notifyWebhookUrls
     notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri

@@ -11,6 +11,8 @@ export interface Limits {
   sasTtlDefaultMinutes: number;
   sasTtlMaxMinutes: number;
   uploadSasTtlMinutes: number;
+  /** Age at which the storage lifecycle rule deletes backup blobs: every policy's retention must stay below it. */
+  lifecycleDeleteDays: number;
 }
 
 /** Everything the handlers, services and activities depend on. Built once per process. */

@@ -70,6 +70,10 @@ const controlPlaneSettingsObject = z.object({
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
     /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
     CORS_ORIGINS: originList.default([]),
+    /** Age (days) at which the storage lifecycle rule deletes backup blobs; no policy may keep them longer. */
+    BACKUP_LIFECYCLE_DELETE_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+    /** Largest request body accepted (bytes); larger ones get 413 before being read whole or parsed. */
+    MAX_REQUEST_BODY_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
     /** Event Grid topic endpoint that gets notifications as CloudEvents (managed identity, EventGrid Data Sender). */
     EVENTGRID_TOPIC_ENDPOINT: optionalSetting(httpsUrl),
     /** Webhooks (Teams Workflows, Slack-compatible) that get notifications: comma-separated https URLs. */
@@ -96,7 +100,7 @@ export const controlPlaneSettingsSchema = controlPlaneSettingsObject
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
 
 /** The settings every HTTP response depends on, readable without the rest (probes and preflights need no SQL). */
-export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true });
+export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true, MAX_REQUEST_BODY_BYTES: true });
 export type HttpSettings = z.output<typeof httpSettingsSchema>;
 
 /** Setting names, for infra tests and the sample settings file. */

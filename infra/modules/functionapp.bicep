@@ -114,6 +114,12 @@ param uploadSasTtlMinutes int
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
 
+@description('MAX_REQUEST_BODY_BYTES: largest request body the API reads.')
+param maxRequestBodyBytes int
+
+@description('BACKUP_LIFECYCLE_DELETE_DAYS: age at which the storage lifecycle rule deletes backup blobs.')
+param backupLifecycleDeleteDays int
+
 @description('EVENTGRID_TOPIC_ENDPOINT: the topic notifications are published to.')
 param eventGridTopicEndpoint string
 
@@ -213,6 +219,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
       CORS_ORIGINS: join(corsOrigins, ',')
+      MAX_REQUEST_BODY_BYTES: string(maxRequestBodyBytes)
+      BACKUP_LIFECYCLE_DELETE_DAYS: string(backupLifecycleDeleteDays)
       EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
       NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
       NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'

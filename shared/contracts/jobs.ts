@@ -88,6 +88,10 @@ export const DownloadLink = z
     fileName: z.string(),
     sizeBytes: z.number().int().nonnegative(),
     sha256: sha256Hex,
+    /** Signed into the SAS (`scid`) and recorded in the `sas.download_issued` audit row: joins storage logs to it. */
+    correlationId: uuid,
+    /** Set when the database binds links to their requester: only this user's Entra token can use the link. */
+    boundToObjectId: z.string().optional(),
   })
   .meta({ id: 'DownloadLink' });
 export type DownloadLink = z.infer<typeof DownloadLink>;
@@ -121,8 +125,6 @@ export const JobView = z
       .nullable(),
     /** Who can open an `age` copy, by fingerprint (shared/age-keys.ts); null when the copy is not age-encrypted. */
     recipients: z.array(z.object({ fingerprint: RecipientFingerprint, role: RecipientRole })).nullable(),
-    /** Only to the job's requester, and only while the link is live. */
-    downloadLink: DownloadLink.optional(),
   })
   .meta({ id: 'Job' });
 export type JobView = z.infer<typeof JobView>;

@@ -26,7 +26,6 @@ export const len = {
   sha256: 64,
   errorCode: errorCodeMaxLength,
   errorMessage: errorMessageMaxLength,
-  url: 4000,
   actorType: 16,
   actorName: 320,
   action: 64,

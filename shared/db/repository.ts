@@ -220,7 +220,6 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       sha256: null,
       errorCode: null,
       errorMessage: null,
-      downloadUrl: null,
       downloadExpiresAt: null,
       createdAt: at,
       updatedAt: at,
@@ -435,7 +434,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     async recordDownloadLink(id, link, audit) {
       const at = audit.at ?? now();
       // Links are only for backups that exist and are verified.
-      const set = { downloadUrl: link.url, downloadExpiresAt: link.expiresAt, updatedAt: at };
+      const set = { downloadExpiresAt: link.expiresAt, updatedAt: at };
       return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, at, toJobRecord, id);
     },
 

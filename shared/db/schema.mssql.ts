@@ -89,7 +89,7 @@ export const jobs = mssqlTable(
     sha256: nvarchar('sha256', { length: len.sha256 }),
     errorCode: nvarchar('error_code', { length: len.errorCode }),
     errorMessage: nvarchar('error_message', { length: len.errorMessage }),
-    downloadUrl: nvarchar('download_url', { length: len.url }),
+    // Expiry of the latest link only: the link itself is a bearer secret, returned once and never stored.
     downloadExpiresAt: instant('download_expires_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),

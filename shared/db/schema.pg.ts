@@ -99,7 +99,7 @@ export const jobs = pgTable(
     sha256: varchar('sha256', { length: len.sha256 }),
     errorCode: varchar('error_code', { length: len.errorCode }),
     errorMessage: varchar('error_message', { length: len.errorMessage }),
-    downloadUrl: varchar('download_url', { length: len.url }),
+    // Expiry of the latest link only: the link itself is a bearer secret, returned once and never stored.
     downloadExpiresAt: instant('download_expires_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),

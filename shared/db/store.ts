@@ -81,8 +81,7 @@ export interface JobRecord {
   sha256: string | null;
   errorCode: string | null;
   errorMessage: string | null;
-  /** Current download link (a short-lived read SAS) and its expiry, if one was issued. */
-  downloadUrl: string | null;
+  /** Expiry of the latest download link issued (the link itself is never stored: it is a bearer secret). */
   downloadExpiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -177,7 +176,6 @@ export type JobPatch = Partial<
     | 'acceptedAt'
     | 'completedAt'
     | 'expiresAt'
-    | 'downloadUrl'
     | 'downloadExpiresAt'
     | 'progressPercent'
     | 'progressBytes'
@@ -301,7 +299,7 @@ export interface Store {
    * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
    * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.
    */
-  recordDownloadLink(id: string, link: { url: string; expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
+  recordDownloadLink(id: string, link: { expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
   /** Available jobs whose expiresAt is before `now`, oldest first. */
   listExpiredJobs(now: Date, limit: number): Promise<JobRecord[]>;
 

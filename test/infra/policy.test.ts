@@ -159,6 +159,24 @@ describe('storage accounts', () => {
     expect(property(backup ?? null, 'params.deleteBlobsAfterDays')?.text).toBe('backupMaxRetentionDays');
     expect(property(backup ?? null, 'params.blobSoftDeleteDays')?.text).toBe('backupSoftDeleteDays');
   });
+
+  it('send the backup account blob logs (read, write, delete) to Log Analytics, where downloads are joined to the audit', () => {
+    const [settings] = deployed('Microsoft.Insights/diagnosticSettings').filter((r) => r.file.name.endsWith('storage.bicep'));
+    expect(settings).toBeDefined();
+    expect(property(settings!.body, 'scope')?.text).toBe('account::blobService');
+    const categories = (property(settings!.body, 'properties.logs')?.namedChildren ?? [])
+      .filter((entry) => literal(property(entry, 'enabled')) === true)
+      .map((entry) => literal(property(entry, 'category')));
+    expect(categories.sort()).toEqual(['StorageDelete', 'StorageRead', 'StorageWrite']);
+    const main = files.find((f) => f.path === join(infraDir, 'main.bicep'))!;
+    const backup = descendants(main.root, 'module_declaration')
+      .map(declarationBody)
+      .find((body) => literal(property(body, 'name')) === 'backup-storage');
+    expect(property(backup ?? null, 'params.logAnalyticsWorkspaceId')?.text).toBe('monitoring.outputs.logAnalyticsWorkspaceId');
+    // The app knows the lifecycle rule's age, to refuse a policy that would outlive it.
+    const app = descendants(main.root, 'module_declaration').map(declarationBody).find((body) => property(body, 'params.backupLifecycleDeleteDays'));
+    expect(property(app ?? null, 'params.backupLifecycleDeleteDays')?.text).toBe('backupMaxRetentionDays');
+  });
 });
 
 describe('Service Bus', () => {

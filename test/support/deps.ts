@@ -32,7 +32,7 @@ import {
   type OrchestrationEventName,
   type OrchestrationState,
 } from '../../services/orchestrations.js';
-import { type Azurite, startAzurite } from '../../dev/azurite.js';
+import { type Azurite, azuriteGatewayOptions, startAzurite } from '../../dev/azurite.js';
 import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
 import { createPgliteStore } from '../../dev/stores.js';
 import { sandboxLimits } from '../../dev/stack.js';
@@ -196,7 +196,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
   const deps: Deps = {
     store,
     deadLetters: { receive: async () => [], close: async () => {} },
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,

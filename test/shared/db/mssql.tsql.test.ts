@@ -19,7 +19,7 @@ import { getTableConfig } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import sqlParser from 'node-sql-parser';
 import { describe, expect, it } from 'vitest';
-import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { DatabaseSchedule, defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { encodeCursor } from '../../../shared/db/cursor.js';
 import { assertNoTriggers, enabledTriggersStatement, mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
 import { createRepositoryStore } from '../../../shared/db/repository.js';
@@ -136,7 +136,7 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     listRunnerHeartbeats: () => store.listRunnerHeartbeats(),
     createDatabase: () =>
       store.createDatabase(
-        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: { cron: '0 3 * * *' }, enabled: true },
+        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }), enabled: true },
         audit,
       ),
     getDatabase: () => store.getDatabase(id),
@@ -169,7 +169,7 @@ async function recordEveryStatement(): Promise<Recorded[]> {
       await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
       return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
     },
-    recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
+    recordDownloadLink: () => store.recordDownloadLink(id, { expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     listRequesterRecipients: () => store.listRequesterRecipients('oid'),
     replaceRequesterRecipients: () =>
