@@ -31,6 +31,7 @@ import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type RunningHttpHost } from './http-host.js';
+import { LocalManifestSigner } from './manifest-signer.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
 export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
@@ -99,6 +100,10 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
   lockDurationMs?: number;
+  /** Signs the backups' manifests; a fresh local key by default. */
+  manifestSigner?: LocalManifestSigner;
+  /** Bytes per re-hash activity (small in tests, to run several slices). */
+  rehashBudgetBytes?: number;
 }
 
 /**
@@ -122,6 +127,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const log = options.log ?? (() => undefined);
   const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await loadFunctionRegistrations();
   const { activities } = await import('../orchestrations/backupJob.activities.js');
+  const { REVERIFY_BACKUP_ORCHESTRATOR, reverifyBackupOrchestrator } = await import('../orchestrations/reverifyBackup.js');
+  const { integrityActivities } = await import('../orchestrations/integrity.activities.js');
   const cert = ensureLoopbackCert();
   const [issuer, azurite, store, broker] = await Promise.all([
     startOidcIssuer({ tls: cert }),
@@ -132,8 +139,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
   const durable = new InProcessDurableHost({
-    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator },
-    activities,
+    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator, [REVERIFY_BACKUP_ORCHESTRATOR]: reverifyBackupOrchestrator },
+    activities: { ...activities, ...integrityActivities },
     log,
   });
   const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB_ORCHESTRATOR);
@@ -144,6 +151,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: sandboxLimits,
+    integrity: { signer: options.manifestSigner ?? new LocalManifestSigner(), rehashBudgetBytes: options.rehashBudgetBytes ?? 8 * 1024 * 1024, reverifyBatchSize: 20 },
     now: () => new Date(),
     orchestrations: () => orchestrations,
   };

@@ -5,6 +5,7 @@
 import type { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import { BACKUP_JOB_ORCHESTRATOR, type BackupJobInput } from '../orchestrations/backupJob.js';
+import { REVERIFY_BACKUP_ORCHESTRATOR } from '../orchestrations/reverifyBackup.js';
 import type { JobOrchestrations, OrchestrationState } from '../services/orchestrations.js';
 
 /** The client only says "not found" in its error text (it throws on the extension's HTTP 404). */
@@ -45,6 +46,15 @@ export function durableJobOrchestrations(context: InvocationContext): JobOrchest
     },
     async raiseEvent(jobId, eventName, payload) {
       await client.raiseEvent(jobId, eventName, payload);
+    },
+    async startReverification(instanceId, input) {
+      if ((await getState(instanceId)) !== 'NotFound') return;
+      try {
+        await client.startNew(REVERIFY_BACKUP_ORCHESTRATOR, { instanceId, input });
+      } catch (error) {
+        if (isConflict(error)) return;
+        throw error;
+      }
     },
   };
 }

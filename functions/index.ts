@@ -8,9 +8,11 @@ import './databases.js';
 import './jobs.js';
 import './audit.js';
 import './runner.js';
+import './integrity.js';
 import './timers.js';
 // Orchestrator and activities register themselves with durable-functions.
 import '../orchestrations/backupJob.js';
+import '../orchestrations/reverifyBackup.js';
 // Last: the API document describes everything registered above.
 import './openapi.js';
 

@@ -1,11 +1,12 @@
 /**
- * Timer triggers: the retention safety net, the backup schedules and the stalled-request sweep. All need the Durable client (job
+ * Timer triggers: the retention safety net, the backup schedules, the stalled-request sweep and re-verification. All need the Durable client (job
  * orchestrations), hence the durableClient input binding. Handlers are exported so tests and an in-process host
  * can call them; registration is at the bottom.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { getDeps } from '../services/deps.js';
+import { startDueReverifications } from '../services/integrity.js';
 import { resumeStalledJobs } from '../services/recovery.js';
 import { sweepExpiredBackups } from '../services/retention.js';
 import { runDueSchedules } from '../services/schedules.js';
@@ -37,6 +38,16 @@ export async function stalledJobsSweep(_timer: Timer, context: InvocationContext
   else context.log(summary);
 }
 
+/** Every 30 minutes: start the re-verification of Available backups that are due (at most REVERIFY_BATCH_SIZE). */
+export async function reverifyTick(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await startDueReverifications(deps, deps.orchestrations(context), { log: (line) => context.log(line) });
+  const summary = `Re-verification: ${report.started.length} started, ${report.failed.length} failed to start`;
+  if (report.failed.length > 0) context.warn(summary, report.failed);
+  else context.log(summary);
+}
+
 app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
 app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
+app.timer('reverify-tick', { schedule: '15 */30 * * * *', extraInputs: [df.input.durableClient()], handler: reverifyTick });
 app.timer('stalled-jobs-sweep', { schedule: '45 */10 * * * *', extraInputs: [df.input.durableClient()], handler: stalledJobsSweep });

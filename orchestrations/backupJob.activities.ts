@@ -19,6 +19,7 @@ import { getDeps, type Deps } from '../services/deps.js';
 import { downloadLinkExpiry } from '../services/job-rules.js';
 import { expireBackup as expireJobBackup, type AuditActor, type ExpiryReason } from '../services/retention.js';
 import { jobFileName } from '../services/views.js';
+import { deleteBackupFiles } from '../shared/storage/gateway.js';
 
 /** Activity function names (global in the Function App). Renaming one breaks in-flight orchestrations. */
 export const ACTIVITY = {
@@ -352,7 +353,8 @@ export async function failJob(input: FailJobInput): Promise<StepDone | Refusal> 
   if (!job) return { ok: false, code: 'job_not_found' };
   const from: readonly JobStatus[] = input.to === 'Cancelled' ? ['Pending', 'Queued', 'Running'] : ['Pending', 'Queued', 'Running', 'Verifying'];
   if (job.status !== input.to && !from.includes(job.status)) return { ok: false, code: 'conflict', status: job.status };
-  const partialBlobDeleted = await deps.blobs.deleteBlob(job.blobPath);
+  // Sidecars too: a manifest written before a later step failed must not outlive the job.
+  const partialBlobDeleted = await deleteBackupFiles(deps.blobs, job.blobPath);
   return transition(
     deps,
     input,
@@ -399,7 +401,7 @@ export async function expireBackup(input: ExpireBackupInput): Promise<ExpireBack
 
 /** An activity as a host calls it: the input is whatever the orchestrator sent (our own, typed, JSON). */
 export type ActivityFunction = (input: unknown, context?: InvocationContext) => Promise<unknown>;
-const asActivity =
+export const asActivity =
   <I>(handler: (input: I) => Promise<unknown>): ActivityFunction =>
   (input) =>
     handler(input as I);

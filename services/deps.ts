@@ -4,12 +4,22 @@ import type { RbacPolicy } from '../shared/auth/rbac.js';
 import type { Store } from '../shared/db/store.js';
 import type { JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
+import type { ManifestSigner } from '../shared/integrity/manifest.js';
 import type { JobOrchestrations } from './orchestrations.js';
 
 export interface Limits {
   sasTtlDefaultMinutes: number;
   sasTtlMaxMinutes: number;
   uploadSasTtlMinutes: number;
+}
+
+/** How the control plane proves stored backups (services/integrity.ts, orchestrations/rehash.ts). */
+export interface Integrity {
+  signer: ManifestSigner;
+  /** Bytes one re-hash activity reads before it hands its state back to the orchestration. */
+  rehashBudgetBytes: number;
+  /** Re-verifications the timer starts per tick at most. */
+  reverifyBatchSize: number;
 }
 
 /** Everything the handlers, services and activities depend on. Built once per process. */
@@ -20,6 +30,7 @@ export interface Deps {
   tokens: TokenValidator;
   rbac: RbacPolicy;
   limits: Limits;
+  integrity: Integrity;
   now(): Date;
   /** Durable client for this invocation (the binding is per invocation in Azure). */
   orchestrations(context: InvocationContext): JobOrchestrations;

@@ -1,4 +1,5 @@
 import type { ORCHESTRATION_EVENTS } from '../shared/contracts/runner.js';
+import type { AuditActor } from './retention.js';
 
 export type OrchestrationEventName = (typeof ORCHESTRATION_EVENTS)[keyof typeof ORCHESTRATION_EVENTS];
 
@@ -22,4 +23,6 @@ export interface JobOrchestrations {
   startBackupJob(jobId: string): Promise<void>;
   raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<void>;
   getState(jobId: string): Promise<OrchestrationState>;
+  /** Starts a `reverifyBackup` instance (orchestrations/reverifyBackup.ts); a no-op when `instanceId` exists. */
+  startReverification(instanceId: string, input: { jobId: string; requestedBy?: AuditActor }): Promise<void>;
 }

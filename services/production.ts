@@ -9,6 +9,7 @@ import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
 import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
 import { createMssqlStore } from '../shared/db/mssql.js';
 import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { keyVaultManifestSigner } from '../shared/integrity/keyvault-signer.js';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { durableJobOrchestrations } from '../functions/durable-client.js';
 import type { Deps, Limits } from './deps.js';
@@ -36,6 +37,11 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     tokens: tokenValidatorFromSettings(settings),
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),
+    integrity: {
+      signer: keyVaultManifestSigner(settings.MANIFEST_SIGNING_KEY_ID, credential),
+      rehashBudgetBytes: settings.REHASH_BUDGET_MIB * 1024 * 1024,
+      reverifyBatchSize: settings.REVERIFY_BATCH_SIZE,
+    },
     now: () => new Date(),
     orchestrations: durableJobOrchestrations,
   };

@@ -67,6 +67,7 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
     acceptedAt: isoOrNull(job.acceptedAt),
     completedAt: isoOrNull(job.completedAt),
     expiresAt: isoOrNull(job.expiresAt),
+    integrity: { verifiedAt: isoOrNull(job.verifiedAt), reverifyDueAt: isoOrNull(job.reverifyDueAt), corruptAt: isoOrNull(job.corruptAt) },
   };
   const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
   const link = isRequester ? liveDownloadLink(job, now) : undefined;

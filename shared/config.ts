@@ -53,6 +53,12 @@ const controlPlaneSettingsObject = z.object({
     /** Lifetime of the runner's write SAS; the runner renews it on demand. */
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
     CORS_ORIGINS: csvList.default([]),
+    /** Key Vault key that signs backup manifests, without a version (the newest version signs), e.g. https://kv-dbdist.vault.azure.net/keys/manifest-signing */
+    MANIFEST_SIGNING_KEY_ID: httpsUrl.regex(/\/keys\/[A-Za-z0-9-]+\/?$/, 'must be a Key Vault key URL without a version: https://<vault>.vault.azure.net/keys/<name>'),
+    /** MiB one re-hash activity reads before it hands its state back (one call stays well under the Functions timeout). */
+    REHASH_BUDGET_MIB: z.coerce.number().int().min(1).max(64 * 1024).default(4096),
+    /** Re-verifications the timer starts per tick at most. */
+    REVERIFY_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
 });
 
 export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {

@@ -23,6 +23,10 @@ export const auditActions = [
   'sas.download_issued',
   'sas.download_denied',
   'sas.upload_issued',
+  // Re-verification outcomes: the audit row is the event a notifier reads (by cursor over the audit trail).
+  'integrity.verify_requested',
+  'integrity.verified',
+  'integrity.failed',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

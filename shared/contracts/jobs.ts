@@ -7,6 +7,8 @@ import { BackupEngine, Compression, Cursor, PageLimit, isoDateTime, sha256Hex, u
  *
  *   Pending → Queued → Running → Verifying → Available → Expired
  *      └────────┴─────────┴──────────┴──→ Failed | Cancelled (Verifying cannot be cancelled)
+ *                                            Available → Corrupt → Expired (a re-verification found the stored
+ *                                            bytes changed or gone; links are refused, retention still deletes)
  */
 export const jobStatuses = [
   'Pending',
@@ -17,6 +19,7 @@ export const jobStatuses = [
   'Expired',
   'Failed',
   'Cancelled',
+  'Corrupt',
 ] as const;
 export const JobStatus = z.enum(jobStatuses);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -26,10 +29,11 @@ export const allowedTransitions: Record<JobStatus, readonly JobStatus[]> = {
   Queued: ['Running', 'Failed', 'Cancelled'],
   Running: ['Verifying', 'Failed', 'Cancelled'],
   Verifying: ['Available', 'Failed'],
-  Available: ['Expired'],
+  Available: ['Expired', 'Corrupt'],
   Expired: [],
   Failed: [],
   Cancelled: [],
+  Corrupt: ['Expired'],
 };
 
 /** States in which the runner may still report on a job; any other answers 409. */
@@ -80,6 +84,10 @@ export const DownloadLinkRequest = z
   .meta({ id: 'DownloadLinkRequest' });
 export type DownloadLinkRequest = z.infer<typeof DownloadLinkRequest>;
 
+/** A read-only link to one file of a backup (the backup itself or one of its sidecars). */
+export const FileLink = z.object({ url: z.url(), fileName: z.string() }).meta({ id: 'FileLink' });
+export type FileLink = z.infer<typeof FileLink>;
+
 export const DownloadLink = z
   .object({
     url: z.url(),
@@ -87,6 +95,11 @@ export const DownloadLink = z
     fileName: z.string(),
     sizeBytes: z.number().int().nonnegative(),
     sha256: sha256Hex,
+    /**
+     * The backup's sidecars, valid as long as the link: `<fileName>.sha256` (sha256sum format, for
+     * `sha256sum -c`) and `<fileName>.manifest.json` (signed by the control plane, for `dbdist-runner verify`).
+     */
+    sidecars: z.object({ sha256: FileLink, manifest: FileLink }).optional(),
   })
   .meta({ id: 'DownloadLink' });
 export type DownloadLink = z.infer<typeof DownloadLink>;
@@ -111,6 +124,13 @@ export const JobView = z
     acceptedAt: isoDateTime.nullable(),
     completedAt: isoDateTime.nullable(),
     expiresAt: isoDateTime.nullable(),
+    /**
+     * What the control plane proved about the stored bytes: when it last hashed them itself, when the next
+     * scheduled re-check is due, and when one found them changed or gone (the job is then Corrupt; `error` says why).
+     */
+    integrity: z
+      .object({ verifiedAt: isoDateTime.nullable(), reverifyDueAt: isoDateTime.nullable(), corruptAt: isoDateTime.nullable() })
+      .meta({ id: 'JobIntegrity' }),
     /** Only to the job's requester, and only while the link is live. */
     downloadLink: DownloadLink.optional(),
   })

@@ -39,6 +39,8 @@ const databasePolicyFields = {
   allowedEngines: z.array(BackupEngine).min(1),
   acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+  /** Days between re-verifications of an Available backup's stored bytes; 0 = never. */
+  reverifyEveryDays: z.number().int().nonnegative().max(3650),
 };
 
 export const DatabasePolicy = z
@@ -48,6 +50,7 @@ export const DatabasePolicy = z
     allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
+    reverifyEveryDays: databasePolicyFields.reverifyEveryDays.default(7),
   })
   .strict();
 

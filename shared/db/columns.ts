@@ -26,6 +26,8 @@ export const len = {
   errorCode: 64,
   errorMessage: 2000,
   url: 4000,
+  /** A Key Vault key identifier with its version, or a local key's thumbprint id. */
+  keyId: 256,
   actorType: 16,
   actorName: 320,
   action: 64,

@@ -27,6 +27,7 @@ import { type Azurite, startAzurite } from '../../dev/azurite.js';
 import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
 import { createPgliteStore } from '../../dev/stores.js';
 import { sandboxLimits } from '../../dev/stack.js';
+import { LocalManifestSigner } from '../../dev/manifest-signer.js';
 
 export interface RaisedEvent {
   jobId: string;
@@ -59,6 +60,12 @@ export class RecordingOrchestrations implements JobOrchestrations {
 
   async getState(jobId: string): Promise<OrchestrationState> {
     return this.states.get(jobId) ?? 'NotFound';
+  }
+
+  readonly reverifications: { instanceId: string; input: { jobId: string; requestedBy?: unknown } }[] = [];
+  async startReverification(instanceId: string, input: { jobId: string; requestedBy?: unknown }): Promise<void> {
+    if (this.reverifications.some((started) => started.instanceId === instanceId)) return;
+    this.reverifications.push({ instanceId, input });
   }
 
   /** What a test can compare before and after a refused request: nothing may have changed. */
@@ -117,7 +124,7 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
  * Starts the stand-ins (once per test file), builds Deps on them and installs it with `setDeps`, so the
  * handlers' own `getDeps()` finds it. `now` can be replaced per test through `deps.now`.
  */
-export async function startTestDeps(options: { limits?: Partial<Limits> } = {}): Promise<TestDeps> {
+export async function startTestDeps(options: { limits?: Partial<Limits>; rehashBudgetBytes?: number } = {}): Promise<TestDeps> {
   const [issuer, azurite, store] = await Promise.all([startOidcIssuer(), startAzurite(), createPgliteStore()]);
   const container = await azurite.createContainer(`backups-${randomUUID().slice(0, 8)}`);
   const orchestrations = new RecordingOrchestrations();
@@ -129,6 +136,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: { ...testLimits, ...options.limits },
+    integrity: { signer: new LocalManifestSigner(), rehashBudgetBytes: options.rehashBudgetBytes ?? 64 * 1024, reverifyBatchSize: 20 },
     now: () => new Date(),
     orchestrations: (_context: InvocationContext) => orchestrations,
   };
@@ -195,6 +203,7 @@ const pathTo: Record<JobStatus, JobStatus[]> = {
   Expired: ['Queued', 'Running', 'Verifying', 'Available', 'Expired'],
   Failed: ['Failed'],
   Cancelled: ['Cancelled'],
+  Corrupt: ['Queued', 'Running', 'Verifying', 'Available', 'Corrupt'],
 };
 
 export const testSha256 = 'a'.repeat(64);

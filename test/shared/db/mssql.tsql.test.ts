@@ -133,6 +133,9 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
+    listReverifyDue: () => store.listReverifyDue(new Date(), 5),
+    recordVerification: () => store.recordVerification(id, { verifiedAt: new Date(), reverifyDueAt: null }, audit),
+    isManifestKeyInUse: () => store.isManifestKeyInUse('https://kv.vault.azure.net/keys/m/1', new Date()),
     appendAudit: () => store.appendAudit(audit),
     listAudit: async () => {
       await store.listAudit({ limit: 10 });
