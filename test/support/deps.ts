@@ -215,7 +215,14 @@ export const testSha256 = 'a'.repeat(64);
 export async function seedJob(
   store: Store,
   seeded: SeededDatabase,
-  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date },
+  options: {
+    requesterOid: string;
+    status?: JobStatus;
+    expiresAt?: Date;
+    createdAt?: Date;
+    /** What the job's verification found (a real blob's size and digest), and when it is due again. */
+    verified?: { sizeBytes: number; sha256: string; reverifyDueAt?: Date; manifestKeyId?: string };
+  },
 ): Promise<JobRecord> {
   const id = randomUUID();
   const { server, database } = seeded;
@@ -239,9 +246,15 @@ export async function seedJob(
   for (const to of pathTo[options.status ?? 'Pending']) {
     const patch =
       to === 'Available'
-        ? { sizeBytes: 1234, sha256: testSha256, completedAt: new Date(), expiresAt: options.expiresAt ?? new Date(Date.now() + 7 * 24 * 3600_000) }
+        ? {
+            sizeBytes: options.verified?.sizeBytes ?? 1234,
+            sha256: options.verified?.sha256 ?? testSha256,
+            completedAt: new Date(),
+            expiresAt: options.expiresAt ?? new Date(Date.now() + 7 * 24 * 3600_000),
+            ...(options.verified ? { verifiedAt: new Date(), reverifyDueAt: options.verified.reverifyDueAt ?? null, manifestKeyId: options.verified.manifestKeyId ?? null } : {}),
+          }
         : {};
-    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: `job.${to.toLowerCase()}` as AuditAction, target: `job/${id}`, jobId: id });
+    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: (to === 'Corrupt' ? 'integrity.failed' : `job.${to.toLowerCase()}`) as AuditAction, target: `job/${id}`, jobId: id });
     if (!result.ok) throw new Error(`seedJob: could not move job ${id} from ${from} to ${to}`);
     job = result.job;
     from = to;
