@@ -118,11 +118,23 @@ describe('GET /api/openapi.json', () => {
       acceptedAt: now,
       completedAt: now,
       expiresAt: now,
-      downloadLink: { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) },
+      integrity: { verifiedAt: now, reverifyDueAt: now, corruptAt: null },
+      downloadLink: {
+        url: 'https://st.blob.core.windows.net/c/b?sig=x',
+        expiresAt: now,
+        fileName: 'Sales.bak.gz',
+        sizeBytes: 10,
+        sha256: 'b'.repeat(64),
+        sidecars: {
+          sha256: { url: 'https://st.blob.core.windows.net/c/b.sha256?sig=x', fileName: 'Sales.bak.gz.sha256' },
+          manifest: { url: 'https://st.blob.core.windows.net/c/b.manifest.json?sig=x', fileName: 'Sales.bak.gz.manifest.json' },
+        },
+      },
     });
     expect(validator('Job')(job)).toBe(true);
     expect(validator('JobPage')({ items: [job], nextCursor: 'abc' })).toBe(true);
     expect(validator('Job')({ ...job, status: 'Exploded' })).toBe(false);
+    expect(validator('Job')({ ...job, status: 'Corrupt', error: { code: 'integrity_failed', message: 'changed' } })).toBe(true);
 
     const server = ServerView.parse({ id: randomUUID(), name: 'sql01', host: 'sql01', engine: 'postgres', description: null, createdAt: now, updatedAt: now });
     expect(validator('Server')(server)).toBe(true);

@@ -181,8 +181,9 @@ describe('SQL Server statements', async () => {
     expect([...methods].sort()).toEqual(
       [
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
-        'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
-        'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
+        'getDatabase', 'getJob', 'getServer', 'isManifestKeyInUse', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs',
+        'listReverifyDue', 'listScheduledDatabases', 'listServers', 'ping', 'recordDownloadLink', 'recordVerification', 'transitionJob',
+        'updateDatabase', 'updateJobProgress', 'updateServer',
       ],
     );
     const operationOf = (sql: string) => {
