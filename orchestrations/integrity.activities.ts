@@ -5,7 +5,7 @@
  */
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import { isAppError } from '../shared/errors.js';
-import type { RestoreCheck } from '../shared/integrity/manifest.js';
+import type { RestoreCheck } from '../shared/contracts/runner.js';
 import { continueSha256, finishSha256, type Sha256State } from '../shared/integrity/resumable-sha256.js';
 import { getDeps } from '../services/deps.js';
 import { nextReverifyDue, publishManifest as publishManifestFiles, reverifyEveryDaysFor } from '../services/integrity.js';

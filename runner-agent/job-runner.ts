@@ -192,6 +192,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       },
     );
     let result;
+    let restoreCheck;
     try {
       result = await uploadBackup({
         source: backup.stream,
@@ -223,6 +224,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         },
         ...deps.uploadOptions,
       });
+      restoreCheck = backup.restoreCheck?.();
     } finally {
       await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
     }
@@ -235,6 +237,9 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       sha256: result.sha256,
       compression: result.compression,
       encrypted: result.encrypted,
+      runnerId: deps.runnerId,
+      attempt,
+      ...(restoreCheck ? { restoreCheck } : {}),
     });
     return { action: 'complete', reason: 'uploaded' };
   } catch (caught) {

@@ -9,21 +9,12 @@
 import { createPublicKey, verify as verifySignature, type JsonWebKey } from 'node:crypto';
 import { z } from 'zod';
 import { BackupEngine, Compression, isoDateTime, sha256Hex, uuid } from '../contracts/common.js';
+import { RestoreCheck } from '../contracts/runner.js';
+
+export { RestoreCheck };
 
 export const MANIFEST_SCHEMA = 'dbdist.manifest/v1';
 export const MANIFEST_SIGNATURE_ALG = 'ES256';
-
-/** What the runner checked before committing: `RESTORE VERIFYONLY` (SQL Server) or `pg_restore --list` (PostgreSQL). */
-export const RestoreCheck = z
-  .object({
-    tool: z.enum(['RESTORE VERIFYONLY', 'pg_restore --list']),
-    ok: z.boolean(),
-    /** e.g. how many archive entries pg_restore listed. */
-    detail: z.string().max(500).optional(),
-  })
-  .strict()
-  .meta({ id: 'RestoreCheck' });
-export type RestoreCheck = z.infer<typeof RestoreCheck>;
 
 export const BackupManifest = z
   .object({
