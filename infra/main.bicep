@@ -151,6 +151,8 @@ var tags = {
 }
 var deploymentContainerName = 'app-package-${resourceToken}'
 var usePrivateEndpoint = sqlConnectivity == 'PrivateEndpoint'
+var keyVaultName = 'kv-${take(resourceToken, 21)}'
+var manifestKeyName = 'manifest-signing'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -272,6 +274,20 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: corsOrigins
+    // Known before the vault exists (its name is derived), so the app and the vault need not wait on each other.
+    manifestSigningKeyId: 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/keys/${manifestKeyName}'
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    keyName: manifestKeyName
+    principalId: functionApp.outputs.principalId
   }
 }
 
@@ -296,6 +312,8 @@ output AZURE_TENANT_ID string = entraTenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output MANIFEST_SIGNING_KEY_ID string = keyVault.outputs.keyId
 
 // What clients and the runner agent need (docs/infra.md maps them to the runner's config).
 output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
