@@ -38,13 +38,15 @@ export function compileRoute(registration: RouteRegistration, routePrefix: strin
   const paramNames: string[] = [];
   let literalSegments = 0;
   const segments = `${routePrefix}/${registration.route}`.split('/').filter(Boolean).map((segment) => {
-    const param = /^\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]+)?(\?)?\}$/.exec(segment);
+    const param = /^\{(\*)?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?]+)?(\?)?\}$/.exec(segment);
     if (!param) {
       literalSegments++;
       return `/${escapeRegExp(segment)}`;
     }
-    paramNames.push(param[1]!);
-    return param[2] ? '(?:/([^/]+))?' : '/([^/]+)';
+    paramNames.push(param[2]!);
+    // `{*rest}` is a catch-all: the rest of the path, slashes included, possibly empty (the CORS preflight).
+    if (param[1]) return '(?:/(.*))?';
+    return param[3] ? '(?:/([^/]+))?' : '/([^/]+)';
   });
   return { registration, pattern: new RegExp(`^${segments.join('')}/?$`, 'i'), paramNames, literalSegments };
 }

@@ -6,6 +6,8 @@
  *   --source URL       back up a real PostgreSQL database (postgres://user[:password]@host[:port]/db) with
  *                      pg_dump, instead of the embedded demo database
  *   --compression X    none | gzip | zstd (default gzip)
+ *   --cors-origin URL  allow a browser page on this origin (e.g. a portal on http://127.0.0.1:5173) to call
+ *                      the API; repeatable. Default: the CORS_ORIGINS setting, if set
  *   --verbose          print the hosts' logs too
  */
 import { spawnSync } from 'node:child_process';
@@ -14,7 +16,7 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
 
-const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--compression none|gzip|zstd] [--verbose]
+const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--compression none|gzip|zstd] [--cors-origin URL]... [--verbose]
 
 Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OAuth), a local OIDC issuer
 (Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
@@ -26,6 +28,7 @@ const { values: args } = parseArgs({
     source: { type: 'string' },
     compression: { type: 'string', default: 'gzip' },
     verbose: { type: 'boolean', default: false },
+    'cors-origin': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -66,7 +69,10 @@ function expectStatus(response: { status: number; text: string }, expected: numb
   if (response.status !== expected) throw new Error(`expected HTTP ${expected}, got ${response.status}: ${response.text.slice(0, 400)}`);
 }
 
-const stack = await startLocalStack({ log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined });
+const stack = await startLocalStack({
+  log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined,
+  ...(args['cors-origin'] ? { corsOrigins: args['cors-origin'] } : {}),
+});
 const source = args.source ? undefined : await startEmbeddedSource();
 let exitCode = 0;
 try {

@@ -18,6 +18,8 @@ import type { Store } from '../shared/db/store.js';
 import type { Deps, Limits } from '../services/deps.js';
 import { setDeps } from '../services/deps.js';
 import { registeredRoutes, routePrefix } from '../functions/registry.js';
+import { httpPolicyFromSettings, setHttpPolicy } from '../functions/http-policy.js';
+import { httpSettingsSchema, parseSettings } from '../shared/config.js';
 import { JobConsumer } from '../runner-agent/consumer.js';
 import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
@@ -104,6 +106,8 @@ export interface StackOptions {
   manifestSigner?: LocalManifestSigner;
   /** Bytes per re-hash activity (small in tests, to run several slices). */
   rehashBudgetBytes?: number;
+  /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
+  corsOrigins?: string[];
 }
 
 /**
@@ -156,6 +160,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     orchestrations: () => orchestrations,
   };
   setDeps(deps);
+  // Checked like the app setting, so a wrong origin (a trailing slash) fails here rather than in a browser.
+  if (options.corsOrigins) setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, { CORS_ORIGINS: options.corsOrigins.join(',') })));
   const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
 
   const requesterGroupId = randomUUID();
@@ -249,6 +255,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
       durable.close();
       setDeps(undefined);
+      setHttpPolicy(undefined);
       await http.close().catch(() => undefined);
       const timed = (name: string, work: Promise<unknown>) => {
         const t0 = Date.now();

@@ -4,9 +4,9 @@ import { AuditPage } from '../shared/openapi.js';
 import * as audit from '../services/audit.js';
 import { endpoint } from './endpoint.js';
 import { httpRoute } from './registry.js';
-import { ok } from './responses.js';
+import { NEXT_CURSOR_HEADER, ok } from './responses.js';
 
-export const NEXT_CURSOR_HEADER = 'x-next-cursor';
+export { NEXT_CURSOR_HEADER };
 
 export const queryAudit = endpoint({
   summary: 'Audit events, newest first, filtered by time, actor, action or job; `format=csv` for a spreadsheet',

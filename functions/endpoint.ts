@@ -12,6 +12,7 @@ import { AppError, errorMessage, isAppError } from '../shared/errors.js';
 import { problemFromError, statusByCode } from '../shared/http.js';
 import { parseOrThrow } from '../shared/validation.js';
 import { getDeps } from '../services/deps.js';
+import { withPolicyHeaders } from './http-policy.js';
 import type { JobOrchestrations } from '../services/orchestrations.js';
 import type { RequestScope } from '../services/scope.js';
 
@@ -85,9 +86,9 @@ export function endpoint<
       const query = (spec.query ? parseOrThrow(spec.query, Object.fromEntries(request.query), 'query') : undefined) as Parsed<Q>;
       const body = (spec.body ? parseOrThrow(spec.body, await readJsonBody(request), 'body') : undefined) as Parsed<B>;
       const call = { request, context, origin, params, query, body, scope } as Call<A, Parsed<P>, Parsed<Q>, Parsed<B>>;
-      return await spec.handle(call);
+      return withPolicyHeaders(await spec.handle(call), request);
     } catch (error) {
-      return failureResponse(error, request, context, origin);
+      return withPolicyHeaders(failureResponse(error, request, context, origin), request);
     }
   };
   return Object.assign(handler, { spec: spec as unknown as AnySpec });

@@ -10,7 +10,9 @@ export const API_VERSION = '1.0.0';
 /** Built from whatever is registered at call time; functions/index.ts registers every route before serving. */
 export function openApiDocument(): OpenApiDocument {
   return buildOpenApiDocument(
-    registeredRoutes().map(({ name, route, methods, handler: { spec } }) => ({ name, route, methods, ...spec })),
+    registeredRoutes()
+      .filter((route) => !route.undocumented)
+      .map(({ name, route, methods, handler: { spec } }) => ({ name, route, methods, ...spec })),
     { prefix: routePrefix, version: API_VERSION },
   );
 }

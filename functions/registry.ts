@@ -16,6 +16,8 @@ export interface RouteRegistration {
   handler: EndpointHandler;
   /** The handler starts orchestrations or raises events: it needs the Durable client binding. */
   durableClient?: boolean;
+  /** Plumbing rather than an operation (the CORS preflight): served, but not in the API document. */
+  undocumented?: boolean;
 }
 
 /** Host route prefix (host.json `extensions.http.routePrefix`). */

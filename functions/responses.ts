@@ -2,6 +2,9 @@
 import type { HttpResponseInit } from '@azure/functions';
 import { routePrefix } from './registry.js';
 
+/** Where a paged non-JSON answer (CSV) puts the next page's cursor. */
+export const NEXT_CURSOR_HEADER = 'x-next-cursor';
+
 export function ok(body: unknown): HttpResponseInit {
   return { status: 200, jsonBody: body };
 }

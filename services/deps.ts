@@ -38,23 +38,31 @@ export interface Deps {
 
 let current: Deps | undefined;
 let building: Promise<Deps> | undefined;
+let factory: (() => Promise<Deps>) | undefined;
 
 /**
- * The process's dependencies. In Azure they are built from settings on first use (services/production.ts);
+ * How the process builds its dependencies on first use. The entry point (functions/index.ts, the composition
+ * root) installs the production factory; lower layers never import upward to find it.
+ */
+export function setDepsFactory(build: () => Promise<Deps>): void {
+  factory = build;
+}
+
+/**
+ * The process's dependencies, built on first use by the installed factory (in Azure: functions/production.ts);
  * a host that brings its own (the local sandbox, tests) calls `setDeps` before serving.
  */
 export async function getDeps(): Promise<Deps> {
   if (current) return current;
-  building ??= import('./production.js')
-    .then(({ productionDeps }) => productionDeps())
-    .then(
-      (deps) => (current = deps),
-      (error: unknown) => {
-        // A failed start (SQL briefly unreachable) must not stick: the next request tries again.
-        building = undefined;
-        throw error;
-      },
-    );
+  if (!factory) throw new Error('No dependencies: call setDeps() or setDepsFactory() before serving requests.');
+  building ??= factory().then(
+    (deps) => (current = deps),
+    (error: unknown) => {
+      // A failed start (SQL briefly unreachable) must not stick: the next request tries again.
+      building = undefined;
+      throw error;
+    },
+  );
   return building;
 }
 

@@ -16,6 +16,15 @@ const positiveMinutes = z.coerce.number().int().positive();
 
 const httpsUrl = z.url({ protocol: /^https$/, message: 'must be an https:// URL' });
 
+/** Browsers send `Origin` serialized (scheme://host[:port], no path, no trailing slash): anything else never matches. */
+const originList = csvList.pipe(
+  z.array(
+    z.string().refine((raw) => URL.canParse(raw) && new URL(raw).origin === raw, {
+      message: 'must be comma-separated origins such as https://portal.example.com (no path, no trailing slash)',
+    }),
+  ),
+);
+
 /**
  * Every setting the control plane (Function App) reads. Names are the app-setting names: infra/ sets each of
  * them, local.settings.sample.json lists each of them. Nothing here defaults a secret; there are no secrets:
@@ -52,7 +61,8 @@ const controlPlaneSettingsObject = z.object({
     SAS_TTL_MAX_MINUTES: positiveMinutes.default(24 * 60),
     /** Lifetime of the runner's write SAS; the runner renews it on demand. */
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
-    CORS_ORIGINS: csvList.default([]),
+    /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
+    CORS_ORIGINS: originList.default([]),
     /** Key Vault key that signs backup manifests, without a version (the newest version signs), e.g. https://kv-dbdist.vault.azure.net/keys/manifest-signing */
     MANIFEST_SIGNING_KEY_ID: httpsUrl.regex(/\/keys\/[A-Za-z0-9-]+\/?$/, 'must be a Key Vault key URL without a version: https://<vault>.vault.azure.net/keys/<name>'),
     /** MiB one re-hash activity reads before it hands its state back (one call stays well under the Functions timeout). */
@@ -67,6 +77,10 @@ export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) 
   });
 
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
+
+/** The settings every HTTP response depends on, readable without the rest (probes and preflights need no SQL). */
+export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true });
+export type HttpSettings = z.output<typeof httpSettingsSchema>;
 
 /** Setting names, for infra tests and the sample settings file. */
 export const controlPlaneSettingNames = Object.keys(controlPlaneSettingsObject.shape) as (keyof ControlPlaneSettings)[];

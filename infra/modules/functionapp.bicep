@@ -144,6 +144,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
+      // Platform CORS off on purpose: the app answers CORS from CORS_ORIGINS (functions/http-policy.ts). With
+      // origins here, the platform would answer preflights itself and override the app's headers.
+      cors: {
+        allowedOrigins: []
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {

@@ -5,7 +5,7 @@ import { requestOrigin } from '../../functions/endpoint.js';
 import { live, ready } from '../../functions/health.js';
 import { createJob } from '../../functions/jobs.js';
 import { listServers } from '../../functions/servers.js';
-import { setDeps } from '../../services/deps.js';
+import { setDeps, setDepsFactory } from '../../services/deps.js';
 import { checkReadiness } from '../../services/health.js';
 import { AppError } from '../../shared/errors.js';
 import { type TestDeps, startTestDeps } from '../support/deps.js';
@@ -129,7 +129,9 @@ describe('health probes', () => {
   });
 
   it('ready answers 503 naming the configuration when the dependencies cannot be built', async () => {
-    setDeps(undefined); // getDeps now builds production deps from process.env, which has no settings here
+    // As the entry point does: getDeps now builds production deps from process.env, which has no settings here.
+    setDepsFactory(() => import('../../functions/production.js').then(({ productionDeps }) => productionDeps()));
+    setDeps(undefined);
     try {
       const res = await invoke(ready, { path: 'health/ready' });
       expect(res.status).toBe(503);

@@ -106,6 +106,16 @@ describe('Function App', () => {
     expect(literal(property(site.body, 'properties.httpsOnly'))).toBe(true);
   });
 
+  it('leaves platform CORS off, so the app answers CORS from CORS_ORIGINS (platform CORS would override it)', () => {
+    const cors = property(site.body, 'properties.siteConfig.cors');
+    expect(cors).not.toBeNull();
+    const origins = property(cors, 'allowedOrigins');
+    expect(origins?.type).toBe('array');
+    expect(origins?.namedChildren.filter((n) => n?.type !== 'comment')).toEqual([]);
+    expect(literal(property(cors, 'supportCredentials'))).toBe(false);
+    expect(appSettings.get('CORS_ORIGINS')?.text).toBe("join(corsOrigins, ',')");
+  });
+
   it('is the azd service "api"', () => {
     const tags = property(site.body, 'tags');
     const serviceTag = descendants(tags!, 'object_property').find((p) => literal(p.namedChildren[0]) === 'azd-service-name');

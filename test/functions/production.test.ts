@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlPlaneSettingsSchema, parseSettings } from '../../shared/config.js';
-import { limitsFromSettings, tokenValidatorFromSettings } from '../../services/production.js';
+import { limitsFromSettings, tokenValidatorFromSettings } from '../../functions/production.js';
 import { type OidcIssuer, startOidcIssuer } from '../../dev/oidc-issuer.js';
 import { ensureLoopbackCert } from '../../dev/tls.js';
 

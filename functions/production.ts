@@ -1,7 +1,8 @@
 /**
  * The Function App's dependencies in Azure, built from app settings (shared/config.ts). Every Azure client
  * authenticates with the app's managed identity through DefaultAzureCredential: no keys, no secrets.
- * Loaded lazily by services/deps.ts `getDeps()`; a host that brings its own Deps never imports this.
+ * Installed by the composition root (functions/index.ts) and built lazily on first use; a host that brings its own
+ * Deps never imports this.
  */
 import { DefaultAzureCredential } from '@azure/identity';
 import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../shared/auth/entra-validator.js';
@@ -11,8 +12,8 @@ import { createMssqlStore } from '../shared/db/mssql.js';
 import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
 import { keyVaultManifestSigner } from '../shared/integrity/keyvault-signer.js';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
-import { durableJobOrchestrations } from '../functions/durable-client.js';
-import type { Deps, Limits } from './deps.js';
+import { durableJobOrchestrations } from './durable-client.js';
+import type { Deps, Limits } from '../services/deps.js';
 
 export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
   return {
