@@ -5,6 +5,7 @@
  */
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import { isAppError } from '../shared/errors.js';
+import type { BlobGateway } from '../shared/storage/gateway.js';
 import type { RestoreCheck } from '../shared/contracts/runner.js';
 import { continueSha256, finishSha256, type Sha256State } from '../shared/integrity/resumable-sha256.js';
 import { getDeps } from '../services/deps.js';
@@ -50,22 +51,19 @@ export async function rehashBlob(input: RehashBlobInput): Promise<RehashBlobResu
   const facts = await deps.blobs.getBlobFacts(input.blobPath);
   if (!facts) return { ok: false, code: 'blob_missing', message: `No committed blob at ${input.blobPath}.` };
   if (input.etag !== null && facts.etag !== input.etag) {
-    return { ok: false, code: 'blob_changed', message: `The blob at ${input.blobPath} was rewritten during its re-hash.` };
+    return rewritten(input.blobPath);
   }
   const count = Math.min(deps.integrity.rehashBudgetBytes, facts.sizeBytes - input.offset);
   let state = input.state;
   if (count > 0) {
-    let stream: NodeJS.ReadableStream | undefined;
+    let read: { state: Sha256State; bytes: number };
     try {
-      stream = await deps.blobs.readRange(input.blobPath, { offset: input.offset, count, etag: facts.etag });
+      read = await continueSha256(state, readAhead(deps.blobs, input.blobPath, { offset: input.offset, count, etag: facts.etag }));
     } catch (error) {
-      if (isAppError(error) && error.code === 'integrity_mismatch') {
-        return { ok: false, code: 'blob_changed', message: `The blob at ${input.blobPath} was rewritten during its re-hash.` };
-      }
+      if (isAppError(error) && error.code === 'integrity_mismatch') return rewritten(input.blobPath);
+      if (error instanceof BlobGone) return { ok: false, code: 'blob_missing', message: `The blob at ${input.blobPath} disappeared during its re-hash.` };
       throw error;
     }
-    if (!stream) return { ok: false, code: 'blob_missing', message: `The blob at ${input.blobPath} disappeared during its re-hash.` };
-    const read = await continueSha256(state, stream as AsyncIterable<Uint8Array>);
     // A short read is a transport problem, not a verdict: throw so the slice is read again.
     if (read.bytes !== count) throw new Error(`Read ${read.bytes} of ${count} bytes of ${input.blobPath} at offset ${input.offset}.`);
     state = read.state;
@@ -73,6 +71,51 @@ export async function rehashBlob(input: RehashBlobInput): Promise<RehashBlobResu
   const offset = input.offset + count;
   if (offset < facts.sizeBytes) return { ok: true, done: false, offset, state: state!, etag: facts.etag, sizeBytes: facts.sizeBytes };
   return { ok: true, done: true, sizeBytes: facts.sizeBytes, sha256: await finishSha256(state) };
+}
+
+const rewritten = (blobPath: string): RehashMismatch => ({ ok: false, code: 'blob_changed', message: `The blob at ${blobPath} was rewritten during its re-hash.` });
+
+/** Parts read at once while the hash consumes them in order: memory stays at READ_AHEAD_PARTS × READ_PART_BYTES. */
+const READ_PART_BYTES = 8 * 1024 * 1024;
+const READ_AHEAD_PARTS = 4;
+
+class BlobGone extends Error {}
+
+/**
+ * The range as consecutive parts, several downloading while the hash works through the earliest: one connection
+ * at a time would leave the hash waiting on the network and the network on the hash.
+ */
+async function* readAhead(
+  blobs: BlobGateway,
+  blobPath: string,
+  range: { offset: number; count: number; etag: string },
+): AsyncGenerator<Buffer> {
+  const parts: { offset: number; count: number }[] = [];
+  for (let offset = range.offset; offset < range.offset + range.count; offset += READ_PART_BYTES) {
+    parts.push({ offset, count: Math.min(READ_PART_BYTES, range.offset + range.count - offset) });
+  }
+  const fetchPart = async (part: { offset: number; count: number }): Promise<Buffer> => {
+    const stream = await blobs.readRange(blobPath, { ...part, etag: range.etag });
+    if (!stream) throw new BlobGone();
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  };
+  const inFlight: Promise<Buffer>[] = [];
+  let next = 0;
+  try {
+    while (next < parts.length || inFlight.length > 0) {
+      while (inFlight.length < READ_AHEAD_PARTS && next < parts.length) {
+        const pending = fetchPart(parts[next++]!);
+        pending.catch(() => undefined); // awaited in order below; an early failure must not go unhandled
+        inFlight.push(pending);
+      }
+      yield await inFlight.shift()!;
+    }
+  } finally {
+    // Abandoned (an error above): let the downloads in flight settle quietly.
+    await Promise.allSettled(inFlight);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

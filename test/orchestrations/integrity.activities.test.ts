@@ -88,6 +88,19 @@ describe('rehashBlob', () => {
     expect(calls).toBe(6);
   });
 
+  it('reads a large slice as several parts downloaded ahead of the hash, in order', async () => {
+    const bytes = randomBytes(3 * 8 * 1024 * 1024 + 5); // four 8 MiB read-ahead parts, the last of 5 bytes
+    const path = `rehash/${randomUUID()}.bak`;
+    await putBlob(path, bytes);
+    const budget = t.deps.integrity.rehashBudgetBytes;
+    t.deps.integrity.rehashBudgetBytes = 64 * 1024 * 1024;
+    try {
+      expect(await rehashAll(path)).toEqual({ result: { ok: true, done: true, sizeBytes: bytes.length, sha256: sha256(bytes) }, calls: 1 });
+    } finally {
+      t.deps.integrity.rehashBudgetBytes = budget;
+    }
+  });
+
   it('hashes an empty blob', async () => {
     const path = `rehash/${randomUUID()}.bak`;
     await putBlob(path, Buffer.alloc(0));
