@@ -19,6 +19,7 @@ import { getDeps, type Deps } from '../services/deps.js';
 import { downloadLinkExpiry } from '../services/job-rules.js';
 import { expireBackup as expireJobBackup, type AuditActor, type ExpiryReason } from '../services/retention.js';
 import { jobFileName } from '../services/views.js';
+import { nextReverifyDue, reverifyEveryDaysFor } from '../services/integrity.js';
 import { deleteBackupFiles } from '../shared/storage/gateway.js';
 
 /** Activity function names (global in the Function App). Renaming one breaks in-flight orchestrations. */
@@ -113,6 +114,11 @@ export interface MarkAvailableInput extends JobStep {
   sizeBytes: number;
   sha256: string;
   expiresAt: string;
+  /**
+   * backupJob2: the key that signed the manifest. Its presence also says the control plane re-hashed the stored
+   * bytes itself (verifiedAt = at) and starts the re-verification schedule.
+   */
+  manifestKeyId?: string;
 }
 
 export interface IssueDownloadLinkInput {
@@ -296,15 +302,29 @@ export async function verifyUpload(input: VerifyUploadInput): Promise<VerifyUplo
 export async function markAvailable(input: MarkAvailableInput): Promise<StepDone | Refusal> {
   const deps = await getDeps();
   const at = new Date(input.at);
+  let proof: JobPatch = {};
+  if (input.manifestKeyId) {
+    const job = await deps.store.getJob(input.jobId);
+    const reverifyEveryDays = job ? await reverifyEveryDaysFor(deps, job) : 0;
+    proof = { verifiedAt: at, reverifyDueAt: nextReverifyDue(at, reverifyEveryDays), manifestKeyId: input.manifestKeyId };
+  }
   return transition(
     deps,
     input,
     {
       from: ['Verifying'],
       to: 'Available',
-      patch: { sizeBytes: input.sizeBytes, sha256: input.sha256, completedAt: at, expiresAt: new Date(input.expiresAt) },
+      patch: { sizeBytes: input.sizeBytes, sha256: input.sha256, completedAt: at, expiresAt: new Date(input.expiresAt), ...proof },
     },
-    { action: 'job.available', detail: { sizeBytes: input.sizeBytes, sha256: input.sha256, expiresAt: input.expiresAt } },
+    {
+      action: 'job.available',
+      detail: {
+        sizeBytes: input.sizeBytes,
+        sha256: input.sha256,
+        expiresAt: input.expiresAt,
+        ...(input.manifestKeyId ? { rehashedByControlPlane: true, manifestKeyId: input.manifestKeyId, reverifyDueAt: proof.reverifyDueAt?.toISOString() ?? null } : {}),
+      },
+    },
   );
 }
 

@@ -17,6 +17,7 @@ import {
   type RehashBlobInput,
   type RehashBlobResult,
 } from '../../orchestrations/integrity.activities.js';
+import { markAvailable } from '../../orchestrations/backupJob.activities.js';
 import { REVERIFY_BACKUP_ORCHESTRATOR, reverifyBackupOrchestrator } from '../../orchestrations/reverifyBackup.js';
 import { startDueReverifications } from '../../services/integrity.js';
 import { InProcessDurableHost } from '../../dev/durable-host.js';
@@ -180,6 +181,23 @@ describe('publishManifest', () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid, status: 'Failed' });
     expect(await publishManifest(facts(job, randomBytes(10)))).toEqual({ ok: false, code: 'conflict', status: 'Failed' });
     expect(await exists(sidecarPaths(job.blobPath).manifest)).toBe(false);
+  });
+});
+
+describe('markAvailable with a manifest (backupJob2)', () => {
+  it('records the proof: verified now, the signing key, and the first re-verification due per the policy (5 days)', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid, status: 'Verifying' });
+    const at = '2026-12-01T10:00:00.000Z';
+    const input = { jobId: job.id, at, sizeBytes: 10, sha256: 'c'.repeat(64), expiresAt: '2026-12-08T10:00:00.000Z', manifestKeyId: 'local:key-1' };
+    expect(await markAvailable(input)).toEqual({ ok: true, status: 'Available' });
+    expect(await t.deps.store.getJob(job.id)).toMatchObject({
+      status: 'Available',
+      verifiedAt: new Date(at),
+      reverifyDueAt: new Date('2026-12-06T10:00:00.000Z'),
+      manifestKeyId: 'local:key-1',
+    });
+    const [row] = await auditRows(job.id, 'job.available');
+    expect(row?.detail).toMatchObject({ rehashedByControlPlane: true, manifestKeyId: 'local:key-1' });
   });
 });
 
