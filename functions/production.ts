@@ -29,7 +29,7 @@ export function tokenValidatorFromSettings(settings: ControlPlaneSettings): Entr
 
 export async function productionDeps(settings: ControlPlaneSettings = controlPlaneSettings()): Promise<Deps> {
   const credential = new DefaultAzureCredential();
-  const store = await createMssqlStore({ server: settings.SQL_SERVER, database: settings.SQL_DATABASE, credential });
+  const store = await createMssqlStore({ server: settings.SQL_SERVER, database: settings.SQL_DATABASE, credential, scope: settings.SQL_TOKEN_SCOPE });
   const serviceBus = serviceBusClientFrom({ fullyQualifiedNamespace: settings.SERVICEBUS_FULLY_QUALIFIED_NAMESPACE, credential });
   return {
     store,

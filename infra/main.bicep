@@ -106,8 +106,9 @@ param serviceBusMaxDeliveryCount int = 5
 @description('Entra admin of the SQL server: display name of a user or (recommended) a group.')
 param sqlEntraAdminLogin string
 
-@minLength(1)
-@description('Entra admin of the SQL server: object id of that user or group.')
+@minLength(36)
+@maxLength(36)
+@description('Entra admin of the SQL server: object id (a GUID, not a name) of that user or group.')
 param sqlEntraAdminObjectId string
 
 @description('Kind of the SQL Entra admin.')
@@ -125,6 +126,9 @@ param sqlEntraAdminPrincipalType string = 'User'
 ])
 param sqlConnectivity string = 'PublicAzureServices'
 
+@description('With the public endpoint: the deployer\'s public IPv4 address, admitted so the post-provision migration can reach the database from a workstation (azd env set SQL_CLIENT_IP_ADDRESS …). Empty: no such rule.')
+param sqlClientIpAddress string = ''
+
 @description('Database SKU.')
 param sqlDatabaseSku object = {
   name: 'Basic'
@@ -136,12 +140,12 @@ param sqlDatabaseName string = 'dbdist'
 
 // ---------------------------------------------------------------- Function App
 
-@description('Node.js major version of the Function App.')
+@description('Node.js major version of the Function App (Flex Consumption supports 20 and 22).')
 @allowed([
   '20'
   '22'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 // ---------------------------------------------------------------- names
 
@@ -153,6 +157,13 @@ var deploymentContainerName = 'app-package-${resourceToken}'
 var usePrivateEndpoint = sqlConnectivity == 'PrivateEndpoint'
 var keyVaultName = 'kv-${take(resourceToken, 21)}'
 var manifestKeyName = 'manifest-signing'
+
+// Bicep has no pattern decorator: a GUID is five dash-separated groups of 8-4-4-4-12 hexadecimal digits.
+var guidCharacters = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', '-']
+var sqlEntraAdminObjectIdNonHex = reduce(guidCharacters, toLower(sqlEntraAdminObjectId), (rest, character) => replace(rest, character, ''))
+var sqlEntraAdminObjectIdIsGuid = empty(sqlEntraAdminObjectIdNonHex) && map(split(sqlEntraAdminObjectId, '-'), group => length(group)) == [8, 4, 4, 4, 12]
+// Indexing past the end stops the deployment before anything is created when the id is not a GUID.
+var sqlEntraAdminObjectIdChecked = [sqlEntraAdminObjectId][sqlEntraAdminObjectIdIsGuid ? 0 : 1]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -211,6 +222,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     topicName: serviceBusTopicName
     runnerSubscriptions: runnerSubscriptions
     maxDeliveryCount: serviceBusMaxDeliveryCount
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -224,10 +236,12 @@ module sql 'modules/sql.bicep' = {
     databaseName: sqlDatabaseName
     databaseSku: sqlDatabaseSku
     entraAdminLogin: sqlEntraAdminLogin
-    entraAdminObjectId: sqlEntraAdminObjectId
+    entraAdminObjectId: sqlEntraAdminObjectIdChecked
     entraAdminPrincipalType: sqlEntraAdminPrincipalType
     publicNetworkAccess: !usePrivateEndpoint
     allowAzureServices: !usePrivateEndpoint
+    clientIpAddress: sqlClientIpAddress
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -328,3 +342,5 @@ output BACKUP_BLOB_ENDPOINT string = backupStorage.outputs.blobEndpoint
 output BACKUP_CONTAINER string = backupContainerName
 output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
 output SQL_DATABASE string = sql.outputs.databaseName
+// The migration hook tells a workstation it cannot reach from one that need not try (private endpoint).
+output SQL_CONNECTIVITY string = sqlConnectivity

@@ -7,12 +7,22 @@
  * does for the control plane).
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { Compression } from '../shared/contracts/common.js';
 import { AppError, errorMessage, type FieldError } from '../shared/errors.js';
 
 const nonEmpty = z.string().trim().min(1);
 const positiveInt = z.number().int().positive();
+/** A local directory, made absolute against the runner's working directory once, at start-up. */
+const localDirectory = nonEmpty.transform((path) => resolve(path));
+/**
+ * A directory as SQL Server sees it: a relative path would land in SQL Server's own default backup folder while
+ * the runner looks elsewhere, so only `C:\…`, `\\host\share\…` or `/…` are accepted.
+ */
+const serverDirectory = nonEmpty.refine((path) => /^[A-Za-z]:[\\/]/.test(path) || /^\\\\[^\\]+\\[^\\]+/.test(path) || path.startsWith('/'), {
+  message: 'must be an absolute path as SQL Server sees it (C:\\dir, \\\\host\\share\\dir or /dir)',
+});
 
 const sqlServerAuth = z.discriminatedUnion('type', [
   /** Windows integrated (SSPI) as the service account; needs the optional `msnodesqlv8` driver. */
@@ -38,9 +48,21 @@ const sqlServerSettings = z
      * The work directory as SQL Server sees it, when that differs from `workDir` (a remote instance writing to
      * a share the runner reads, e.g. `\\runner-host\dbdist-work`). Defaults to `workDir`.
      */
-    backupDirectory: nonEmpty.optional(),
-    /** `RESTORE VERIFYONLY ... WITH CHECKSUM` on the temp file before it is uploaded. */
+    backupDirectory: serverDirectory.optional(),
+    /** `RESTORE VERIFYONLY ... WITH CHECKSUM` on the temp file before it is uploaded (needs CREATE DATABASE). */
     verify: z.boolean().default(true),
+    /**
+     * When `verify` is on but the login lacks CREATE DATABASE (which RESTORE VERIFYONLY needs): `fail` the job
+     * before BACKUP starts, or `skip` the verification with a warning in the log.
+     */
+    whenVerifyNotPermitted: z.enum(['fail', 'skip']).default('fail'),
+    /**
+     * A small database this runner may back up, used by `check` to prove that the file SQL Server writes under
+     * `backupDirectory` appears in `workDir` (e.g. an empty `dbdist_probe`). Without it `check` cannot prove it.
+     */
+    probeDatabase: nonEmpty.optional(),
+    /** ODBC driver for `auth.type = windows` (msnodesqlv8). */
+    odbcDriver: nonEmpty.default('ODBC Driver 18 for SQL Server'),
   })
   .strict()
   .refine((s) => !(s.instanceName && s.port), { path: ['port'], message: 'set either instanceName or port, not both' });
@@ -107,8 +129,8 @@ const runnerConfigFields = z.object({
     }),
   sqlServer: sqlServerSettings.optional(),
   postgres: postgresSettings.optional(),
-  /** Temp files (SQL Server .bak) live here; needs room for the largest backup. */
-  workDir: nonEmpty,
+  /** Temp files (SQL Server .bak) live here; needs room for the largest backup. Made absolute at start-up. */
+  workDir: localDirectory,
   /** Backups running at once against one database server. */
   concurrencyPerInstance: positiveInt.max(16).default(1),
   /** How long a message lock is renewed; must exceed the longest backup. */
@@ -133,7 +155,7 @@ export const runnerConfigSchema = runnerConfigFields.strict().refine((c) => c.sq
  */
 export const localBackupConfigSchema = runnerConfigFields
   .pick({ sqlServer: true, postgres: true, workDir: true, compressionDefault: true, encryptionKeyFile: true, logLevel: true })
-  .extend({ workDir: nonEmpty.default('.') })
+  .extend({ workDir: localDirectory.prefault('.') })
   .refine((c) => c.sqlServer || c.postgres, needsAnEngine);
 
 export type RunnerConfig = z.output<typeof runnerConfigSchema>;
@@ -169,6 +191,9 @@ export const envVariables: ReadonlyArray<{ env: string; path: string; kind: Valu
   { env: 'DBDIST_RUNNER_SQLSERVER_TRUST_SERVER_CERTIFICATE', path: 'sqlServer.trustServerCertificate', kind: 'boolean' },
   { env: 'DBDIST_RUNNER_SQLSERVER_BACKUP_DIRECTORY', path: 'sqlServer.backupDirectory', kind: 'string' },
   { env: 'DBDIST_RUNNER_SQLSERVER_VERIFY', path: 'sqlServer.verify', kind: 'boolean' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_WHEN_VERIFY_NOT_PERMITTED', path: 'sqlServer.whenVerifyNotPermitted', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_PROBE_DATABASE', path: 'sqlServer.probeDatabase', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SQLSERVER_ODBC_DRIVER', path: 'sqlServer.odbcDriver', kind: 'string' },
   { env: 'DBDIST_RUNNER_PG_HOST', path: 'postgres.host', kind: 'string' },
   { env: 'DBDIST_RUNNER_PG_PORT', path: 'postgres.port', kind: 'number' },
   { env: 'DBDIST_RUNNER_PG_USER', path: 'postgres.user', kind: 'string' },

@@ -32,9 +32,16 @@ export function apiTokenProvider(config: RunnerConfig): TokenProvider {
 export function buildEngines(
   config: LocalBackupConfig,
   credential?: TokenCredential,
+  logger?: Logger,
 ): Partial<Record<BackupEngine, BackupEngineDriver>> {
   const engines: Partial<Record<BackupEngine, BackupEngineDriver>> = {};
-  if (config.sqlServer) engines.sqlserver = createSqlServerEngine(config.sqlServer, { workDir: config.workDir, ...(credential ? { credential } : {}) });
+  if (config.sqlServer) {
+    engines.sqlserver = createSqlServerEngine(config.sqlServer, {
+      workDir: config.workDir,
+      ...(credential ? { credential } : {}),
+      ...(logger ? { warn: (message: string) => logger.warn({ engine: 'sqlserver' }, message) } : {}),
+    });
+  }
   if (config.postgres) engines.postgres = createPostgresEngine(config.postgres);
   return engines;
 }
@@ -54,7 +61,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   mkdirSync(config.workDir, { recursive: true });
   const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
   const credential = entraCredential(config.entra);
-  const engines = buildEngines(config, credential);
+  const engines = buildEngines(config, credential, logger);
   const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
   const client = buildServiceBusClient(config, credential);
   const consumer = new JobConsumer({

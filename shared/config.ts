@@ -55,6 +55,8 @@ const controlPlaneSettingsObject = z.object({
     /** Azure SQL logical server host, e.g. sql-dbdist.database.windows.net (Entra-only auth). */
     SQL_SERVER: z.string().min(1),
     SQL_DATABASE: z.string().min(1),
+    /** Entra token scope for Azure SQL; sovereign clouds have their own (e.g. https://database.usgovcloudapi.net/.default). */
+    SQL_TOKEN_SCOPE: z.string().regex(/^https:\/\/[^\s/]+\/\.default$/, 'must look like https://database.windows.net/.default').default('https://database.windows.net/.default'),
     /** Lifetime of a download link when the caller asks for none. */
     SAS_TTL_DEFAULT_MINUTES: positiveMinutes.default(60),
     /** Upper bound for any download link, above every database's own policy. */

@@ -35,7 +35,7 @@ param virtualNetworkSubnetId string = ''
   '20'
   '22'
 ])
-param nodeVersion string = '20'
+param nodeVersion string = '22'
 
 @description('Upper bound of instances the plan scales out to.')
 @minValue(40)
@@ -94,6 +94,10 @@ param sqlServer string
 
 @description('SQL_DATABASE: database name.')
 param sqlDatabase string
+
+// environment().suffixes.sqlServerHostname is `.database.windows.net` in the public cloud, its sovereign twin elsewhere.
+@description('SQL_TOKEN_SCOPE: Entra token scope for Azure SQL in this cloud.')
+param sqlTokenScope string = 'https://${substring(environment().suffixes.sqlServerHostname, 1)}/.default'
 
 @description('SAS_TTL_DEFAULT_MINUTES: lifetime of a download link when the caller asks for none.')
 param sasTtlDefaultMinutes int
@@ -197,6 +201,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SERVICEBUS_JOBS_TOPIC: serviceBusJobsTopic
       SQL_SERVER: sqlServer
       SQL_DATABASE: sqlDatabase
+      SQL_TOKEN_SCOPE: sqlTokenScope
       SAS_TTL_DEFAULT_MINUTES: string(sasTtlDefaultMinutes)
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)

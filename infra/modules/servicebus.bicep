@@ -30,6 +30,9 @@ param messageTimeToLive string = 'P1D'
 @maxValue(100)
 param maxDeliveryCount int = 5
 
+@description('Log Analytics workspace (resource id) for the namespace\'s diagnostics.')
+param logAnalyticsWorkspaceId string
+
 // Azure Service Bus Data Receiver (built-in role).
 var serviceBusDataReceiverRoleId = '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
 
@@ -75,9 +78,9 @@ resource subscriptions 'Microsoft.ServiceBus/namespaces/topics/subscriptions@202
   }
 ]
 
-// Every subscription is born with a `$Default` rule whose TrueFilter lets every message in, and adding a
-// second rule through ARM does not remove it (filters are OR-ed). So the filter is written INTO `$Default`:
-// the PUT replaces the TrueFilter, and the subscription keeps exactly one rule, the serverId filter.
+// Every subscription is born with a `$Default` rule whose TrueFilter lets every message in. The template updates
+// that rule in place (a PUT on `$Default` replaces its filter), so the subscription has exactly one rule, the
+// serverId filter, and nothing depends on how Service Bus would combine several rules.
 // Ids are quoted as SQL string literals (quotes doubled), e.g. serverId IN ('0b1…', '7f3…').
 resource serverFilters 'Microsoft.ServiceBus/namespaces/topics/subscriptions/rules@2022-10-01-preview' = [
   for (runner, i) in runnerSubscriptions: {
@@ -104,6 +107,26 @@ resource runnerReceivers 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     }
   }
 ]
+
+resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: namespace
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'AllMetrics'
+        enabled: true
+      }
+    ]
+  }
+}
 
 output name string = namespace.name
 // serviceBusEndpoint is https://<name>.servicebus.windows.net:443/ (other suffix in sovereign clouds): keep the host.

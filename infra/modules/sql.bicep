@@ -40,6 +40,12 @@ param publicNetworkAccess bool = true
 @description('With public access on: the "Allow Azure services and resources to access this server" rule (needed by the Flex Consumption app without VNet integration).')
 param allowAzureServices bool = true
 
+@description('With public access on: one IPv4 address admitted by a firewall rule, e.g. the deployer\'s workstation running the migration hook. Empty: none.')
+param clientIpAddress string = ''
+
+@description('Log Analytics workspace (resource id) for the database\'s diagnostics and the server\'s audit log.')
+param logAnalyticsWorkspaceId string
+
 resource server 'Microsoft.Sql/servers@2023-08-01' = {
   name: name
   location: location
@@ -48,6 +54,9 @@ resource server 'Microsoft.Sql/servers@2023-08-01' = {
     minimalTlsVersion: '1.2'
     publicNetworkAccess: publicNetworkAccess ? 'Enabled' : 'Disabled'
     restrictOutboundNetworkAccess: 'Disabled'
+    // Read at creation only: a server without a SQL login cannot be created unless Entra-only is set here. On
+    // later PUTs ARM ignores azureADOnlyAuthentication in this block (or refuses a change); the child resource
+    // `entraOnly` below is the documented way to keep it on.
     administrators: {
       administratorType: 'ActiveDirectory'
       azureADOnlyAuthentication: true
@@ -69,6 +78,40 @@ resource server 'Microsoft.Sql/servers@2023-08-01' = {
     }
   }
 
+  resource entraOnly 'azureADOnlyAuthentications' = {
+    name: 'Default'
+    properties: {
+      azureADOnlyAuthentication: true
+    }
+  }
+
+  // Server-wide audit (logins, failed logins, batches) to Azure Monitor: the master database's diagnostic
+  // setting below carries the SQLSecurityAuditEvents category to Log Analytics.
+  resource auditing 'auditingSettings' = {
+    name: 'default'
+    properties: {
+      state: 'Enabled'
+      isAzureMonitorTargetEnabled: true
+      auditActionsAndGroups: [
+        'SUCCESSFUL_DATABASE_AUTHENTICATION_GROUP'
+        'FAILED_DATABASE_AUTHENTICATION_GROUP'
+        'BATCH_COMPLETED_GROUP'
+      ]
+    }
+  }
+
+  resource master 'databases' existing = {
+    name: 'master'
+  }
+
+  resource deployerClientIp 'firewallRules' = if (publicNetworkAccess && !empty(clientIpAddress)) {
+    name: 'AllowDeployerClientIp'
+    properties: {
+      startIpAddress: clientIpAddress
+      endIpAddress: clientIpAddress
+    }
+  }
+
   // The special 0.0.0.0 rule: connections from Azure services only (still Entra-authenticated).
   resource allowAllAzureServices 'firewallRules' = if (publicNetworkAccess && allowAzureServices) {
     name: 'AllowAllWindowsAzureIps'
@@ -77,6 +120,43 @@ resource server 'Microsoft.Sql/servers@2023-08-01' = {
       endIpAddress: '0.0.0.0'
     }
   }
+}
+
+resource databaseDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'to-log-analytics'
+  scope: server::database
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
+    ]
+    metrics: [
+      {
+        category: 'Basic'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource auditDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: server::master
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'SQLSecurityAuditEvents'
+        enabled: true
+      }
+    ]
+  }
+  dependsOn: [
+    server::auditing
+  ]
 }
 
 output name string = server.name

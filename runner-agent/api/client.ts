@@ -13,6 +13,9 @@ import { ConfidentialClientApplication, type Configuration } from '@azure/msal-n
 import { RunnerEventAck, UploadTarget, type RunnerEvent } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
+import { backoffDelayMs, type RetryPolicy } from '../../shared/retry.js';
+
+export type { RetryPolicy };
 
 export interface TokenProvider {
   /** A bearer token for the API; `forceRefresh` bypasses any cache (after a 401). */
@@ -65,22 +68,11 @@ export function msalTokenProvider(credentials: EntraAppCredentials, scope: strin
   };
 }
 
-export interface RetryPolicy {
-  /** Attempts in all, the first included. */
-  maxAttempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
 
 export const defaultRetryPolicy: RetryPolicy = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000 };
 /** A Retry-After longer than this is not waited for in one go (the message lock is renewed meanwhile). */
 const maxRetryAfterMs = 60_000;
 
-/** Full jitter: a uniformly random wait between 0 and the exponential ceiling (AWS architecture blog). */
-export function backoffDelayMs(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
-  return Math.floor(random() * ceiling);
-}
 
 /** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfterMs(value: string | null, now: number = Date.now()): number | undefined {

@@ -6,9 +6,10 @@
  * confirmed to exist through a parameterised lookup in sys.databases, and quoted as a T-SQL identifier
  * (`[` + name with `]` doubled + `]`). The file path is always a parameter (`@path`).
  */
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
-import { join, posix, win32 } from 'node:path';
+import { join, posix, resolve, win32 } from 'node:path';
 import type { TokenCredential } from '@azure/identity';
 import sql from 'mssql';
 import { AppError, errorMessage } from '../../shared/errors.js';
@@ -22,18 +23,52 @@ export function quoteIdentifier(name: string): string {
   return `[${name.replace(/]/g, ']]')}]`;
 }
 
-export function backupStatement(databaseName: string): string {
-  return `BACKUP DATABASE ${quoteIdentifier(databaseName)} TO DISK = @path WITH COPY_ONLY, COMPRESSION, CHECKSUM, STATS = 5`;
+export function backupStatement(databaseName: string, options: { compression: boolean } = { compression: true }): string {
+  const compression = options.compression ? 'COMPRESSION, ' : '';
+  return `BACKUP DATABASE ${quoteIdentifier(databaseName)} TO DISK = @path WITH COPY_ONLY, ${compression}CHECKSUM, STATS = 5`;
 }
 
 export const verifyStatement = 'RESTORE VERIFYONLY FROM DISK = @path WITH CHECKSUM';
 export const databaseLookupStatement = 'SELECT name, state_desc FROM sys.databases WHERE name = @name';
+/**
+ * What decides the statements: the edition (Express and Web cannot write compressed backups) and whether the
+ * login may run RESTORE VERIFYONLY, which needs CREATE DATABASE (server-wide CREATE ANY DATABASE, or CREATE
+ * DATABASE granted in master, where this connection lives).
+ */
+export const serverFactsStatement =
+  "SELECT CAST(SERVERPROPERTY('EngineEdition') AS int) AS engine_edition, CAST(SERVERPROPERTY('Edition') AS nvarchar(128)) AS edition, " +
+  "CASE WHEN HAS_PERMS_BY_NAME(NULL, NULL, 'CREATE ANY DATABASE') = 1 OR HAS_PERMS_BY_NAME('master', 'DATABASE', 'CREATE DATABASE') = 1 " +
+  'THEN 1 ELSE 0 END AS can_verify';
 
-/** `n percent processed.` (message 3211, sent for each STATS step) → n. */
-export function parsePercentMessage(message: string): number | undefined {
-  const match = /^\s*(\d{1,3}) percent processed\.?\s*$/i.exec(message);
+export const identityStatement = "SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(128)) AS product_version, SUSER_SNAME() AS login_name";
+
+/** SERVERPROPERTY('EngineEdition') for Express; Web shares 2 with Standard, so its Edition text is checked too. */
+const EXPRESS_ENGINE_EDITION = 4;
+
+export interface ServerFacts {
+  compression: boolean;
+  canVerify: boolean;
+  edition: string;
+}
+
+export function serverFactsFrom(row: Record<string, unknown> | undefined): ServerFacts {
+  const edition = String(row?.edition ?? '');
+  return {
+    compression: Number(row?.engine_edition) !== EXPRESS_ENGINE_EDITION && !/^Web\b/i.test(edition),
+    canVerify: Number(row?.can_verify) === 1,
+    edition,
+  };
+}
+
+/** The message SQL Server sends for each STATS step ("n percent processed.", in the server's language). */
+export const STATS_MESSAGE_NUMBER = 3211;
+
+/** A STATS message (number 3211) → its percent; the number decides, not the (localised) text. */
+export function percentFromInfo(info: { number?: number; message: string }): number | undefined {
+  if (info.number !== STATS_MESSAGE_NUMBER) return undefined;
+  const match = /\d{1,3}/.exec(info.message);
   if (!match) return undefined;
-  const percent = Number(match[1]);
+  const percent = Number(match[0]);
   return percent <= 100 ? percent : undefined;
 }
 
@@ -108,12 +143,37 @@ export interface SqlPool {
 export type SqlConnector = () => Promise<SqlPool>;
 
 export interface SqlServerEngineOptions {
-  /** Where the runner reads the temp .bak files. */
+  /** Where the runner reads the temp .bak files (absolute: config.ts resolves it). */
   workDir: string;
   /** The runner's Entra credential, for `auth.type = 'entra'`. */
   credential?: TokenCredential;
   /** How to connect; default: an mssql ConnectionPool from the settings. */
   connect?: SqlConnector;
+  /** Where the engine says what it chose or could not find (skipped verification, a stranded .bak). */
+  warn?: (message: string) => void;
+}
+
+/** `{value}` with `}` doubled when the value could end an ODBC attribute early (`;`, braces, spaces at the ends). */
+function odbcValue(value: string): string {
+  return /[;{}]|^\s|\s$/.test(value) ? `{${value.replace(/}/g, '}}')}}` : value;
+}
+
+/**
+ * The ODBC connection string for Windows integrated auth (msnodesqlv8). mssql 11 builds its own with a
+ * deprecated driver (SQL Server Native Client 11.0 on Windows) and without TrustServerCertificate, so we pass ours.
+ */
+export function odbcConnectionString(settings: SqlServerSettings): string {
+  const server = settings.instanceName ? `${settings.host}\\${settings.instanceName}` : `${settings.host},${settings.port ?? 1433}`;
+  const attributes: Array<[string, string]> = [
+    ['Driver', `{${settings.odbcDriver.replace(/}/g, '}}')}}`],
+    ['Server', server],
+    ['Database', 'master'],
+    ['Trusted_Connection', 'yes'],
+    ['Encrypt', settings.encrypt ? 'yes' : 'no'],
+    ['TrustServerCertificate', settings.trustServerCertificate ? 'yes' : 'no'],
+    ['APP', 'dbdist-runner'],
+  ];
+  return attributes.map(([key, value]) => `${key}=${key === 'Driver' ? value : odbcValue(value)}`).join(';') + ';';
 }
 
 /** mssql configuration for the settings (the tedious driver, or msnodesqlv8 for Windows integrated auth). */
@@ -143,7 +203,7 @@ export function mssqlConfig(settings: SqlServerSettings, credential?: TokenCrede
       if (!credential) throw new AppError('config_invalid', 'sqlServer.auth entra needs the runner Entra credential');
       return { ...base, authentication: { type: 'token-credential', options: { credential } } } as sql.config;
     case 'windows':
-      return { ...base, options: { ...base.options, trustedConnection: true } };
+      return { ...base, connectionString: odbcConnectionString(settings), options: { ...base.options, trustedConnection: true } } as sql.config;
   }
 }
 
@@ -171,8 +231,18 @@ function joinFor(directory: string, file: string): string {
   return /\\/.test(directory) || /^[A-Za-z]:/.test(directory) ? win32.join(directory, file) : posix.join(directory, file);
 }
 
+function fileMissing(serverPath: string, localPath: string, error: unknown): JobFailure {
+  return new JobFailure(
+    'backup_file_missing',
+    `SQL Server wrote ${serverPath} but the runner cannot read ${localPath} (${errorMessage(error)}): the file is left on the ` +
+      'SQL Server host; delete it there, and make sqlServer.backupDirectory the path under which SQL Server sees workDir (see docs/runner.md)',
+  );
+}
+
 export function createSqlServerEngine(settings: SqlServerSettings, options: SqlServerEngineOptions): BackupEngineDriver {
   const connect = options.connect ?? (() => defaultConnector(settings, options.credential));
+  const warn = options.warn ?? (() => undefined);
+  const workDir = resolve(options.workDir);
   let poolPromise: Promise<SqlPool> | undefined;
 
   /** One pool for the process; a failed connection attempt is not cached. */
@@ -184,10 +254,10 @@ export function createSqlServerEngine(settings: SqlServerSettings, options: SqlS
     return poolPromise;
   }
 
-  async function run(command: string, inputs: Record<string, string>, signal: AbortSignal, onInfo?: (message: string) => void) {
+  async function run(command: string, inputs: Record<string, string>, signal: AbortSignal, onInfo?: (info: { message: string; number?: number }) => void) {
     const request = (await pool()).request();
     for (const [name, value] of Object.entries(inputs)) request.input(name, sql.NVarChar(4000), value);
-    if (onInfo) request.on('info', (info) => onInfo(info.message));
+    if (onInfo) request.on('info', onInfo);
     const onAbort = () => request.cancel();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
@@ -197,14 +267,37 @@ export function createSqlServerEngine(settings: SqlServerSettings, options: SqlS
     }
   }
 
+  async function serverFacts(signal: AbortSignal): Promise<ServerFacts> {
+    return serverFactsFrom((await run(serverFactsStatement, {}, signal)).recordset?.[0]);
+  }
+
+  /** Whether to run RESTORE VERIFYONLY; throws before any BACKUP when it cannot and the settings say fail. */
+  function shouldVerify(facts: ServerFacts): boolean {
+    if (!settings.verify) return false;
+    if (facts.canVerify) return true;
+    const why = 'RESTORE VERIFYONLY needs CREATE DATABASE permission, which this login lacks';
+    if (settings.whenVerifyNotPermitted === 'fail') {
+      throw new JobFailure(
+        'verify_not_permitted',
+        `${why}: grant it (GRANT CREATE ANY DATABASE TO [login]), set sqlServer.verify false, or sqlServer.whenVerifyNotPermitted skip`,
+      );
+    }
+    warn(`${why}: skipping verification (sqlServer.whenVerifyNotPermitted = skip)`);
+    return false;
+  }
+
+  const failWith = (signal: AbortSignal, phase: 'backup' | 'verify') => (error: unknown) => {
+    throw signal.aborted ? new JobFailure('aborted', 'Backup aborted') : mapSqlError(error, phase);
+  };
+
   return {
     name: 'sqlserver',
 
     async backup(job: EngineJob, { signal, onProgress, attemptId }: EngineBackupOptions): Promise<EngineBackup> {
-      const statement = backupStatement(job.databaseName); // validates the name first
+      quoteIdentifier(job.databaseName); // validates the name first
       const fileName = `dbdist-${job.jobId}-${attemptId}.bak`;
-      const localPath = join(options.workDir, fileName);
-      const serverPath = joinFor(settings.backupDirectory ?? options.workDir, fileName);
+      const localPath = join(workDir, fileName);
+      const serverPath = joinFor(settings.backupDirectory ?? workDir, fileName);
       const cleanup = () => rm(localPath, { force: true });
 
       try {
@@ -216,29 +309,25 @@ export function createSqlServerEngine(settings: SqlServerSettings, options: SqlS
         if (row.state_desc !== undefined && row.state_desc !== 'ONLINE') {
           throw new JobFailure('database_not_online', `Database ${quoteIdentifier(job.databaseName)} is ${String(row.state_desc)}`);
         }
-        await run(statement, { path: serverPath }, signal, (message) => {
-          const percent = parsePercentMessage(message);
+        const facts = await serverFacts(signal);
+        const verify = shouldVerify(facts);
+        await run(backupStatement(job.databaseName, { compression: facts.compression }), { path: serverPath }, signal, (info) => {
+          const percent = percentFromInfo(info);
           if (percent !== undefined) onProgress((percent * BACKUP_SHARE) / 100);
-        }).catch((error: unknown) => {
-          throw signal.aborted ? new JobFailure('aborted', 'Backup aborted') : mapSqlError(error, 'backup');
-        });
-        if (settings.verify) {
-          await run(verifyStatement, { path: serverPath }, signal).catch((error: unknown) => {
-            throw signal.aborted ? new JobFailure('aborted', 'Backup aborted') : mapSqlError(error, 'verify');
-          });
+        }).catch(failWith(signal, 'backup'));
+        if (verify) {
+          await run(verifyStatement, { path: serverPath }, signal).catch(failWith(signal, 'verify'));
           onProgress(VERIFIED_AT);
         }
         let size: number;
         try {
           size = (await stat(localPath)).size;
         } catch (error) {
-          throw new JobFailure(
-            'backup_file_missing',
-            `SQL Server wrote ${serverPath} but the runner cannot read ${localPath} (${errorMessage(error)}): ` +
-              'sqlServer.backupDirectory and workDir must be the same directory',
-          );
+          const failure = fileMissing(serverPath, localPath, error);
+          warn(failure.message);
+          throw failure;
         }
-        const readStart = settings.verify ? VERIFIED_AT : BACKUP_SHARE;
+        const readStart = verify ? VERIFIED_AT : BACKUP_SHARE;
         return {
           stream: createReadStream(localPath, { highWaterMark: 1024 * 1024 }),
           done: Promise.resolve(),
@@ -254,15 +343,41 @@ export function createSqlServerEngine(settings: SqlServerSettings, options: SqlS
       }
     },
 
+    /**
+     * Login, edition, verify permission, and the path mapping: SQL Server backs up `probeDatabase` to
+     * `backupDirectory` and the runner must find the file in `workDir` (then removes it).
+     */
     async check(): Promise<string> {
-      const result = await run(
-        "SELECT @@VERSION AS version, SUSER_SNAME() AS login, IS_SRVROLEMEMBER('sysadmin') AS sysadmin",
-        {},
-        new AbortController().signal,
-      );
+      const signal = new AbortController().signal;
+      const result = await run(identityStatement, {}, signal);
       const row = result.recordset?.[0] ?? {};
-      const version = String(row.version ?? '').split('\n')[0]?.trim();
-      return `${version} at ${settings.host}${settings.instanceName ? `\\${settings.instanceName}` : ''} as ${String(row.login)}`;
+      const facts = await serverFacts(signal);
+      const verify = shouldVerify(facts);
+      const where = `${settings.host}${settings.instanceName ? `\\${settings.instanceName}` : ''}`;
+      const summary =
+        `SQL Server ${String(row.product_version)} ${facts.edition} at ${where} as ${String(row.login_name)}; ${facts.compression ? 'COMPRESSION' : 'no COMPRESSION'}; ` +
+        `verify ${verify ? 'permitted' : settings.verify ? 'skipped (no CREATE DATABASE)' : 'off'}`;
+      if (!settings.probeDatabase) {
+        throw new Error(`${summary}; path mapping NOT proven: set sqlServer.probeDatabase to a small database this login may back up`);
+      }
+      const fileName = `dbdist-probe-${randomBytes(6).toString('hex')}.bak`;
+      const localPath = join(workDir, fileName);
+      const serverPath = joinFor(settings.backupDirectory ?? workDir, fileName);
+      try {
+        await run(backupStatement(settings.probeDatabase, { compression: facts.compression }), { path: serverPath }, signal).catch(
+          failWith(signal, 'backup'),
+        );
+        if (verify) await run(verifyStatement, { path: serverPath }, signal).catch(failWith(signal, 'verify'));
+        const size = await stat(localPath).then(
+          (s) => s.size,
+          (error: unknown) => {
+            throw fileMissing(serverPath, localPath, error);
+          },
+        );
+        return `${summary}; SQL Server wrote ${serverPath}, the runner read ${localPath} (${size} bytes)`;
+      } finally {
+        await rm(localPath, { force: true });
+      }
     },
 
     async close(): Promise<void> {

@@ -4,6 +4,13 @@ export const uuid = z.uuid();
 export const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256 digest');
 export const isoDateTime = z.iso.datetime({ offset: true });
 
+/**
+ * A job's error, as runners report it and the store keeps it: one length for the contract, the column and the
+ * store's truncation (a longer value would make the statement recording the failure fail itself).
+ */
+export const errorMessageMaxLength = 4000;
+export const errorCodeMaxLength = 64;
+
 export const backupEngines = ['sqlserver', 'postgres'] as const;
 export const BackupEngine = z.enum(backupEngines);
 export type BackupEngine = z.infer<typeof BackupEngine>;

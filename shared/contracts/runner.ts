@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Compression, isoDateTime, sha256Hex } from './common.js';
+import { Compression, errorCodeMaxLength, errorMessageMaxLength, isoDateTime, sha256Hex } from './common.js';
 import { JobStatus } from './jobs.js';
 
 /** Unique per event; the orchestration ignores an id it has seen, so retried calls are harmless. */
@@ -58,8 +58,8 @@ export const FailedEvent = z
   .object({
     type: z.literal('failed'),
     eventId,
-    code: z.string().min(1).max(64),
-    message: z.string().max(4000),
+    code: z.string().min(1).max(errorCodeMaxLength),
+    message: z.string().max(errorMessageMaxLength),
   })
   .strict();
 

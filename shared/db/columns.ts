@@ -4,7 +4,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import { actorTypes, auditActions } from '../contracts/audit.js';
-import { backupEngines } from '../contracts/common.js';
+import { backupEngines, errorCodeMaxLength, errorMessageMaxLength } from '../contracts/common.js';
 import { jobStatuses } from '../contracts/jobs.js';
 
 export const jobTriggers = ['user', 'schedule'] as const;
@@ -23,8 +23,8 @@ export const len = {
   oid: 64,
   upn: 320,
   sha256: 64,
-  errorCode: 64,
-  errorMessage: 2000,
+  errorCode: errorCodeMaxLength,
+  errorMessage: errorMessageMaxLength,
   url: 4000,
   /** A Key Vault key identifier with its version, or a local key's thumbprint id. */
   keyId: 256,

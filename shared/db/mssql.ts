@@ -2,6 +2,15 @@
  * SQL Server / Azure SQL flavour of the store (production). Only what differs by dialect lives here:
  * `.output()` instead of RETURNING, `.top()` instead of LIMIT, duplicate-key error numbers, and the connection.
  *
+ * Azure SQL drops connections during reconfigurations and failovers; tedious retries only the login. So every
+ * transaction, and every statement run outside one, is retried whole on the transient list below, with back-off.
+ * A retry after a commit whose answer was lost finds the work done: transitions are guarded by the `from` status
+ * (the caller sees "not transitioned" with the job already in the target state) and inserts carry their own ids.
+ *
+ * OUTPUT without INTO fails on a table with an enabled trigger (Msg 334). The tables have none (no migration
+ * creates one, test/shared/db/mssql.tsql.test.ts checks), and `createMssqlStore` refuses to start if a trigger
+ * appears, naming it, rather than failing every write.
+ *
  * Building a statement is kept apart from running it (`mssqlOps(db, run)`), so a test can build every statement
  * this module issues without a server and check that it parses as T-SQL.
  */
@@ -11,7 +20,9 @@ import type { MsSqlDatabase, MsSqlTable } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import { migrate } from 'drizzle-orm/node-mssql/migrator';
 import mssql from 'mssql';
+import { backoffDelayMs, type RetryPolicy } from '../retry.js';
 import { createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
+import { AppError } from '../errors.js';
 import type { Rows } from './rows.js';
 import * as schema from './schema.mssql.js';
 import type { Store } from './store.js';
@@ -57,18 +68,77 @@ export function mssqlOps(db: AnyMsSqlDatabase, run: QueryRunner = runOnServer): 
   };
 }
 
+/**
+ * Error numbers worth retrying: Microsoft.Data.SqlClient's baseline transient list (SqlConfigurableRetryFactory),
+ * which covers tedious's login-only list (4060, 10928, 10929, 40197, 40501, 40613) and adds deadlocks and lock
+ * time-outs (1204, 1205, 1222), resource limits (49918-49920) and dropped connections.
+ */
+export const transientSqlErrorNumbers: ReadonlySet<number> = new Set([
+  20, 64, 233, 997, 1204, 1205, 1222, 4060, 4221, 10053, 10054, 10060, 10928, 10929, 40143, 40197, 40501, 40540, 40613, 42108, 42109,
+  49918, 49919, 49920,
+]);
+/** mssql/tedious codes for a connection that broke or never came up (not ETIMEOUT of a request: that may have run). */
+const transientConnectionCodes: ReadonlySet<string> = new Set(['ESOCKET', 'ECONNCLOSED', 'ECONNRESET']);
+
+export function isTransientSqlError(error: unknown): boolean {
+  return someCause(
+    error,
+    (candidate) =>
+      (typeof candidate.number === 'number' && transientSqlErrorNumbers.has(candidate.number)) ||
+      (typeof candidate.code === 'string' && transientConnectionCodes.has(candidate.code)),
+  );
+}
+
+export const defaultSqlRetryPolicy: RetryPolicy = { maxAttempts: 5, baseDelayMs: 500, maxDelayMs: 15_000 };
+
+export interface SqlRetryOptions {
+  policy?: RetryPolicy;
+  /** Waits between attempts (tests pass a recorder). */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** Runs `work` again, after a back-off, while it fails with a transient error and attempts remain. */
+export async function withTransientRetry<T>(work: () => Promise<T>, options: SqlRetryOptions = {}): Promise<T> {
+  const policy = options.policy ?? defaultSqlRetryPolicy;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (attempt + 1 >= policy.maxAttempts || !isTransientSqlError(error)) throw error;
+      await sleep(backoffDelayMs(attempt, policy));
+    }
+  }
+}
+
+/** Each op is its own (autocommit) transaction here, so each is retried whole. */
+function retryingOps(ops: SqlOps, retry: SqlRetryOptions): SqlOps {
+  return {
+    insert: (table, row) => withTransientRetry(() => ops.insert(table, row), retry),
+    select: (table, query) => withTransientRetry(() => ops.select(table, query), retry),
+    update: (table, set, where) => withTransientRetry(() => ops.update(table, set, where), retry),
+    delete: (table, where) => withTransientRetry(() => ops.delete(table, where), retry),
+  } as SqlOps;
+}
+
 /** SQL Server reports a unique index violation as error 2601 and a unique constraint violation as 2627. */
 export function isMssqlDuplicateKey(error: unknown): boolean {
   return someCause(error, (candidate) => candidate.number === 2601 || candidate.number === 2627);
 }
 
 /** The SQL Server side of the repository: statements built on `db`, run by `run`. */
-export function mssqlAdapter(db: AnyMsSqlDatabase, close: () => Promise<void>, run: QueryRunner = runOnServer): DialectAdapter {
+export function mssqlAdapter(
+  db: AnyMsSqlDatabase,
+  close: () => Promise<void>,
+  run: QueryRunner = runOnServer,
+  retry: SqlRetryOptions = {},
+): DialectAdapter {
   return {
     dialect: 'mssql',
     tables: schema,
-    ops: mssqlOps(db, run),
-    transaction: (work) => db.transaction((tx) => work(mssqlOps(tx as AnyMsSqlDatabase, run))),
+    ops: retryingOps(mssqlOps(db, run), retry),
+    // Inside a transaction nothing is retried alone: a broken connection ends the transaction, so it restarts whole.
+    transaction: (work) => withTransientRetry(() => db.transaction((tx) => work(mssqlOps(tx as AnyMsSqlDatabase, run))), retry),
     isDuplicateKey: isMssqlDuplicateKey,
     close,
   };
@@ -85,7 +155,10 @@ function scopedCredential(credential: TokenCredential, scope: string): TokenCred
 }
 
 export type MssqlConnection =
-  /** Azure SQL with Entra authentication: the app's managed identity (or any TokenCredential) gets the token. */
+  /**
+   * Azure SQL with Entra authentication: the app's managed identity (or any TokenCredential) gets the token.
+   * `scope` for sovereign clouds (e.g. https://database.usgovcloudapi.net/.default); default: Azure public cloud.
+   */
   | { server: string; database: string; credential: TokenCredential; port?: number; scope?: string }
   /** An explicit mssql config, e.g. built from `MSSQL_URL` in tests. */
   | { config: mssql.config };
@@ -97,6 +170,8 @@ export function mssqlConfig(connection: MssqlConnection): mssql.config {
     server: connection.server,
     database: connection.database,
     port: connection.port ?? 1433,
+    // Azure SQL's guidance: at least 30 s, so a login during a reconfiguration waits instead of failing.
+    connectionTimeout: 30_000,
     options: { encrypt: true, trustServerCertificate: false },
     authentication: {
       type: 'token-credential',
@@ -126,10 +201,28 @@ export interface MssqlStoreOptions extends RepositoryOptions {
   migrate?: boolean;
 }
 
+/** Enabled DML triggers on the tables of the store's schema: any one breaks OUTPUT without INTO (Msg 334). */
+export const enabledTriggersStatement =
+  'SELECT OBJECT_NAME(parent_id) AS table_name, name AS trigger_name FROM sys.triggers ' +
+  'WHERE parent_class = 1 AND is_disabled = 0 AND OBJECT_SCHEMA_NAME(parent_id) = SCHEMA_NAME()';
+
+/** Refuses to run the store on tables with triggers, naming them (the fix is the trigger's owner's). */
+export async function assertNoTriggers(query: (text: string) => Promise<{ recordset?: Array<Record<string, unknown>> }>): Promise<void> {
+  const rows = (await query(enabledTriggersStatement)).recordset ?? [];
+  if (rows.length > 0) {
+    const names = rows.map((row) => `${String(row.trigger_name)} on ${String(row.table_name)}`).join(', ');
+    throw new AppError(
+      'config_invalid',
+      `The store's tables must carry no enabled triggers (its INSERT/UPDATE/DELETE use OUTPUT without INTO): ${names}`,
+    );
+  }
+}
+
 export async function createMssqlStore(connection: MssqlConnection, options: MssqlStoreOptions = {}): Promise<Store> {
   // Drizzle gets a pool that is already connected: built from a connection string, db.transaction failed.
-  const pool = await new mssql.ConnectionPool(mssqlConfig(connection)).connect();
+  const pool = await withTransientRetry(() => new mssql.ConnectionPool(mssqlConfig(connection)).connect());
   const db = drizzle({ client: pool });
   if (options.migrate) await migrateMssql(db);
+  await withTransientRetry(() => assertNoTriggers((text) => pool.request().query(text)));
   return createRepositoryStore(mssqlAdapter(db, () => pool.close()), options);
 }

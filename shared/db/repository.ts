@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { and, asc, desc, eq, gte, inArray, isNotNull, lt, lte, or, type AnyColumn, type SQL } from 'drizzle-orm';
 import { canTransition, runnableStatuses, type JobStatus } from '../contracts/jobs.js';
 import { afterCursor, decodeCursor, toPage } from './cursor.js';
+import { len } from './columns.js';
 import {
   auditRow,
   databaseJsonColumns,
@@ -59,7 +60,17 @@ export interface RepositoryOptions {
 
 /** Fields of a job patch that map 1:1 to job columns (JobPatch is a subset of JobRecord). */
 function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
-  return patch ? definedOnly(patch) : {};
+  if (!patch) return {};
+  const columns = definedOnly(patch);
+  if (typeof columns.errorMessage === 'string') columns.errorMessage = truncateToColumn(columns.errorMessage, len.errorMessage);
+  return columns;
+}
+
+/** At most `length` UTF-16 units (what nvarchar counts), never ending inside a surrogate pair. */
+export function truncateToColumn(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const cut = text.slice(0, length);
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
 }
 
 /**

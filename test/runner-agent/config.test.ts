@@ -127,4 +127,29 @@ describe('runner config', () => {
     const config = loadRunnerConfig({ configPath: file('local.json', { postgres: { host: 'pg', user: 'u' }, runnerId: 'ignored' }), env: {}, schema: localBackupConfigSchema });
     expect(config.postgres?.host).toBe('pg');
   });
+
+  describe('paths', () => {
+    const sqlServer = { host: 'sql01', auth: { type: 'sql', user: 'u', password: 'p' } };
+    it('makes a relative workDir absolute against the working directory', () => {
+      expect(runnerConfigSchema.parse({ ...complete, workDir: 'work' }).workDir).toBe(join(process.cwd(), 'work'));
+      expect(localBackupConfigSchema.parse({ postgres: complete.postgres }).workDir).toBe(process.cwd());
+    });
+
+    it.each(['C:\\SQLBackup', 'd:/backup', '\\\\runner01\\dbdist-work', '/var/opt/mssql/backup'])('accepts the server-side directory %s', (backupDirectory) => {
+      expect(runnerConfigSchema.parse({ ...complete, sqlServer: { ...sqlServer, backupDirectory } }).sqlServer?.backupDirectory).toBe(backupDirectory);
+    });
+
+    it.each(['backup', '.\\backup', 'C:backup', '\\backup', '\\\\host-only'])('refuses the relative server-side directory %s', (backupDirectory) => {
+      const result = runnerConfigSchema.safeParse({ ...complete, sqlServer: { ...sqlServer, backupDirectory } });
+      expect(result.error!.issues).toEqual([expect.objectContaining({ path: ['sqlServer', 'backupDirectory'], message: expect.stringContaining('absolute') })]);
+    });
+
+    it('defaults the SQL Server choices the engine relies on', () => {
+      expect(runnerConfigSchema.parse({ ...complete, sqlServer }).sqlServer).toMatchObject({
+        verify: true,
+        whenVerifyNotPermitted: 'fail',
+        odbcDriver: 'ODBC Driver 18 for SQL Server',
+      });
+    });
+  });
 });

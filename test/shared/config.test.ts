@@ -33,6 +33,7 @@ describe('control-plane settings', () => {
     expect(settings.ENTRA_AUTHORITY_HOST).toBe('https://login.microsoftonline.com');
     expect(settings.REHASH_BUDGET_MIB).toBe(4096);
     expect(settings.REVERIFY_BATCH_SIZE).toBe(20);
+    expect(settings.SQL_TOKEN_SCOPE).toBe('https://database.windows.net/.default');
   });
 
   it('wants the manifest signing key without a version (the newest version signs)', () => {
@@ -40,6 +41,13 @@ describe('control-plane settings', () => {
       expect.stringMatching(/^MANIFEST_SIGNING_KEY_ID: must be a Key Vault key URL without a version/),
     ]);
     expect(problemsOf({ ...valid, MANIFEST_SIGNING_KEY_ID: undefined })).toEqual(['MANIFEST_SIGNING_KEY_ID: is required but not set']);
+  });
+
+  it('takes a sovereign cloud’s Azure SQL token scope, and refuses one that is not a .default scope', () => {
+    expect(parseSettings(controlPlaneSettingsSchema, { ...valid, SQL_TOKEN_SCOPE: 'https://database.usgovcloudapi.net/.default' }).SQL_TOKEN_SCOPE).toBe(
+      'https://database.usgovcloudapi.net/.default',
+    );
+    expect(problemsOf({ ...valid, SQL_TOKEN_SCOPE: 'https://database.usgovcloudapi.net' })).toEqual([expect.stringContaining('SQL_TOKEN_SCOPE')]);
   });
 
   it('names every missing or malformed setting in one error', () => {

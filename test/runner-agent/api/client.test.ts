@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RunnerApiClient, backoffDelayMs, parseRetryAfterMs, type TokenProvider } from '../../../runner-agent/api/client.js';
+import { RunnerApiClient, parseRetryAfterMs, type TokenProvider } from '../../../runner-agent/api/client.js';
+import { backoffDelayMs } from '../../../shared/retry.js';
 
 type Answer = { status: number; body?: unknown; headers?: Record<string, string> } | 'hang-up';
 

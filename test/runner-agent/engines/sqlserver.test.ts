@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sql from 'mssql';
+import sqlParser from 'node-sql-parser';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SqlServerSettings } from '../../../runner-agent/config.js';
 import {
@@ -10,8 +11,12 @@ import {
   createSqlServerEngine,
   databaseLookupStatement,
   mapSqlError,
-  parsePercentMessage,
+  identityStatement,
+  mssqlConfig,
+  odbcConnectionString,
+  percentFromInfo,
   quoteIdentifier,
+  serverFactsStatement,
   verifyStatement,
   type SqlPool,
   type SqlRequest,
@@ -24,10 +29,15 @@ const settings: SqlServerSettings = {
   encrypt: true,
   trustServerCertificate: false,
   verify: true,
+  whenVerifyNotPermitted: 'fail',
+  odbcDriver: 'ODBC Driver 18 for SQL Server',
 };
 
 const workDir = mkdtempSync(join(tmpdir(), 'dbdist-sql-engine-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+/** What the recorded server answers to serverFactsStatement: Developer edition, a login with CREATE ANY DATABASE. */
+const developer = { engine_edition: 3, edition: 'Developer Edition (64-bit)', can_verify: 1 };
 
 interface RecordedCall {
   command: string;
@@ -38,12 +48,19 @@ interface RecordedCall {
  * A stand-in for mssql's pool: records each command with its parameters, replays recorded info messages and
  * plays SQL Server's part by writing the .bak file when it sees BACKUP.
  */
-function recordingPool(options: { infoMessages?: string[]; fail?: (command: string) => unknown; databases?: string[] } = {}) {
+function recordingPool(
+  options: {
+    infoMessages?: Array<{ message: string; number?: number }>;
+    fail?: (command: string) => unknown;
+    databases?: string[];
+    facts?: Record<string, unknown>;
+  } = {},
+) {
   const calls: RecordedCall[] = [];
   const pool: SqlPool = {
     request(): SqlRequest {
       const inputs: Record<string, unknown> = {};
-      const listeners: Array<(info: { message: string }) => void> = [];
+      const listeners: Array<(info: { message: string; number?: number }) => void> = [];
       const request: SqlRequest = {
         input(name, _type, value) {
           inputs[name] = value;
@@ -61,8 +78,10 @@ function recordingPool(options: { infoMessages?: string[]; fail?: (command: stri
             const found = (options.databases ?? []).includes(String(inputs.name));
             return { recordset: found ? [{ name: inputs.name, state_desc: 'ONLINE' }] : [] };
           }
+          if (command === serverFactsStatement) return { recordset: [options.facts ?? developer] };
+          if (command === identityStatement) return { recordset: [{ product_version: '16.0.1000.6', login_name: 'DOM\\runner' }] };
           if (command.startsWith('BACKUP DATABASE')) {
-            for (const message of options.infoMessages ?? []) listeners.forEach((l) => l({ message }));
+            for (const info of options.infoMessages ?? []) listeners.forEach((l) => l(info));
             // SQL Server writes the file; a path outside the work dir (a remote server's share) is not ours to write.
             if (String(inputs.path).startsWith(workDir)) writeFileSync(String(inputs.path), Buffer.alloc(1000, 7));
           }
@@ -107,7 +126,12 @@ describe('SQL Server engine with a recorded server', () => {
   it('looks the name up, backs up to @path, verifies, streams the file and removes it', async () => {
     const { pool, calls } = recordingPool({
       databases: [hostile],
-      infoMessages: ['10 percent processed.', '50 percent processed.', 'Processed 360 pages for database', '100 percent processed.'],
+      infoMessages: [
+        { number: 3211, message: '10 percent processed.' },
+        { number: 3211, message: '50 percent processed.' },
+        { number: 4035, message: 'Processed 360 pages for database' },
+        { number: 3211, message: '100 percent processed.' },
+      ],
     });
     const engine = createSqlServerEngine(settings, { workDir, connect: async () => pool });
     const progress: number[] = [];
@@ -118,6 +142,7 @@ describe('SQL Server engine with a recorded server', () => {
     const expectedPath = join(workDir, 'dbdist-job-1-att1.bak');
     expect(calls).toEqual([
       { command: databaseLookupStatement, inputs: { name: hostile } },
+      { command: serverFactsStatement, inputs: {} },
       { command: backupStatement(hostile), inputs: { path: expectedPath } },
       { command: verifyStatement, inputs: { path: expectedPath } },
     ]);
@@ -168,17 +193,161 @@ describe('SQL Server engine with a recorded server', () => {
     await engine
       .backup({ jobId: 'j3', databaseName: 'Sales' }, { signal: new AbortController().signal, onProgress: () => {}, attemptId: 'a' })
       .catch(() => undefined); // no file appears in workDir here: the recorder does not write to the share
-    expect(calls[1]?.inputs.path).toBe('\\\\runner01\\dbdist-work\\dbdist-j3-a.bak');
+    expect(calls.find((c) => c.command.startsWith('BACKUP'))?.inputs.path).toBe('\\\\runner01\\dbdist-work\\dbdist-j3-a.bak');
+  });
+});
+
+const run = (engine: ReturnType<typeof createSqlServerEngine>, jobId: string, database = 'Sales') => {
+  const progress: number[] = [];
+  const promise = engine.backup({ jobId, databaseName: database }, { signal: new AbortController().signal, onProgress: (p) => progress.push(p), attemptId: 'a' });
+  return { promise, progress };
+};
+
+describe('SQL Server engine: what the server allows', () => {
+  it.each([
+    ['Express', { engine_edition: 4, edition: 'Express Edition (64-bit)', can_verify: 1 }],
+    ['Web', { engine_edition: 2, edition: 'Web Edition (64-bit)', can_verify: 1 }],
+  ])('omits COMPRESSION on %s edition', async (_name, facts) => {
+    const { pool, calls } = recordingPool({ databases: ['Sales'], facts });
+    const { promise } = run(createSqlServerEngine(settings, { workDir, connect: async () => pool }), 'ex1');
+    await (await promise).cleanup();
+    const backup = calls.find((c) => c.command.startsWith('BACKUP'))!;
+    expect(backup.command).toBe('BACKUP DATABASE [Sales] TO DISK = @path WITH COPY_ONLY, CHECKSUM, STATS = 5');
+  });
+
+  it('keeps COMPRESSION on Standard edition', async () => {
+    const { pool, calls } = recordingPool({ databases: ['Sales'], facts: { engine_edition: 2, edition: 'Standard Edition (64-bit)', can_verify: 1 } });
+    await (await run(createSqlServerEngine(settings, { workDir, connect: async () => pool }), 'std1').promise).cleanup();
+    expect(calls.find((c) => c.command.startsWith('BACKUP'))!.command).toContain('COMPRESSION');
+  });
+
+  it('fails before BACKUP when verify is on and the login lacks CREATE DATABASE (whenVerifyNotPermitted fail)', async () => {
+    const { pool, calls } = recordingPool({ databases: ['Sales'], facts: { ...developer, can_verify: 0 } });
+    await expect(run(createSqlServerEngine(settings, { workDir, connect: async () => pool }), 'nv1').promise).rejects.toMatchObject({
+      code: 'verify_not_permitted',
+      message: expect.stringContaining('CREATE DATABASE'),
+    });
+    expect(calls.map((c) => c.command)).toEqual([databaseLookupStatement, serverFactsStatement]);
+  });
+
+  it('skips verification with a warning when configured to (whenVerifyNotPermitted skip)', async () => {
+    const { pool, calls } = recordingPool({
+      databases: ['Sales'],
+      facts: { ...developer, can_verify: 0 },
+      infoMessages: [{ number: 3211, message: '100 percent processed.' }],
+    });
+    const warnings: string[] = [];
+    const engine = createSqlServerEngine({ ...settings, whenVerifyNotPermitted: 'skip' }, { workDir, connect: async () => pool, warn: (m) => warnings.push(m) });
+    const { promise, progress } = run(engine, 'nv2');
+    const backup = await promise;
+    await backup.cleanup();
+    expect(calls.map((c) => c.command)).not.toContain(verifyStatement);
+    expect(progress).toEqual([70]);
+    expect(backup.percentAfter?.(1000)).toBe(100);
+    expect(warnings).toEqual([expect.stringContaining('skipping verification')]);
+  });
+
+  it('names the server-side path in the failure and the log when the file is not where the runner looks', async () => {
+    const { pool } = recordingPool({ databases: ['Sales'] });
+    const warnings: string[] = [];
+    const engine = createSqlServerEngine(
+      { ...settings, verify: false, backupDirectory: 'D:\\SQLBackup\\dbdist' },
+      { workDir, connect: async () => pool, warn: (m) => warnings.push(m) },
+    );
+    await expect(run(engine, 'miss1').promise).rejects.toMatchObject({
+      code: 'backup_file_missing',
+      message: expect.stringContaining('D:\\SQLBackup\\dbdist\\dbdist-miss1-a.bak'),
+    });
+    expect(warnings).toEqual([expect.stringContaining('left on the SQL Server host')]);
+  });
+
+  it('resolves a relative workDir before naming the file for SQL Server', async () => {
+    const { pool, calls } = recordingPool({ databases: ['Sales'] });
+    const engine = createSqlServerEngine({ ...settings, verify: false }, { workDir: 'relative-work', connect: async () => pool });
+    await run(engine, 'rel1').promise.catch(() => undefined);
+    expect(String(calls.find((c) => c.command.startsWith('BACKUP'))!.inputs.path)).toBe(join(process.cwd(), 'relative-work', 'dbdist-rel1-a.bak'));
+  });
+});
+
+describe('SQL Server engine check: path mapping probe', () => {
+  it('has SQL Server back up the probe database and reads the file in workDir, then removes it', async () => {
+    const { pool, calls } = recordingPool({ databases: ['dbdist_probe'] });
+    const engine = createSqlServerEngine({ ...settings, probeDatabase: 'dbdist_probe' }, { workDir, connect: async () => pool });
+    const line = await engine.check();
+    const probe = calls.find((c) => c.command.startsWith('BACKUP'))!;
+    expect(probe.command).toBe(backupStatement('dbdist_probe'));
+    expect(String(probe.inputs.path)).toMatch(new RegExp(`^${workDir.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&')}[/\\\\]dbdist-probe-[0-9a-f]{12}\\.bak$`));
+    expect(calls.map((c) => c.command)).toContain(verifyStatement);
+    expect(line).toMatch(/^SQL Server 16\.0\.1000\.6 Developer Edition \(64-bit\) at sql01 as DOM\\runner; COMPRESSION; verify permitted; SQL Server wrote .* the runner read .* \(1000 bytes\)/);
+    expect(existsSync(String(probe.inputs.path))).toBe(false);
+  });
+
+  it('fails when SQL Server writes somewhere the runner cannot see, naming both paths', async () => {
+    const { pool } = recordingPool({ databases: ['dbdist_probe'] });
+    const engine = createSqlServerEngine(
+      { ...settings, probeDatabase: 'dbdist_probe', backupDirectory: '\\\\sqlhost\\backup' },
+      { workDir, connect: async () => pool },
+    );
+    await expect(engine.check()).rejects.toMatchObject({ code: 'backup_file_missing', message: expect.stringMatching(/\\\\sqlhost\\backup\\dbdist-probe-.*runner cannot read/) });
+  });
+
+  it('fails without a probe database, saying the mapping is not proven', async () => {
+    const { pool } = recordingPool();
+    const engine = createSqlServerEngine(settings, { workDir, connect: async () => pool });
+    await expect(engine.check()).rejects.toThrow(/path mapping NOT proven: set sqlServer.probeDatabase/);
+  });
+
+  it('fails when verify is required but not permitted', async () => {
+    const { pool } = recordingPool({ databases: ['dbdist_probe'], facts: { ...developer, can_verify: 0 } });
+    const engine = createSqlServerEngine({ ...settings, probeDatabase: 'dbdist_probe' }, { workDir, connect: async () => pool });
+    await expect(engine.check()).rejects.toMatchObject({ code: 'verify_not_permitted' });
+  });
+});
+
+describe('SQL Server statements parse as T-SQL', () => {
+  const parser = new sqlParser.Parser();
+  it.each([serverFactsStatement, identityStatement, databaseLookupStatement])('%s', (statement) => {
+    expect(() => parser.astify(statement, { database: 'TransactSQL' })).not.toThrow();
+  });
+
+  // node-sql-parser has no BACKUP/RESTORE grammar: their exact shapes are pinned instead (see the tests above).
+  it('BACKUP has exactly the documented options, with or without COMPRESSION', () => {
+    expect(backupStatement('S', { compression: true })).toMatch(/^BACKUP DATABASE \[S\] TO DISK = @path WITH COPY_ONLY, COMPRESSION, CHECKSUM, STATS = 5$/);
+    expect(backupStatement('S', { compression: false })).toMatch(/^BACKUP DATABASE \[S\] TO DISK = @path WITH COPY_ONLY, CHECKSUM, STATS = 5$/);
+  });
+});
+
+describe('Windows integrated auth (msnodesqlv8)', () => {
+  const windows = { ...settings, auth: { type: 'windows' as const }, trustServerCertificate: true };
+  it('passes an explicit ODBC Driver 18 connection string that keeps TrustServerCertificate', () => {
+    expect(odbcConnectionString(windows)).toBe(
+      'Driver={ODBC Driver 18 for SQL Server};Server=sql01,1433;Database=master;Trusted_Connection=yes;Encrypt=yes;TrustServerCertificate=yes;APP=dbdist-runner;',
+    );
+    expect((mssqlConfig(windows) as { connectionString?: string }).connectionString).toBe(odbcConnectionString(windows));
+  });
+
+  it('names a named instance and quotes values that could end an attribute', () => {
+    const named = { ...windows, host: 'h;x', instanceName: 'INST', encrypt: false, trustServerCertificate: false };
+    expect(odbcConnectionString(named)).toContain('Server={h;x\\INST};');
+    expect(odbcConnectionString(named)).toContain('Encrypt=no;TrustServerCertificate=no;');
+    expect(odbcConnectionString({ ...windows, odbcDriver: 'ODBC Driver 17 for SQL Server' })).toMatch(/^Driver=\{ODBC Driver 17 for SQL Server\};/);
+  });
+
+  it('gives the tedious driver no connection string', () => {
+    expect((mssqlConfig(settings) as { connectionString?: string }).connectionString).toBeUndefined();
   });
 });
 
 describe('SQL Server progress and errors', () => {
-  it('parses STATS messages', () => {
-    expect(parsePercentMessage('5 percent processed.')).toBe(5);
-    expect(parsePercentMessage('100 percent processed.')).toBe(100);
-    expect(parsePercentMessage('Processed 360 pages for database \'Sales\', file \'Sales\' on file 1.')).toBeUndefined();
-    expect(parsePercentMessage('BACKUP DATABASE successfully processed 362 pages in 0.051 seconds (55.365 MB/sec).')).toBeUndefined();
-    expect(parsePercentMessage('150 percent processed.')).toBeUndefined();
+  it('takes progress from message 3211 whatever the server language, and from no other message', () => {
+    expect(percentFromInfo({ number: 3211, message: '5 percent processed.' })).toBe(5);
+    expect(percentFromInfo({ number: 3211, message: '100 percent processed.' })).toBe(100);
+    expect(percentFromInfo({ number: 3211, message: '30 Prozent verarbeitet.' })).toBe(30);
+    expect(percentFromInfo({ number: 3211, message: '40 pour cent traités.' })).toBe(40);
+    expect(percentFromInfo({ number: 4035, message: 'Processed 360 pages for database \'Sales\', file \'Sales\' on file 1.' })).toBeUndefined();
+    expect(percentFromInfo({ number: 3014, message: 'BACKUP DATABASE successfully processed 362 pages in 0.051 seconds.' })).toBeUndefined();
+    expect(percentFromInfo({ message: '10 percent processed.' })).toBeUndefined();
+    expect(percentFromInfo({ number: 3211, message: '150 percent processed.' })).toBeUndefined();
   });
 
   it.each([
@@ -211,6 +380,8 @@ describe.skipIf(!process.env.MSSQL_URL)('SQL Server engine against a real server
       encrypt: url.searchParams.get('encrypt') !== 'false',
       trustServerCertificate: true,
       verify: true,
+      whenVerifyNotPermitted: 'fail',
+      odbcDriver: 'ODBC Driver 18 for SQL Server',
       ...(process.env.MSSQL_BACKUP_DIR ? { backupDirectory: process.env.MSSQL_BACKUP_DIR } : {}),
     };
     const name = `dbdist ${hostile} ${randomUUID().slice(0, 6)}`;

@@ -12,13 +12,16 @@
  * can go.
  */
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { getTableConfig } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import sqlParser from 'node-sql-parser';
 import { describe, expect, it } from 'vitest';
 import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { encodeCursor } from '../../../shared/db/cursor.js';
-import { mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
+import { assertNoTriggers, enabledTriggersStatement, mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
 import { createRepositoryStore } from '../../../shared/db/repository.js';
 import * as schema from '../../../shared/db/schema.mssql.js';
 import type { AuditEntry, Store } from '../../../shared/db/store.js';
@@ -210,5 +213,29 @@ describe('SQL Server statements', async () => {
   it('canary: the parser still cannot read an OUTPUT clause (drop the workaround above when this fails)', () => {
     expect(() => parseTsql('delete from [servers] output DELETED.[id] where [servers].[id] = @par0')).toThrow();
     expect(() => parseTsql('delete from [servers] where [servers].[id] = @par0')).not.toThrow();
+  });
+});
+
+describe('OUTPUT without INTO needs tables without triggers', () => {
+  it('the trigger guard the store runs at start-up parses as T-SQL', () => {
+    expect(() => parseTsql(enabledTriggersStatement)).not.toThrow();
+  });
+
+  it('no migration creates a trigger', () => {
+    const folder = fileURLToPath(new URL('../../../shared/db/migrations/mssql', import.meta.url));
+    const migrations = readdirSync(folder).map((name) => readFileSync(join(folder, name, 'migration.sql'), 'utf8'));
+    expect(migrations.length).toBeGreaterThan(0);
+    for (const text of migrations) expect(text).not.toMatch(/\bcreate\s+(or\s+alter\s+)?trigger\b/i);
+  });
+
+  it('refuses to start on a table with an enabled trigger, naming it', async () => {
+    const statements: string[] = [];
+    const withTrigger = async (text: string) => {
+      statements.push(text);
+      return { recordset: [{ table_name: 'jobs', trigger_name: 'trg_jobs_audit' }] };
+    };
+    await expect(assertNoTriggers(withTrigger)).rejects.toMatchObject({ code: 'config_invalid', message: expect.stringContaining('trg_jobs_audit on jobs') });
+    expect(statements).toEqual([enabledTriggersStatement]);
+    await expect(assertNoTriggers(async () => ({ recordset: [] }))).resolves.toBeUndefined();
   });
 });

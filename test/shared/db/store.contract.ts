@@ -6,7 +6,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditAction } from '../../../shared/contracts/audit.js';
+import { errorCodeMaxLength, errorMessageMaxLength } from '../../../shared/contracts/common.js';
 import { allowedTransitions, type JobStatus } from '../../../shared/contracts/jobs.js';
+import { FailedEvent } from '../../../shared/contracts/runner.js';
 import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { isAppError } from '../../../shared/errors.js';
 import type { AuditEntry, JobRecord, NewJob, Store } from '../../../shared/db/store.js';
@@ -243,6 +245,27 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         // The transition's time is the audit row's time (here earlier than the rows before it).
         const row = (await auditOf(job.id)).find((candidate) => candidate.action === 'job.available');
         expect(row).toMatchObject({ at, actorType: 'system', actorId: 'orchestrator', jobId: job.id });
+      });
+
+      it('records a failure with the longest message the runner contract allows, and truncates a longer one', async () => {
+        // Multi-byte text: nvarchar counts UTF-16 units, PostgreSQL varchar counts characters; both must hold it.
+        const longest = `${'é'.repeat(errorMessageMaxLength - 2)}😀`;
+        expect(FailedEvent.safeParse({ type: 'failed', eventId: randomUUID(), code: 'x'.repeat(errorCodeMaxLength), message: longest }).success).toBe(true);
+        const failed = await store.transitionJob(
+          (await jobIn('Running')).id,
+          { from: ['Running'], to: 'Failed', patch: { errorCode: 'x'.repeat(errorCodeMaxLength), errorMessage: longest } },
+          actor('job.failed'),
+        );
+        expect(failed).toMatchObject({ ok: true, job: { status: 'Failed', errorMessage: longest } });
+
+        // Longer (e.g. a driver message): the transition still happens, the message is cut at a character boundary.
+        const tooLong = `${'a'.repeat(errorMessageMaxLength - 1)}😀 and more`;
+        const cut = await store.transitionJob(
+          (await jobIn('Running')).id,
+          { from: ['Running'], to: 'Failed', patch: { errorCode: 'sql_error', errorMessage: tooLong } },
+          actor('job.failed'),
+        );
+        expect(cut).toMatchObject({ ok: true, job: { status: 'Failed', errorMessage: 'a'.repeat(errorMessageMaxLength - 1) } });
       });
 
       it('reports an unknown job as not transitioned', async () => {

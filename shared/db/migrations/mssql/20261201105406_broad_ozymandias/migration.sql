@@ -1,0 +1,1 @@
+ALTER TABLE [jobs] ALTER COLUMN [error_message] nvarchar(4000);
