@@ -121,7 +121,7 @@ async function loadFunctionRegistrations() {
   };
   try {
     await import('../functions/index.js');
-    return await import('../orchestrations/backupJob.js');
+    return { ...(await import('../orchestrations/backupJob.js')), ...(await import('../orchestrations/backupJob2.js')) };
   } finally {
     console.warn = warn;
   }
@@ -129,7 +129,7 @@ async function loadFunctionRegistrations() {
 
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
-  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await loadFunctionRegistrations();
+  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator, BACKUP_JOB2_ORCHESTRATOR, backupJob2Orchestrator } = await loadFunctionRegistrations();
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const { REVERIFY_BACKUP_ORCHESTRATOR, reverifyBackupOrchestrator } = await import('../orchestrations/reverifyBackup.js');
   const { integrityActivities } = await import('../orchestrations/integrity.activities.js');
@@ -143,11 +143,15 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
   const durable = new InProcessDurableHost({
-    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator, [REVERIFY_BACKUP_ORCHESTRATOR]: reverifyBackupOrchestrator },
+    orchestrators: {
+      [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator,
+      [BACKUP_JOB2_ORCHESTRATOR]: backupJob2Orchestrator,
+      [REVERIFY_BACKUP_ORCHESTRATOR]: reverifyBackupOrchestrator,
+    },
     activities: { ...activities, ...integrityActivities },
     log,
   });
-  const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB_ORCHESTRATOR);
+  const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB2_ORCHESTRATOR);
   const deps: Deps = {
     store,
     blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),

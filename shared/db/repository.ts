@@ -4,7 +4,7 @@
  * pagination, duplicate schedule slots. The SQL Server and PostgreSQL adapters only build and run queries.
  */
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, gte, inArray, isNotNull, lt, lte, or, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNotNull, isNull, lt, lte, or, type AnyColumn, type SQL } from 'drizzle-orm';
 import { canTransition, runnableStatuses, type JobStatus } from '../contracts/jobs.js';
 import { afterCursor, decodeCursor, toPage } from './cursor.js';
 import { len } from './columns.js';
@@ -168,6 +168,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       blobPath: job.blobPath,
       progressPercent: null,
       progressBytes: null,
+      progressUpdatedAt: null,
       sizeBytes: null,
       sha256: null,
       errorCode: null,
@@ -325,12 +326,19 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       });
     },
 
-    async updateJobProgress(id, progress) {
-      await ops.update(
+    async updateJobProgress(id, progress, options = {}) {
+      const at = progress.at ?? now();
+      const conditions = [eq(t.jobs.id, id), inArray(t.jobs.status, runnableStatuses as JobStatus[])];
+      if (options.notWithinMs !== undefined) {
+        const cutoff = new Date(at.getTime() - options.notWithinMs);
+        conditions.push(or(isNull(t.jobs.progressUpdatedAt), lte(t.jobs.progressUpdatedAt, cutoff))!);
+      }
+      const rows = await ops.update(
         'jobs',
-        { progressPercent: progress.percent, progressBytes: progress.bytes, updatedAt: progress.at ?? now() },
-        and(eq(t.jobs.id, id), inArray(t.jobs.status, runnableStatuses as JobStatus[]))!,
+        { progressPercent: progress.percent, progressBytes: progress.bytes, progressUpdatedAt: at, updatedAt: at },
+        and(...conditions)!,
       );
+      return rows.length > 0;
     },
 
     async recordDownloadLink(id, link, audit) {

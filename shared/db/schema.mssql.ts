@@ -65,6 +65,8 @@ export const jobs = mssqlTable(
     blobPath: nvarchar('blob_path', { length: len.blobPath }).notNull(),
     progressPercent: float('progress_percent'),
     progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    /** When progress was last written (the runner endpoint's throttle). */
+    progressUpdatedAt: instant('progress_updated_at'),
     sizeBytes: bigint('size_bytes', { mode: 'number' }),
     sha256: nvarchar('sha256', { length: len.sha256 }),
     errorCode: nvarchar('error_code', { length: len.errorCode }),

@@ -74,6 +74,8 @@ export const jobs = pgTable(
     blobPath: varchar('blob_path', { length: len.blobPath }).notNull(),
     progressPercent: doublePrecision('progress_percent'),
     progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    /** When progress was last written (the runner endpoint's throttle). */
+    progressUpdatedAt: instant('progress_updated_at'),
     sizeBytes: bigint('size_bytes', { mode: 'number' }),
     sha256: varchar('sha256', { length: len.sha256 }),
     errorCode: varchar('error_code', { length: len.errorCode }),

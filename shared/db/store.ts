@@ -52,6 +52,8 @@ export interface JobRecord {
   blobPath: string;
   progressPercent: number | null;
   progressBytes: number | null;
+  /** When progress was last written. */
+  progressUpdatedAt: Date | null;
   sizeBytes: number | null;
   sha256: string | null;
   errorCode: string | null;
@@ -217,7 +219,11 @@ export interface Store {
     audit: AuditEntry,
   ): Promise<TransitionResult>;
   /** Progress is not a state change: no audit row, no status check beyond "still running" (Queued or Running). */
-  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }): Promise<void>;
+  /**
+   * Progress on a runnable job (no audit row). With `notWithinMs`, nothing is written when progress was written
+   * less than that long before `at` (one conditional statement, so concurrent instances agree). True if written.
+   */
+  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }, options?: { notWithinMs?: number }): Promise<boolean>;
   /**
    * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
    * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.

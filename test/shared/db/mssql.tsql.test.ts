@@ -133,7 +133,10 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     },
     transitionJob: () =>
       store.transitionJob(id, { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date() } }, audit),
-    updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
+    updateJobProgress: async () => {
+      await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
+      return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
+    },
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     listReverifyDue: () => store.listReverifyDue(new Date(), 5),

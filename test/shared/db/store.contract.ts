@@ -280,8 +280,20 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         expect(await auditOf(running.id)).toEqual(auditBefore);
 
         const failed = await jobIn('Failed');
-        await store.updateJobProgress(failed.id, { percent: 10, bytes: 1 });
-        expect(await store.getJob(failed.id)).toMatchObject({ progressPercent: null, progressBytes: null });
+        expect(await store.updateJobProgress(failed.id, { percent: 10, bytes: 1 })).toBe(false);
+        expect(await store.getJob(failed.id)).toMatchObject({ progressPercent: null, progressBytes: null, progressUpdatedAt: null });
+      });
+
+      it('throttles progress in one statement: nothing is written within `notWithinMs` of the last write', async () => {
+        const running = await jobIn('Running');
+        const t0 = new Date(Date.now() + 60_000);
+        const at = (ms: number) => new Date(t0.getTime() + ms);
+        const write = (percent: number, ms: number) => store.updateJobProgress(running.id, { percent, bytes: percent * 10, at: at(ms) }, { notWithinMs: 15_000 });
+        expect(await write(1, 0)).toBe(true);
+        expect(await write(2, 14_999)).toBe(false);
+        expect(await store.getJob(running.id)).toMatchObject({ progressPercent: 1, progressBytes: 10, progressUpdatedAt: at(0) });
+        expect(await write(3, 15_000)).toBe(true);
+        expect(await store.getJob(running.id)).toMatchObject({ progressPercent: 3, progressBytes: 30, progressUpdatedAt: at(15_000), updatedAt: at(15_000) });
       });
 
       it('records a download link on an Available job with its sas.download_issued audit row', async () => {
