@@ -12,7 +12,7 @@
  * reading and hashing overlap (the bench measures it against the hasher's own limit).
  */
 import type { OrchestrationContext, Task } from 'durable-functions';
-import { ACTIVITY_RETRY } from './backupJob.js';
+import { ACTIVITY_RETRY } from './backupJob.flow.js';
 import { INTEGRITY_ACTIVITY, type RehashBlobInput, type RehashBlobResult, type RehashFound } from './integrity.activities.js';
 
 export type RehashOutcome = RehashFound;

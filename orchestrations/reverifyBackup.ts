@@ -11,7 +11,7 @@
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import type { ReverifyInput } from '../services/integrity.js';
-import { ACTIVITY_RETRY } from './backupJob.js';
+import { ACTIVITY_RETRY } from './backupJob.flow.js';
 import {
   INTEGRITY_ACTIVITY,
   integrityActivities,
