@@ -12,6 +12,7 @@ import './servers.js';
 import './databases.js';
 import './jobs.js';
 import './audit.js';
+import './metrics.js';
 import './runner.js';
 import './integrity.js';
 import './timers.js';

@@ -5,6 +5,7 @@ import type { Store } from '../shared/db/store.js';
 import type { JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
 import type { ManifestSigner } from '../shared/integrity/manifest.js';
+import type { NotificationChannel } from './notification-channels.js';
 import type { JobOrchestrations } from './orchestrations.js';
 
 export interface Limits {
@@ -32,6 +33,8 @@ export interface Deps {
   limits: Limits;
   integrity: Integrity;
   now(): Date;
+  /** Where notifications go (Event Grid, webhooks); none configured means the notifier only drains the outbox. */
+  notifications: NotificationChannel[];
   /** Durable client for this invocation (the binding is per invocation in Azure). */
   orchestrations(context: InvocationContext): JobOrchestrations;
 }

@@ -27,6 +27,8 @@ export const auditActions = [
   'integrity.verify_requested',
   'integrity.verified',
   'integrity.failed',
+  'rpo.breached',
+  'rpo.recovered',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

@@ -41,6 +41,8 @@ const databasePolicyFields = {
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   /** Days between re-verifications of an Available backup's stored bytes; 0 = never. */
   reverifyEveryDays: z.number().int().nonnegative().max(3650),
+  /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
+  rpoHours: z.number().int().positive().max(24 * 366),
 };
 
 export const DatabasePolicy = z
@@ -51,6 +53,7 @@ export const DatabasePolicy = z
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
     reverifyEveryDays: databasePolicyFields.reverifyEveryDays.default(7),
+    rpoHours: databasePolicyFields.rpoHours.optional(),
   })
   .strict();
 
@@ -96,6 +99,17 @@ export const DatabaseUpdate = z
   .meta({ id: 'DatabaseUpdate' });
 export type DatabaseUpdate = z.infer<typeof DatabaseUpdate>;
 
+/** How recoverable the database is now: its last good backup against the RPO. */
+export const DatabaseRecovery = z
+  .object({
+    lastGoodBackupAt: isoDateTime.nullable(),
+    rpoHours: z.number().nullable(),
+    /** Since when the RPO is breached; null while the last good backup is recent enough (or no RPO is set). */
+    rpoBreachedSince: isoDateTime.nullable(),
+  })
+  .meta({ id: 'DatabaseRecovery' });
+export type DatabaseRecovery = z.infer<typeof DatabaseRecovery>;
+
 export const DatabaseView = z
   .object({
     id: uuid,
@@ -105,6 +119,8 @@ export const DatabaseView = z
     policy: DatabasePolicy,
     schedule: DatabaseSchedule.nullable(),
     enabled: z.boolean(),
+    /** On the single-database read only. */
+    recovery: DatabaseRecovery.optional(),
     createdAt: isoDateTime,
     updatedAt: isoDateTime,
   })

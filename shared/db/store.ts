@@ -31,6 +31,8 @@ export interface DatabaseRecord {
   policy: DatabasePolicy;
   schedule: DatabaseSchedule | null;
   enabled: boolean;
+  /** Since when the RPO is breached (null while within it); set by the RPO check. */
+  rpoBreachedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -177,6 +179,26 @@ export interface AuditFilter {
   limit: number;
 }
 
+/** Jobs counted per database, status and error code (one aggregate query; feeds the metrics endpoint). */
+export interface JobTally {
+  databaseId: string;
+  status: JobStatus;
+  errorCode: string | null;
+  jobs: number;
+  /** Sum of the stored sizes. */
+  bytes: number;
+  /** The newest `completedAt` of these jobs. */
+  lastCompletedAt: Date | null;
+}
+
+/** A notification waiting in the outbox: its audit event and what delivery has achieved so far. */
+export interface PendingNotification {
+  event: AuditRecord;
+  attempts: number;
+  /** Channels that have already taken it. */
+  deliveredTo: string[];
+}
+
 export interface PageOf<T> {
   items: T[];
   nextCursor?: string;
@@ -200,6 +222,13 @@ export interface Store {
   getDatabase(id: string): Promise<DatabaseRecord | undefined>;
   listDatabases(serverId: string): Promise<DatabaseRecord[]>;
   listScheduledDatabases(): Promise<DatabaseRecord[]>;
+  /** Every registered database, by id. */
+  listAllDatabases(): Promise<DatabaseRecord[]>;
+  /**
+   * Records that the database's RPO is breached since `since` (or, with null, that it is met again), with its
+   * audit row; compare-and-set, so each breach and each recovery is recorded once. Undefined when nothing changed.
+   */
+  setRpoBreach(databaseId: string, since: Date | null, audit: AuditEntry): Promise<DatabaseRecord | undefined>;
   updateDatabase(id: string, patch: Partial<Omit<NewDatabase, 'id' | 'serverId'>>, audit: AuditEntry): Promise<DatabaseRecord | undefined>;
   deleteDatabase(id: string, audit: AuditEntry): Promise<'deleted' | 'not_found'>;
 
@@ -244,4 +273,19 @@ export interface Store {
   /** Audit rows that go with no state change (refusals, upload SAS issued, cancel requested). */
   appendAudit(entry: AuditEntry): Promise<AuditRecord>;
   listAudit(filter: AuditFilter): Promise<PageOf<AuditRecord>>;
+
+  /** Jobs per database, status and error code, with bytes and the newest completion. One aggregate query. */
+  tallyJobs(): Promise<JobTally[]>;
+  /** How many audit rows each action has (monotonic: audit rows are never deleted). One aggregate query. */
+  countAuditActions(): Promise<Array<{ action: AuditAction; count: number }>>;
+  /** Jobs completed at or after `since`, newest first (durations for the metrics). */
+  listCompletedJobs(since: Date, limit: number): Promise<JobRecord[]>;
+
+  /** Outbox rows not yet done whose next attempt is due, oldest first, with their audit events. */
+  listPendingNotifications(now: Date, limit: number): Promise<PendingNotification[]>;
+  /** The outcome of one delivery attempt. `done` ends it (delivered everywhere, or given up). */
+  recordNotificationAttempt(
+    id: string,
+    outcome: { deliveredTo: string[]; done: boolean; nextAttemptAt: Date; error: string | null; at: Date },
+  ): Promise<void>;
 }

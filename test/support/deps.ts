@@ -138,6 +138,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits>; rehashB
     limits: { ...testLimits, ...options.limits },
     integrity: { signer: new LocalManifestSigner(), rehashBudgetBytes: options.rehashBudgetBytes ?? 64 * 1024, reverifyBatchSize: 20 },
     now: () => new Date(),
+    notifications: [],
     orchestrations: (_context: InvocationContext) => orchestrations,
   };
   setDeps(deps);
