@@ -36,6 +36,7 @@ import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type HttpHostOptions, type RunningHttpHost } from './http-host.js';
+import { LocalManifestSigner } from './manifest-signer.js';
 import { startPortalHost, type RunningPortalHost } from './portal-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
@@ -150,6 +151,10 @@ export interface StackOptions {
   maxDeliveryCount?: number;
   /** How often the dead-letter watch runs (the Function App's timer runs every minute); default 1 s. */
   deadLetterSweepMs?: number;
+  /** Signs the backups' manifests; a fresh local key by default. */
+  manifestSigner?: LocalManifestSigner;
+  /** Bytes per re-hash activity (small in tests, to run several slices). */
+  rehashBudgetBytes?: number;
   /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
   corsOrigins?: string[];
 }
@@ -194,6 +199,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   };
   const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator, BACKUP_JOB2_ORCHESTRATOR, backupJob2Orchestrator } = await ready('HTTP functions and orchestrator code', loadFunctionRegistrations());
   const { activities } = await import('../orchestrations/backupJob.activities.js');
+  const { REVERIFY_BACKUP_ORCHESTRATOR, reverifyBackupOrchestrator } = await import('../orchestrations/reverifyBackup.js');
+  const { integrityActivities } = await import('../orchestrations/integrity.activities.js');
   const cert = ensureLoopbackCert();
   progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
   const [issuer, azurite, { store, client: storeClient }, broker] = await Promise.all([
@@ -212,8 +219,12 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
   const durable = new InProcessDurableHost({
-    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator, [BACKUP_JOB2_ORCHESTRATOR]: backupJob2Orchestrator },
-    activities,
+    orchestrators: {
+      [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator,
+      [BACKUP_JOB2_ORCHESTRATOR]: backupJob2Orchestrator,
+      [REVERIFY_BACKUP_ORCHESTRATOR]: reverifyBackupOrchestrator,
+    },
+    activities: { ...activities, ...integrityActivities },
     log,
   });
   const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB2_ORCHESTRATOR);
@@ -233,6 +244,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     rbac: testRbacPolicy,
     limits: sandboxLimits,
     recoveryRecipients: [],
+    integrity: { signer: options.manifestSigner ?? new LocalManifestSigner(), rehashBudgetBytes: options.rehashBudgetBytes ?? 8 * 1024 * 1024, reverifyBatchSize: 20 },
     now: () => new Date(),
     notifications: [],
     orchestrations: () => orchestrations,

@@ -17,6 +17,9 @@ import { defaultDatabasePolicy, type DatabasePolicy } from '../shared/contracts/
 import type { JobPatch } from '../shared/db/store.js';
 import { getDeps, type Deps } from '../services/deps.js';
 import { expireBackup as expireJobBackup, type AuditActor, type ExpiryReason } from '../services/retention.js';
+import { jobFileName } from '../services/views.js';
+import { nextReverifyDue, reverifyEveryDaysFor } from '../services/integrity.js';
+import { deleteBackupFiles } from '../shared/storage/gateway.js';
 
 /** Activity function names (global in the Function App). Renaming one breaks in-flight orchestrations. */
 export const ACTIVITY = {
@@ -111,6 +114,11 @@ export interface MarkAvailableInput extends JobStep {
   sizeBytes: number;
   sha256: string;
   expiresAt: string;
+  /**
+   * backupJob2: the key that signed the manifest. Its presence also says the control plane re-hashed the stored
+   * bytes itself (verifiedAt = at) and starts the re-verification schedule.
+   */
+  manifestKeyId?: string;
 }
 
 export interface IssueDownloadLinkInput {
@@ -304,15 +312,29 @@ export async function verifyUpload(input: VerifyUploadInput): Promise<VerifyUplo
 export async function markAvailable(input: MarkAvailableInput): Promise<StepDone | Refusal> {
   const deps = await getDeps();
   const at = new Date(input.at);
+  let proof: JobPatch = {};
+  if (input.manifestKeyId) {
+    const job = await deps.store.getJob(input.jobId);
+    const reverifyEveryDays = job ? await reverifyEveryDaysFor(deps, job) : 0;
+    proof = { verifiedAt: at, reverifyDueAt: nextReverifyDue(at, reverifyEveryDays), manifestKeyId: input.manifestKeyId };
+  }
   return transition(
     deps,
     input,
     {
       from: ['Verifying'],
       to: 'Available',
-      patch: { sizeBytes: input.sizeBytes, sha256: input.sha256, completedAt: at, expiresAt: new Date(input.expiresAt) },
+      patch: { sizeBytes: input.sizeBytes, sha256: input.sha256, completedAt: at, expiresAt: new Date(input.expiresAt), ...proof },
     },
-    { action: 'job.available', detail: { sizeBytes: input.sizeBytes, sha256: input.sha256, expiresAt: input.expiresAt } },
+    {
+      action: 'job.available',
+      detail: {
+        sizeBytes: input.sizeBytes,
+        sha256: input.sha256,
+        expiresAt: input.expiresAt,
+        ...(input.manifestKeyId ? { rehashedByControlPlane: true, manifestKeyId: input.manifestKeyId, reverifyDueAt: proof.reverifyDueAt?.toISOString() ?? null } : {}),
+      },
+    },
   );
 }
 
@@ -335,7 +357,8 @@ export async function failJob(input: FailJobInput): Promise<StepDone | Refusal> 
   if (!job) return { ok: false, code: 'job_not_found' };
   const from: readonly JobStatus[] = input.to === 'Cancelled' ? ['Pending', 'Queued', 'Running'] : ['Pending', 'Queued', 'Running', 'Verifying'];
   if (job.status !== input.to && !from.includes(job.status)) return { ok: false, code: 'conflict', status: job.status };
-  const partialBlobDeleted = await deps.blobs.deleteBlob(job.blobPath);
+  // Sidecars too: a manifest written before a later step failed must not outlive the job.
+  const partialBlobDeleted = await deleteBackupFiles(deps.blobs, job.blobPath);
   return transition(
     deps,
     input,
@@ -382,7 +405,7 @@ export async function expireBackup(input: ExpireBackupInput): Promise<ExpireBack
 
 /** An activity as a host calls it: the input is whatever the orchestrator sent (our own, typed, JSON). */
 export type ActivityFunction = (input: unknown, context?: InvocationContext) => Promise<unknown>;
-const asActivity =
+export const asActivity =
   <I>(handler: (input: I) => Promise<unknown>): ActivityFunction =>
   (input) =>
     handler(input as I);

@@ -25,6 +25,7 @@ import type { Deps } from './deps.js';
 import { copyRecipientsFor } from './encryption.js';
 import type { OrchestrationState } from './orchestrations.js';
 import { expireBackup } from './retention.js';
+import { sidecarLinks } from './integrity.js';
 import { buildNewJob, downloadLinkExpiry } from './job-rules.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { jobFileName, jobView } from './views.js';
@@ -278,6 +279,7 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
     });
     throw new AppError('forbidden', `Only the job's requester or an Admin may download the backup of job ${job.id}.`);
   }
+  if (job.status === 'Corrupt') await refuseCorruptDownload(scope, job);
   conflictUnlessIn(job, ['Available'], 'a download link');
   if (job.sizeBytes === null || job.sha256 === null) {
     throw new AppError('internal', `Job ${job.id} is Available without a verified size and digest.`);
@@ -320,6 +322,8 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
     at: now,
   });
   if (!recorded) throw new AppError('not_found', `Job ${job.id} does not exist.`);
+  // Jobs verified before manifests existed have no sidecars.
+  const sidecars = job.manifestKeyId ? { sidecars: await sidecarLinks(deps, job, link.expiresAt, { correlationId, ...(boundToObjectId ? { delegatedUserObjectId: boundToObjectId } : {}) }) } : {};
   return {
     url: link.url,
     expiresAt: link.expiresAt.toISOString(),
@@ -328,5 +332,22 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
     sha256: job.sha256,
     correlationId,
     ...(boundToObjectId ? { boundToObjectId } : {}),
+    ...sidecars,
   };
+}
+
+/** A Corrupt backup is never handed out: the refusal is audited and names when and why it was found corrupt. */
+async function refuseCorruptDownload(scope: RequestScope, job: JobRecord): Promise<never> {
+  const reason = job.errorMessage ?? 'its stored bytes no longer match the verified digest';
+  const corruptAt = job.corruptAt?.toISOString() ?? null;
+  await scope.deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'sas.download_denied',
+    target: `job/${job.id}`,
+    jobId: job.id,
+    detail: { reason: 'corrupt', errorCode: job.errorCode, corruptAt },
+  });
+  throw new AppError('conflict', `The backup of job ${job.id} failed its integrity re-check${corruptAt ? ` at ${corruptAt}` : ''}: ${reason} Download links are refused.`, {
+    details: { jobStatus: job.status, reason: job.errorCode, corruptAt },
+  });
 }

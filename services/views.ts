@@ -74,6 +74,7 @@ export function jobView(job: JobRecord): JobView {
         ? { verifiedAt: iso(job.restoreVerifiedAt), durationMs: job.restoreDurationMs ?? 0, result: job.restoreResult, error: job.restoreError }
         : null,
     recipients: job.encryptionRecipients?.map(({ fingerprint, role }) => ({ fingerprint, role })) ?? null,
+    integrity: { verifiedAt: isoOrNull(job.verifiedAt), reverifyDueAt: isoOrNull(job.reverifyDueAt), corruptAt: isoOrNull(job.corruptAt) },
   };
 }
 

@@ -67,6 +67,8 @@ const databasePolicyFields = {
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   /** Links usable only with the Entra token of the person they were minted for (SAS `sduoid`). */
   bindLinksToRequester: z.boolean(),
+  /** Days between re-verifications of an Available backup's stored bytes; 0 = never. */
+  reverifyEveryDays: z.number().int().nonnegative().max(3650),
   /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
   rpoHours: z.number().int().positive().max(24 * 366),
   distribution: Distribution,
@@ -91,6 +93,7 @@ export const DatabasePolicy = z
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
     bindLinksToRequester: databasePolicyFields.bindLinksToRequester.default(false),
+    reverifyEveryDays: databasePolicyFields.reverifyEveryDays.default(7),
     rpoHours: databasePolicyFields.rpoHours.optional(),
     distribution: databasePolicyFields.distribution.default('raw'),
     masking: databasePolicyFields.masking.default(null),

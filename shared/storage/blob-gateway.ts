@@ -115,6 +115,7 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
         );
         return {
           sizeBytes: properties.contentLength ?? 0,
+          etag: properties.etag ?? '',
           metadata: lowerCaseKeys(properties.metadata ?? {}),
           contentType: properties.contentType,
         };
@@ -123,6 +124,39 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
         if (statusCodeOf(error) === 404) return undefined;
         throw error;
       }
+    },
+
+    async readRange(blobPath, { offset, count, etag }) {
+      assertBlobPath(blobPath);
+      try {
+        const response = await unavailableOnOutage(
+          () =>
+            container.getBlobClient(blobPath).download(offset, count, {
+              ...(etag ? { conditions: { ifMatch: etag } } : {}),
+              // A dropped connection resumes from where it stopped instead of failing the whole range.
+              maxRetryRequests: 5,
+            }),
+          `read blob ${blobPath}`,
+        );
+        return response.readableStreamBody;
+      } catch (error) {
+        if (statusCodeOf(error) === 404) return undefined;
+        if (statusCodeOf(error) === 412) {
+          throw new AppError('integrity_mismatch', `Blob ${blobPath} was rewritten while it was being read`, { cause: error });
+        }
+        throw error;
+      }
+    },
+
+    async writeBlob(blobPath, content, { contentType }) {
+      assertBlobPath(blobPath);
+      await unavailableOnOutage(
+        () =>
+          container.getBlockBlobClient(blobPath).upload(content, content.byteLength, {
+            blobHTTPHeaders: { blobContentType: contentType },
+          }),
+        `write blob ${blobPath}`,
+      );
     },
 
     async deleteBlob(blobPath): Promise<boolean> {

@@ -11,6 +11,7 @@ import { readAll, startLocalStack, JOBS_TOPIC, type LocalStack } from '../../dev
 import { startEmbeddedSource, restoreAndFingerprint, type EmbeddedSource } from '../../dev/embedded-source.js';
 import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
 import type { AuditRecord, JobRecord } from '../../shared/db/store.js';
+import { waitForJob as waitForJobIn } from '../support/jobs.js';
 
 type Json = Record<string, any>;
 
@@ -43,14 +44,8 @@ async function requestBackup(compression: 'none' | 'gzip' = 'none'): Promise<str
   return created.body.id as string;
 }
 
-async function waitForJob(jobId: string, done: (job: JobRecord) => boolean, what: string, timeoutMs = 60_000): Promise<JobRecord> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await stack.store.getJob(jobId);
-    if (job && done(job)) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} did not become ${what}; it is ${job?.status} (${job?.errorCode ?? ''} ${job?.errorMessage ?? ''})`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+function waitForJob(jobId: string, done: (job: JobRecord) => boolean, what: string, timeoutMs = 60_000): Promise<JobRecord> {
+  return waitForJobIn(stack.store, jobId, done, what, timeoutMs);
 }
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {

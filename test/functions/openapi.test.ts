@@ -135,6 +135,7 @@ describe('GET /api/openapi.json', () => {
       maskingVersion: 3,
       restoreRehearsal: { verifiedAt: now, durationMs: 1234, result: 'passed', error: null },
       recipients: null,
+      integrity: { verifiedAt: now, reverifyDueAt: now, corruptAt: null },
     });
     expect(validator('Job')(job)).toBe(true);
     expect(validator('JobPage')({ items: [job], nextCursor: 'abc' })).toBe(true);
@@ -142,6 +143,7 @@ describe('GET /api/openapi.json', () => {
     const link = { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) };
     expect(validator('DownloadLink')({ ...link, correlationId: randomUUID(), boundToObjectId: randomUUID() })).toBe(true);
     expect(validator('DownloadLink')(link)).toBe(false); // every link carries its correlation id
+    expect(validator('Job')({ ...job, status: 'Corrupt', error: { code: 'integrity_failed', message: 'changed' } })).toBe(true);
 
     const server = ServerView.parse({ id: randomUUID(), name: 'sql01', host: 'sql01', engine: 'postgres', description: null, runners: [{ clientId: randomUUID(), servicePrincipalId: randomUUID() }], createdAt: now, updatedAt: now });
     expect(validator('Server')(server)).toBe(true);

@@ -174,6 +174,9 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     listRequesterRecipients: () => store.listRequesterRecipients('oid'),
     replaceRequesterRecipients: () =>
       store.replaceRequesterRecipients('oid', [{ recipient: 'age1x', fingerprint: '0123456789abcdef' }, { recipient: 'age1y', fingerprint: 'fedcba9876543210' }], audit),
+    listReverifyDue: () => store.listReverifyDue(new Date(), 5),
+    recordVerification: () => store.recordVerification(id, { verifiedAt: new Date(), reverifyDueAt: null }, audit),
+    isManifestKeyInUse: () => store.isManifestKeyInUse('https://kv.vault.azure.net/keys/m/1', new Date()),
     appendAudit: () => store.appendAudit(audit),
     tallyJobs: () => store.tallyJobs(),
     countAuditActions: () => store.countAuditActions(),
@@ -228,6 +231,7 @@ describe('SQL Server statements', async () => {
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
         'listRunnerHeartbeats', 'recordRunnerHeartbeat', 'listRequesterRecipients', 'replaceRequesterRecipients',
+        'isManifestKeyInUse', 'listReverifyDue', 'recordVerification',
         'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
         'recordNotificationAttempt', 'recordRestoreRehearsal',
       ].sort(),
