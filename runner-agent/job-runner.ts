@@ -181,7 +181,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     });
 
     const backup = await engine.backup(
-      { jobId: job.jobId, databaseName: job.databaseName },
+      { jobId: job.jobId, databaseName: job.databaseName, compression: job.options.compression },
       {
         signal: stop.signal,
         attemptId,

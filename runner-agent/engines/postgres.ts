@@ -7,11 +7,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import pg from 'pg';
+import type { Compression } from '../../shared/contracts/common.js';
 import { AppError, errorMessage } from '../../shared/errors.js';
 import type { PostgresSettings } from '../config.js';
 import { BoundedText, JobFailure } from '../errors.js';
+import { CoalescingStream } from '../pipeline/coalesce.js';
 import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
 
 const executable = process.platform === 'win32' ? 'pg_dump.exe' : 'pg_dump';
@@ -57,6 +58,20 @@ export function pgEnvironment(settings: PostgresSettings, database: string): Nod
   return env;
 }
 
+/**
+ * pg_dump's format and compression for the runner's `compression`. When the runner compresses (gzip, zstd),
+ * pg_dump does not (`--compress=0`): compressing twice costs pg_dump's single thread the most and stores more.
+ * Without runner compression pg_dump compresses at zlib level 1, not its default 6: on the benchmark database
+ * level 1 is several times faster for a few percent more bytes (bench/RESULTS.md). PostgreSQL 16+'s
+ * `--compress=zstd|lz4` is not used: the runner's zstd does that job whatever pg_dump's version.
+ */
+export function pgDumpFormatArguments(compression: Compression): string[] {
+  return ['--format=custom', `--compress=${compression === 'none' ? PG_DUMP_OWN_COMPRESSION_LEVEL : 0}`];
+}
+
+/** zlib level pg_dump uses when the runner does not compress. */
+export const PG_DUMP_OWN_COMPRESSION_LEVEL = 1;
+
 /** pg_dump's stderr → a failure code an operator can act on. */
 export function classifyPgDumpError(stderr: string): string {
   if (/database ".*" does not exist/i.test(stderr)) return 'database_not_found';
@@ -78,7 +93,7 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
     async backup(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
       assertDatabaseName(job.databaseName);
       signal.throwIfAborted();
-      const child = spawn(pgDump(), ['--format=custom', '--no-password'], {
+      const child = spawn(pgDump(), [...pgDumpFormatArguments(job.compression ?? 'none'), '--no-password'], {
         env: pgEnvironment(settings, job.databaseName),
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
@@ -89,7 +104,7 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       signal.addEventListener('abort', onAbort, { once: true });
 
       // The stream ends only once pg_dump exited 0; a non-zero exit errors it after the last byte.
-      const stream = new PassThrough();
+      const stream = new CoalescingStream();
       child.stdout.pipe(stream, { end: false });
       const done = new Promise<void>((resolve, reject) => {
         let stdoutEnded = false;

@@ -3,13 +3,15 @@
  * pipeline decides where it goes. Engines know nothing about Service Bus, the API or Blob Storage.
  */
 import type { Readable } from 'node:stream';
-import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { BackupEngine, Compression } from '../../shared/contracts/common.js';
 import { JobFailure } from '../errors.js';
 
 export interface EngineJob {
   jobId: string;
   /** The database to back up, exactly as named in the job message. */
   databaseName: string;
+  /** How the runner will compress the stream: an engine that can compress itself leaves it to the runner then. */
+  compression?: Compression;
 }
 
 export interface EngineBackupOptions {
