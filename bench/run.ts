@@ -20,13 +20,14 @@ import { machineDescription, section } from './lib/report.js';
 const sections = ['upload', 'pg', 'api', 'replay'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--keep-files] [--all-variants]`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     'size-mib': { type: 'string' },
     'pg-size-mib': { type: 'string' },
+    'load-seconds': { type: 'string' },
     'keep-files': { type: 'boolean', default: false },
     'all-variants': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -110,7 +111,7 @@ async function runSection(name: Section): Promise<void> {
     }
     case 'api': {
       const { runApiBench } = await import('./api.js');
-      return runApiBench();
+      return runApiBench({ loadSeconds: positiveNumbers(values['load-seconds'], [10], 'load-seconds')[0]! });
     }
     case 'replay': {
       const { runReplayBench } = await import('./replay.js');
