@@ -8,15 +8,28 @@
  *   await run.raiseEvent('RunnerEvent', { type: 'accepted', ... });  // EventRaised, replay
  *   await run.advanceTo(later);                                     // TimerFired for each due timer, replay
  *
- * Playing the extension's part faithfully is the point, so the driver numbers tasks as the extension does: every
- * activity call and timer the orchestrator's actions contain gets the next sequence id, counted through every
- * `Task.any`/`Task.all` child, even one sent before (the legacy out-of-process protocol has no task ids; the
- * extension re-creates each child it is sent). Retries take ids for their timer and re-run; timers longer than the
- * library's maximum short timer run as intervals (replay schema V3+). After every episode the driver compares its
- * count with the library's own: a mismatch means the real extension would hand results to the wrong tasks.
+ * Playing the extension's part faithfully is the point. After every episode the action list the library
+ * returned is re-enacted the way the extension does (dev/durable-extension.ts, which names the extension and
+ * DurableTask.Core sources it follows): task ids are allocated by that re-enactment and compared with the
+ * history as DurableTask does, long timers are split the extension's way (3-day steps until less than 3 days
+ * remain, Azure Storage backend), a cancelled long timer re-creates only its first interval, retries wait on a
+ * back-off timer. What the extension would schedule is what this driver writes into the history. A
+ * non-determinism error, an episode the extension would never finish (hang), or a library that counts its tasks
+ * differently from the extension (results handed to the wrong tasks) fail the instance and reject the call
+ * with a `ReplayDivergenceError`.
  */
 import { createRequire } from 'node:module';
 import { DummyOrchestrationContext } from 'durable-functions';
+import {
+  AZURE_STORAGE_LIMITS,
+  ActionType,
+  HistoryEventType,
+  actionLeaves,
+  replayLikeTheExtension,
+  type OrchestratorAction,
+} from './durable-extension.js';
+
+export { HistoryEventType, type OrchestratorAction } from './durable-extension.js';
 
 const require = createRequire(import.meta.url);
 // Not in the package's typings; the entry points durable-functions' own tests use.
@@ -33,22 +46,8 @@ export const testingUtils = require('durable-functions/lib/src/util/testingUtils
   ) => unknown;
 };
 
-export const HistoryEventType = {
-  ExecutionStarted: 0,
-  TaskScheduled: 4,
-  TaskCompleted: 5,
-  TaskFailed: 6,
-  TimerCreated: 10,
-  TimerFired: 11,
-  OrchestratorStarted: 12,
-  OrchestratorCompleted: 13,
-  EventRaised: 15,
-} as const;
-
 /** durable-functions' ReplaySchema. Azure's current extension speaks V3 or later; V1 is the library's default. */
 export const ReplaySchema = { V1: 0, V2: 1, V3: 2, V4: 3 } as const;
-
-const ActionType = { CallActivity: 0, CallActivityWithRetry: 1, CreateTimer: 5 } as const;
 
 export interface HistoryEvent {
   EventType: number;
@@ -56,17 +55,6 @@ export interface HistoryEvent {
   IsPlayed: boolean;
   Timestamp: Date;
   [field: string]: unknown;
-}
-
-export interface OrchestratorAction {
-  actionType: number;
-  functionName?: string;
-  input?: unknown;
-  fireAt?: Date;
-  isCanceled?: boolean;
-  externalEventName?: string;
-  retryOptions?: { maxNumberOfAttempts: number; firstRetryIntervalInMilliseconds: number };
-  compoundActions?: OrchestratorAction[];
 }
 
 export interface OrchestratorState {
@@ -103,17 +91,12 @@ export const historyEvents = {
     event({ EventType: HistoryEventType.EventRaised, Name: name, Input: JSON.stringify(payload ?? null) }, at),
 };
 
-/** The extension's defaults for Azure Storage, as it passes them to the library. */
-const LONG_TIMER_INTERVAL_MS = 3 * 24 * 60 * 60 * 1000;
-const MAX_SHORT_TIMER_MS = 6 * 24 * 60 * 60 * 1000;
 
 export interface ScheduledActivity {
   id: number;
   name: string;
   /** As the activity receives it: through JSON. */
   input: unknown;
-  maxAttempts: number;
-  attempt: number;
 }
 
 export interface ScheduledTimer {
@@ -124,6 +107,13 @@ export interface ScheduledTimer {
   /** When the timer the orchestrator asked for fires. */
   finalFireAt: Date;
   canceled: boolean;
+  /** A retry back-off timer of the extension's, not one the orchestrator created. */
+  retry?: true;
+}
+
+/** The real extension would fail (or hang) the instance here; the driver fails the instance and the call. */
+export class ReplayDivergenceError extends Error {
+  override name = 'ReplayDivergenceError';
 }
 
 type Orchestrator = (...args: never[]) => unknown;
@@ -148,13 +138,12 @@ export class OrchestrationDriver {
   /** Custom status after each episode that changed it. */
   readonly statuses: unknown[] = [];
   state: OrchestratorState | undefined;
-  /** The orchestrator threw: the message the extension would record. */
+  /** The instance failed: the message the extension would record. */
   failure: string | undefined;
   now: Date;
 
-  private nextId = 0;
-  private actionsSeen = 0;
-  private readonly timerByAction = new Map<number, ScheduledTimer>();
+  private readonly timerByLeaf = new Map<number, ScheduledTimer>();
+  private readonly calledLeaves = new Set<number>();
   private readonly pendingActivities = new Map<number, ScheduledActivity>();
   private readonly pendingTimers = new Map<number, ScheduledTimer>();
   private readonly schemaVersion: number;
@@ -190,7 +179,7 @@ export class OrchestrationDriver {
     return [...this.pendingActivities.values()];
   }
 
-  /** Timers that will fire and that the orchestrator has not cancelled. */
+  /** Timers that will fire and that the orchestrator has not cancelled (retry back-off timers included). */
   get liveTimers(): ScheduledTimer[] {
     return [...this.pendingTimers.values()].filter((timer) => !timer.canceled);
   }
@@ -207,24 +196,18 @@ export class OrchestrationDriver {
   }
 
   /**
-   * The activity threw. With RetryOptions the library waits on a retry timer (its own sequence id) and, while
-   * attempts remain, schedules the activity again (another id); the retry timer fires at once here.
+   * The activity threw. With RetryOptions the extension waits on a back-off timer and schedules the activity
+   * again while attempts remain (after the last one, a timer at once). Unless `waitForRetry` is false, time
+   * moves on to that timer (firing whatever else is due by then), as it would in Azure.
    */
-  async failActivity(name: string, reason: string): Promise<void> {
+  async failActivity(name: string, reason: string, options: { waitForRetry?: boolean } = {}): Promise<void> {
     const activity = this.pending(name);
     this.pendingActivities.delete(activity.id);
-    const at = this.now;
-    const events = [historyEvents.taskFailed(activity.id, reason, at)];
-    if (activity.maxAttempts > 1) {
-      const timerId = this.nextId++;
-      events.push(historyEvents.timerCreated(timerId, at, at), historyEvents.timerFired(timerId, at, at));
-      if (activity.attempt < activity.maxAttempts) {
-        const id = this.nextId++;
-        events.push(historyEvents.taskScheduled(id, name, activity.input, at));
-        this.pendingActivities.set(id, { ...activity, id, attempt: activity.attempt + 1 });
-      }
-    }
-    await this.episode(events, at);
+    const retryTimersBefore = new Set(this.liveTimers.filter((timer) => timer.retry).map((timer) => timer.id));
+    await this.episode([historyEvents.taskFailed(activity.id, reason, this.now)], this.now);
+    if (options.waitForRetry === false) return;
+    const retry = this.liveTimers.find((timer) => timer.retry && !retryTimersBefore.has(timer.id));
+    if (retry) await this.advanceTo(retry.fireAt);
   }
 
   /** Delivers an external event; false (and nothing happens) once the instance has finished, as in Azure. */
@@ -236,28 +219,32 @@ export class OrchestrationDriver {
 
   /**
    * Moves time to `until`, firing every pending timer due by then in fire order, one episode each. Cancelled
-   * timers fire too (the extension delivers them; the orchestrator must not care). A long timer's interval that
-   * fires arms the next interval, as the extension does, unless the timer was cancelled.
+   * timers fire too (the extension does not withdraw a timer; the orchestrator must not care). The next interval
+   * of a long timer is whatever the extension's replay of that episode schedules.
    */
   async advanceTo(until: Date): Promise<void> {
     for (;;) {
       if (this.isDone) break;
-      const due = [...this.pendingTimers.values()]
-        .filter((timer) => timer.fireAt <= until)
-        .sort((a, b) => a.fireAt.getTime() - b.fireAt.getTime() || a.id - b.id)[0];
+      const due = [...this.pendingTimers.entries()]
+        .filter(([, timer]) => timer.fireAt <= until)
+        .sort(([idA, a], [idB, b]) => a.fireAt.getTime() - b.fireAt.getTime() || idA - idB)[0];
       if (!due) break;
-      this.pendingTimers.delete(due.id);
-      const at = due.fireAt > this.now ? due.fireAt : this.now;
-      const events = [historyEvents.timerFired(due.id, due.fireAt, at)];
-      if (due.finalFireAt > due.fireAt && !due.canceled) {
-        due.id = this.nextId++;
-        due.fireAt = nextInterval(at, due.finalFireAt);
-        this.pendingTimers.set(due.id, due);
-        events.push(historyEvents.timerCreated(due.id, due.fireAt, at));
-      }
-      await this.episode(events, at);
+      const [id, timer] = due;
+      this.pendingTimers.delete(id);
+      const at = timer.fireAt > this.now ? timer.fireAt : this.now;
+      await this.episode([historyEvents.timerFired(id, timer.fireAt, at)], at);
     }
     if (until > this.now) this.now = until;
+  }
+
+  /** Fires the next pending timer and delivers an event in the same episode (both reached the instance together). */
+  async fireNextTimerWith(name: string, payload: unknown): Promise<void> {
+    const next = [...this.pendingTimers.entries()].sort(([idA, a], [idB, b]) => a.fireAt.getTime() - b.fireAt.getTime() || idA - idB)[0];
+    if (!next) throw new Error('No timer is pending');
+    const [id, timer] = next;
+    this.pendingTimers.delete(id);
+    const at = timer.fireAt > this.now ? timer.fireAt : this.now;
+    await this.episode([historyEvents.timerFired(id, timer.fireAt, at), historyEvents.eventRaised(name, payload, at)], at);
   }
 
   async advanceBy(ms: number): Promise<void> {
@@ -273,7 +260,7 @@ export class OrchestrationDriver {
     return matches[0]!;
   }
 
-  /** One orchestrator execution: OrchestratorStarted, the new events, replay, then the new actions scheduled. */
+  /** One orchestrator execution: OrchestratorStarted, the new events, replay, then what the extension schedules. */
   private async episode(newEvents: HistoryEvent[], at: Date): Promise<void> {
     if (this.isDone) throw new Error('The orchestration has finished; the extension would drop this.');
     if (at > this.now) this.now = at;
@@ -299,60 +286,67 @@ export class OrchestrationDriver {
       this.failure = orchestrationFailureMessage(error);
       return;
     }
-    this.schedule(state.actions);
-    this.checkNumbering(context);
+
+    const replay = replayLikeTheExtension(this.history, state.actions, {
+      schemaVersion: this.schemaVersion,
+      orchestratorDone: state.isDone,
+      limits: AZURE_STORAGE_LIMITS,
+    });
+    const librarySequence = (context.df as unknown as { taskOrchestratorExecutor?: { sequenceNumber?: number } } | undefined)
+      ?.taskOrchestratorExecutor?.sequenceNumber;
+    const divergence =
+      replay.failure ??
+      (librarySequence !== undefined && librarySequence !== replay.taskCount
+        ? `Task numbering diverged: durable-functions counts ${librarySequence} tasks, the extension ${replay.taskCount}; ` +
+          'the library would hand results to the wrong tasks (e.g. it armed the next interval of a cancelled long timer).'
+        : undefined);
+    if (divergence !== undefined) {
+      this.failure = divergence;
+      this.state = state;
+      throw new ReplayDivergenceError(divergence);
+    }
+
+    this.noteTimers(state.actions);
+    for (const action of replay.newActions) {
+      if (action.kind === 'activity') {
+        const input = JSON.parse(JSON.stringify(action.input ?? null)) as unknown;
+        this.pendingActivities.set(action.id, { id: action.id, name: action.name, input });
+        this.history.push(historyEvents.taskScheduled(action.id, action.name, input, this.now));
+      } else {
+        const owner = action.leaf === undefined ? undefined : this.timerByLeaf.get(action.leaf);
+        const timer: ScheduledTimer = owner ?? { id: action.id, fireAt: action.fireAt, finalFireAt: action.fireAt, canceled: false, retry: true };
+        timer.id = action.id;
+        timer.fireAt = action.fireAt;
+        this.pendingTimers.set(action.id, timer);
+        this.history.push(historyEvents.timerCreated(action.id, action.fireAt, this.now));
+      }
+    }
     this.history.push(historyEvents.orchestratorCompleted(this.now));
     if (JSON.stringify(state.customStatus) !== JSON.stringify(this.state?.customStatus)) this.statuses.push(state.customStatus);
     this.state = state;
   }
 
-  /** Schedules the actions not seen before and notes which timers the orchestrator has cancelled since. */
-  private schedule(actions: OrchestratorState['actions']): void {
-    let index = 0;
-    for (const action of leaves(actions)) {
-      if (action.actionType !== ActionType.CallActivity && action.actionType !== ActionType.CallActivityWithRetry && action.actionType !== ActionType.CreateTimer) {
-        continue;
-      }
-      const seen = index < this.actionsSeen;
+  /** Records new activity calls and timers (by their place in the action tree) and which timers are cancelled. */
+  private noteTimers(actions: OrchestratorState['actions']): void {
+    let leaf = 0;
+    for (const action of actionLeaves(actions)) {
       if (action.actionType === ActionType.CreateTimer) {
-        if (seen) this.timerByAction.get(index)!.canceled = action.isCanceled === true;
-        else this.createTimer(index, action);
-      } else if (!seen) {
-        const id = this.nextId++;
-        const input = JSON.parse(JSON.stringify(action.input ?? null)) as unknown;
-        const maxAttempts = action.actionType === ActionType.CallActivityWithRetry ? (action.retryOptions?.maxNumberOfAttempts ?? 1) : 1;
-        this.pendingActivities.set(id, { id, name: action.functionName!, input, maxAttempts, attempt: 1 });
-        this.calls.push({ name: action.functionName!, input });
-        this.history.push(historyEvents.taskScheduled(id, action.functionName!, input, this.now));
+        let timer = this.timerByLeaf.get(leaf);
+        if (!timer) {
+          const fireAt = new Date(action.fireAt!);
+          timer = { id: -1, fireAt, finalFireAt: fireAt, canceled: false };
+          this.timerByLeaf.set(leaf, timer);
+          this.timers.push(timer);
+        }
+        timer.canceled = action.isCanceled === true;
+      } else if (
+        (action.actionType === ActionType.CallActivity || action.actionType === ActionType.CallActivityWithRetry) &&
+        !this.calledLeaves.has(leaf)
+      ) {
+        this.calledLeaves.add(leaf);
+        this.calls.push({ name: action.functionName!, input: JSON.parse(JSON.stringify(action.input ?? null)) as unknown });
       }
-      index++;
-    }
-    this.actionsSeen = index;
-  }
-
-  private createTimer(index: number, action: OrchestratorAction): void {
-    const finalFireAt = new Date(action.fireAt!);
-    const isLong = this.schemaVersion >= ReplaySchema.V3 && finalFireAt.getTime() - this.now.getTime() > MAX_SHORT_TIMER_MS;
-    const timer: ScheduledTimer = {
-      id: this.nextId++,
-      fireAt: isLong ? nextInterval(this.now, finalFireAt) : finalFireAt,
-      finalFireAt,
-      canceled: action.isCanceled === true,
-    };
-    this.timerByAction.set(index, timer);
-    this.timers.push(timer);
-    this.pendingTimers.set(timer.id, timer);
-    this.history.push(historyEvents.timerCreated(timer.id, timer.fireAt, this.now));
-  }
-
-  private checkNumbering(context: DummyOrchestrationContext): void {
-    const executor = (context.df as unknown as { taskOrchestratorExecutor?: { sequenceNumber?: number } } | undefined)?.taskOrchestratorExecutor;
-    const librarySequence = executor?.sequenceNumber;
-    if (librarySequence !== undefined && librarySequence !== this.nextId) {
-      throw new Error(
-        `Task numbering diverged: durable-functions counts ${librarySequence} tasks, the extension would count ${this.nextId}. ` +
-          'A task sent twice (e.g. one timer in two Task.any calls) or a cancelled long timer splitting again would do this.',
-      );
+      leaf++;
     }
   }
 }
@@ -374,17 +368,4 @@ function orchestrationFailureMessage(error: unknown): string {
     }
   }
   return head ?? error.message;
-}
-
-function nextInterval(from: Date, finalFireAt: Date): Date {
-  return finalFireAt.getTime() - from.getTime() > MAX_SHORT_TIMER_MS ? new Date(from.getTime() + LONG_TIMER_INTERVAL_MS) : finalFireAt;
-}
-
-/** Actions in the order the extension performs them: nested arrays (schema V1) and compound children flattened. */
-function* leaves(actions: readonly (OrchestratorAction | readonly OrchestratorAction[])[]): Generator<OrchestratorAction> {
-  for (const action of actions) {
-    if (Array.isArray(action)) yield* leaves(action);
-    else if ((action as OrchestratorAction).compoundActions) yield* leaves((action as OrchestratorAction).compoundActions!);
-    else yield action as OrchestratorAction;
-  }
 }

@@ -37,6 +37,8 @@ interface Instance {
   queue: Promise<void>;
   startedActivities: Set<number>;
   armedTimers: Map<number, NodeJS.Timeout>;
+  /** Armed retry back-off timers, counted in `busy`. */
+  armedRetries: Set<number>;
   /** Episodes queued plus activities running. */
   busy: number;
   hostError?: string;
@@ -68,7 +70,7 @@ export class InProcessDurableHost {
     const orchestrator = this.options.orchestrators[name];
     if (!orchestrator) throw new Error(`No orchestrator named ${name} is registered`);
     if (this.instances.has(instanceId)) return false;
-    const instance: Instance = { id: instanceId, name, queue: Promise.resolve(), startedActivities: new Set(), armedTimers: new Map(), busy: 0 };
+    const instance: Instance = { id: instanceId, name, queue: Promise.resolve(), startedActivities: new Set(), armedTimers: new Map(), armedRetries: new Set(), busy: 0 };
     this.instances.set(instanceId, instance);
     this.step(instance, async () => {
       instance.driver = await OrchestrationDriver.start(orchestrator, { instanceId, input, startAt: this.now(), name });
@@ -164,13 +166,22 @@ export class InProcessDurableHost {
       if (!live.has(id)) {
         clearTimeout(handle);
         instance.armedTimers.delete(id);
+        if (instance.armedRetries.delete(id)) this.settle(instance);
       }
     }
     for (const timer of live.values()) {
       if (instance.armedTimers.has(timer.id)) continue;
       const delay = timer.fireAt.getTime() - this.now().getTime();
       if (delay > MAX_ARMED_TIMER_MS) continue;
-      const handle = setTimeout(() => this.step(instance, (d) => d.advanceTo(timer.fireAt)), Math.max(0, delay));
+      // A retry back-off is work in flight (the activity runs again when it fires): whenIdle waits for it.
+      if (timer.retry) {
+        instance.busy++;
+        instance.armedRetries.add(timer.id);
+      }
+      const handle = setTimeout(() => {
+        this.step(instance, (d) => d.advanceTo(timer.fireAt));
+        if (instance.armedRetries.delete(timer.id)) this.settle(instance);
+      }, Math.max(0, delay));
       handle.unref();
       instance.armedTimers.set(timer.id, handle);
     }
@@ -190,7 +201,7 @@ export class InProcessDurableHost {
       this.step(instance, (driver) => driver.completeActivity(name, output));
     } catch (error) {
       this.log(`[durable] activity ${name} failed: ${errorText(error)}`);
-      this.step(instance, (driver) => driver.failActivity(name, errorText(error)));
+      this.step(instance, (driver) => driver.failActivity(name, errorText(error), { waitForRetry: false }));
     } finally {
       this.settle(instance);
     }
@@ -199,6 +210,10 @@ export class InProcessDurableHost {
   private disarmTimers(instance: Instance): void {
     for (const handle of instance.armedTimers.values()) clearTimeout(handle);
     instance.armedTimers.clear();
+    for (const id of [...instance.armedRetries]) {
+      instance.armedRetries.delete(id);
+      this.settle(instance);
+    }
   }
 
   private isIdle(): boolean {

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import type { RbacPolicy } from '../shared/auth/rbac.js';
 import { EntraTokenValidator, type EntraTokenValidatorOptions } from '../shared/auth/entra-validator.js';
+import { InteractiveSignIn, readTokenRequest } from './oidc-sign-in.js';
 
 /** Group object ids the default test policy maps to roles; put them in `groups` to grant the role. */
 export const testGroupIds = {
@@ -129,6 +130,8 @@ export class OidcIssuer {
   private retired: SigningKey[] = [];
   private jwksRequests = 0;
   private jwksAvailable = true;
+  /** Authorization code + PKCE for browser apps, with a page to pick a demo user (dev/oidc-sign-in.ts). */
+  readonly signIn: InteractiveSignIn = new InteractiveSignIn(this);
 
   private constructor(
     private readonly server: Server,
@@ -249,6 +252,11 @@ export class OidcIssuer {
     );
   }
 
+  /** Signs arbitrary claims with the current key (ID tokens of the interactive sign-in). */
+  signClaims(claims: Record<string, unknown>): string {
+    return this.signWith(this.keys.at(-1)!, claims);
+  }
+
   /** Attack helpers: each returns a token a correct validator must refuse. */
   readonly forge = {
     /** Unsigned token (`alg: none`, empty signature). */
@@ -325,7 +333,21 @@ export class OidcIssuer {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = new URL(req.url ?? '/', this.baseUrl).pathname;
+    const url = new URL(req.url ?? '/', this.baseUrl);
+    const path = url.pathname;
+    if (path === `/${this.tenantId}/oauth2/v2.0/token`) {
+      this.token(req, res).catch(() => this.send(res, 400, { error: 'invalid_request' }));
+      return;
+    }
+    if (path === this.signIn.authorizePath) {
+      this.signIn.authorize(req, res, url).catch(() => this.send(res, 400, { error: 'invalid_request' }));
+      return;
+    }
+    if (path === this.signIn.logoutPath) return this.signIn.logout(res, url);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, this.signIn.corsHeaders(req)).end();
+      return;
+    }
     if (req.method !== 'GET') return this.send(res, 405, { error: 'method_not_allowed' });
     if (path === `/${this.tenantId}/discovery/v2.0/keys`) {
       this.jwksRequests += 1;
@@ -336,16 +358,37 @@ export class OidcIssuer {
       return this.send(res, 200, {
         issuer: this.v2Issuer,
         jwks_uri: this.jwksUri,
-        authorization_endpoint: `${this.baseUrl}/${this.tenantId}/oauth2/v2.0/authorize`,
+        authorization_endpoint: `${this.baseUrl}${this.signIn.authorizePath}`,
         token_endpoint: `${this.baseUrl}/${this.tenantId}/oauth2/v2.0/token`,
+        end_session_endpoint: `${this.baseUrl}${this.signIn.logoutPath}`,
+        code_challenge_methods_supported: ['S256'],
+        grant_types_supported: ['authorization_code'],
+        response_modes_supported: ['query', 'fragment'],
+        scopes_supported: ['openid', 'profile', 'offline_access', this.signIn.apiScope],
         response_types_supported: ['code', 'id_token', 'code id_token', 'id_token token'],
         subject_types_supported: ['pairwise'],
         id_token_signing_alg_values_supported: ['RS256'],
         token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
         tenant_region_scope: 'EU',
-      });
+      }, this.signIn.corsHeaders(req));
     }
     return this.send(res, 404, { error: 'not_found' });
+  }
+
+  /** The token endpoint: each grant type in its own function. */
+  private async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const cors = this.signIn.corsHeaders(req);
+    if (req.method === 'OPTIONS') {
+      res.writeHead(204, cors).end();
+      return;
+    }
+    if (req.method !== 'POST') return this.send(res, 405, { error: 'method_not_allowed' }, cors);
+    const form = await readTokenRequest(req);
+    if (form.get('grant_type') === 'authorization_code') {
+      const { status, body } = this.signIn.redeem(form);
+      return this.send(res, status, body, cors);
+    }
+    return this.send(res, 400, { error: 'unsupported_grant_type' }, cors);
   }
 
   /** Entra's JWKS entries carry no `alg`; consumers assume RS256 for RSA keys. */
@@ -354,8 +397,8 @@ export class OidcIssuer {
     return { kty: 'RSA', use: 'sig', kid: key.kid, x5t: key.kid, n, e, issuer: this.v2Issuer };
   }
 
-  private send(res: ServerResponse, status: number, body: unknown): void {
-    res.writeHead(status, { 'content-type': 'application/json' });
+  private send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
     res.end(JSON.stringify(body));
   }
 }

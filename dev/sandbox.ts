@@ -22,6 +22,12 @@ Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OA
 (Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
 orchestration and a real runner agent. Prints one line per step and exits 0 when every step passed.`;
 
+// `npm run sandbox -- --help | head` (or the whole run piped to head) closes stdout early: the run goes on,
+// and its exit code still tells whether every step passed.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
 const { values: args } = parseArgs({
   options: {
     serve: { type: 'boolean', default: false },
@@ -54,6 +60,9 @@ if (!process.env.DBDIST_SANDBOX_CHILD) {
   process.exit(child.status ?? 1);
 }
 
+const started = Date.now();
+const line = (label: string, text: string) => console.log(`${`[${((Date.now() - started) / 1000).toFixed(1)}s]`.padEnd(8)} ${label.padEnd(12)} ${text}`);
+line('starting', 'loading dbdist and its local stand-ins (the first run compiles the TypeScript: allow ~10 s)');
 const { startLocalStack, readAll } = await import('./stack.js');
 const { startEmbeddedSource, restoreAndFingerprint } = await import('./embedded-source.js');
 const { createPostgresEngine } = await import('../runner-agent/engines/postgres.js');
@@ -63,16 +72,23 @@ type Compression = import('../shared/contracts/common.js').Compression;
 
 type Json = Record<string, any>;
 let step = 'start the local stand-ins';
-const started = Date.now();
-const line = (label: string, text: string) => console.log(`${`[${((Date.now() - started) / 1000).toFixed(1)}s]`.padEnd(8)} ${label.padEnd(12)} ${text}`);
 function expectStatus(response: { status: number; text: string }, expected: number): void {
   if (response.status !== expected) throw new Error(`expected HTTP ${expected}, got ${response.status}: ${response.text.slice(0, 400)}`);
 }
 
+let portal: { dist: string } | undefined;
+if (args.serve) {
+  line('portal', 'building the portal (portal/dist)');
+  const { buildPortal } = await import('../portal/build.js');
+  portal = { dist: await buildPortal() };
+}
 const stack = await startLocalStack({
+  progress: (text) => line('starting', text),
   log: args.verbose ? (l) => console.log(`         · ${l}`) : undefined,
   ...(args['cors-origin'] ? { corsOrigins: args['cors-origin'] } : {}),
+  ...(portal ? { portal } : {}),
 });
+if (!args.source) line('starting', 'the embedded demo database (PGlite, seeding 2000 customers and 6000 orders)');
 const source = args.source ? undefined : await startEmbeddedSource();
 let exitCode = 0;
 try {
@@ -163,7 +179,7 @@ try {
     const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
     const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
     if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
-    line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical`);
+    line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical (the demo's pg_dump writes plain SQL: dev/README.md)`);
   }
 
   step = "refuse a link to someone else's backup (and audit the attempt)";
@@ -185,6 +201,10 @@ try {
   if (args.serve) {
     const api = stack.apiBaseUrl;
     console.log(`
+Portal: ${stack.portalOrigin}/  (sign in as alice, approver, auditor, admin or mallory on the local issuer's page)
+  The stand-ins use a self-signed loopback certificate: trust ${ensureLoopbackCert().certPath} in your browser, or open
+  ${stack.apiBaseUrl}/api/health/live, ${stack.issuer.baseUrl} and ${stack.azurite.blobEndpoint} once and accept it.
+
 Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbackCert().certPath}:
   export CURL_CA_BUNDLE=${ensureLoopbackCert().certPath}
   export ADMIN='${stack.tokens.admin}'

@@ -29,15 +29,40 @@ import { startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
 import { createPgliteStore } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
+import type { DemoUser } from './oidc-sign-in.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type RunningHttpHost } from './http-host.js';
+import { startPortalHost, type RunningPortalHost } from './portal-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
 export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
 
 export const JOBS_TOPIC = 'backup-jobs';
+
+/**
+ * The demo's people, the same in the tokens the stack hands out and on the local sign-in page (the portal).
+ * alice may request the demo database; mallory is a requester outside its group.
+ */
+export function demoPeople(requesterGroupId: string): DemoUser[] {
+  const person = (key: string, description: string, groups: string[], roles?: string[]): DemoUser => ({
+    key,
+    name: key,
+    upn: `${key}@contoso.example`,
+    oid: randomUUID(),
+    groups,
+    ...(roles ? { roles } : {}),
+    description,
+  });
+  return [
+    person('alice', 'Requester, may request the demo database', [testGroupIds.requester, requesterGroupId]),
+    person('approver', 'Approver of raw copies', [], ['Approver']),
+    person('auditor', 'Auditor, reads the audit trail', [testGroupIds.auditor]),
+    person('admin', 'Admin, registers servers and databases', [testGroupIds.admin]),
+    person('mallory', 'Requester outside the demo database’s group', [testGroupIds.requester, randomUUID()]),
+  ];
+}
 
 /** The demo's people. Each token is a real RS256 token from the local issuer. */
 export interface DemoTokens {
@@ -48,6 +73,8 @@ export interface DemoTokens {
   /** Another requester, not allowed on the demo database nor on alice's jobs. */
   mallory: string;
   auditor: string;
+  /** Holds the `Approver` app role (approval of raw copies). */
+  approver: string;
   /** The runner agent's client-credentials token (app role Runner). */
   runner: string;
 }
@@ -71,6 +98,10 @@ export interface LocalStack {
   container: string;
   /** Group object id of the demo database's requesters (alice is in it). */
   requesterGroupId: string;
+  /** The portal's origin, when `portal` was asked for (different from the API's, so CORS applies). */
+  portalOrigin?: string;
+  /** Who can sign in on the local issuer's page (and whose tokens `tokens` holds). */
+  demoUsers: DemoUser[];
   tokens: DemoTokens;
   /** Calls the API over loopback HTTPS, as the portal would. */
   api<T = unknown>(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<ApiResponse<T>>;
@@ -99,6 +130,10 @@ export interface RunningRunner {
 
 export interface StackOptions {
   log?: (line: string) => void;
+  /** Told what is starting and when each part is ready (the sandbox prints it). */
+  progress?: (line: string) => void;
+  /** Serve the built portal (portal/dist) on its own loopback origin, signed in through the local issuer. */
+  portal?: { dist: string };
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
   lockDurationMs?: number;
   /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
@@ -106,17 +141,19 @@ export interface StackOptions {
 }
 
 /**
- * Loads every function file, as the Functions host does. Outside the host @azure/functions is in test mode
- * and warns once per registration; that is expected here, so those lines are not shown.
+ * Loads every function file, as the Functions host does. Outside the host @azure/functions switches to its
+ * test mode ("Failed to detect the Azure Functions runtime") and warns once per registration; that is expected
+ * here (dev/http-host.ts serves the handlers), so those lines are not shown.
  */
 async function loadFunctionRegistrations() {
   const warn = console.warn;
   console.warn = (...args: unknown[]) => {
-    if (!/because the "@azure\/functions" package is in test mode/.test(String(args[0]))) warn(...args);
+    const text = String(args[0]);
+    if (!/Failed to detect the Azure Functions runtime|because the "@azure\/functions" package is in test mode/.test(text)) warn(...args);
   };
   try {
     await import('../functions/index.js');
-    return await import('../orchestrations/backupJob.js');
+    return { ...(await import('../orchestrations/backupJob.js')), ...(await import('../orchestrations/backupJob2.js')) };
   } finally {
     console.warn = warn;
   }
@@ -124,23 +161,32 @@ async function loadFunctionRegistrations() {
 
 export async function startLocalStack(options: StackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
-  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } = await loadFunctionRegistrations();
+  const progress = options.progress ?? (() => undefined);
+  const ready = <T>(what: string, work: Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    return work.then((value) => {
+      progress(`${what} ready (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      return value;
+    });
+  };
+  const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator, BACKUP_JOB2_ORCHESTRATOR, backupJob2Orchestrator } = await ready('HTTP functions and orchestrator code', loadFunctionRegistrations());
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const cert = ensureLoopbackCert();
+  progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
   const [issuer, azurite, store, broker] = await Promise.all([
-    startOidcIssuer({ tls: cert }),
-    startAzurite(),
-    createPgliteStore(),
-    ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] }),
+    ready('OIDC issuer', startOidcIssuer({ tls: cert })),
+    ready('Azurite', startAzurite()),
+    ready('PGlite store (migrations applied)', createPgliteStore()),
+    ready('AMQP broker', ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] })),
   ]);
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
   const durable = new InProcessDurableHost({
-    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator },
+    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator, [BACKUP_JOB2_ORCHESTRATOR]: backupJob2Orchestrator },
     activities,
     log,
   });
-  const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB_ORCHESTRATOR);
+  const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB2_ORCHESTRATOR);
   const deps: Deps = {
     store,
     blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
@@ -149,21 +195,31 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     rbac: testRbacPolicy,
     limits: sandboxLimits,
     now: () => new Date(),
+    notifications: [],
     orchestrations: () => orchestrations,
   };
   setDeps(deps);
-  // Checked like the app setting, so a wrong origin (a trailing slash) fails here rather than in a browser.
-  if (options.corsOrigins) setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, { CORS_ORIGINS: options.corsOrigins.join(',') })));
   const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
+  // The portal needs the API's URL for its config and the API needs the portal's origin for CORS: the policy is
+  // read per request, so it is set once both are known, before any request.
+  const portal = options.portal ? await startPortal(options.portal.dist, issuer, http.baseUrl) : undefined;
+  const corsOrigins = [...(options.corsOrigins ?? []), ...(portal ? [portal.origin] : [])];
+  // Checked like the app setting, so a wrong origin (a trailing slash) fails here rather than in a browser.
+  if (corsOrigins.length > 0) setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, { CORS_ORIGINS: corsOrigins.join(',') })));
 
   const requesterGroupId = randomUUID();
-  const user = (name: string, groups: string[]) =>
-    issuer.issueUserToken({ oid: randomUUID(), upn: `${name}@contoso.example`, name, groups, expiresIn: 8 * 3600 });
+  const demoUsers = demoPeople(requesterGroupId);
+  issuer.signIn.setUsers(demoUsers);
+  const user = (key: DemoUser['key']) => {
+    const { oid, upn, name, groups, roles } = demoUsers.find((candidate) => candidate.key === key)!;
+    return issuer.issueUserToken({ oid, upn, name, groups, ...(roles ? { roles } : {}), expiresIn: 8 * 3600 });
+  };
   const tokens: DemoTokens = {
-    admin: user('admin', [testGroupIds.admin]),
-    alice: user('alice', [testGroupIds.requester, requesterGroupId]),
-    mallory: user('mallory', [testGroupIds.requester, randomUUID()]),
-    auditor: user('auditor', [testGroupIds.auditor]),
+    admin: user('admin'),
+    alice: user('alice'),
+    mallory: user('mallory'),
+    auditor: user('auditor'),
+    approver: user('approver'),
     runner: issuer.issueAppToken({ roles: ['Runner'], expiresIn: 8 * 3600 }),
   };
 
@@ -240,6 +296,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     durable,
     container: container.containerName,
     requesterGroupId,
+    ...(portal ? { portalOrigin: portal.origin } : {}),
+    demoUsers,
     tokens,
     api,
     startRunner,
@@ -249,6 +307,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       setDeps(undefined);
       setHttpPolicy(undefined);
       await http.close().catch(() => undefined);
+      await portal?.close().catch(() => undefined);
       const timed = (name: string, work: Promise<unknown>) => {
         const t0 = Date.now();
         return work.finally(() => log(`[stack] ${name} stopped in ${Date.now() - t0} ms`));
@@ -263,6 +322,27 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       ]);
     },
   };
+}
+
+/**
+ * The portal on its own origin, registered with the local issuer as a SPA (redirect URI: its origin), with the
+ * config it reads at start-up: the issuer's metadata is handed over as a string, so MSAL needs no discovery.
+ */
+async function startPortal(dist: string, issuer: OidcIssuer, apiBaseUrl: string): Promise<RunningPortalHost> {
+  const metadata = await (await fetch(`${issuer.v2Issuer}/.well-known/openid-configuration`)).text();
+  const config: Record<string, unknown> = {
+    apiBaseUrl,
+    clientId: issuer.clientAppId,
+    authority: issuer.v2Issuer,
+    apiScope: issuer.signIn.apiScope,
+    knownAuthorities: [new URL(issuer.baseUrl).host],
+    authorityMetadata: metadata,
+    protocolMode: 'OIDC',
+    environmentName: 'Local sandbox',
+  };
+  const host = await startPortalHost({ dist, config });
+  issuer.signIn.registerSpa({ clientId: issuer.clientAppId, redirectUris: [`${host.origin}/`] });
+  return host;
 }
 
 /** Reads a whole stream (downloads in the sandbox and tests are small). */

@@ -4,7 +4,8 @@
  */
 import type { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
-import { BACKUP_JOB_ORCHESTRATOR, type BackupJobInput } from '../orchestrations/backupJob.js';
+import type { BackupJobInput } from '../orchestrations/backupJob.js';
+import { BACKUP_JOB2_ORCHESTRATOR } from '../orchestrations/backupJob2.js';
 import type { JobOrchestrations, OrchestrationState } from '../services/orchestrations.js';
 
 /** The client only says "not found" in its error text (it throws on the extension's HTTP 404). */
@@ -37,7 +38,7 @@ export function durableJobOrchestrations(context: InvocationContext): JobOrchest
       if ((await getState(jobId)) !== 'NotFound') return;
       const input: BackupJobInput = { jobId };
       try {
-        await client.startNew(BACKUP_JOB_ORCHESTRATOR, { instanceId: jobId, input });
+        await client.startNew(BACKUP_JOB2_ORCHESTRATOR, { instanceId: jobId, input });
       } catch (error) {
         if (isConflict(error)) return; // a concurrent start won the race: the instance exists, as asked
         throw error;

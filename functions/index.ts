@@ -12,11 +12,14 @@ import './servers.js';
 import './databases.js';
 import './jobs.js';
 import './audit.js';
+import './metrics.js';
 import './runner.js';
 import './timers.js';
 import './preflight.js';
-// Orchestrator and activities register themselves with durable-functions.
+// Orchestrators and activities register themselves with durable-functions: backupJob2 for new jobs, backupJob
+// (and the shared activities) for the instances started before it.
 import '../orchestrations/backupJob.js';
+import '../orchestrations/backupJob2.js';
 // Last: the API document describes everything registered above.
 import './openapi.js';
 

@@ -4,7 +4,7 @@
  * Installed by the composition root (functions/index.ts) and built lazily on first use; a host that brings its own
  * Deps never imports this.
  */
-import { DefaultAzureCredential } from '@azure/identity';
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../shared/auth/entra-validator.js';
 import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
 import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
@@ -12,6 +12,7 @@ import { createMssqlStore } from '../shared/db/mssql.js';
 import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { durableJobOrchestrations } from './durable-client.js';
+import { eventGridChannel, webhookChannel, type NotificationChannel } from '../services/notification-channels.js';
 import type { Deps, Limits } from '../services/deps.js';
 
 export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
@@ -38,6 +39,14 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),
     now: () => new Date(),
+    notifications: notificationChannelsFromSettings(settings, credential),
     orchestrations: durableJobOrchestrations,
   };
+}
+
+export function notificationChannelsFromSettings(settings: ControlPlaneSettings, credential: TokenCredential): NotificationChannel[] {
+  const channels: NotificationChannel[] = [];
+  if (settings.EVENTGRID_TOPIC_ENDPOINT) channels.push(eventGridChannel({ endpoint: settings.EVENTGRID_TOPIC_ENDPOINT, credential }));
+  for (const url of settings.NOTIFY_WEBHOOK_URLS) channels.push(webhookChannel({ url, secret: settings.NOTIFY_WEBHOOK_SECRET! }));
+  return channels;
 }

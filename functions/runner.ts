@@ -23,7 +23,9 @@ export const postRunnerEvent = endpoint({
   access: runnerOnly,
   params: IdParams,
   body: RunnerEvent,
-  responses: [{ status: 202, description: 'Passed to the job orchestration', schema: RunnerEventAck }],
+  responses: [
+    { status: 202, description: 'Lifecycle events passed to the job orchestration; progress on a Running job written to the job row (at most every 15 s)', schema: RunnerEventAck },
+  ],
   async handle({ scope, params, body }) {
     return accepted(await runner.reportRunnerEvent(scope, params.id, body));
   },

@@ -1,12 +1,14 @@
 /**
- * Timer triggers: the retention safety net, the backup schedules and the stalled-request sweep. All need the Durable client (job
- * orchestrations), hence the durableClient input binding. Handlers are exported so tests and an in-process host
+ * Timer triggers: the retention safety net, the backup schedules and the stalled-request sweep (these need the
+ * Durable client, hence the durableClient input binding), the notifier and the RPO check. Handlers are exported so tests and an in-process host
  * can call them; registration is at the bottom.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { getDeps } from '../services/deps.js';
+import { dispatchNotifications } from '../services/notifications.js';
 import { resumeStalledJobs } from '../services/recovery.js';
+import { checkRpo } from '../services/rpo.js';
 import { sweepExpiredBackups } from '../services/retention.js';
 import { runDueSchedules } from '../services/schedules.js';
 
@@ -37,6 +39,26 @@ export async function stalledJobsSweep(_timer: Timer, context: InvocationContext
   else context.log(summary);
 }
 
+/** Every minute: deliver the notification outbox (Event Grid, webhooks). */
+export async function notifyTick(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await dispatchNotifications(deps, { log: (line) => context.log(line), warn: (line) => context.warn(line) });
+  const summary = `Notifications: ${report.delivered} delivered, ${report.retrying} to retry, ${report.dropped} dropped, ${report.skipped} not for anyone`;
+  if (report.dropped > 0) context.warn(summary);
+  else if (report.delivered + report.retrying + report.skipped > 0) context.log(summary);
+}
+
+/** Every 15 minutes: record RPO breaches and recoveries (each once, audited and notified). */
+export async function rpoCheck(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await checkRpo(deps, { log: (line) => context.warn(line) });
+  const summary = `RPO check: ${report.checked} databases with an RPO, ${report.breached.length} newly breached, ${report.recovered.length} recovered, ${report.failed.length} failed`;
+  if (report.failed.length > 0) context.warn(summary, report.failed);
+  else context.log(summary);
+}
+
 app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
 app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
 app.timer('stalled-jobs-sweep', { schedule: '45 */10 * * * *', extraInputs: [df.input.durableClient()], handler: stalledJobsSweep });
+app.timer('notify', { schedule: '15 * * * * *', handler: notifyTick });
+app.timer('rpo-check', { schedule: '20 */15 * * * *', handler: rpoCheck });

@@ -57,8 +57,35 @@ param rbacAuditorGroupIds string[] = []
 @description('Entra group object ids granting the Requester role.')
 param rbacRequesterGroupIds string[] = []
 
-@description('Browser origins allowed to call the API.')
+@description('Browser origins allowed to call the API besides the portal (its origin is added on its own).')
 param corsOrigins string[] = []
+
+// ---------------------------------------------------------------- portal
+
+@description('Deploy the portal (a Static Web App, azd service `portal`).')
+param deployPortal bool = true
+
+@description('Region of the portal\'s Static Web App (a region that offers them; the content is served from a global edge).')
+param portalLocation string = 'westeurope'
+
+@description('Static Web App plan of the portal.')
+@allowed([
+  'Free'
+  'Standard'
+])
+param portalSku string = 'Free'
+
+@description('E-mail addresses the alert action group notifies (failed jobs, dead letters, integrity failures, RPO breaches, Function errors).')
+param alertEmails string[] = []
+
+@description('Optional webhook the alert action group calls (common alert schema), e.g. a Teams Workflows URL.')
+param alertWebhookUrl string = ''
+
+@description('NOTIFY_WEBHOOK_URLS: webhooks that get dbdist notifications (JSON with `text`, HMAC-signed).')
+param notifyWebhookUrls string[] = []
+
+@description('Key Vault secret URI of the webhook signing key (NOTIFY_WEBHOOK_SECRET as a Key Vault reference); required with notifyWebhookUrls.')
+param notifyWebhookSigningKeyUri string = ''
 
 // ---------------------------------------------------------------- backups and links
 
@@ -254,6 +281,27 @@ module network 'modules/network.bicep' = if (usePrivateEndpoint) {
   }
 }
 
+module portal 'modules/staticwebapp.bicep' = if (deployPortal) {
+  name: 'portal'
+  scope: rg
+  params: {
+    name: 'swa-${resourceToken}'
+    location: portalLocation
+    tags: tags
+    sku: portalSku
+  }
+}
+
+module eventGrid 'modules/eventgrid.bicep' = {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'evgt-${resourceToken}'
+  }
+}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   scope: rg
@@ -285,7 +333,27 @@ module functionApp 'modules/functionapp.bicep' = {
     sasTtlDefaultMinutes: sasTtlDefaultMinutes
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
-    corsOrigins: corsOrigins
+    corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
+    eventGridTopicEndpoint: eventGrid.outputs.endpoint
+    notifyWebhookUrls: notifyWebhookUrls
+    notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    eventGridTopicName: eventGrid.outputs.name
+    actionGroupName: 'ag-${resourceToken}'
+    functionPrincipalId: functionApp.outputs.principalId
+    functionAppName: functionApp.outputs.name
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    serviceBusName: serviceBus.outputs.name
+    alertEmails: alertEmails
+    alertWebhookUrl: alertWebhookUrl
   }
 }
 
@@ -312,6 +380,7 @@ output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
 
 // What clients and the runner agent need (docs/infra.md maps them to the runner's config).
+output PORTAL_URL string = deployPortal ? '${portal!.outputs.origin}/' : ''
 output API_BASE_URL string = 'https://${functionApp.outputs.defaultHostName}/api'
 output API_AUDIENCE string = apiAudience
 output API_CLIENT_ID string = apiClientId
@@ -326,3 +395,4 @@ output SQL_SERVER string = sql.outputs.fullyQualifiedDomainName
 output SQL_DATABASE string = sql.outputs.databaseName
 // The migration hook tells a workstation it cannot reach from one that need not try (private endpoint).
 output SQL_CONNECTIVITY string = sqlConnectivity
+output EVENTGRID_TOPIC_ENDPOINT string = eventGrid.outputs.endpoint

@@ -39,6 +39,17 @@ function configPathOf(command: Command): string | undefined {
 
 const envHelp = envVariables.map((v) => `  ${v.env.padEnd(48)} ${v.path}${v.secret ? '  (secret: environment only)' : ''}`).join('\n');
 
+/**
+ * Help and version text. `dbdist-runner --help | head` closes the pipe early: that is the reader's choice, not
+ * a failure (as for any Unix tool), so the broken pipe is not thrown. Backup data to stdout is not written here.
+ */
+function writeHelp(text: string): void {
+  process.stdout.once('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+  process.stdout.write(text);
+}
+
 export function buildProgram(): Command {
   const program = new Command('dbdist-runner')
     .description(
@@ -49,6 +60,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     // Usage errors come back to main() (exit 2, like a bad config) instead of commander exiting with 1.
     .exitOverride()
+    .configureOutput({ writeOut: writeHelp })
     .addHelpText(
       'after',
       `

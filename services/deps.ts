@@ -4,6 +4,7 @@ import type { RbacPolicy } from '../shared/auth/rbac.js';
 import type { Store } from '../shared/db/store.js';
 import type { JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
+import type { NotificationChannel } from './notification-channels.js';
 import type { JobOrchestrations } from './orchestrations.js';
 
 export interface Limits {
@@ -21,6 +22,8 @@ export interface Deps {
   rbac: RbacPolicy;
   limits: Limits;
   now(): Date;
+  /** Where notifications go (Event Grid, webhooks); none configured means the notifier only drains the outbox. */
+  notifications: NotificationChannel[];
   /** Durable client for this invocation (the binding is per invocation in Azure). */
   orchestrations(context: InvocationContext): JobOrchestrations;
 }

@@ -15,6 +15,7 @@ import {
 import type { DatabaseRecord, NewDatabase, ServerRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
 import { parseOrThrow } from '../shared/validation.js';
+import { lastGoodBackups } from './metrics.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { databaseView, serverView } from './views.js';
 
@@ -78,8 +79,18 @@ export async function listDatabases(scope: RequestScope, serverId: string): Prom
   return (await scope.deps.store.listDatabases(serverId)).map(databaseView);
 }
 
+/** One database, with how recoverable it is now (last good backup against its RPO). */
 export async function getDatabase(scope: RequestScope, serverId: string, databaseId: string): Promise<DatabaseView> {
-  return databaseView(await loadDatabase(scope, serverId, databaseId));
+  const database = await loadDatabase(scope, serverId, databaseId);
+  const lastGoodAt = lastGoodBackups(await scope.deps.store.tallyJobs()).get(database.id);
+  return {
+    ...databaseView(database),
+    recovery: {
+      lastGoodBackupAt: lastGoodAt?.toISOString() ?? null,
+      rpoHours: database.policy.rpoHours ?? null,
+      rpoBreachedSince: database.rpoBreachedAt?.toISOString() ?? null,
+    },
+  };
 }
 
 export async function createDatabase(scope: RequestScope, serverId: string, input: DatabaseInput): Promise<DatabaseView> {

@@ -58,7 +58,10 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
     options: job.options,
     requestedBy: { oid: job.requesterOid, upn: job.requesterUpn },
     trigger: job.trigger,
-    progress: job.progressPercent === null ? null : { percent: job.progressPercent, bytes: job.progressBytes ?? 0 },
+    progress:
+      job.progressPercent === null
+        ? null
+        : { percent: job.progressPercent, bytes: job.progressBytes ?? 0, updatedAt: iso(job.progressUpdatedAt ?? job.updatedAt) },
     sizeBytes: job.sizeBytes,
     sha256: job.sha256,
     error: job.errorCode === null ? null : { code: job.errorCode, message: job.errorMessage ?? '' },

@@ -15,6 +15,8 @@ const booleanFlag = z
 const positiveMinutes = z.coerce.number().int().positive();
 
 const httpsUrl = z.url({ protocol: /^https$/, message: 'must be an https:// URL' });
+/** A setting that may be absent or empty (Bicep writes '' for an unused optional parameter). */
+const optionalSetting = <S extends z.ZodType>(schema: S) => z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
 
 /** Browsers send `Origin` serialized (scheme://host[:port], no path, no trailing slash): anything else never matches. */
 const originList = csvList.pipe(
@@ -65,11 +67,22 @@ const controlPlaneSettingsObject = z.object({
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
     /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
     CORS_ORIGINS: originList.default([]),
+    /** Event Grid topic endpoint that gets notifications as CloudEvents (managed identity, EventGrid Data Sender). */
+    EVENTGRID_TOPIC_ENDPOINT: optionalSetting(httpsUrl),
+    /** Webhooks (Teams Workflows, Slack-compatible) that get notifications: comma-separated https URLs. */
+    NOTIFY_WEBHOOK_URLS: csvList.pipe(z.array(httpsUrl)).default([]),
+    /** HMAC-SHA256 key that signs webhook calls; in Azure a Key Vault reference. Required with webhooks. */
+    NOTIFY_WEBHOOK_SECRET: optionalSetting(z.string().min(32, 'must be at least 32 characters')),
 });
 
-export const controlPlaneSettingsSchema = controlPlaneSettingsObject.refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
+export const controlPlaneSettingsSchema = controlPlaneSettingsObject
+  .refine((s) => s.SAS_TTL_DEFAULT_MINUTES <= s.SAS_TTL_MAX_MINUTES, {
     path: ['SAS_TTL_DEFAULT_MINUTES'],
     message: 'must not exceed SAS_TTL_MAX_MINUTES',
+  })
+  .refine((s) => s.NOTIFY_WEBHOOK_URLS.length === 0 || s.NOTIFY_WEBHOOK_SECRET !== undefined, {
+    path: ['NOTIFY_WEBHOOK_SECRET'],
+    message: 'is required when NOTIFY_WEBHOOK_URLS is set (webhook calls are signed)',
   });
 
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;

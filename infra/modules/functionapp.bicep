@@ -111,6 +111,15 @@ param uploadSasTtlMinutes int
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
 
+@description('EVENTGRID_TOPIC_ENDPOINT: the topic notifications are published to.')
+param eventGridTopicEndpoint string
+
+@description('NOTIFY_WEBHOOK_URLS: webhooks that get notifications.')
+param notifyWebhookUrls string[] = []
+
+@description('Key Vault secret URI of the webhook signing key; NOTIFY_WEBHOOK_SECRET becomes a Key Vault reference to it.')
+param notifyWebhookSigningKeyUri string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
   location: location
@@ -197,6 +206,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
       CORS_ORIGINS: join(corsOrigins, ',')
+      EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
+      NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
+      NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'
     }
   }
 

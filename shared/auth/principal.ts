@@ -1,6 +1,8 @@
 /** dbdist's roles. Users get them from group membership or app roles; the runner from the `Runner` app role. */
 export const roles = ['Admin', 'Auditor', 'Requester', 'Runner'] as const;
 export type Role = (typeof roles)[number];
+/** The delegated permission the API app registration exposes to people (Entra: "Expose an API"). */
+export const API_SCOPE_NAME = 'access_as_user';
 
 /** Who is calling, as established from a validated Entra token. */
 export interface Principal {

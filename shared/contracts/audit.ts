@@ -23,6 +23,8 @@ export const auditActions = [
   'sas.download_issued',
   'sas.download_denied',
   'sas.upload_issued',
+  'rpo.breached',
+  'rpo.recovered',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

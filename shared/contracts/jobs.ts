@@ -102,7 +102,8 @@ export const JobView = z
     options: BackupOptions,
     requestedBy: z.object({ oid: z.string(), upn: z.string().nullable() }),
     trigger: z.enum(['user', 'schedule']),
-    progress: z.object({ percent: z.number().min(0).max(100), bytes: z.number().int().nonnegative() }).nullable(),
+    /** Live while the job runs: the runner's latest report, written at most every 15 s. */
+    progress: z.object({ percent: z.number().min(0).max(100), bytes: z.number().int().nonnegative(), updatedAt: isoDateTime }).nullable(),
     sizeBytes: z.number().int().nonnegative().nullable(),
     sha256: sha256Hex.nullable(),
     error: z.object({ code: z.string(), message: z.string() }).nullable(),

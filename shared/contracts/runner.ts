@@ -69,6 +69,12 @@ export const UploadTarget = z
   .meta({ id: 'UploadTarget' });
 export type UploadTarget = z.infer<typeof UploadTarget>;
 
+/**
+ * Progress reaches the job row at most this often: written by the runner endpoint for `backupJob2` jobs (the
+ * orchestration never sees it once the job runs), and by v1 `backupJob` instances from the progress events they get.
+ */
+export const PROGRESS_RECORD_INTERVAL_MS = 15_000;
+
 /** External event names the orchestration waits for. Runner events share one name, see orchestrations/. */
 export const ORCHESTRATION_EVENTS = {
   runner: 'RunnerEvent',

@@ -39,6 +39,8 @@ const databasePolicyFields = {
   allowedEngines: z.array(BackupEngine).min(1),
   acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+  /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
+  rpoHours: z.number().int().positive().max(24 * 366),
 };
 
 export const DatabasePolicy = z
@@ -48,6 +50,7 @@ export const DatabasePolicy = z
     allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
+    rpoHours: databasePolicyFields.rpoHours.optional(),
   })
   .strict();
 
@@ -93,6 +96,17 @@ export const DatabaseUpdate = z
   .meta({ id: 'DatabaseUpdate' });
 export type DatabaseUpdate = z.infer<typeof DatabaseUpdate>;
 
+/** How recoverable the database is now: its last good backup against the RPO. */
+export const DatabaseRecovery = z
+  .object({
+    lastGoodBackupAt: isoDateTime.nullable(),
+    rpoHours: z.number().nullable(),
+    /** Since when the RPO is breached; null while the last good backup is recent enough (or no RPO is set). */
+    rpoBreachedSince: isoDateTime.nullable(),
+  })
+  .meta({ id: 'DatabaseRecovery' });
+export type DatabaseRecovery = z.infer<typeof DatabaseRecovery>;
+
 export const DatabaseView = z
   .object({
     id: uuid,
@@ -102,6 +116,8 @@ export const DatabaseView = z
     policy: DatabasePolicy,
     schedule: DatabaseSchedule.nullable(),
     enabled: z.boolean(),
+    /** On the single-database read only. */
+    recovery: DatabaseRecovery.optional(),
     createdAt: isoDateTime,
     updatedAt: isoDateTime,
   })

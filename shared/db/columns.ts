@@ -32,6 +32,7 @@ export const len = {
   target: 200,
   ip: 64,
   userAgent: 512,
+  channels: 1000,
 } as const;
 
 /**

@@ -16,12 +16,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/identity';
-import type { MsSqlDatabase, MsSqlTable } from 'drizzle-orm/mssql-core';
+import type { MsSqlColumn, MsSqlDatabase, MsSqlTable, SelectedFields } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import { migrate } from 'drizzle-orm/node-mssql/migrator';
 import mssql from 'mssql';
 import { backoffDelayMs, type RetryPolicy } from '../retry.js';
-import { createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
+import { aggregateFields, createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
 import { AppError } from '../errors.js';
 import type { Rows } from './rows.js';
 import * as schema from './schema.mssql.js';
@@ -50,6 +50,13 @@ export async function migrateMssql(db: AnyMsSqlDatabase): Promise<void> {
 
 export function mssqlOps(db: AnyMsSqlDatabase, run: QueryRunner = runOnServer): SqlOps {
   return {
+    async aggregate(table, query) {
+      // The fields are this dialect's own columns, typed dialect-neutrally in the query.
+      const groups = Object.values(query.groupBy) as MsSqlColumn[];
+      return (await run(db.select(aggregateFields(query) as SelectedFields).from(tableOf(table)).where(query.where).groupBy(...groups))) as Array<
+        Record<string, unknown>
+      >;
+    },
     async insert(table, row) {
       const [inserted] = (await run(db.insert(tableOf(table)).output().values(row))) as Rows[typeof table][];
       return inserted!;
@@ -114,11 +121,12 @@ export async function withTransientRetry<T>(work: () => Promise<T>, options: Sql
 /** Each op is its own (autocommit) transaction here, so each is retried whole. */
 function retryingOps(ops: SqlOps, retry: SqlRetryOptions): SqlOps {
   return {
+    aggregate: (table, query) => withTransientRetry(() => ops.aggregate(table, query), retry),
     insert: (table, row) => withTransientRetry(() => ops.insert(table, row), retry),
     select: (table, query) => withTransientRetry(() => ops.select(table, query), retry),
     update: (table, set, where) => withTransientRetry(() => ops.update(table, set, where), retry),
     delete: (table, where) => withTransientRetry(() => ops.delete(table, where), retry),
-  } as SqlOps;
+  };
 }
 
 /** SQL Server reports a unique index violation as error 2601 and a unique constraint violation as 2627. */

@@ -5,9 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import type { PgAsyncDatabase, PgTable } from 'drizzle-orm/pg-core';
+import type { PgAsyncDatabase, PgColumn, PgTable, SelectedFields } from 'drizzle-orm/pg-core';
 import pg from 'pg';
-import { createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
+import { aggregateFields, createRepositoryStore, someCause, type DialectAdapter, type RepositoryOptions, type SqlOps } from './repository.js';
 import type { Rows } from './rows.js';
 import * as schema from './schema.pg.js';
 import type { Store } from './store.js';
@@ -29,6 +29,11 @@ export async function migratePg(db: AnyPgDatabase): Promise<void> {
 
 function pgOps(db: AnyPgDatabase): SqlOps {
   return {
+    async aggregate(table, query) {
+      // The fields are this dialect's own columns, typed dialect-neutrally in the query.
+      const groups = Object.values(query.groupBy) as PgColumn[];
+      return db.select(aggregateFields(query) as SelectedFields).from(tableOf(table)).where(query.where).groupBy(...groups);
+    },
     async insert(table, row) {
       const [inserted] = await db.insert(tableOf(table)).values(row).returning();
       return inserted as Rows[typeof table];

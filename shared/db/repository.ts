@@ -4,8 +4,10 @@
  * pagination, duplicate schedule slots. The SQL Server and PostgreSQL adapters only build and run queries.
  */
 import { randomUUID } from 'node:crypto';
-import { and, asc, desc, eq, gte, inArray, isNotNull, lt, lte, or, type AnyColumn, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gte, inArray, isNotNull, isNull, lt, lte, max, or, sum, type AnyColumn, type SQL } from 'drizzle-orm';
+import type { AuditAction } from '../contracts/audit.js';
 import { canTransition, runnableStatuses, type JobStatus } from '../contracts/jobs.js';
+import { notifiableActions } from '../contracts/notifications.js';
 import { afterCursor, decodeCursor, toPage } from './cursor.js';
 import { len } from './columns.js';
 import {
@@ -16,6 +18,7 @@ import {
   toDatabaseRecord,
   toJobRecord,
   toServerRecord,
+  type AuditRow,
   type JobRow,
   type Rows,
   type StoreTables,
@@ -29,8 +32,26 @@ export interface SelectQuery {
   limit?: number;
 }
 
+/** `count(*)` per group of `groupBy`, with sums and maxima of other columns. */
+export interface AggregateQuery {
+  groupBy: Record<string, AnyColumn>;
+  where?: SQL;
+  sum?: Record<string, AnyColumn>;
+  max?: Record<string, AnyColumn>;
+}
+
+/** The select list of an aggregate query; the same SQL functions in both dialects. */
+export function aggregateFields(query: AggregateQuery): Record<string, AnyColumn | SQL | SQL.Aliased> {
+  const fields: Record<string, AnyColumn | SQL | SQL.Aliased> = { ...query.groupBy, count: count() };
+  for (const [key, column] of Object.entries(query.sum ?? {})) fields[key] = sum(column);
+  for (const [key, column] of Object.entries(query.max ?? {})) fields[key] = max(column);
+  return fields;
+}
+
 /** What a dialect must provide: single-table statements, each run on the connection or transaction it is bound to. */
 export interface SqlOps {
+  /** One row per group: the group's columns, `count`, and each sum and maximum under its key, as the driver returns them. */
+  aggregate(table: TableName, query: AggregateQuery): Promise<Array<Record<string, unknown>>>;
   insert<T extends TableName>(table: T, row: Rows[T]): Promise<Rows[T]>;
   select<T extends TableName>(table: T, query: SelectQuery): Promise<Rows[T][]>;
   /** Returns the rows as they are after the update. */
@@ -82,6 +103,32 @@ export function someCause(error: unknown, test: (candidate: Record<string, unkno
   );
 }
 
+/**
+ * Writes an audit row, and for a notifiable action its outbox row, on `on` (a transaction when the caller has
+ * one): the notification is committed exactly when the step it reports is.
+ */
+async function insertAuditRow(on: SqlOps, row: AuditRow): Promise<AuditRow> {
+  const inserted = await on.insert('auditEvents', row);
+  if (notifiableActions.has(row.action)) {
+    await on.insert('notificationOutbox', {
+      id: row.id,
+      action: row.action,
+      jobId: row.jobId,
+      createdAt: row.at,
+      nextAttemptAt: row.at,
+      attempts: 0,
+      deliveredTo: '[]',
+      doneAt: null,
+      lastError: null,
+    });
+  }
+  return inserted;
+}
+
+const toNumber = (value: unknown): number => (value === null || value === undefined ? 0 : Number(value));
+const toDateOrNull = (value: unknown): Date | null =>
+  value === null || value === undefined ? null : value instanceof Date ? value : new Date(String(value));
+
 export function createRepositoryStore(adapter: DialectAdapter, options: RepositoryOptions = {}): Store {
   const { tables: t, ops } = adapter;
   const now = options.now ?? (() => new Date());
@@ -102,7 +149,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
   ): Promise<R> {
     return adapter.transaction(async (tx) => {
       const inserted = await tx.insert(table, row);
-      await tx.insert('auditEvents', auditRow(audit, at, { jobId }));
+      await insertAuditRow(tx, auditRow(audit, at, { jobId }));
       return toRecord(inserted);
     });
   }
@@ -120,7 +167,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     return adapter.transaction(async (tx) => {
       const [row] = await tx.update(table, set, where);
       if (!row) return undefined;
-      await tx.insert('auditEvents', auditRow(audit, at, { jobId }));
+      await insertAuditRow(tx, auditRow(audit, at, { jobId }));
       return toRecord(row);
     });
   }
@@ -128,7 +175,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
   /** Within `tx`: deletes by id and, only if a row went, writes the audit row. */
   async function deleteAudited(tx: SqlOps, table: 'servers' | 'databases', id: string, audit: AuditEntry, at: Date) {
     if ((await tx.delete(table, eq(t[table].id, id))) === 0) return 'not_found' as const;
-    await tx.insert('auditEvents', auditRow(audit, at));
+    await insertAuditRow(tx, auditRow(audit, at));
     return 'deleted' as const;
   }
 
@@ -165,6 +212,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       blobPath: job.blobPath,
       progressPercent: null,
       progressBytes: null,
+      progressUpdatedAt: null,
       sizeBytes: null,
       sha256: null,
       errorCode: null,
@@ -238,6 +286,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         policy: JSON.stringify(input.policy),
         schedule: input.schedule === null ? null : JSON.stringify(input.schedule),
         enabled: input.enabled,
+        rpoBreachedAt: null,
         createdAt: at,
         updatedAt: at,
       };
@@ -255,6 +304,18 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         orderBy: [asc(t.databases.name), asc(t.databases.id)],
       });
       return rows.map(toDatabaseRecord);
+    },
+
+    async listAllDatabases() {
+      const rows = await ops.select('databases', { orderBy: [asc(t.databases.id)] });
+      return rows.map(toDatabaseRecord);
+    },
+
+    async setRpoBreach(databaseId, since, audit) {
+      const at = audit.at ?? now();
+      const unchanged = since === null ? isNotNull(t.databases.rpoBreachedAt) : isNull(t.databases.rpoBreachedAt);
+      const where = and(eq(t.databases.id, databaseId), unchanged)!;
+      return updateAudited('databases', { rpoBreachedAt: since }, where, audit, at, toDatabaseRecord);
     },
 
     async listScheduledDatabases() {
@@ -313,17 +374,24 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
           and(eq(t.jobs.id, id), inArray(t.jobs.status, from))!,
         );
         if (!row) return { ok: false as const, current: await findJob(tx, id) };
-        await tx.insert('auditEvents', auditRow(audit, at, { jobId: id }));
+        await insertAuditRow(tx, auditRow(audit, at, { jobId: id }));
         return { ok: true as const, job: toJobRecord(row) };
       });
     },
 
-    async updateJobProgress(id, progress) {
-      await ops.update(
+    async updateJobProgress(id, progress, options = {}) {
+      const at = progress.at ?? now();
+      const conditions = [eq(t.jobs.id, id), inArray(t.jobs.status, runnableStatuses as JobStatus[])];
+      if (options.notWithinMs !== undefined) {
+        const cutoff = new Date(at.getTime() - options.notWithinMs);
+        conditions.push(or(isNull(t.jobs.progressUpdatedAt), lte(t.jobs.progressUpdatedAt, cutoff))!);
+      }
+      const rows = await ops.update(
         'jobs',
-        { progressPercent: progress.percent, progressBytes: progress.bytes, updatedAt: progress.at ?? now() },
-        and(eq(t.jobs.id, id), inArray(t.jobs.status, runnableStatuses as JobStatus[]))!,
+        { progressPercent: progress.percent, progressBytes: progress.bytes, progressUpdatedAt: at, updatedAt: at },
+        and(...conditions)!,
       );
+      return rows.length > 0;
     },
 
     async recordDownloadLink(id, link, audit) {
@@ -343,7 +411,12 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     },
 
     async appendAudit(entry) {
-      return toAuditRecord(await ops.insert('auditEvents', auditRow(entry, now())));
+      const row = auditRow(entry, now());
+      // Its own transaction when it carries a notification, so neither row exists without the other.
+      const inserted = notifiableActions.has(row.action)
+        ? await adapter.transaction((tx) => insertAuditRow(tx, row))
+        : await ops.insert('auditEvents', row);
+      return toAuditRecord(inserted);
     },
 
     async listAudit(filter) {
@@ -356,6 +429,67 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       if (filter.action !== undefined) conditions.push(eq(t.auditEvents.action, filter.action));
       if (filter.jobId !== undefined) conditions.push(eq(t.auditEvents.jobId, filter.jobId));
       return keysetPage('auditEvents', 'at', conditions, filter, toAuditRecord);
+    },
+
+    async tallyJobs() {
+      const rows = await ops.aggregate('jobs', {
+        groupBy: { databaseId: t.jobs.databaseId, status: t.jobs.status, errorCode: t.jobs.errorCode },
+        sum: { bytes: t.jobs.sizeBytes },
+        max: { lastCompletedAt: t.jobs.completedAt },
+      });
+      return rows.map((row) => ({
+        databaseId: String(row.databaseId),
+        status: row.status as JobStatus,
+        errorCode: (row.errorCode as string | null) ?? null,
+        jobs: toNumber(row.count),
+        bytes: toNumber(row.bytes),
+        lastCompletedAt: toDateOrNull(row.lastCompletedAt),
+      }));
+    },
+
+    async countAuditActions() {
+      const rows = await ops.aggregate('auditEvents', { groupBy: { action: t.auditEvents.action } });
+      return rows.map((row) => ({ action: row.action as AuditAction, count: toNumber(row.count) }));
+    },
+
+    async listCompletedJobs(since, limit) {
+      const rows = await ops.select('jobs', {
+        where: gte(t.jobs.completedAt, since),
+        orderBy: [desc(t.jobs.completedAt), desc(t.jobs.id)],
+        limit,
+      });
+      return rows.map(toJobRecord);
+    },
+
+    async listPendingNotifications(at, limit) {
+      const outbox = await ops.select('notificationOutbox', {
+        where: and(isNull(t.notificationOutbox.doneAt), lte(t.notificationOutbox.nextAttemptAt, at)),
+        orderBy: [asc(t.notificationOutbox.createdAt), asc(t.notificationOutbox.id)],
+        limit,
+      });
+      if (outbox.length === 0) return [];
+      const events = await ops.select('auditEvents', { where: inArray(t.auditEvents.id, outbox.map((row) => row.id)) });
+      const byId = new Map(events.map((row) => [row.id, toAuditRecord(row)]));
+      return outbox.flatMap((row) => {
+        const event = byId.get(row.id);
+        return event ? [{ event, attempts: row.attempts, deliveredTo: JSON.parse(row.deliveredTo) as string[] }] : [];
+      });
+    },
+
+    async recordNotificationAttempt(id, outcome) {
+      const [row] = await ops.select('notificationOutbox', { where: eq(t.notificationOutbox.id, id) });
+      if (!row) return;
+      await ops.update(
+        'notificationOutbox',
+        {
+          attempts: row.attempts + 1,
+          deliveredTo: JSON.stringify(outcome.deliveredTo),
+          nextAttemptAt: outcome.nextAttemptAt,
+          doneAt: outcome.done ? outcome.at : null,
+          lastError: outcome.error === null ? null : truncateToColumn(outcome.error, len.errorMessage),
+        },
+        eq(t.notificationOutbox.id, id),
+      );
     },
   };
 }

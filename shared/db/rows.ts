@@ -12,12 +12,14 @@ export type ServerRow = typeof pg.servers.$inferSelect;
 export type DatabaseRow = typeof pg.databases.$inferSelect;
 export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
+export type OutboxRow = typeof pg.notificationOutbox.$inferSelect;
 
 export interface Rows {
   servers: ServerRow;
   databases: DatabaseRow;
   jobs: JobRow;
   auditEvents: AuditRow;
+  notificationOutbox: OutboxRow;
 }
 export type TableName = keyof Rows;
 
@@ -31,7 +33,8 @@ const sameRows: [
   Same<DatabaseRow, typeof mssql.databases.$inferSelect>,
   Same<JobRow, typeof mssql.jobs.$inferSelect>,
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
-] = [true, true, true, true];
+  Same<OutboxRow, typeof mssql.notificationOutbox.$inferSelect>,
+] = [true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {

@@ -3,7 +3,7 @@
  * test/shared/db/schema.test.ts checks that they agree. Strings are nvarchar (Unicode), JSON is nvarchar(max).
  */
 import { sql } from 'drizzle-orm';
-import { bigint, bit, check, datetime2, float, index, mssqlTable, nvarchar, uniqueIndex } from 'drizzle-orm/mssql-core';
+import { bigint, bit, check, datetime2, float, index, int, mssqlTable, nvarchar, uniqueIndex } from 'drizzle-orm/mssql-core';
 import { enumValues, len, oneOf } from './columns.js';
 
 /** datetime2(3), stored as UTC (mssql's default useUTC). Millisecond precision: what a JS Date holds, so keyset cursors compare equal after a round trip. */
@@ -40,6 +40,8 @@ export const databases = mssqlTable(
     /** JSON DatabaseSchedule, or null when the database has no schedule. */
     schedule: json('schedule'),
     enabled: bit('enabled').notNull(),
+    /** Since when the last good backup is older than the policy's RPO; null while within it. */
+    rpoBreachedAt: instant('rpo_breached_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
@@ -65,6 +67,8 @@ export const jobs = mssqlTable(
     blobPath: nvarchar('blob_path', { length: len.blobPath }).notNull(),
     progressPercent: float('progress_percent'),
     progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    /** When progress was last written (the runner endpoint's throttle). */
+    progressUpdatedAt: instant('progress_updated_at'),
     sizeBytes: bigint('size_bytes', { mode: 'number' }),
     sha256: nvarchar('sha256', { length: len.sha256 }),
     errorCode: nvarchar('error_code', { length: len.errorCode }),
@@ -113,4 +117,26 @@ export const auditEvents = mssqlTable(
     check('audit_events_actor_type_check', oneOf(t.actorType, enumValues.actorType)),
     check('audit_events_action_check', oneOf(t.action, enumValues.action)),
   ],
+);
+
+/**
+ * Transactional outbox of notifications: a row is written with the audit row of every notifiable action
+ * (shared/contracts/notifications.ts), in the same transaction, and the notifier delivers it later.
+ */
+export const notificationOutbox = mssqlTable(
+  'notification_outbox',
+  {
+    /** The audit event's id. */
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    action: nvarchar('action', { length: len.action }).notNull(),
+    jobId: nvarchar('job_id', { length: len.id }),
+    createdAt: instant('created_at').notNull(),
+    nextAttemptAt: instant('next_attempt_at').notNull(),
+    attempts: int('attempts').notNull(),
+    /** JSON array of the channels that have taken it. */
+    deliveredTo: nvarchar('delivered_to', { length: len.channels }).notNull(),
+    doneAt: instant('done_at'),
+    lastError: nvarchar('last_error', { length: len.errorMessage }),
+  },
+  (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
 );

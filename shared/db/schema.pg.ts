@@ -9,6 +9,7 @@ import {
   check,
   doublePrecision,
   index,
+  integer,
   pgTable,
   text,
   timestamp,
@@ -49,6 +50,8 @@ export const databases = pgTable(
     /** JSON DatabaseSchedule, or null when the database has no schedule. */
     schedule: text('schedule'),
     enabled: boolean('enabled').notNull(),
+    /** Since when the last good backup is older than the policy's RPO; null while within it. */
+    rpoBreachedAt: instant('rpo_breached_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
@@ -74,6 +77,8 @@ export const jobs = pgTable(
     blobPath: varchar('blob_path', { length: len.blobPath }).notNull(),
     progressPercent: doublePrecision('progress_percent'),
     progressBytes: bigint('progress_bytes', { mode: 'number' }),
+    /** When progress was last written (the runner endpoint's throttle). */
+    progressUpdatedAt: instant('progress_updated_at'),
     sizeBytes: bigint('size_bytes', { mode: 'number' }),
     sha256: varchar('sha256', { length: len.sha256 }),
     errorCode: varchar('error_code', { length: len.errorCode }),
@@ -122,4 +127,26 @@ export const auditEvents = pgTable(
     check('audit_events_actor_type_check', oneOf(t.actorType, enumValues.actorType)),
     check('audit_events_action_check', oneOf(t.action, enumValues.action)),
   ],
+);
+
+/**
+ * Transactional outbox of notifications: a row is written with the audit row of every notifiable action
+ * (shared/contracts/notifications.ts), in the same transaction, and the notifier delivers it later.
+ */
+export const notificationOutbox = pgTable(
+  'notification_outbox',
+  {
+    /** The audit event's id. */
+    id: varchar('id', { length: len.id }).primaryKey(),
+    action: varchar('action', { length: len.action }).notNull(),
+    jobId: varchar('job_id', { length: len.id }),
+    createdAt: instant('created_at').notNull(),
+    nextAttemptAt: instant('next_attempt_at').notNull(),
+    attempts: integer('attempts').notNull(),
+    /** JSON array of the channels that have taken it. */
+    deliveredTo: varchar('delivered_to', { length: len.channels }).notNull(),
+    doneAt: instant('done_at'),
+    lastError: varchar('last_error', { length: len.errorMessage }),
+  },
+  (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
 );

@@ -31,6 +31,8 @@ export interface DatabaseRecord {
   policy: DatabasePolicy;
   schedule: DatabaseSchedule | null;
   enabled: boolean;
+  /** Since when the RPO is breached (null while within it); set by the RPO check. */
+  rpoBreachedAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -52,6 +54,8 @@ export interface JobRecord {
   blobPath: string;
   progressPercent: number | null;
   progressBytes: number | null;
+  /** When progress was last written. */
+  progressUpdatedAt: Date | null;
   sizeBytes: number | null;
   sha256: string | null;
   errorCode: string | null;
@@ -163,6 +167,26 @@ export interface AuditFilter {
   limit: number;
 }
 
+/** Jobs counted per database, status and error code (one aggregate query; feeds the metrics endpoint). */
+export interface JobTally {
+  databaseId: string;
+  status: JobStatus;
+  errorCode: string | null;
+  jobs: number;
+  /** Sum of the stored sizes. */
+  bytes: number;
+  /** The newest `completedAt` of these jobs. */
+  lastCompletedAt: Date | null;
+}
+
+/** A notification waiting in the outbox: its audit event and what delivery has achieved so far. */
+export interface PendingNotification {
+  event: AuditRecord;
+  attempts: number;
+  /** Channels that have already taken it. */
+  deliveredTo: string[];
+}
+
 export interface PageOf<T> {
   items: T[];
   nextCursor?: string;
@@ -186,6 +210,13 @@ export interface Store {
   getDatabase(id: string): Promise<DatabaseRecord | undefined>;
   listDatabases(serverId: string): Promise<DatabaseRecord[]>;
   listScheduledDatabases(): Promise<DatabaseRecord[]>;
+  /** Every registered database, by id. */
+  listAllDatabases(): Promise<DatabaseRecord[]>;
+  /**
+   * Records that the database's RPO is breached since `since` (or, with null, that it is met again), with its
+   * audit row; compare-and-set, so each breach and each recovery is recorded once. Undefined when nothing changed.
+   */
+  setRpoBreach(databaseId: string, since: Date | null, audit: AuditEntry): Promise<DatabaseRecord | undefined>;
   updateDatabase(id: string, patch: Partial<Omit<NewDatabase, 'id' | 'serverId'>>, audit: AuditEntry): Promise<DatabaseRecord | undefined>;
   deleteDatabase(id: string, audit: AuditEntry): Promise<'deleted' | 'not_found'>;
 
@@ -205,7 +236,11 @@ export interface Store {
     audit: AuditEntry,
   ): Promise<TransitionResult>;
   /** Progress is not a state change: no audit row, no status check beyond "still running" (Queued or Running). */
-  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }): Promise<void>;
+  /**
+   * Progress on a runnable job (no audit row). With `notWithinMs`, nothing is written when progress was written
+   * less than that long before `at` (one conditional statement, so concurrent instances agree). True if written.
+   */
+  updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }, options?: { notWithinMs?: number }): Promise<boolean>;
   /**
    * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
    * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.
@@ -217,4 +252,19 @@ export interface Store {
   /** Audit rows that go with no state change (refusals, upload SAS issued, cancel requested). */
   appendAudit(entry: AuditEntry): Promise<AuditRecord>;
   listAudit(filter: AuditFilter): Promise<PageOf<AuditRecord>>;
+
+  /** Jobs per database, status and error code, with bytes and the newest completion. One aggregate query. */
+  tallyJobs(): Promise<JobTally[]>;
+  /** How many audit rows each action has (monotonic: audit rows are never deleted). One aggregate query. */
+  countAuditActions(): Promise<Array<{ action: AuditAction; count: number }>>;
+  /** Jobs completed at or after `since`, newest first (durations for the metrics). */
+  listCompletedJobs(since: Date, limit: number): Promise<JobRecord[]>;
+
+  /** Outbox rows not yet done whose next attempt is due, oldest first, with their audit events. */
+  listPendingNotifications(now: Date, limit: number): Promise<PendingNotification[]>;
+  /** The outcome of one delivery attempt. `done` ends it (delivered everywhere, or given up). */
+  recordNotificationAttempt(
+    id: string,
+    outcome: { deliveredTo: string[]; done: boolean; nextAttemptAt: Date; error: string | null; at: Date },
+  ): Promise<void>;
 }

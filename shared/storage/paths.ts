@@ -16,9 +16,13 @@ function extension(n: Pick<BackupNaming, 'engine' | 'compression' | 'encrypted'>
   return `${engineExtension[n.engine]}${compressionExtension[n.compression]}${n.encrypted ? '.enc' : ''}`;
 }
 
-/** Blob path of a job's backup. Only ids in it: database names are user data and stay out of URLs. */
+/**
+ * Blob path of a job's backup, inside the backup container (so no `backups/` prefix: the URL would read
+ * `/backups/backups/`). Only ids in it: database names are user data and stay out of URLs. Jobs keep the path
+ * they were created with, so older jobs' `backups/…` paths still resolve.
+ */
 export function backupBlobPath(n: BackupNaming): string {
-  return `backups/${n.serverId}/${n.databaseId}/${n.jobId}.${extension(n)}`;
+  return `${n.serverId}/${n.databaseId}/${n.jobId}.${extension(n)}`;
 }
 
 /** File name a browser saves the download as, e.g. `Sales-20261123-0905.bak.gz`. */

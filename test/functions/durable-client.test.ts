@@ -77,12 +77,12 @@ function contextWithDurableClient(): InvocationContext {
 const jobId = '3f2b9c1e-6a4d-4e8f-9b2a-1c3d5e7f9a0b';
 
 describe('durableJobOrchestrations', () => {
-  it('starts backupJob with the job id as instance id and input', async () => {
+  it('starts backupJob2 (what new jobs run) with the job id as instance id and input', async () => {
     const orchestrations = durableJobOrchestrations(contextWithDurableClient());
     expect(await orchestrations.getState(jobId)).toBe('NotFound');
     await orchestrations.startBackupJob(jobId);
     expect(instances.get(jobId)).toEqual({ runtimeStatus: 'Pending', input: { jobId } });
-    expect(requests.find((r) => r.method === 'POST')?.path).toBe(`/durabletask/orchestrators/backupJob/${jobId}`);
+    expect(requests.find((r) => r.method === 'POST')?.path).toBe(`/durabletask/orchestrators/backupJob2/${jobId}`);
     expect(await orchestrations.getState(jobId)).toBe('Pending');
   });
 

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJob } from '../../functions/jobs.js';
 import { issueUploadTarget, postRunnerEvent } from '../../functions/runner.js';
+import { PROGRESS_RECORD_INTERVAL_MS } from '../../shared/contracts/runner.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
 import { invoke } from '../support/http.js';
 
@@ -61,6 +63,46 @@ describe('POST /api/runner/jobs/{id}/events', () => {
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ jobId: job.id, status: 'Queued', duplicate: false });
     expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: job.id, eventName: 'RunnerEvent', payload: event });
+  });
+
+  it('writes progress on a Running job to the job row only (throttled), and GET /api/jobs/{id} shows it live', async () => {
+    const requesterOid = randomUUID();
+    const job = await seedJob(t.deps.store, seeded, { requesterOid, status: 'Running' });
+    const clock = { now: new Date(Date.now() + 60_000) };
+    const realNow = t.deps.now;
+    t.deps.now = () => clock.now;
+    try {
+      const before = t.orchestrations.snapshot();
+      const report = (percent: number) => postEvent(job.id, { type: 'progress', eventId: `p-${randomUUID()}`, percent, bytes: percent * 1000 });
+      expect((await report(10)).json).toEqual({ jobId: job.id, status: 'Running', duplicate: false });
+      const firstAt = clock.now;
+      clock.now = new Date(firstAt.getTime() + PROGRESS_RECORD_INTERVAL_MS - 1);
+      expect((await report(11)).status).toBe(202); // accepted, but within the interval: not written
+      const view = async () => (await invoke(getJob, { method: 'GET', path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid: requesterOid }) })).json;
+      expect((await view()).progress).toEqual({ percent: 10, bytes: 10_000, updatedAt: firstAt.toISOString() });
+
+      clock.now = new Date(firstAt.getTime() + PROGRESS_RECORD_INTERVAL_MS);
+      await report(40);
+      expect((await view()).progress).toEqual({ percent: 40, bytes: 40_000, updatedAt: clock.now.toISOString() });
+      // Progress never became orchestration history, nor an audit row.
+      expect(t.orchestrations.snapshot()).toEqual(before);
+      expect(await auditOf(job.id)).not.toContain('job.progress');
+    } finally {
+      t.deps.now = realNow;
+    }
+  });
+
+  it('passes progress on a Queued job to the orchestration (it implies acceptance), and lifecycle events always', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Queued' });
+    const progress = { type: 'progress', eventId: `p-${randomUUID()}`, percent: 1, bytes: 10 };
+    expect((await postEvent(job.id, progress)).status).toBe(202);
+    expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: job.id, eventName: 'RunnerEvent', payload: progress });
+    expect(await t.deps.store.getJob(job.id)).toMatchObject({ progressPercent: 1, progressBytes: 10 });
+
+    const running = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    const failed = { type: 'failed', eventId: `f-${randomUUID()}`, code: 'backup_failed', message: 'disk full' };
+    expect((await postEvent(running.id, failed)).status).toBe(202);
+    expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: running.id, eventName: 'RunnerEvent', payload: failed });
   });
 
   it('answers 409 naming the status when the job is no longer runnable, and raises nothing', async () => {

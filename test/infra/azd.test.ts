@@ -125,10 +125,26 @@ describe('azure.yaml', () => {
       services: Record<string, { project: string; language: string; host: string }>;
     };
     expect(config.name).toBe('dbdist');
-    expect(Object.keys(config.services)).toEqual(['api']);
+    expect(Object.keys(config.services)).toEqual(['api', 'portal']);
     expect(config.services.api).toMatchObject({ project: '.', host: 'function' });
     expect(['js', 'ts']).toContain(config.services.api!.language);
     expect(existsSync(join(repoRoot, config.infra?.path ?? 'infra', 'main.bicep'))).toBe(true);
+  });
+});
+
+describe('azure.yaml: the portal', () => {
+  it('deploys the built portal with its config to the Static Web App that main.bicep tags for it', () => {
+    const config = parseYaml(readFileSync(join(repoRoot, 'azure.yaml'), 'utf8')) as {
+      services: Record<string, { host: string; dist?: string; hooks?: Record<string, { run: string }> }>;
+    };
+    const portal = config.services.portal!;
+    expect(portal).toMatchObject({ host: 'staticwebapp', dist: 'portal/dist' });
+    const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    for (const script of portal.hooks!.prepackage!.run.match(/npm run ([\w:-]+)/g)!) expect(scripts).toHaveProperty(script.replace('npm run ', ''));
+    const swa = files.find((file) => file.name.endsWith('staticwebapp.bicep'))!;
+    expect(normalize(swa.source)).toContain(normalize(`'azd-service-name': 'portal'`));
+    // The portal's origin reaches the API's CORS_ORIGINS.
+    expect(normalize(main.source)).toContain(normalize('union(corsOrigins, [portal!.outputs.origin])'));
   });
 });
 

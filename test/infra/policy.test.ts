@@ -52,6 +52,7 @@ const allowedRoles: Record<string, { role: string; scopes: string[] }> = {
     role: 'Storage Table Data Contributor',
     scopes: ['Microsoft.Storage/storageAccounts'],
   },
+  'd5a91429-5739-47e2-a06b-3470a27159e7': { role: 'EventGrid Data Sender', scopes: ['Microsoft.EventGrid/topics'] },
   '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39': {
     role: 'Azure Service Bus Data Sender',
     scopes: ['Microsoft.ServiceBus/namespaces/topics'],
@@ -234,5 +235,39 @@ describe('secrets', () => {
     expect(secureWithDefault.map((p) => `${p.file} ${p.name}`)).toEqual([]);
     const passwordParams = params.filter((p) => /password|secret|key$/i.test(p.name));
     expect(passwordParams.map((p) => `${p.file} ${p.name}`)).toEqual([]);
+  });
+});
+
+describe('alerts', () => {
+  const actionGroupIdOf = (r: BicepResource): string[] => {
+    const actions = property(r.body, 'actions');
+    return descendants((actions ?? r.body)!, 'member_expression').map((node) => node.text);
+  };
+
+  it('has one action group, and every alert rule points at it', () => {
+    const groups = deployed('Microsoft.Insights/actionGroups');
+    expect(groups.map(where)).toEqual(['infra/modules/alerts.bicep actionGroup']);
+    const rules = [...deployed('Microsoft.Insights/scheduledQueryRules'), ...deployed('Microsoft.Insights/metricAlerts')];
+    expect(rules.map(where).sort()).toEqual([
+      'infra/modules/alerts.bicep deadLetters',
+      'infra/modules/alerts.bicep eventAlertRules',
+      'infra/modules/alerts.bicep functionErrors',
+    ]);
+    for (const rule of rules) expect(actionGroupIdOf(rule), where(rule)).toContain('actionGroup.id');
+  });
+
+  it('alerts on failed jobs, dead letters, integrity failures, RPO breaches and Function errors', () => {
+    const alerts = readFileSync(join(infraDir, 'modules', 'alerts.bicep'), 'utf8');
+    for (const type of ['dbdist.job.failed', 'dbdist.job.dead_lettered', 'dbdist.integrity.failed', 'dbdist.rpo.breached']) {
+      expect(alerts).toContain(`type: '${type}'`);
+    }
+    const deadLetters = deployed('Microsoft.Insights/metricAlerts')[0]!;
+    expect(descendants(deadLetters.body!, 'string').map((node) => literal(node))).toContain('DeadletteredMessages');
+    const functionErrors = deployed('Microsoft.Insights/scheduledQueryRules').find((r) => r.symbol === 'functionErrors')!;
+    expect(String(literal(property(functionErrors.body, 'properties.criteria')) ?? property(functionErrors.body, 'properties.criteria')?.text)).toContain('AppExceptions');
+  });
+
+  it('publishes notifications with the managed identity only', () => {
+    expect(valuesOf('Microsoft.EventGrid/topics', 'properties.disableLocalAuth')).toEqual({ 'infra/modules/eventgrid.bicep topic': true });
   });
 });

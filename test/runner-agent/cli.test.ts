@@ -30,6 +30,12 @@ async function runner(args: string[], env: Record<string, string> = {}): Promise
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('dbdist-runner CLI', () => {
+  it('--help into a pipe whose reader stops early (| head) ends quietly with 0, not an EPIPE crash', async () => {
+    // `true` exits without reading, the harshest `head`; pipefail reports the CLI's own exit code.
+    const { stderr } = await run('bash', ['-o', 'pipefail', '-c', `"${process.execPath}" --import tsx "${cli}" --help | true`]);
+    expect(stderr).not.toMatch(/EPIPE/);
+  });
+
   it('--help lists every command, and each command explains its options with examples', async () => {
     const { code, stdout } = await runner(['--help']);
     expect(code).toBe(0);

@@ -69,7 +69,7 @@ describe('runDueSchedules', () => {
       databaseName: database.name,
       options: { compression: 'none', encryption: false },
     });
-    expect(job!.blobPath).toBe(`backups/${database.serverId}/${database.id}/${job!.id}.bak`);
+    expect(job!.blobPath).toBe(`${database.serverId}/${database.id}/${job!.id}.bak`);
     // The id is a valid job id for the Service Bus message.
     expect(BackupJobMessage.shape.jobId.safeParse(job!.id).success).toBe(true);
     expect(orchestrations.started).toContain(job!.id);

@@ -130,6 +130,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits>; store?:
     rbac: testRbacPolicy,
     limits: { ...testLimits, ...options.limits },
     now: () => new Date(),
+    notifications: [],
     orchestrations: (_context: InvocationContext) => orchestrations,
   };
   setDeps(deps);

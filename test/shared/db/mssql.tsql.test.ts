@@ -61,6 +61,8 @@ const universalRow = {
   createdAt: new Date(),
   updatedAt: new Date(),
   detail: '{}',
+  deliveredTo: '[]',
+  attempts: 0,
   actorType: 'user',
   actorId: 'a',
   action: 'job.queued',
@@ -122,6 +124,12 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     getDatabase: () => store.getDatabase(id),
     listDatabases: () => store.listDatabases(id),
     listScheduledDatabases: () => store.listScheduledDatabases(),
+    listAllDatabases: () => store.listAllDatabases(),
+    // A notifiable action: its outbox row is written too.
+    setRpoBreach: async () => {
+      await store.setRpoBreach(id, new Date(), { ...audit, action: 'rpo.breached' });
+      return store.setRpoBreach(id, null, { ...audit, action: 'rpo.recovered' });
+    },
     updateDatabase: () => store.updateDatabase(id, { schedule: null, policy: defaultDatabasePolicy, enabled: false }, audit),
     deleteDatabase: () => store.deleteDatabase(id, audit),
     createJob: () => store.createJob(newJob, audit),
@@ -133,10 +141,19 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     },
     transitionJob: () =>
       store.transitionJob(id, { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date() } }, audit),
-    updateJobProgress: () => store.updateJobProgress(id, { percent: 1.5, bytes: 2 }),
+    updateJobProgress: async () => {
+      await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
+      return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
+    },
     recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     appendAudit: () => store.appendAudit(audit),
+    tallyJobs: () => store.tallyJobs(),
+    countAuditActions: () => store.countAuditActions(),
+    listCompletedJobs: () => store.listCompletedJobs(new Date(), 100),
+    listPendingNotifications: () => store.listPendingNotifications(new Date(), 50),
+    recordNotificationAttempt: () =>
+      store.recordNotificationAttempt(id, { deliveredTo: ['webhook'], done: false, nextAttemptAt: new Date(), error: 'e', at: new Date() }),
     listAudit: async () => {
       await store.listAudit({ limit: 10 });
       return store.listAudit({ from: new Date(0), to: new Date(), actor: 'a', action: 'job.queued', jobId: id, limit: 10, cursor });
@@ -183,7 +200,9 @@ describe('SQL Server statements', async () => {
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
-      ],
+        'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
+        'recordNotificationAttempt',
+      ].sort(),
     );
     const operationOf = (sql: string) => {
       const verb = /^(insert into|select top\(@par0\)|select|update|delete from)/.exec(sql)?.[1];
@@ -198,6 +217,8 @@ describe('SQL Server statements', async () => {
         'select top(@par0) audit_events', 'select top(@par0) databases', 'select top(@par0) jobs', 'select top(@par0) servers',
         'update databases', 'update jobs', 'update servers',
         'delete from databases', 'delete from servers',
+        'insert into notification_outbox', 'select notification_outbox', 'select top(@par0) notification_outbox',
+        'update notification_outbox', 'select audit_events',
       ].sort(),
     );
   });

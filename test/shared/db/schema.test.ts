@@ -41,7 +41,7 @@ function shape(config: TableConfig) {
   };
 }
 
-const tableNames = ['servers', 'databases', 'jobs', 'auditEvents'] as const;
+const tableNames = ['servers', 'databases', 'jobs', 'auditEvents', 'notificationOutbox'] as const;
 
 describe('schemas of both dialects', () => {
   it('export the same tables', () => {

@@ -280,8 +280,20 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         expect(await auditOf(running.id)).toEqual(auditBefore);
 
         const failed = await jobIn('Failed');
-        await store.updateJobProgress(failed.id, { percent: 10, bytes: 1 });
-        expect(await store.getJob(failed.id)).toMatchObject({ progressPercent: null, progressBytes: null });
+        expect(await store.updateJobProgress(failed.id, { percent: 10, bytes: 1 })).toBe(false);
+        expect(await store.getJob(failed.id)).toMatchObject({ progressPercent: null, progressBytes: null, progressUpdatedAt: null });
+      });
+
+      it('throttles progress in one statement: nothing is written within `notWithinMs` of the last write', async () => {
+        const running = await jobIn('Running');
+        const t0 = new Date(Date.now() + 60_000);
+        const at = (ms: number) => new Date(t0.getTime() + ms);
+        const write = (percent: number, ms: number) => store.updateJobProgress(running.id, { percent, bytes: percent * 10, at: at(ms) }, { notWithinMs: 15_000 });
+        expect(await write(1, 0)).toBe(true);
+        expect(await write(2, 14_999)).toBe(false);
+        expect(await store.getJob(running.id)).toMatchObject({ progressPercent: 1, progressBytes: 10, progressUpdatedAt: at(0) });
+        expect(await write(3, 15_000)).toBe(true);
+        expect(await store.getJob(running.id)).toMatchObject({ progressPercent: 3, progressBytes: 30, progressUpdatedAt: at(15_000), updatedAt: at(15_000) });
       });
 
       it('records a download link on an Available job with its sas.download_issued audit row', async () => {
@@ -426,6 +438,78 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         await expiring(40, 'Expired'); // already handled
         expect((await listing.listExpiredJobs(now, 10)).map((job) => job.id)).toEqual([older, newer]);
         expect((await listing.listExpiredJobs(now, 1)).map((job) => job.id)).toEqual([older]);
+      });
+    });
+
+    describe('metrics, RPO state and the notification outbox', () => {
+      it('tallies jobs per database, status and error code with bytes and the newest completion, in one query', async () => {
+        const fresh = await createStore();
+        try {
+          const seeded = await seed(fresh);
+          const done = async (sizeBytes: number, completedAt: Date) => {
+            const job = await jobIn('Verifying', fresh, newJob(seeded));
+            await fresh.transitionJob(job.id, { from: ['Verifying'], to: 'Available', patch: { sizeBytes, completedAt } }, actor('job.available'));
+          };
+          await done(100, new Date('2026-11-01T00:00:00Z'));
+          await done(250, new Date('2026-11-02T00:00:00Z'));
+          const failed = await jobIn('Queued', fresh, newJob(seeded));
+          await fresh.transitionJob(failed.id, { from: ['Queued'], to: 'Failed', patch: { errorCode: 'delivery_failed' } }, actor('job.failed'));
+          const tallies = await fresh.tallyJobs();
+          expect(tallies).toHaveLength(2);
+          expect(tallies.find((row) => row.status === 'Available')).toEqual({
+            databaseId: seeded.database.id,
+            status: 'Available',
+            errorCode: null,
+            jobs: 2,
+            bytes: 350,
+            lastCompletedAt: new Date('2026-11-02T00:00:00Z'),
+          });
+          expect(tallies.find((row) => row.status === 'Failed')).toMatchObject({ jobs: 1, errorCode: 'delivery_failed', bytes: 0 });
+          const counts = new Map((await fresh.countAuditActions()).map((row) => [row.action, row.count]));
+          expect(counts.get('job.available')).toBe(2);
+          expect(counts.get('job.failed')).toBe(1);
+          expect(counts.get('job.requested')).toBe(3);
+          const completed = await fresh.listCompletedJobs(new Date('2026-11-01T12:00:00Z'), 10);
+          expect(completed.map((job) => job.sizeBytes)).toEqual([250]);
+        } finally {
+          await fresh.close();
+        }
+      });
+
+      it('records an RPO breach and its recovery once each, audited', async () => {
+        const { database } = await seed();
+        const since = new Date('2026-11-20T00:00:00Z');
+        const target = `database/${database.id}`;
+        expect((await store.setRpoBreach(database.id, since, actor('rpo.breached', { target })))?.rpoBreachedAt).toEqual(since);
+        expect(await store.setRpoBreach(database.id, new Date(), actor('rpo.breached', { target }))).toBeUndefined();
+        expect((await store.getDatabase(database.id))?.rpoBreachedAt).toEqual(since);
+        expect((await store.setRpoBreach(database.id, null, actor('rpo.recovered', { target })))?.rpoBreachedAt).toBeNull();
+        expect(await store.setRpoBreach(database.id, null, actor('rpo.recovered', { target }))).toBeUndefined();
+        const actions = (await store.listAudit({ actor: 'contract-admin', limit: 500 })).items.filter((row) => row.target === target);
+        expect(actions.map((row) => row.action).sort()).toEqual(['rpo.breached', 'rpo.recovered']);
+      });
+
+      it('writes an outbox row with each notifiable audit row, and only those, and tracks delivery attempts', async () => {
+        const fresh = await createStore();
+        try {
+          const seeded = await seed(fresh);
+          const job = await jobIn('Verifying', fresh, newJob(seeded));
+          await fresh.transitionJob(job.id, { from: ['Verifying'], to: 'Available' }, actor('job.available'));
+          await fresh.appendAudit(actor('rpo.breached', { target: 'database/x' }));
+          const due = await fresh.listPendingNotifications(new Date(Date.now() + 1000), 10);
+          expect(due.map((item) => item.event.action)).toEqual(['job.available', 'rpo.breached']);
+          expect(due[0]).toMatchObject({ attempts: 0, deliveredTo: [], event: { jobId: job.id } });
+
+          const later = new Date(Date.now() + 60_000);
+          await fresh.recordNotificationAttempt(due[0]!.event.id, { deliveredTo: ['eventgrid'], done: false, nextAttemptAt: later, error: 'webhook: 503', at: new Date() });
+          await fresh.recordNotificationAttempt(due[1]!.event.id, { deliveredTo: ['eventgrid', 'webhook'], done: true, nextAttemptAt: later, error: null, at: new Date() });
+          expect(await fresh.listPendingNotifications(new Date(Date.now() + 1000), 10)).toEqual([]);
+          const retry = await fresh.listPendingNotifications(new Date(later.getTime() + 1), 10);
+          expect(retry).toHaveLength(1);
+          expect(retry[0]).toMatchObject({ attempts: 1, deliveredTo: ['eventgrid'], event: { id: due[0]!.event.id } });
+        } finally {
+          await fresh.close();
+        }
       });
     });
 

@@ -14,7 +14,7 @@ const createdAt = new Date('2026-11-23T09:05:42.123Z');
 describe('backupBlobPath', () => {
   it('places a job under its server and database ids, named by the job id', () => {
     expect(backupBlobPath(naming)).toBe(
-      'backups/c3a0e0a4-1111-4d5e-8f00-000000000001/d7e0f2b1-2222-4a6b-9c00-000000000002/0b9f6c1e-6a51-4f3e-9a1c-5d2e8b7f4a10.bak',
+      'c3a0e0a4-1111-4d5e-8f00-000000000001/d7e0f2b1-2222-4a6b-9c00-000000000002/0b9f6c1e-6a51-4f3e-9a1c-5d2e8b7f4a10.bak',
     );
   });
 

@@ -1,0 +1,1 @@
+ALTER TABLE [jobs] ADD [progress_updated_at] datetime2(3);
