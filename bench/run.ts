@@ -5,6 +5,7 @@
  *
  *   npm run bench -- upload --size-mib 256      a quick upload run (comma list for several sizes)
  *   npm run bench -- pg --pg-size-mib 128       a smaller generated PostgreSQL database
+ *   npm run bench -- sanitize --sanitize-users 20000   a sanitized copy beside a raw dump (small database)
  *   npm run bench -- --keep-files               keep the generated input files for the next run
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
  */
@@ -17,10 +18,10 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'api', 'replay'] as const;
+const sections = ['upload', 'pg', 'api', 'replay', 'sanitize'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--sanitize-users N] [--keep-files] [--all-variants]`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -28,6 +29,7 @@ const { values, positionals } = parseArgs({
     'size-mib': { type: 'string' },
     'pg-size-mib': { type: 'string' },
     'load-seconds': { type: 'string' },
+    'sanitize-users': { type: 'string' },
     'keep-files': { type: 'boolean', default: false },
     'all-variants': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -59,6 +61,7 @@ function positiveNumbers(text: string | undefined, fallback: number[], name: str
 
 const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
 const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
+const [sanitizeUsers] = positiveNumbers(values['sanitize-users'], [200_000], 'sanitize-users');
 
 // Azurite (OAuth) and the OIDC issuer serve loopback HTTPS with a self-signed certificate, which Node trusts
 // only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once. The second run
@@ -116,6 +119,10 @@ async function runSection(name: Section): Promise<void> {
     case 'replay': {
       const { runReplayBench } = await import('./replay.js');
       return runReplayBench();
+    }
+    case 'sanitize': {
+      const { runSanitizeBench } = await import('./sanitize.js');
+      return runSanitizeBench({ users: sanitizeUsers! });
     }
   }
 }

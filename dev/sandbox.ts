@@ -5,6 +5,9 @@
  *   --serve            keep everything running afterwards and print tokens and curl commands
  *   --source URL       back up a real PostgreSQL database (postgres://user[:password]@host[:port]/db) with
  *                      pg_dump, instead of the embedded demo database
+ *   --sanitized        walk a sanitized copy instead: a demo database with personal data on a real PostgreSQL
+ *                      server (--source's server, else PG_URL), registered with masking rules; the copy is restored
+ *                      elsewhere and checked to hold none of the original values
  *   --compression X    none | gzip | zstd (default gzip)
  *   --cors-origin URL  allow a browser page on this origin (e.g. a portal on http://127.0.0.1:5173) to call
  *                      the API; repeatable. Default: the CORS_ORIGINS setting, if set
@@ -16,7 +19,7 @@ import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
 
-const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--compression none|gzip|zstd] [--cors-origin URL]... [--verbose]
+const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--sanitized] [--compression none|gzip|zstd] [--cors-origin URL]... [--verbose]
 
 Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OAuth), a local OIDC issuer
 (Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
@@ -32,6 +35,7 @@ const { values: args } = parseArgs({
   options: {
     serve: { type: 'boolean', default: false },
     source: { type: 'string' },
+    sanitized: { type: 'boolean', default: false },
     compression: { type: 'string', default: 'gzip' },
     verbose: { type: 'boolean', default: false },
     'cors-origin': { type: 'string', multiple: true },
@@ -42,6 +46,10 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(usage);
   process.exit(0);
+}
+if (args.sanitized && !args.source && !process.env.PG_URL) {
+  console.error(`--sanitized needs a real PostgreSQL server (pg_dump, pg_restore, a scratch database): pass --source postgres://user@host/postgres or set PG_URL\n\n${usage}`);
+  process.exit(2);
 }
 if (!['none', 'gzip', 'zstd'].includes(args.compression!)) {
   console.error(`--compression must be none, gzip or zstd (got ${args.compression})\n\n${usage}`);
@@ -88,29 +96,37 @@ const stack = await startLocalStack({
   ...(args['cors-origin'] ? { corsOrigins: args['cors-origin'] } : {}),
   ...(portal ? { portal } : {}),
 });
-if (!args.source) line('starting', 'the embedded demo database (PGlite, seeding 2000 customers and 6000 orders)');
-const source = args.source ? undefined : await startEmbeddedSource();
+const { startSanitizedDemo } = await import('./sanitized-demo.js');
+const sanitized = args.sanitized ? await startSanitizedDemo(args.source ?? process.env.PG_URL!) : undefined;
+if (!args.source && !sanitized) line('starting', 'the embedded demo database (PGlite, seeding 2000 customers and 6000 orders)');
+const source = args.source || sanitized ? undefined : await startEmbeddedSource();
 let exitCode = 0;
 try {
   line('stand-ins', `API ${stack.apiBaseUrl}, Azurite ${stack.azurite.blobEndpoint}, OIDC ${stack.issuer.baseUrl}, AMQP 127.0.0.1:${stack.broker.port}`);
 
   step = 'register the source server and database (Admin)';
-  const sourceUrl = args.source ? new URL(args.source) : undefined;
-  const databaseName = sourceUrl ? decodeURIComponent(sourceUrl.pathname.slice(1)) : source!.databaseName;
+  const sourceUrl = sanitized ? undefined : args.source ? new URL(args.source) : undefined;
+  const databaseName = sanitized?.databaseName ?? (sourceUrl ? decodeURIComponent(sourceUrl.pathname.slice(1)) : source!.databaseName);
   const server = await stack.api<Json>('POST', '/api/servers', {
     token: stack.tokens.admin,
-    body: { name: sourceUrl ? sourceUrl.host : 'embedded-demo', host: sourceUrl ? sourceUrl.host : 'embedded', engine: 'postgres' },
+    body: { name: sourceUrl?.host ?? (sanitized ? sanitized.settings.host : 'embedded-demo'), host: sourceUrl?.host ?? (sanitized ? sanitized.settings.host : 'embedded'), engine: 'postgres' },
   });
   expectStatus(server, 201);
   const database = await stack.api<Json>('POST', `/api/servers/${server.body.id}/databases`, {
     token: stack.tokens.admin,
-    body: { name: databaseName, requesterGroupIds: [stack.requesterGroupId] },
+    body: {
+      name: databaseName,
+      requesterGroupIds: [stack.requesterGroupId],
+      ...(sanitized ? { policy: { distribution: 'sanitized', masking: sanitized.masking } } : {}),
+    },
   });
   expectStatus(database, 201);
-  line('registered', `server ${server.body.id} (postgres), database "${databaseName}" ${database.body.id}`);
+  line('registered', `server ${server.body.id} (postgres), database "${databaseName}" ${database.body.id}${sanitized ? `, distribution sanitized (rules v${sanitized.masking.version})` : ''}`);
 
   step = 'start the runner agent';
-  const engine = sourceUrl
+  const engine = sanitized
+    ? createPostgresEngine(sanitized.settings)
+    : sourceUrl
     ? createPostgresEngine({
         host: sourceUrl.hostname,
         port: Number(sourceUrl.port || 5432),
@@ -122,6 +138,7 @@ try {
   const runner = await stack.startRunner({
     serverId: server.body.id,
     engine,
+    ...(sanitized ? { scratch: sanitized.scratch } : {}),
     ...(args.verbose ? { logger: createLogger({ level: 'info' }) } : {}),
   });
   line('runner', `${runner.runnerId} listening on subscription runner-${server.body.id} (${await engine.check()})`);
@@ -171,6 +188,14 @@ try {
     throw new Error(`downloaded ${bytes.length} bytes with sha256 ${digest}; the job says ${job.sizeBytes} bytes, ${job.sha256}`);
   }
   line('downloaded', `${bytes.length} bytes, sha256 matches (${download.headers.get('content-disposition')})`);
+
+  if (sanitized) {
+    step = 'restore the sanitized copy elsewhere and check that it holds no original value';
+    if (job.maskingVersion !== sanitized.masking.version) throw new Error(`the job records masking version ${job.maskingVersion}`);
+    const decompress = createDecompressStream(args.compression as Compression);
+    const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
+    line('sanitized', `masking rules v${job.maskingVersion}: ${await sanitized.check(plain)}`);
+  }
 
   if (source) {
     step = 'restore the backup into a fresh embedded database and compare the data';
@@ -227,5 +252,6 @@ Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbac
 } finally {
   await stack.stop().catch(() => undefined);
   await source?.close().catch(() => undefined);
+  await sanitized?.close().catch(() => undefined);
 }
 process.exit(exitCode);

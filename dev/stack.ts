@@ -10,6 +10,7 @@
  *   Durable       → the real orchestrator and activities replayed in-process (dev/durable-host.ts)
  *   Runner host   → the real runner agent (consumer, API client, upload pipeline) in this process
  */
+import type { ScratchDriver } from '../runner-agent/sanitize/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
@@ -117,6 +118,8 @@ export interface RunnerOptions {
   logger?: Logger;
   /** Block size of the upload pipeline (tests make it small to get many blocks). */
   blockBytes?: number;
+  /** Scratch target for sanitized copies. */
+  scratch?: ScratchDriver;
 }
 
 export interface RunningRunner {
@@ -260,6 +263,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
         runnerId,
         api: new RunnerApiClient({ baseUrl: http.baseUrl, tokens: { getToken: async () => tokens.runner }, logger }),
         engines: { [runner.engine.name]: runner.engine },
+        ...(runner.scratch ? { scratch: { [runner.scratch.engine]: runner.scratch } } : {}),
         semaphore: new KeyedSemaphore(1),
         ...(runner.blockBytes ? { uploadOptions: { blockBytes: runner.blockBytes } } : {}),
         progress: { minIntervalMs: 200, heartbeatMs: 1_000 },

@@ -93,6 +93,8 @@ export interface UploadReport {
   sha256: string;
   compression: Compression;
   encrypted: boolean;
+  /** Rows per table in what was stored; kept on the job for restore rehearsals. */
+  tableRowCounts?: Record<string, number>;
 }
 
 export interface BeginVerificationInput extends JobStep {
@@ -204,6 +206,8 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
       options: job.options satisfies BackupOptions,
       blobPath: job.blobPath,
       requestedAt: job.createdAt.toISOString(),
+      // Every copy of a sanitized database is made with its current rules; the job records their version.
+      ...(policy.distribution === 'sanitized' && policy.masking ? { masking: policy.masking } : {}),
     },
   };
 }
@@ -217,8 +221,11 @@ export async function enqueueJob(input: EnqueueJobInput): Promise<StepDone | Ref
   const queued = await transition(
     deps,
     input,
-    { from: ['Pending'], to: 'Queued' },
-    { action: 'job.queued', detail: { serverId: input.message.serverId, runDeadline: input.message.runDeadline } },
+    { from: ['Pending'], to: 'Queued', ...(input.message.masking ? { patch: { maskingVersion: input.message.masking.version } } : {}) },
+    {
+      action: 'job.queued',
+      detail: { serverId: input.message.serverId, runDeadline: input.message.runDeadline, maskingVersion: input.message.masking?.version ?? null },
+    },
   );
   if (!queued.ok) return queued;
   await deps.queue.enqueue(input.message);
@@ -251,7 +258,11 @@ export async function beginVerification(input: BeginVerificationInput): Promise<
     deps,
     input,
     // The upload is complete: the row's progress says so, whatever the throttled progress events last wrote.
-    { from: ['Running'], to: 'Verifying', patch: { progressPercent: 100, progressBytes: reported.sizeBytes } },
+    {
+      from: ['Running'],
+      to: 'Verifying',
+      patch: { progressPercent: 100, progressBytes: reported.sizeBytes, ...(reported.tableRowCounts ? { tableRowCounts: reported.tableRowCounts } : {}) },
+    },
     {
       action: 'job.verifying',
       detail: {

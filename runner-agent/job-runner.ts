@@ -23,6 +23,8 @@ import { JobFailure, isJobFailure } from './errors.js';
 import type { Logger } from './logger.js';
 import { ProgressThrottle } from './pipeline/progress.js';
 import type { KeyedSemaphore } from './semaphore.js';
+import { sanitizedBackup } from './sanitize/sanitized-backup.js';
+import type { ScratchDriver } from './sanitize/types.js';
 import { uploadBackup, type UploadOptions } from './pipeline/upload.js';
 
 export type Settlement =
@@ -68,6 +70,8 @@ export interface JobRunnerDeps {
   runnerId: string;
   api: Api;
   engines: Partial<Record<BackupEngine, BackupEngineDriver>>;
+  /** Scratch targets for sanitized copies; a job with masking rules fails without one for its engine. */
+  scratch?: Partial<Record<BackupEngine, ScratchDriver>>;
   /** Present when the runner has an encryption key; jobs asking for encryption fail without one. */
   encryptionKey?: Buffer;
   semaphore: KeyedSemaphore;
@@ -138,6 +142,11 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   }
   const engine = deps.engines[job.engine];
   if (!engine) return reportFailure(new JobFailure('engine_not_configured', `This runner has no ${job.engine} connection configured`));
+  const scratch = job.masking ? deps.scratch?.[job.engine] : undefined;
+  if (job.masking && !scratch) {
+    const key = job.engine === 'postgres' ? 'postgres' : 'sqlServer';
+    return reportFailure(new JobFailure('scratch_not_configured', `A sanitized copy needs scratch.${key} in the runner config`));
+  }
   if (job.options.encryption && !deps.encryptionKey) {
     return reportFailure(new JobFailure('encryption_key_missing', 'The job asks for encryption but this runner has no encryptionKeyFile'));
   }
@@ -180,7 +189,10 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       now,
     });
 
-    const backup = await engine.backup(
+    // A sanitized copy is a backup like any other to the upload; it only passed verification first.
+    const backup = job.masking
+      ? await sanitizedBackup({ jobId: job.jobId, databaseName: job.databaseName, masking: job.masking }, scratch!, { signal: stop.signal, attemptId, logger: log })
+      : await engine.backup(
       { jobId: job.jobId, databaseName: job.databaseName, compression: job.options.compression },
       {
         signal: stop.signal,
@@ -235,6 +247,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       sha256: result.sha256,
       compression: result.compression,
       encrypted: result.encrypted,
+      ...(backup.tableRowCounts ? { tableRowCounts: backup.tableRowCounts } : {}),
     });
     return { action: 'complete', reason: 'uploaded' };
   } catch (caught) {

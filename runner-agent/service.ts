@@ -6,15 +6,19 @@ import { mkdirSync } from 'node:fs';
 import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { BackupEngine } from '../shared/contracts/common.js';
+import { errorMessage } from '../shared/errors.js';
 import { serviceBusClientFrom } from '../shared/servicebus.js';
 import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api/client.js';
 import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
 import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresEngine } from './engines/postgres.js';
-import { createSqlServerEngine } from './engines/sqlserver.js';
+import { createSqlServerEngine, defaultConnector } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
+import { createPostgresScratch } from './sanitize/postgres.js';
+import { createSqlServerScratch } from './sanitize/sqlserver.js';
+import type { ScratchDriver } from './sanitize/types.js';
 import { KeyedSemaphore } from './semaphore.js';
 
 /** The runner's Entra app credential for Service Bus (and SQL Server with `auth.type = entra`). */
@@ -46,6 +50,40 @@ export function buildEngines(
   return engines;
 }
 
+/** Scratch targets from `scratch` (sanitized copies, restore rehearsals); an engine without one gets none. */
+export function buildScratch(config: RunnerConfig, credential?: TokenCredential): Partial<Record<BackupEngine, ScratchDriver>> {
+  const drivers: Partial<Record<BackupEngine, ScratchDriver>> = {};
+  const { scratch } = config;
+  if (scratch?.postgres && config.postgres) {
+    drivers.postgres = createPostgresScratch({ source: config.postgres, scratch: scratch.postgres, prefix: scratch.prefix });
+  }
+  if (scratch?.sqlServer && config.sqlServer) {
+    const { connection, dataDirectory, logDirectory } = scratch.sqlServer;
+    drivers.sqlserver = createSqlServerScratch({
+      source: config.sqlServer,
+      connection: connection ?? config.sqlServer,
+      dataDirectory,
+      ...(logDirectory ? { logDirectory } : {}),
+      prefix: scratch.prefix,
+      workDir: config.workDir,
+      connect: (settings, database) => defaultConnector(settings, credential, database),
+    });
+  }
+  return drivers;
+}
+
+/** A crashed run leaves scratch databases behind: drop every one with our prefix before taking new work. */
+export async function dropScratchLeftovers(drivers: Partial<Record<BackupEngine, ScratchDriver>>, logger: Logger): Promise<void> {
+  for (const driver of Object.values(drivers)) {
+    try {
+      const dropped = await driver.dropLeftovers();
+      if (dropped.length > 0) logger.warn({ engine: driver.engine, dropped }, 'dropped scratch databases left by an earlier run');
+    } catch (error) {
+      logger.error({ engine: driver.engine, error: errorMessage(error) }, 'could not drop leftover scratch databases');
+    }
+  }
+}
+
 export function buildServiceBusClient(config: RunnerConfig, credential: TokenCredential): ServiceBusClient {
   const { serviceBus } = config;
   return serviceBus.connectionString
@@ -62,6 +100,8 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
   const credential = entraCredential(config.entra);
   const engines = buildEngines(config, credential, logger);
+  const scratch = buildScratch(config, credential);
+  await dropScratchLeftovers(scratch, logger);
   const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
   const client = buildServiceBusClient(config, credential);
   const consumer = new JobConsumer({
@@ -77,6 +117,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       runnerId: config.runnerId,
       api,
       engines,
+      scratch,
       ...(encryptionKey ? { encryptionKey } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
     },
@@ -86,6 +127,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
     {
       runnerId: config.runnerId,
       engines: Object.keys(engines),
+      scratch: Object.keys(scratch),
       serviceBus: config.serviceBus.fullyQualifiedNamespace ?? '(development connection string)',
       api: config.api.baseUrl,
       encryption: encryptionKey ? 'key loaded' : 'no key',

@@ -70,6 +70,11 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
     acceptedAt: isoOrNull(job.acceptedAt),
     completedAt: isoOrNull(job.completedAt),
     expiresAt: isoOrNull(job.expiresAt),
+    maskingVersion: job.maskingVersion,
+    restoreRehearsal:
+      job.restoreVerifiedAt && job.restoreResult
+        ? { verifiedAt: iso(job.restoreVerifiedAt), durationMs: job.restoreDurationMs ?? 0, result: job.restoreResult, error: job.restoreError }
+        : null,
   };
   const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
   const link = isRequester ? liveDownloadLink(job, now) : undefined;

@@ -12,6 +12,8 @@ export interface EngineJob {
   databaseName: string;
   /** How the runner will compress the stream: an engine that can compress itself leaves it to the runner then. */
   compression?: Compression;
+  /** Tables whose definition is kept but whose rows are left out (PostgreSQL only; others refuse). */
+  excludeTableData?: Array<{ schema: string; table: string }>;
 }
 
 export interface EngineBackupOptions {
@@ -34,6 +36,8 @@ export interface EngineBackup {
   percentAfter?: (bytesRead: number) => number;
   /** Removes temp files; called once, whatever happened. */
   cleanup: () => Promise<void>;
+  /** Rows per table (`schema.table`) in exactly what the stream holds, when the engine can count them. */
+  tableRowCounts?: Record<string, number>;
 }
 
 export interface BackupEngineDriver {

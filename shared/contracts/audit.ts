@@ -25,6 +25,7 @@ export const auditActions = [
   'sas.upload_issued',
   'rpo.breached',
   'rpo.recovered',
+  'restore.rehearsed',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

@@ -112,6 +112,12 @@ export const JobView = z
     acceptedAt: isoDateTime.nullable(),
     completedAt: isoDateTime.nullable(),
     expiresAt: isoDateTime.nullable(),
+    /** Masking rule set version a sanitized copy was made with; null for a raw copy. */
+    maskingVersion: z.number().int().nullable(),
+    /** The latest restore rehearsal of this backup (RTO evidence), if any. */
+    restoreRehearsal: z
+      .object({ verifiedAt: isoDateTime, durationMs: z.number().int().nonnegative(), result: z.enum(['passed', 'failed']), error: z.string().nullable() })
+      .nullable(),
     /** Only to the job's requester, and only while the link is live. */
     downloadLink: DownloadLink.optional(),
   })

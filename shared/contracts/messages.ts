@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { BackupEngine, isoDateTime, uuid } from './common.js';
 import { BackupOptions } from './jobs.js';
+import { MaskingRuleSet } from './masking.js';
 
 /**
  * The Service Bus message that asks a runner for one backup. Sent by the orchestration's enqueue activity
@@ -23,6 +24,9 @@ export const BackupJobMessage = z
     requestedAt: isoDateTime,
     /** The orchestration gives up on the job after this instant; a runner should not start past it. */
     runDeadline: isoDateTime,
+    /** Present for a sanitized copy: the runner masks a scratch restore with these rules (a runner that predates
+     * the field refuses the message, as it should: it cannot make the copy safe). */
+    masking: MaskingRuleSet.optional(),
   })
   .strict();
 export type BackupJobMessage = z.infer<typeof BackupJobMessage>;

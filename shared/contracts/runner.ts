@@ -34,6 +34,8 @@ export const UploadedEvent = z
     sha256: sha256Hex,
     compression: Compression,
     encrypted: z.boolean(),
+    /** Rows per table (`schema.table`) in what was stored, so a restore rehearsal can compare. */
+    tableRowCounts: z.record(z.string().max(300), z.number().int().nonnegative()).optional(),
   })
   .strict();
 

@@ -1,5 +1,11 @@
 import { z } from 'zod';
 import { BackupEngine, backupEngines, isoDateTime, uuid } from './common.js';
+import { MaskingRuleSet } from './masking.js';
+
+/** What copies of a database may be handed out: raw, only sanitized, or raw after an approver agrees. */
+export const distributions = ['raw', 'sanitized', 'raw-needs-approval'] as const;
+export const Distribution = z.enum(distributions);
+export type Distribution = z.infer<typeof Distribution>;
 
 const name = z
   .string()
@@ -41,7 +47,16 @@ const databasePolicyFields = {
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
   rpoHours: z.number().int().positive().max(24 * 366),
+  distribution: Distribution,
+  /** The masking rule set a sanitized copy is made with; required when distribution is `sanitized`. */
+  masking: MaskingRuleSet.nullable(),
+  /** Restore-rehearse the newest Available backup this often; null: only on request. */
+  rehearseEveryDays: z.number().int().positive().max(3650).nullable(),
 };
+
+const sanitizedNeedsRules = (policy: { distribution?: Distribution; masking?: MaskingRuleSet | null }) =>
+  policy.distribution !== 'sanitized' || Boolean(policy.masking);
+const sanitizedNeedsRulesMessage = { path: ['masking'], message: "is required when distribution is 'sanitized'" };
 
 export const DatabasePolicy = z
   .object({
@@ -51,8 +66,12 @@ export const DatabasePolicy = z
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
     rpoHours: databasePolicyFields.rpoHours.optional(),
+    distribution: databasePolicyFields.distribution.default('raw'),
+    masking: databasePolicyFields.masking.default(null),
+    rehearseEveryDays: databasePolicyFields.rehearseEveryDays.default(null),
   })
-  .strict();
+  .strict()
+  .refine(sanitizedNeedsRules, sanitizedNeedsRulesMessage);
 
 /**
  * A partial policy for updates. Not `DatabasePolicy.partial()`: zod 4 still applies the defaults inside it,

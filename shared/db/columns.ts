@@ -8,6 +8,7 @@ import { backupEngines, errorCodeMaxLength, errorMessageMaxLength } from '../con
 import { jobStatuses } from '../contracts/jobs.js';
 
 export const jobTriggers = ['user', 'schedule'] as const;
+export const restoreResults = ['passed', 'failed'] as const;
 
 /** Column widths. Ids are UUID strings; names follow the zod limits in shared/contracts. */
 export const len = {
@@ -33,6 +34,7 @@ export const len = {
   ip: 64,
   userAgent: 512,
   channels: 1000,
+  restoreResult: 16,
 } as const;
 
 /**
@@ -51,4 +53,5 @@ export const enumValues = {
   trigger: jobTriggers,
   actorType: actorTypes,
   action: auditActions,
+  restoreResult: restoreResults,
 } as const;

@@ -79,8 +79,10 @@ export interface RepositoryOptions {
 /** Fields of a job patch that map 1:1 to job columns (JobPatch is a subset of JobRecord). */
 function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
   if (!patch) return {};
-  const columns = definedOnly(patch);
+  const { tableRowCounts, ...rest } = patch;
+  const columns: Partial<JobRow> = definedOnly(rest);
   if (typeof columns.errorMessage === 'string') columns.errorMessage = truncateToColumn(columns.errorMessage, len.errorMessage);
+  if (tableRowCounts !== undefined) columns.tableRowCounts = tableRowCounts && JSON.stringify(tableRowCounts);
   return columns;
 }
 
@@ -224,6 +226,12 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       acceptedAt: null,
       completedAt: null,
       expiresAt: null,
+      maskingVersion: null,
+      tableRowCounts: null,
+      restoreVerifiedAt: null,
+      restoreDurationMs: null,
+      restoreResult: null,
+      restoreError: null,
     };
     return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }
@@ -392,6 +400,18 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         and(...conditions)!,
       );
       return rows.length > 0;
+    },
+
+    async recordRestoreRehearsal(id, outcome, audit) {
+      const set = {
+        restoreVerifiedAt: outcome.at,
+        restoreDurationMs: outcome.durationMs,
+        restoreResult: outcome.result,
+        restoreError: outcome.error,
+        updatedAt: outcome.at,
+      };
+      // Only a backup that still exists has something to rehearse.
+      return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, audit.at ?? outcome.at, toJobRecord, id);
     },
 
     async recordDownloadLink(id, link, audit) {

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AnyColumn } from 'drizzle-orm';
+import { defaultDatabasePolicy } from '../contracts/servers.js';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
 import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from './store.js';
@@ -45,13 +46,19 @@ export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {
   return {
     ...row,
     requesterGroupIds: JSON.parse(row.requesterGroupIds) as string[],
-    policy: JSON.parse(row.policy) as DatabaseRecord['policy'],
+    // Policies stored before a field existed read with that field's default.
+    policy: { ...defaultDatabasePolicy, ...(JSON.parse(row.policy) as Partial<DatabaseRecord['policy']>) },
     schedule: row.schedule === null ? null : (JSON.parse(row.schedule) as DatabaseRecord['schedule']),
   };
 }
 
 export function toJobRecord(row: JobRow): JobRecord {
-  return { ...row, options: JSON.parse(row.options) as JobRecord['options'] };
+  return {
+    ...row,
+    options: JSON.parse(row.options) as JobRecord['options'],
+    tableRowCounts: row.tableRowCounts == null ? null : (JSON.parse(row.tableRowCounts) as Record<string, number>),
+    restoreResult: row.restoreResult as JobRecord['restoreResult'],
+  };
 }
 
 export function toAuditRecord(row: AuditRow): AuditRecord {

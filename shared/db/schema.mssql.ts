@@ -80,6 +80,15 @@ export const jobs = mssqlTable(
     acceptedAt: instant('accepted_at'),
     completedAt: instant('completed_at'),
     expiresAt: instant('expires_at'),
+    /** Version of the masking rule set the copy was made with; null for a raw copy. */
+    maskingVersion: int('masking_version'),
+    /** JSON rows per table (`schema.table`) as the runner counted them in what it stored. */
+    tableRowCounts: json('table_row_counts'),
+    /** Latest restore rehearsal of this backup. */
+    restoreVerifiedAt: instant('restore_verified_at'),
+    restoreDurationMs: bigint('restore_duration_ms', { mode: 'number' }),
+    restoreResult: nvarchar('restore_result', { length: len.restoreResult, enum: enumValues.restoreResult }),
+    restoreError: nvarchar('restore_error', { length: len.errorMessage }),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
@@ -90,6 +99,7 @@ export const jobs = mssqlTable(
     check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),
     check('jobs_status_check', oneOf(t.status, enumValues.status)),
     check('jobs_trigger_check', oneOf(t.trigger, enumValues.trigger)),
+    check('jobs_restore_result_check', oneOf(t.restoreResult, enumValues.restoreResult)),
   ],
 );
 

@@ -90,6 +90,15 @@ export const jobs = pgTable(
     acceptedAt: instant('accepted_at'),
     completedAt: instant('completed_at'),
     expiresAt: instant('expires_at'),
+    /** Version of the masking rule set the copy was made with; null for a raw copy. */
+    maskingVersion: integer('masking_version'),
+    /** JSON rows per table (`schema.table`) as the runner counted them in what it stored. */
+    tableRowCounts: text('table_row_counts'),
+    /** Latest restore rehearsal of this backup. */
+    restoreVerifiedAt: instant('restore_verified_at'),
+    restoreDurationMs: bigint('restore_duration_ms', { mode: 'number' }),
+    restoreResult: varchar('restore_result', { length: len.restoreResult, enum: enumValues.restoreResult }),
+    restoreError: varchar('restore_error', { length: len.errorMessage }),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
@@ -100,6 +109,7 @@ export const jobs = pgTable(
     check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),
     check('jobs_status_check', oneOf(t.status, enumValues.status)),
     check('jobs_trigger_check', oneOf(t.trigger, enumValues.trigger)),
+    check('jobs_restore_result_check', oneOf(t.restoreResult, enumValues.restoreResult)),
   ],
 );
 

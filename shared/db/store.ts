@@ -69,6 +69,15 @@ export interface JobRecord {
   completedAt: Date | null;
   /** When the backup is deleted (retention). Set when the job becomes Available. */
   expiresAt: Date | null;
+  /** Masking rule set version of a sanitized copy (sent to the runner with the job); null for a raw copy. */
+  maskingVersion: number | null;
+  /** Rows per table in the stored backup, as reported with the upload; a rehearsal compares against them. */
+  tableRowCounts: Record<string, number> | null;
+  /** Latest restore rehearsal: when, how long the restore took, and how it ended. */
+  restoreVerifiedAt: Date | null;
+  restoreDurationMs: number | null;
+  restoreResult: 'passed' | 'failed' | null;
+  restoreError: string | null;
 }
 
 /** The audit facts a caller supplies; the store adds id and timestamp. */
@@ -140,8 +149,18 @@ export type JobPatch = Partial<
     | 'downloadExpiresAt'
     | 'progressPercent'
     | 'progressBytes'
+    | 'maskingVersion'
+    | 'tableRowCounts'
   >
 >;
+
+/** The outcome of a restore rehearsal, recorded on the backup's job. */
+export interface RestoreRehearsalRecord {
+  at: Date;
+  durationMs: number;
+  result: 'passed' | 'failed';
+  error: string | null;
+}
 
 export type TransitionResult =
   | { ok: true; job: JobRecord }
@@ -241,6 +260,8 @@ export interface Store {
    * less than that long before `at` (one conditional statement, so concurrent instances agree). True if written.
    */
   updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }, options?: { notWithinMs?: number }): Promise<boolean>;
+  /** Records a rehearsal's outcome on an Available job with its `restore.rehearsed` audit row, in one transaction. */
+  recordRestoreRehearsal(id: string, outcome: RestoreRehearsalRecord, audit: AuditEntry): Promise<JobRecord | undefined>;
   /**
    * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
    * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.

@@ -121,6 +121,8 @@ describe('GET /api/openapi.json', () => {
       acceptedAt: now,
       completedAt: now,
       expiresAt: now,
+      maskingVersion: 3,
+      restoreRehearsal: { verifiedAt: now, durationMs: 1234, result: 'passed', error: null },
       downloadLink: { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) },
     });
     expect(validator('Job')(job)).toBe(true);

@@ -140,7 +140,13 @@ async function recordEveryStatement(): Promise<Recorded[]> {
       return store.listJobs({ requesterOid: 'oid', status: 'Queued', limit: 10, cursor });
     },
     transitionJob: () =>
-      store.transitionJob(id, { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date() } }, audit),
+      store.transitionJob(
+        id,
+        { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date(), maskingVersion: 3, tableRowCounts: { 'dbo.t': 1 } } },
+        audit,
+      ),
+    recordRestoreRehearsal: () =>
+      store.recordRestoreRehearsal(id, { at: new Date(), durationMs: 1200, result: 'failed', error: 'row_count_mismatch' }, audit),
     updateJobProgress: async () => {
       await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
       return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
@@ -201,7 +207,7 @@ describe('SQL Server statements', async () => {
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
         'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
-        'recordNotificationAttempt',
+        'recordNotificationAttempt', 'recordRestoreRehearsal',
       ].sort(),
     );
     const operationOf = (sql: string) => {

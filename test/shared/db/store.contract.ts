@@ -311,6 +311,30 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         expect((await store.getJob(running.id))?.downloadUrl).toBeNull();
         expect(await auditOf(running.id)).toEqual(before);
       });
+      it('keeps masking version and row counts from a transition patch, and records a rehearsal on an Available job only', async () => {
+        const verifying = await jobIn('Verifying');
+        const counts = { 'public.users': 50, 'public."odd.name"': 0 };
+        const done = await store.transitionJob(
+          verifying.id,
+          { from: ['Verifying'], to: 'Available', patch: { maskingVersion: 7, tableRowCounts: counts } },
+          actor('job.available'),
+        );
+        expect(done).toMatchObject({ ok: true, job: { maskingVersion: 7, tableRowCounts: counts, restoreResult: null } });
+
+        const at = new Date('2026-06-01T10:00:00.000Z');
+        const rehearsed = await store.recordRestoreRehearsal(
+          verifying.id,
+          { at, durationMs: 4321, result: 'passed', error: null },
+          actor('restore.rehearsed', { detail: { durationMs: 4321 } }),
+        );
+        expect(rehearsed).toMatchObject({ restoreVerifiedAt: at, restoreDurationMs: 4321, restoreResult: 'passed', restoreError: null, status: 'Available' });
+        expect((await auditOf(verifying.id)).find((row) => row.action === 'restore.rehearsed')).toMatchObject({ at, detail: { durationMs: 4321 } });
+
+        const running = await jobIn('Running');
+        const before = await auditOf(running.id);
+        expect(await store.recordRestoreRehearsal(running.id, { at, durationMs: 1, result: 'failed', error: 'x' }, actor('restore.rehearsed'))).toBeUndefined();
+        expect(await auditOf(running.id)).toEqual(before);
+      });
     });
 
     describe('scheduled jobs', () => {
