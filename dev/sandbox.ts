@@ -240,6 +240,40 @@ Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbac
   curl -s -X POST ${api}/api/jobs/${jobId}/download-link -H "Authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{}'
   curl -s "${api}/api/audit?format=csv" -H "Authorization: Bearer $AUDITOR"
   curl -s ${api}/api/openapi.json`);
+
+    // The real runner as its own process: its own server entry (a PostgreSQL the runner reaches with pg_dump:
+    // --source's, else 127.0.0.1:5432 as postgres), an app registration at the local issuer, a ready config.
+    const { prepareRunnerProcess } = await import('./runner-process.js');
+    const { join } = await import('node:path');
+    const pgTarget = sourceUrl ?? new URL('postgres://postgres@127.0.0.1:5432/postgres');
+    const external = await stack.api<Json>('POST', '/api/servers', {
+      token: stack.tokens.admin,
+      body: { name: 'runner-process', host: pgTarget.host, engine: 'postgres' },
+    });
+    expectStatus(external, 201);
+    const externalDatabase = await stack.api<Json>('POST', `/api/servers/${external.body.id}/databases`, {
+      token: stack.tokens.admin,
+      body: { name: decodeURIComponent(pgTarget.pathname.slice(1)) || 'postgres', requesterGroupIds: [stack.requesterGroupId] },
+    });
+    expectStatus(externalDatabase, 201);
+    const setup = await prepareRunnerProcess(stack, {
+      serverId: external.body.id,
+      dir: join(process.cwd(), '.tmp', 'sandbox-runner'),
+      runnerId: 'sandbox-runner',
+      postgres: {
+        host: pgTarget.hostname,
+        port: Number(pgTarget.port || 5432),
+        user: decodeURIComponent(pgTarget.username || 'postgres'),
+        ...(pgTarget.password ? { password: decodeURIComponent(pgTarget.password) } : {}),
+      },
+    });
+    console.log(`
+The real runner CLI as its own process (MSAL with a certificate at the local issuer, Service Bus, pg_dump):
+  config ${setup.configPath} (server ${external.body.id}, subscription ${setup.subscription})
+  ${setup.commandLine}
+then request a backup it serves:
+  curl -s -X POST ${api}/api/jobs -H "Authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{"databaseId":"${externalDatabase.body.id}"}'
+  curl -s ${api}/api/runners -H "Authorization: Bearer $ADMIN"`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);

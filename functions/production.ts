@@ -9,7 +9,7 @@ import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../share
 import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
 import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
 import { createMssqlStore } from '../shared/db/mssql.js';
-import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { createDeadLetterInbox, createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { durableJobOrchestrations } from './durable-client.js';
 import { eventGridChannel, webhookChannel, type NotificationChannel } from '../services/notification-channels.js';
@@ -35,6 +35,11 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     store,
     blobs: createBlobGateway({ blobEndpoint: settings.BACKUP_BLOB_ENDPOINT, container: settings.BACKUP_CONTAINER, credential }),
     queue: createJobQueue({ client: serviceBus, topic: settings.SERVICEBUS_JOBS_TOPIC }),
+    deadLetters: createDeadLetterInbox({
+      client: serviceBus,
+      topic: settings.SERVICEBUS_JOBS_TOPIC,
+      subscriptions: settings.SERVICEBUS_RUNNER_SUBSCRIPTIONS,
+    }),
     tokens: tokenValidatorFromSettings(settings),
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),

@@ -328,6 +328,7 @@ module functionApp 'modules/functionapp.bicep' = {
     backupContainerName: backupContainerName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     serviceBusJobsTopic: serviceBus.outputs.topicName
+    serviceBusRunnerSubscriptions: serviceBus.outputs.subscriptionNames
     sqlServer: sql.outputs.fullyQualifiedDomainName
     sqlDatabase: sql.outputs.databaseName
     sasTtlDefaultMinutes: sasTtlDefaultMinutes
@@ -367,6 +368,7 @@ module functionRoles 'modules/function-roles.bicep' = {
     hostStorageName: hostStorage.outputs.name
     serviceBusName: serviceBus.outputs.name
     serviceBusTopicName: serviceBus.outputs.topicName
+    serviceBusRunnerSubscriptions: serviceBus.outputs.subscriptionNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceBusClient } from '@azure/service-bus';
+import { BlockBlobClient } from '@azure/storage-blob';
 import { errorMessage } from '../shared/errors.js';
 import type { RunnerApiClient, TokenProvider } from './api/client.js';
 import { zstdSupport } from './pipeline/compression.js';
@@ -22,7 +23,7 @@ export interface CheckResult {
 
 export interface CheckDeps {
   tokens: TokenProvider;
-  api: Pick<RunnerApiClient, 'probe'>;
+  api: Pick<RunnerApiClient, 'probe' | 'probeTarget'>;
   serviceBus: ServiceBusClient;
   engines: Partial<Record<'sqlserver' | 'postgres', BackupEngineDriver>>;
   timeoutMs?: number;
@@ -97,10 +98,14 @@ export async function runChecks(config: RunnerConfig, deps: CheckDeps): Promise<
       return driver.check();
     });
   }
-  results.push({
-    name: 'blob-write',
-    status: 'SKIP',
-    detail: 'the API issues write SAS URLs only for a job; the first job tests the upload (failures show as blob_* codes)',
+  await check('blob-write', async () => {
+    // A job-less probe SAS: write a few bytes through it, as an upload would, then delete them again.
+    const target = await deps.api.probeTarget();
+    const blob = new BlockBlobClient(target.url);
+    const body = `dbdist-runner check ${new Date().toISOString()}`;
+    await blob.upload(body, Buffer.byteLength(body));
+    await blob.delete();
+    return `wrote and deleted ${target.blobPath} (${new URL(target.url).host})`;
   });
   return results;
 }

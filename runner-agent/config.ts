@@ -167,6 +167,13 @@ const runnerConfigFields = z.object({
   concurrencyPerInstance: positiveInt.max(16).default(1),
   /** How long a message lock is renewed; must exceed the longest backup. */
   lockRenewalMaxMinutes: positiveInt.default(12 * 60),
+  /**
+   * While the API or Blob Storage is unreachable, how long one job waits for it (message kept locked, capped
+   * back-off) before giving the message back to Service Bus.
+   */
+  outageBoundSeconds: positiveInt.default(15 * 60),
+  /** How often the runner reports itself to the API (`GET /api/runners` shows it). */
+  heartbeatSeconds: positiveInt.default(60),
   /** On SIGTERM, how long running backups may take to finish before their messages are abandoned. */
   shutdownGraceSeconds: z.number().int().nonnegative().default(120),
   /** Compression for the manual `backup` command (jobs carry their own choice). */
@@ -239,6 +246,8 @@ export const envVariables: ReadonlyArray<{ env: string; path: string; kind: Valu
   { env: 'DBDIST_RUNNER_WORK_DIR', path: 'workDir', kind: 'string' },
   { env: 'DBDIST_RUNNER_CONCURRENCY_PER_INSTANCE', path: 'concurrencyPerInstance', kind: 'number' },
   { env: 'DBDIST_RUNNER_LOCK_RENEWAL_MAX_MINUTES', path: 'lockRenewalMaxMinutes', kind: 'number' },
+  { env: 'DBDIST_RUNNER_OUTAGE_BOUND_SECONDS', path: 'outageBoundSeconds', kind: 'number' },
+  { env: 'DBDIST_RUNNER_HEARTBEAT_SECONDS', path: 'heartbeatSeconds', kind: 'number' },
   { env: 'DBDIST_RUNNER_SHUTDOWN_GRACE_SECONDS', path: 'shutdownGraceSeconds', kind: 'number' },
   { env: 'DBDIST_RUNNER_COMPRESSION_DEFAULT', path: 'compressionDefault', kind: 'string' },
   { env: 'DBDIST_RUNNER_ENCRYPTION_KEY_FILE', path: 'encryptionKeyFile', kind: 'string' },

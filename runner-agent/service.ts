@@ -20,6 +20,10 @@ import { createPostgresScratch } from './sanitize/postgres.js';
 import { createSqlServerScratch } from './sanitize/sqlserver.js';
 import type { ScratchDriver } from './sanitize/types.js';
 import { KeyedSemaphore } from './semaphore.js';
+import { startHeartbeat } from './heartbeat.js';
+
+/** Per-call retries of the service's API client (the outage bound covers anything longer). */
+export const serviceApiRetry = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 2_000 };
 
 /** The runner's Entra app credential for Service Bus (and SQL Server with `auth.type = entra`). */
 export function entraCredential(entra: RunnerConfig['entra']): TokenCredential {
@@ -102,7 +106,8 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   const engines = buildEngines(config, credential, logger);
   const scratch = buildScratch(config, credential);
   await dropScratchLeftovers(scratch, logger);
-  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
+  // A few quick retries per call; a longer outage is waited out by the job runner, within outageBoundSeconds.
+  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger, retry: serviceApiRetry });
   const client = buildServiceBusClient(config, credential);
   const consumer = new JobConsumer({
     client,
@@ -120,6 +125,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       scratch,
       ...(encryptionKey ? { encryptionKey } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
+      outageBoundMs: config.outageBoundSeconds * 1000,
     },
   });
 
@@ -147,8 +153,18 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   consumer.start();
+  const stopHeartbeat = startHeartbeat({
+    send: (heartbeat) => api.heartbeat(heartbeat),
+    runnerId: config.runnerId,
+    serverIds: config.serverIds ?? [],
+    workDir: config.workDir,
+    inFlightJobs: () => consumer.activeJobs,
+    intervalMs: config.heartbeatSeconds * 1000,
+    logger,
+  });
 
   const exit = await consumer.exited;
+  stopHeartbeat();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   await Promise.allSettled(Object.values(engines).map((engine) => engine.close?.()));

@@ -2,7 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import type { TokenValidator } from '../shared/auth/tokens.js';
 import type { RbacPolicy } from '../shared/auth/rbac.js';
 import type { Store } from '../shared/db/store.js';
-import type { JobQueue } from '../shared/messaging.js';
+import type { DeadLetterInbox, JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
 import type { NotificationChannel } from './notification-channels.js';
 import type { JobOrchestrations } from './orchestrations.js';
@@ -18,6 +18,8 @@ export interface Deps {
   store: Store;
   blobs: BlobGateway;
   queue: JobQueue;
+  /** The dead-letter queues of the runners' subscriptions (jobs Service Bus gave up on). */
+  deadLetters: DeadLetterInbox;
   tokens: TokenValidator;
   rbac: RbacPolicy;
   limits: Limits;

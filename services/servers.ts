@@ -45,7 +45,7 @@ export async function getServer(scope: RequestScope, serverId: string): Promise<
 export async function createServer(scope: RequestScope, input: ServerInput): Promise<ServerView> {
   const id = randomUUID();
   const server = await scope.deps.store.createServer(
-    { id, name: input.name, host: input.host, engine: input.engine, description: input.description ?? null },
+    { id, name: input.name, host: input.host, engine: input.engine, description: input.description ?? null, runners: input.runners ?? [] },
     { ...auditActor(scope), action: 'server.created', target: `server/${id}`, detail: { ...input } },
   );
   return serverView(server);

@@ -15,6 +15,7 @@ export function serverView(server: ServerRecord): ServerView {
     host: server.host,
     engine: server.engine,
     description: server.description,
+    runners: server.runners,
     createdAt: iso(server.createdAt),
     updatedAt: iso(server.updatedAt),
   };

@@ -54,6 +54,8 @@ const controlPlaneSettingsObject = z.object({
       .string()
       .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name such as sb-dbdist.servicebus.windows.net'),
     SERVICEBUS_JOBS_TOPIC: z.string().min(1).default('backup-jobs'),
+    /** The runners' subscriptions on the jobs topic, whose dead-letter queues the control plane watches. */
+    SERVICEBUS_RUNNER_SUBSCRIPTIONS: csvList.default([]),
     /** Azure SQL logical server host, e.g. sql-dbdist.database.windows.net (Entra-only auth). */
     SQL_SERVER: z.string().min(1),
     SQL_DATABASE: z.string().min(1),

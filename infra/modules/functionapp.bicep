@@ -89,6 +89,9 @@ param serviceBusFullyQualifiedNamespace string
 @description('SERVICEBUS_JOBS_TOPIC: jobs topic name.')
 param serviceBusJobsTopic string
 
+@description('SERVICEBUS_RUNNER_SUBSCRIPTIONS: the runners\' subscriptions, whose dead-letter queues the control plane watches.')
+param serviceBusRunnerSubscriptions string[]
+
 @description('SQL_SERVER: host name of the Azure SQL logical server.')
 param sqlServer string
 
@@ -199,6 +202,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       BACKUP_CONTAINER: backupContainerName
       SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: serviceBusFullyQualifiedNamespace
       SERVICEBUS_JOBS_TOPIC: serviceBusJobsTopic
+      SERVICEBUS_RUNNER_SUBSCRIPTIONS: join(serviceBusRunnerSubscriptions, ',')
       SQL_SERVER: sqlServer
       SQL_DATABASE: sqlDatabase
       SQL_TOKEN_SCOPE: sqlTokenScope

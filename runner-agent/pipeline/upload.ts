@@ -30,6 +30,7 @@ import { errorMessage } from '../../shared/errors.js';
 import { createCompressStream } from './compression.js';
 import { createEncryptStream } from './crypto.js';
 import { JobFailure } from '../errors.js';
+import { waitThroughOutage, type OutagePolicy } from '../outage.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_BLOCK_BYTES = 8 * MiB;
@@ -79,6 +80,11 @@ export interface UploadOptions {
    * the blocks uncommitted, so no blob appears for a job that no longer wants it.
    */
   beforeCommit?: (facts: StoredFacts) => Promise<void>;
+  /**
+   * While Blob Storage is unreachable (after the SDK's own retries), keep the block in memory and try again for
+   * up to `boundMs` instead of failing the attempt. Without it a transient storage error fails at once.
+   */
+  outage?: OutagePolicy;
   /** Builds the client for a SAS URL; tests inject a faulty one. */
   clientFor?: (sasUrl: string) => BlockBlobClient;
   now?: () => number;
@@ -223,6 +229,7 @@ class BlockStager extends Writable {
     private readonly blockBytes: number,
     private readonly parallelism: number,
     private readonly onStaged: (storedBytes: number) => void,
+    private readonly outage: OutagePolicy,
   ) {
     super({ highWaterMark: 1 * MiB });
   }
@@ -282,12 +289,13 @@ class BlockStager extends Writable {
     // Same length for every id of a blob (a service rule): fixed-width index after the attempt prefix.
     const blockId = Buffer.from(`${this.attemptPrefix}-${String(this.blockIds.length).padStart(6, '0')}`).toString('base64');
     this.blockIds.push(blockId);
-    const staging = this.targets
-      .withClient(
-        (client) => client.stageBlock(blockId, body, blockLength, { abortSignal: this.aborter.signal }),
-        `Staging block ${this.blockIds.length}`,
-      )
-      .then(
+    const what = `Staging block ${this.blockIds.length}`;
+    const staging = waitThroughOutage(
+      'Blob Storage',
+      () => this.targets.withClient((client) => client.stageBlock(blockId, body, blockLength, { abortSignal: this.aborter.signal }), what),
+      this.outage,
+      this.aborter.signal,
+    ).then(
         () => {
           this.storedBytes += blockLength;
           this.onStaged(this.storedBytes);
@@ -321,7 +329,8 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   const blockBytes = chooseBlockBytes(options.sourceSizeHint, options.blockBytes);
   let sourceBytes = 0;
   const digest = new DigestStream();
-  const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }));
+  const outage = options.outage ?? { boundMs: 0 };
+  const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }), outage);
 
   try {
     await targets.client(); // fail fast (before reading anything) when no upload target can be had
@@ -361,14 +370,20 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
     compression,
     encrypted: String(facts.encrypted),
   };
-  await targets.withClient(
-    (client) =>
-      client.commitBlockList(stager.blockIds, {
-        metadata,
-        blobHTTPHeaders: { blobContentType: contentTypeFor(compression, facts.encrypted) },
-        ...(signal ? { abortSignal: signal } : {}),
-      }),
-    'Committing the block list',
+  await waitThroughOutage(
+    'Blob Storage',
+    () =>
+      targets.withClient(
+        (client) =>
+          client.commitBlockList(stager.blockIds, {
+            metadata,
+            blobHTTPHeaders: { blobContentType: contentTypeFor(compression, facts.encrypted) },
+            ...(signal ? { abortSignal: signal } : {}),
+          }),
+        'Committing the block list',
+      ),
+    outage,
+    signal,
   );
   return { ...facts, blobPath: targets.blobPath, blockCount: stager.blockIds.length };
 }

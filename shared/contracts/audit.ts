@@ -23,6 +23,7 @@ export const auditActions = [
   'sas.download_issued',
   'sas.download_denied',
   'sas.upload_issued',
+  'runner.denied',
   'rpo.breached',
   'rpo.recovered',
   'restore.rehearsed',

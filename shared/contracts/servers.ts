@@ -15,6 +15,16 @@ const name = z
   // Printable, no control characters: names end up in T-SQL identifiers, blob paths and file names.
   .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
 
+/** A runner identity allowed to serve a server: its app registration's client id and service principal object id. */
+export const RunnerBinding = z
+  .object({
+    clientId: uuid,
+    servicePrincipalId: uuid,
+  })
+  .strict()
+  .meta({ id: 'RunnerBinding' });
+export type RunnerBinding = z.infer<typeof RunnerBinding>;
+
 export const ServerInput = z
   .object({
     name,
@@ -22,6 +32,8 @@ export const ServerInput = z
     host: z.string().trim().min(1).max(255),
     engine: BackupEngine,
     description: z.string().max(1000).optional(),
+    /** Runners allowed to back up this server; a runner not listed gets 403 on the job's runner endpoints. */
+    runners: z.array(RunnerBinding).max(20).optional(),
   })
   .strict()
   .meta({ id: 'ServerInput' });
@@ -33,6 +45,7 @@ export type ServerUpdate = z.infer<typeof ServerUpdate>;
 export const ServerView = ServerInput.extend({
   id: uuid,
   description: z.string().nullable(),
+  runners: z.array(RunnerBinding),
   createdAt: isoDateTime,
   updatedAt: isoDateTime,
 }).meta({ id: 'Server' });

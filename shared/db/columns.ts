@@ -33,6 +33,10 @@ export const len = {
   target: 200,
   ip: 64,
   userAgent: 512,
+  /** `<client id>/<runner id>`: one heartbeat row per runner host of an app registration. */
+  runnerKey: 200,
+  runnerId: 128,
+  version: 64,
   channels: 1000,
   restoreResult: 16,
 } as const;

@@ -18,6 +18,7 @@ import {
   toDatabaseRecord,
   toJobRecord,
   toServerRecord,
+  toRunnerHeartbeatRecord,
   type AuditRow,
   type JobRow,
   type Rows,
@@ -253,6 +254,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         host: input.host,
         engine: input.engine,
         description: input.description ?? null,
+        runners: JSON.stringify(input.runners ?? []),
         createdAt: at,
         updatedAt: at,
       };
@@ -271,8 +273,23 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
 
     async updateServer(id, patch, audit) {
       const at = audit.at ?? now();
-      const { id: _ignoredId, ...fields } = patch;
-      return updateAudited('servers', { ...definedOnly(fields), updatedAt: at }, eq(t.servers.id, id), audit, at, toServerRecord);
+      const { id: _ignoredId, runners, ...fields } = patch;
+      const set = { ...definedOnly(fields), ...(runners !== undefined ? { runners: JSON.stringify(runners) } : {}), updatedAt: at };
+      return updateAudited('servers', set, eq(t.servers.id, id), audit, at, toServerRecord);
+    },
+
+    async recordRunnerHeartbeat(heartbeat) {
+      const row = { ...heartbeat, id: `${heartbeat.clientId}/${heartbeat.runnerId}`, serverIds: JSON.stringify(heartbeat.serverIds) };
+      const { id, ...set } = row;
+      await adapter.transaction(async (tx) => {
+        const [updated] = await tx.update('runnerHeartbeats', set, eq(t.runnerHeartbeats.id, id));
+        if (!updated) await tx.insert('runnerHeartbeats', row);
+      });
+    },
+
+    async listRunnerHeartbeats() {
+      const rows = await ops.select('runnerHeartbeats', { orderBy: [asc(t.runnerHeartbeats.runnerId), asc(t.runnerHeartbeats.id)] });
+      return rows.map(toRunnerHeartbeatRecord);
     },
 
     async deleteServer(id, audit) {

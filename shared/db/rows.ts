@@ -7,12 +7,13 @@ import type { AnyColumn } from 'drizzle-orm';
 import { defaultDatabasePolicy } from '../contracts/servers.js';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
-import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from './store.js';
+import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, RunnerHeartbeatRecord, ServerRecord } from './store.js';
 
 export type ServerRow = typeof pg.servers.$inferSelect;
 export type DatabaseRow = typeof pg.databases.$inferSelect;
 export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
+export type RunnerHeartbeatRow = typeof pg.runnerHeartbeats.$inferSelect;
 export type OutboxRow = typeof pg.notificationOutbox.$inferSelect;
 
 export interface Rows {
@@ -20,6 +21,7 @@ export interface Rows {
   databases: DatabaseRow;
   jobs: JobRow;
   auditEvents: AuditRow;
+  runnerHeartbeats: RunnerHeartbeatRow;
   notificationOutbox: OutboxRow;
 }
 export type TableName = keyof Rows;
@@ -34,12 +36,17 @@ const sameRows: [
   Same<DatabaseRow, typeof mssql.databases.$inferSelect>,
   Same<JobRow, typeof mssql.jobs.$inferSelect>,
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
+  Same<RunnerHeartbeatRow, typeof mssql.runnerHeartbeats.$inferSelect>,
   Same<OutboxRow, typeof mssql.notificationOutbox.$inferSelect>,
-] = [true, true, true, true, true];
+] = [true, true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {
-  return { ...row };
+  return { ...row, runners: JSON.parse(row.runners) as ServerRecord['runners'] };
+}
+
+export function toRunnerHeartbeatRecord(row: RunnerHeartbeatRow): RunnerHeartbeatRecord {
+  return { ...row, serverIds: JSON.parse(row.serverIds) as string[] };
 }
 
 export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {

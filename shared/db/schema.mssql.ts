@@ -19,11 +19,27 @@ export const servers = mssqlTable(
     host: nvarchar('host', { length: len.host }).notNull(),
     engine: nvarchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
     description: nvarchar('description', { length: len.description }),
+    /** JSON array of RunnerBinding: the runner identities allowed to serve this server. */
+    runners: json('runners').notNull().default('[]'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
   (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
 );
+
+/** The last heartbeat of each runner host (`POST /api/runner/heartbeat`); not audited, overwritten each time. */
+export const runnerHeartbeats = mssqlTable('runner_heartbeats', {
+  id: nvarchar('id', { length: len.runnerKey }).primaryKey(),
+  runnerId: nvarchar('runner_id', { length: len.runnerId }).notNull(),
+  clientId: nvarchar('client_id', { length: len.oid }).notNull(),
+  servicePrincipalId: nvarchar('service_principal_id', { length: len.oid }).notNull(),
+  version: nvarchar('version', { length: len.version }).notNull(),
+  /** JSON array of the server ids the runner says it serves. */
+  serverIds: json('server_ids').notNull(),
+  inFlightJobs: int('in_flight_jobs').notNull(),
+  freeScratchBytes: bigint('free_scratch_bytes', { mode: 'number' }),
+  lastSeenAt: instant('last_seen_at').notNull(),
+});
 
 export const databases = mssqlTable(
   'databases',

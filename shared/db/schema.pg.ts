@@ -29,11 +29,27 @@ export const servers = pgTable(
     host: varchar('host', { length: len.host }).notNull(),
     engine: varchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
     description: varchar('description', { length: len.description }),
+    /** JSON array of RunnerBinding: the runner identities allowed to serve this server. */
+    runners: text('runners').notNull().default('[]'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
   (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
 );
+
+/** The last heartbeat of each runner host (`POST /api/runner/heartbeat`); not audited, overwritten each time. */
+export const runnerHeartbeats = pgTable('runner_heartbeats', {
+  id: varchar('id', { length: len.runnerKey }).primaryKey(),
+  runnerId: varchar('runner_id', { length: len.runnerId }).notNull(),
+  clientId: varchar('client_id', { length: len.oid }).notNull(),
+  servicePrincipalId: varchar('service_principal_id', { length: len.oid }).notNull(),
+  version: varchar('version', { length: len.version }).notNull(),
+  /** JSON array of the server ids the runner says it serves. */
+  serverIds: text('server_ids').notNull(),
+  inFlightJobs: integer('in_flight_jobs').notNull(),
+  freeScratchBytes: bigint('free_scratch_bytes', { mode: 'number' }),
+  lastSeenAt: instant('last_seen_at').notNull(),
+});
 
 export const databases = pgTable(
   'databases',

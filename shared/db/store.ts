@@ -19,8 +19,28 @@ export interface ServerRecord {
   host: string;
   engine: BackupEngine;
   description: string | null;
+  /** Runner identities allowed to serve this server. */
+  runners: RunnerBinding[];
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A runner identity: its Entra application (client) id and its service principal's object id. */
+export interface RunnerBinding {
+  clientId: string;
+  servicePrincipalId: string;
+}
+
+/** A runner host's last heartbeat. */
+export interface RunnerHeartbeatRecord {
+  runnerId: string;
+  clientId: string;
+  servicePrincipalId: string;
+  version: string;
+  serverIds: string[];
+  inFlightJobs: number;
+  freeScratchBytes: number | null;
+  lastSeenAt: Date;
 }
 
 export interface DatabaseRecord {
@@ -107,6 +127,7 @@ export interface NewServer {
   host: string;
   engine: BackupEngine;
   description?: string | null;
+  runners?: RunnerBinding[];
 }
 
 export interface NewDatabase {
@@ -224,6 +245,9 @@ export interface Store {
   updateServer(id: string, patch: Partial<NewServer>, audit: AuditEntry): Promise<ServerRecord | undefined>;
   /** Refuses (returns 'has_databases') while databases are registered under the server. */
   deleteServer(id: string, audit: AuditEntry): Promise<'deleted' | 'not_found' | 'has_databases'>;
+  /** Replaces the runner host's last heartbeat (one row per client id and runner id). */
+  recordRunnerHeartbeat(heartbeat: RunnerHeartbeatRecord): Promise<void>;
+  listRunnerHeartbeats(): Promise<RunnerHeartbeatRecord[]>;
 
   createDatabase(input: NewDatabase, audit: AuditEntry): Promise<DatabaseRecord>;
   getDatabase(id: string): Promise<DatabaseRecord | undefined>;

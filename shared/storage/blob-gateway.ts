@@ -85,9 +85,9 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
       });
     },
 
-    issueWriteSas(blobPath, { expiresAt, startsAt }) {
-      // Create + write: enough to stage blocks and commit the list; no read, delete, list or tags.
-      return issueSas(blobPath, 'cw', { expiresAt, startsAt });
+    issueWriteSas(blobPath, { expiresAt, startsAt, allowDelete }) {
+      // Create + write: enough to stage blocks and commit the list; no read, list or tags (delete only for a probe).
+      return issueSas(blobPath, allowDelete ? 'cwd' : 'cw', { expiresAt, startsAt });
     },
 
     async getBlobFacts(blobPath): Promise<BlobFacts | undefined> {

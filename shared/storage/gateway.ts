@@ -17,8 +17,11 @@ export interface SasLink {
 export interface BlobGateway {
   /** Read-only, HTTPS-only SAS for one blob, with a content-disposition naming the download `fileName`. */
   issueReadSas(blobPath: string, options: { expiresAt: Date; fileName: string; startsAt?: Date }): Promise<SasLink>;
-  /** Create+write SAS for one blob (no read, no delete, no list), HTTPS only. */
-  issueWriteSas(blobPath: string, options: { expiresAt: Date; startsAt?: Date }): Promise<SasLink>;
+  /**
+   * Create+write SAS for one blob (no read, no list), HTTPS only. `allowDelete` adds delete, for the runner's
+   * job-less probe blob only (it writes one and deletes it again).
+   */
+  issueWriteSas(blobPath: string, options: { expiresAt: Date; startsAt?: Date; allowDelete?: boolean }): Promise<SasLink>;
   /** Properties of a committed blob, or undefined when there is none. */
   getBlobFacts(blobPath: string): Promise<BlobFacts | undefined>;
   /** Deletes the blob and its snapshots if present; true when something was deleted. */

@@ -25,6 +25,11 @@ export function backupBlobPath(n: BackupNaming): string {
   return `${n.serverId}/${n.databaseId}/${n.jobId}.${extension(n)}`;
 }
 
+/** Where a runner's `check` writes its probe blob: outside `backups/`, one fresh name per probe. */
+export function probeBlobPath(clientId: string, probeId: string): string {
+  return `probes/${clientId.replace(/[^A-Za-z0-9-]/g, '_')}/${probeId}.probe`;
+}
+
 /** File name a browser saves the download as, e.g. `Sales-20261123-0905.bak.gz`. */
 export function downloadFileName(
   databaseName: string,

@@ -13,7 +13,7 @@ import { live, ready } from '../../functions/health.js';
 import { cancelJob, createDownloadLink, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
 import { getOpenApiDocument } from '../../functions/openapi.js';
 import { registeredRoutes } from '../../functions/registry.js';
-import { issueUploadTarget, postRunnerEvent } from '../../functions/runner.js';
+import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
 import { createServer, deleteServer, getServer, listServers, updateServer } from '../../functions/servers.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
 import { type InvokeOptions, invoke } from '../support/http.js';
@@ -215,6 +215,14 @@ const cases: EndpointCase[] = [
     },
     expected: only({ runner: 202 }),
   },
+  {
+    name: 'POST runner/heartbeat',
+    handler: postRunnerHeartbeat,
+    prepare: async () => ({ method: 'POST', path: 'runner/heartbeat', body: { runnerId: 'host-01', version: '1.0.0', serverIds: [], inFlightJobs: 0 } }),
+    expected: only({ runner: 200 }),
+  },
+  { name: 'POST runner/probe-target', handler: issueProbeTarget, prepare: async () => ({ method: 'POST', path: 'runner/probe-target' }), expected: only({ runner: 200 }) },
+  { name: 'GET runners', handler: listRunners, prepare: async () => ({ path: 'runners' }), expected: only({ admin: 200 }) },
 ];
 
 async function countAll<T>(page: (cursor?: string) => Promise<{ items: T[]; nextCursor?: string }>): Promise<number> {

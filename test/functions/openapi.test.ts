@@ -129,7 +129,7 @@ describe('GET /api/openapi.json', () => {
     expect(validator('JobPage')({ items: [job], nextCursor: 'abc' })).toBe(true);
     expect(validator('Job')({ ...job, status: 'Exploded' })).toBe(false);
 
-    const server = ServerView.parse({ id: randomUUID(), name: 'sql01', host: 'sql01', engine: 'postgres', description: null, createdAt: now, updatedAt: now });
+    const server = ServerView.parse({ id: randomUUID(), name: 'sql01', host: 'sql01', engine: 'postgres', description: null, runners: [{ clientId: randomUUID(), servicePrincipalId: randomUUID() }], createdAt: now, updatedAt: now });
     expect(validator('Server')(server)).toBe(true);
     const database = DatabaseView.parse({ ...DatabaseInput.parse({ name: 'Sales' }), id: randomUUID(), serverId: server.id, createdAt: now, updatedAt: now });
     expect(validator('Database')(database)).toBe(true);

@@ -103,11 +103,17 @@ describe('role assignments', () => {
 
   it('give each runner Data Receiver on its own subscription, for its own principal', () => {
     const receivers = assignments().filter((r) => grantedRoleIds(r).includes('4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'));
-    expect(receivers.length).toBe(1);
-    const [receiver] = receivers;
+    expect(receivers.length).toBe(2);
     // Looped per runner: the scope is the runner's subscription and the principal the runner's own.
-    expect(property(receiver!.body, 'scope')?.text).toBe('subscriptions[i]');
-    expect(property(receiver!.body, 'properties.principalId')?.text).toBe('runner.principalId');
+    const runner = receivers.find((r) => property(r.body, 'properties.principalId')?.text === 'runner.principalId');
+    expect(property(runner!.body, 'scope')?.text).toBe('subscriptions[i]');
+  });
+
+  it('give the Function App Data Receiver on the runner subscriptions only (their dead-letter queues), not the topic', () => {
+    const receivers = assignments().filter((r) => grantedRoleIds(r).includes('4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'));
+    const controlPlane = receivers.find((r) => property(r.body, 'properties.principalId')?.text === 'principalId');
+    expect(controlPlane).toBeDefined();
+    expect(property(controlPlane!.body, 'scope')?.text).toBe('runnerSubscriptions[i]');
   });
 });
 

@@ -209,7 +209,41 @@ describe('job consumer with the real Service Bus client', () => {
     expect(await gateway.getBlobFacts(job.blobPath)).toBeUndefined();
   });
 
-  it('abandons when the API stays unreachable, and the redelivery succeeds', async () => {
+  it('keeps the message locked through an API outage longer than its own retries, within the bound', async () => {
+    const engine = fakeEngine({ bytes: 2 * 1024 * 1024 });
+    consumerWith({ engine, apiMaxAttempts: 2, outageBoundMs: 20_000 });
+    const job = jobMessage();
+    // Down for 3 s (over 2 lock durations and many client retries): accepted and uploaded both hit the outage.
+    let downUntil = 0;
+    api.answerEvent = (jobId, event) => {
+      if (jobId !== job.jobId || (event.type !== 'accepted' && event.type !== 'uploaded')) return undefined;
+      if (downUntil === 0) downUntil = Date.now() + 3_000;
+      return Date.now() < downUntil ? { status: 503, body: { status: 503, detail: 'down for maintenance' } } : undefined;
+    };
+    await send(job, job.jobId);
+    await api.waitForEvent((e) => e.jobId === job.jobId && e.event.type === 'uploaded');
+    await eventually(subscriptionDrained);
+    expect(engine.backups).toBe(1);
+    expect(eventsOf(job.jobId, 'accepted')).toEqual([expect.objectContaining({ attempt: 1 })]);
+    expect(broker.deadLetters(TOPIC, SUBSCRIPTION).filter((m) => (m.body as { jobId?: string })?.jobId === job.jobId)).toHaveLength(0);
+  });
+
+  it('completes a message for a job the API does not know (404), whatever the engine', async () => {
+    const engine = fakeEngine();
+    consumerWith({ engine, alsoSqlServer: true, outageBoundMs: 10_000 });
+    const jobs = [jobMessage({ engine: 'postgres' }), jobMessage({ engine: 'sqlserver' }), jobMessage({ engine: 'postgres', runDeadline: new Date(Date.now() - 1000).toISOString() })];
+    const unknown = new Set(jobs.map((job) => job.jobId));
+    api.answerEvent = (jobId) => (unknown.has(jobId) ? { status: 404, body: { status: 404, detail: 'no such job' } } : undefined);
+    for (const job of jobs) await send(job, job.jobId);
+    await eventually(() => subscriptionDrained() && broker.messages(TOPIC, SUBSCRIPTION).every((m) => !unknown.has(m.messageId ?? '')));
+    for (const job of jobs) {
+      expect(broker.messages(TOPIC, SUBSCRIPTION).find((m) => m.messageId === job.jobId)).toBeUndefined();
+      expect(broker.deadLetters(TOPIC, SUBSCRIPTION).find((m) => m.messageId === job.jobId)).toBeUndefined();
+    }
+    expect(engine.backups).toBe(0);
+  });
+
+  it('abandons once the outage bound has passed, and the redelivery succeeds', async () => {
     consumerWith({ engine: fakeEngine(), apiMaxAttempts: 2 });
     const job = jobMessage();
     let refused = 0;

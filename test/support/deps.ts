@@ -95,11 +95,16 @@ export interface TestTokens {
   auditor(options?: { oid?: string }): string;
   /** A user in the requester group (and `extraGroups`, e.g. a database's own requester group). */
   requester(options?: { oid?: string; extraGroups?: string[] }): string;
-  /** The runner agent: an application token with the Runner app role. */
+  /** The runner agent: an application token with the Runner app role, bound to every seeded server. */
   runner(): string;
+  /** Another application with the Runner role, bound to no server. */
+  unboundRunner(): string;
   /** A valid user token that carries no dbdist role. */
   noRole(options?: { oid?: string }): string;
 }
+
+/** The runner identity `tokens.runner()` carries; `seedDatabase` binds it to the servers it creates. */
+export const testRunner = { clientId: '7e57a000-0000-4000-8000-00000000a001', servicePrincipalId: '7e57a000-0000-4000-8000-00000000b001' } as const;
 
 function tokensFor(issuer: OidcIssuer): TestTokens {
   const user = (groups: string[], oid?: string) =>
@@ -108,7 +113,8 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
     admin: (o = {}) => user([testGroupIds.admin], o.oid),
     auditor: (o = {}) => user([testGroupIds.auditor], o.oid),
     requester: (o = {}) => user([testGroupIds.requester, ...(o.extraGroups ?? [])], o.oid),
-    runner: () => issuer.issueAppToken({ roles: ['Runner'] }),
+    runner: () => issuer.issueAppToken({ roles: ['Runner'], appId: testRunner.clientId, oid: testRunner.servicePrincipalId }),
+    unboundRunner: () => issuer.issueAppToken({ roles: ['Runner'] }),
     noRole: (o = {}) => user([], o.oid),
   };
 }
@@ -124,6 +130,7 @@ export async function startTestDeps(options: { limits?: Partial<Limits>; store?:
   const queue = new RecordingJobQueue();
   const deps: Deps = {
     store,
+    deadLetters: { receive: async () => [], close: async () => {} },
     blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
     queue,
     tokens: validatorFor(issuer),
@@ -166,7 +173,7 @@ export async function seedDatabase(
 ): Promise<SeededDatabase> {
   const serverId = randomUUID();
   const server = await store.createServer(
-    { id: serverId, name: `sql-${serverId.slice(0, 8)}`, host: 'sql01.corp.example', engine: options.engine ?? 'sqlserver' },
+    { id: serverId, name: `sql-${serverId.slice(0, 8)}`, host: 'sql01.corp.example', engine: options.engine ?? 'sqlserver', runners: [testRunner] },
     { ...systemAudit, action: 'server.created', target: `server/${serverId}` },
   );
   const requesterGroupId = randomUUID();

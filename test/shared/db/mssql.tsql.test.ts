@@ -45,6 +45,8 @@ const universalRow = {
   description: null,
   serverId: randomUUID(),
   requesterGroupIds: '[]',
+  runners: '[]',
+  serverIds: '[]',
   policy: JSON.stringify(defaultDatabasePolicy),
   schedule: null,
   enabled: true,
@@ -114,8 +116,20 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     createServer: () => store.createServer({ name: 'n', host: 'h', engine: 'sqlserver' }, audit),
     getServer: () => store.getServer(id),
     listServers: () => store.listServers(),
-    updateServer: () => store.updateServer(id, { name: 'n2', description: null }, audit),
+    updateServer: () => store.updateServer(id, { name: 'n2', description: null, runners: [{ clientId: id, servicePrincipalId: id }] }, audit),
     deleteServer: () => store.deleteServer(id, audit),
+    recordRunnerHeartbeat: () =>
+      store.recordRunnerHeartbeat({
+        runnerId: 'r1',
+        clientId: id,
+        servicePrincipalId: id,
+        version: '1.0.0',
+        serverIds: [id],
+        inFlightJobs: 1,
+        freeScratchBytes: 5,
+        lastSeenAt: new Date(),
+      }),
+    listRunnerHeartbeats: () => store.listRunnerHeartbeats(),
     createDatabase: () =>
       store.createDatabase(
         { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: { cron: '0 3 * * *' }, enabled: true },
@@ -206,6 +220,7 @@ describe('SQL Server statements', async () => {
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
+        'listRunnerHeartbeats', 'recordRunnerHeartbeat',
         'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
         'recordNotificationAttempt', 'recordRestoreRehearsal',
       ].sort(),
@@ -218,10 +233,10 @@ describe('SQL Server statements', async () => {
     const operations = new Set(distinct.map(({ sql }) => operationOf(sql)));
     expect([...operations].sort()).toEqual(
       [
-        'insert into audit_events', 'insert into databases', 'insert into jobs', 'insert into servers',
-        'select databases', 'select jobs', 'select servers',
+        'insert into audit_events', 'insert into databases', 'insert into jobs', 'insert into servers', 'insert into runner_heartbeats',
+        'select databases', 'select jobs', 'select servers', 'select runner_heartbeats',
         'select top(@par0) audit_events', 'select top(@par0) databases', 'select top(@par0) jobs', 'select top(@par0) servers',
-        'update databases', 'update jobs', 'update servers',
+        'update databases', 'update jobs', 'update servers', 'update runner_heartbeats',
         'delete from databases', 'delete from servers',
         'insert into notification_outbox', 'select notification_outbox', 'select top(@par0) notification_outbox',
         'update notification_outbox', 'select audit_events',
