@@ -234,7 +234,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     const backup = job.masking
       ? await sanitizedBackup({ jobId: job.jobId, databaseName: job.databaseName, masking: job.masking }, scratch!, { signal: stop.signal, attemptId, logger: log })
       : await engine.backup(
-      { jobId: job.jobId, databaseName: job.databaseName },
+      { jobId: job.jobId, databaseName: job.databaseName, compression: job.options.compression },
       {
         signal: stop.signal,
         attemptId,
@@ -245,6 +245,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       },
     );
     let result;
+    let restoreCheck;
     try {
       result = await inSpan('runner backup and upload', { attributes: { 'job.id': job.jobId, 'db.engine': job.engine } }, () => uploadBackup({
         source: backup.stream,
@@ -273,6 +274,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         },
         ...deps.uploadOptions,
       }));
+      restoreCheck = backup.restoreCheck?.();
     } finally {
       await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
     }
@@ -284,6 +286,9 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       compression: result.compression,
       encrypted: result.encrypted,
       ...(backup.tableRowCounts ? { tableRowCounts: backup.tableRowCounts } : {}),
+      runnerId: deps.runnerId,
+      attempt,
+      ...(restoreCheck ? { restoreCheck } : {}),
     });
     return { action: 'complete', reason: 'uploaded' };
   } catch (caught) {

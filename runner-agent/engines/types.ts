@@ -3,13 +3,16 @@
  * pipeline decides where it goes. Engines know nothing about Service Bus, the API or Blob Storage.
  */
 import type { Readable } from 'node:stream';
-import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { BackupEngine, Compression } from '../../shared/contracts/common.js';
+import type { RestoreCheck } from '../../shared/contracts/runner.js';
 import { JobFailure } from '../errors.js';
 
 export interface EngineJob {
   jobId: string;
   /** The database to back up, exactly as named in the job message. */
   databaseName: string;
+  /** How the runner will compress the stream: an engine that can compress itself leaves it to the runner then. */
+  compression?: Compression;
   /** Tables whose definition is kept but whose rows are left out (PostgreSQL only; others refuse). */
   excludeTableData?: Array<{ schema: string; table: string }>;
 }
@@ -32,6 +35,8 @@ export interface EngineBackup {
   sizeHint?: number;
   /** Overall percent once `bytesRead` bytes of the stream were consumed, when the engine can tell. */
   percentAfter?: (bytesRead: number) => number;
+  /** The pre-commit restore check's verdict, once `done` resolved (undefined when the engine ran none). */
+  restoreCheck?: () => RestoreCheck | undefined;
   /** Removes temp files; called once, whatever happened. */
   cleanup: () => Promise<void>;
   /** Rows per table (`schema.table`) in exactly what the stream holds, when the engine can count them. */
