@@ -185,7 +185,13 @@ export const RequestableDatabaseView = z
     serverId: uuid,
     name: z.string(),
     engine: BackupEngine,
-    policy: DatabasePolicy.pick({ allowedEngines: true, maxSasTtlMinutes: true, retentionDays: true, bindLinksToRequester: true }),
+    // Not `DatabasePolicy.pick`: zod 4 refuses pick on a refined object.
+    policy: z.object({
+      allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
+      maxSasTtlMinutes: databasePolicyFields.maxSasTtlMinutes.default(60),
+      retentionDays: databasePolicyFields.retentionDays.default(7),
+      bindLinksToRequester: databasePolicyFields.bindLinksToRequester.default(false),
+    }),
   })
   .meta({ id: 'RequestableDatabase' });
 export type RequestableDatabaseView = z.infer<typeof RequestableDatabaseView>;
