@@ -70,6 +70,15 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
     acceptedAt: isoOrNull(job.acceptedAt),
     completedAt: isoOrNull(job.completedAt),
     expiresAt: isoOrNull(job.expiresAt),
+    approval:
+      job.approvalDecision === null
+        ? null
+        : {
+            decision: job.approvalDecision,
+            by: { oid: job.approvalByOid ?? '', upn: job.approvalByUpn },
+            at: iso(job.approvalAt ?? job.updatedAt),
+            reason: job.approvalReason,
+          },
   };
   const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
   const link = isRequester ? liveDownloadLink(job, now) : undefined;

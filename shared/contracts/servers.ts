@@ -41,6 +41,10 @@ const databasePolicyFields = {
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
   rpoHours: z.number().int().positive().max(24 * 366),
+  /** `raw-needs-approval`: every request waits for an Approver (not its requester) before anything is backed up. */
+  distribution: z.enum(['raw', 'sanitized', 'raw-needs-approval']),
+  /** How long a request may wait for approval before it is Rejected (`approval_timeout`). */
+  approvalTimeoutHours: z.number().int().positive().max(24 * 90),
 };
 
 export const DatabasePolicy = z
@@ -51,6 +55,8 @@ export const DatabasePolicy = z
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
     rpoHours: databasePolicyFields.rpoHours.optional(),
+    distribution: databasePolicyFields.distribution.default('raw'),
+    approvalTimeoutHours: databasePolicyFields.approvalTimeoutHours.default(72),
   })
   .strict();
 

@@ -5,7 +5,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { actorTypes, auditActions } from '../contracts/audit.js';
 import { backupEngines, errorCodeMaxLength, errorMessageMaxLength } from '../contracts/common.js';
-import { jobStatuses } from '../contracts/jobs.js';
+import { approvalDecisions, jobStatuses } from '../contracts/jobs.js';
 
 export const jobTriggers = ['user', 'schedule'] as const;
 
@@ -33,6 +33,8 @@ export const len = {
   ip: 64,
   userAgent: 512,
   channels: 1000,
+  decision: 16,
+  reason: 500,
 } as const;
 
 /**
@@ -51,4 +53,5 @@ export const enumValues = {
   trigger: jobTriggers,
   actorType: actorTypes,
   action: auditActions,
+  decision: approvalDecisions,
 } as const;

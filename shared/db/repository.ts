@@ -224,6 +224,11 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       acceptedAt: null,
       completedAt: null,
       expiresAt: null,
+      approvalDecision: null,
+      approvalByOid: null,
+      approvalByUpn: null,
+      approvalAt: null,
+      approvalReason: null,
     };
     return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }

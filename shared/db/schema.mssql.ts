@@ -80,8 +80,15 @@ export const jobs = mssqlTable(
     acceptedAt: instant('accepted_at'),
     completedAt: instant('completed_at'),
     expiresAt: instant('expires_at'),
+    /** The approval decision of a `raw-needs-approval` job (set by the orchestration when it applies it). */
+    approvalDecision: nvarchar('approval_decision', { length: len.decision, enum: enumValues.decision }),
+    approvalByOid: nvarchar('approval_by_oid', { length: len.oid }),
+    approvalByUpn: nvarchar('approval_by_upn', { length: len.upn }),
+    approvalAt: instant('approval_at'),
+    approvalReason: nvarchar('approval_reason', { length: len.reason }),
   },
   (t) => [
+    check('jobs_approval_decision_check', oneOf(t.approvalDecision, enumValues.decision)),
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
     index('jobs_created_idx').on(t.createdAt, t.id),
     index('jobs_status_expires_idx').on(t.status, t.expiresAt),

@@ -10,7 +10,7 @@
  */
 import type { ActorType, AuditAction } from '../contracts/audit.js';
 import type { BackupEngine } from '../contracts/common.js';
-import type { BackupOptions, JobStatus } from '../contracts/jobs.js';
+import type { ApprovalDecision, BackupOptions, JobStatus } from '../contracts/jobs.js';
 import type { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
 
 export interface ServerRecord {
@@ -69,6 +69,12 @@ export interface JobRecord {
   completedAt: Date | null;
   /** When the backup is deleted (retention). Set when the job becomes Available. */
   expiresAt: Date | null;
+  /** Approval of a `raw-needs-approval` job, once decided. */
+  approvalDecision: ApprovalDecision | null;
+  approvalByOid: string | null;
+  approvalByUpn: string | null;
+  approvalAt: Date | null;
+  approvalReason: string | null;
 }
 
 /** The audit facts a caller supplies; the store adds id and timestamp. */
@@ -140,6 +146,11 @@ export type JobPatch = Partial<
     | 'downloadExpiresAt'
     | 'progressPercent'
     | 'progressBytes'
+    | 'approvalDecision'
+    | 'approvalByOid'
+    | 'approvalByUpn'
+    | 'approvalAt'
+    | 'approvalReason'
   >
 >;
 

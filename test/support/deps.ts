@@ -189,6 +189,7 @@ export async function seedDatabase(
 /** The path a job takes to reach `status` (the store checks transitions as compare-and-set on `from`). */
 const pathTo: Record<JobStatus, JobStatus[]> = {
   Pending: [],
+  AwaitingApproval: ['AwaitingApproval'],
   Queued: ['Queued'],
   Running: ['Queued', 'Running'],
   Verifying: ['Queued', 'Running', 'Verifying'],
@@ -196,6 +197,7 @@ const pathTo: Record<JobStatus, JobStatus[]> = {
   Expired: ['Queued', 'Running', 'Verifying', 'Available', 'Expired'],
   Failed: ['Failed'],
   Cancelled: ['Cancelled'],
+  Rejected: ['AwaitingApproval', 'Rejected'],
 };
 
 export const testSha256 = 'a'.repeat(64);
