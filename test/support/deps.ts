@@ -93,6 +93,8 @@ export interface TestDeps {
 export interface TestTokens {
   admin(options?: { oid?: string }): string;
   auditor(options?: { oid?: string }): string;
+  /** A user in the approver group (also a Requester, as approvers often are). */
+  approver(options?: { oid?: string }): string;
   /** A user in the requester group (and `extraGroups`, e.g. a database's own requester group). */
   requester(options?: { oid?: string; extraGroups?: string[] }): string;
   /** The runner agent: an application token with the Runner app role. */
@@ -107,6 +109,7 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
   return {
     admin: (o = {}) => user([testGroupIds.admin], o.oid),
     auditor: (o = {}) => user([testGroupIds.auditor], o.oid),
+    approver: (o = {}) => user([testGroupIds.approver, testGroupIds.requester], o.oid),
     requester: (o = {}) => user([testGroupIds.requester, ...(o.extraGroups ?? [])], o.oid),
     runner: () => issuer.issueAppToken({ roles: ['Runner'] }),
     noRole: (o = {}) => user([], o.oid),
@@ -200,6 +203,10 @@ const pathTo: Record<JobStatus, JobStatus[]> = {
   Rejected: ['AwaitingApproval', 'Rejected'],
 };
 
+/** The audit action of a move to `status` (`job.<status>` in snake case). */
+export const statusAuditAction = (status: JobStatus): AuditAction =>
+  `job.${status.replace(/(?<=[a-z])(?=[A-Z])/g, '_').toLowerCase()}` as AuditAction;
+
 export const testSha256 = 'a'.repeat(64);
 
 /**
@@ -235,7 +242,7 @@ export async function seedJob(
       to === 'Available'
         ? { sizeBytes: 1234, sha256: testSha256, completedAt: new Date(), expiresAt: options.expiresAt ?? new Date(Date.now() + 7 * 24 * 3600_000) }
         : {};
-    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: `job.${to.toLowerCase()}` as AuditAction, target: `job/${id}`, jobId: id });
+    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: statusAuditAction(to), target: `job/${id}`, jobId: id });
     if (!result.ok) throw new Error(`seedJob: could not move job ${id} from ${from} to ${to}`);
     job = result.job;
     from = to;

@@ -10,6 +10,7 @@ const requesterGroup = '33333333-3333-4333-8333-333333333333';
 const policy: RbacPolicy = {
   adminGroupIds: [adminGroup],
   auditorGroupIds: [auditorGroup],
+  approverGroupIds: ['44444444-4444-4444-8444-444444444444'],
   requesterGroupIds: [requesterGroup],
 };
 
