@@ -121,6 +121,7 @@ describe('GET /api/openapi.json', () => {
       acceptedAt: now,
       completedAt: now,
       expiresAt: now,
+      approval: { decision: 'approved', by: { oid: randomUUID(), upn: 'amir@contoso.example' }, at: now, reason: 'OPS-7' },
       downloadLink: { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) },
     });
     expect(validator('Job')(job)).toBe(true);
