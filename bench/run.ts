@@ -5,8 +5,10 @@
  *
  *   npm run bench -- upload --size-mib 256      a quick upload run (comma list for several sizes)
  *   npm run bench -- pg --pg-size-mib 128       a smaller generated PostgreSQL database
+ *   npm run bench -- sanitize --sanitize-users 20000   a sanitized copy beside a raw dump (small database)
  *   npm run bench -- --keep-files               keep the generated input files for the next run
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
+ *   npm run bench -- encryption --crypto-mib 256  the encryption stage alone (age vs AES-GCM), smaller input
  */
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -17,18 +19,20 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'api', 'replay'] as const;
+const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sanitize-users N] [--crypto-mib N] [--keep-files] [--all-variants]`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     'size-mib': { type: 'string' },
     'pg-size-mib': { type: 'string' },
+    'sanitize-users': { type: 'string' },
     'keep-files': { type: 'boolean', default: false },
     'all-variants': { type: 'boolean', default: false },
+    'crypto-mib': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -58,6 +62,8 @@ function positiveNumbers(text: string | undefined, fallback: number[], name: str
 
 const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
 const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
+const [sanitizeUsers] = positiveNumbers(values['sanitize-users'], [200_000], 'sanitize-users');
+const [cryptoMiB] = positiveNumbers(values['crypto-mib'], [1024], 'crypto-mib');
 
 // Azurite (OAuth) and the OIDC issuer serve loopback HTTPS with a self-signed certificate, which Node trusts
 // only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once. The second run
@@ -115,6 +121,14 @@ async function runSection(name: Section): Promise<void> {
     case 'replay': {
       const { runReplayBench } = await import('./replay.js');
       return runReplayBench();
+    }
+    case 'sanitize': {
+      const { runSanitizeBench } = await import('./sanitize.js');
+      return runSanitizeBench({ users: sanitizeUsers! });
+    }
+    case 'encryption': {
+      const { runEncryptionBench } = await import('./encryption.js');
+      return runEncryptionBench({ sizeMiB: cryptoMiB!, rounds: 5, npmSizeMiB: 64 });
     }
   }
 }

@@ -6,6 +6,12 @@
  * activity handlers for the activities the orchestrator schedules, arms real timers, delivers raised events,
  * and keeps one instance's episodes in order.
  *
+ * Its client calls (`startNew`, `raiseEvent`, `getStatus`, `terminate`) answer exactly as durable-functions'
+ * DurableClient does against the extension's HTTP API (see functions/durable-client.ts for the sources): a start on
+ * an existing id rejects as an HTTP 500, an event for an unknown instance rejects with "No instance with ID '…'
+ * found.", an event for an ended one is dropped silently (410), an unknown instance's status rejects with the
+ * client's HTTP 404 text; an instance is Pending until its first episode has run, and Terminated once terminated.
+ *
  * Timers longer than the library's maximum short timer (6 days) are not armed — no sandbox run lives that
  * long — and can be fired with `fireTimers`.
  */
@@ -15,7 +21,7 @@ import { OrchestrationDriver } from './durable-history.js';
 // A CommonJS package whose classes Node's ESM loader cannot name-import.
 const { InvocationContext } = azureFunctions;
 
-export type RuntimeStatus = 'Running' | 'Completed' | 'Failed';
+export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Terminated';
 
 export interface InstanceStatus {
   instanceId: string;
@@ -42,6 +48,8 @@ interface Instance {
   /** Episodes queued plus activities running. */
   busy: number;
   hostError?: string;
+  /** Set by `terminate`: the reason, which the real client reports as the output. */
+  terminated?: string;
 }
 
 export interface DurableHostOptions {
@@ -65,30 +73,53 @@ export class InProcessDurableHost {
     this.log = options.log ?? (() => undefined);
   }
 
-  /** Starts an instance; false (and nothing changes) when one with this id exists, as the extension does. */
-  async startNew(name: string, instanceId: string, input: unknown): Promise<boolean> {
+  /** Starts an instance. Like the real client, an id that exists is refused as an HTTP 500 and nothing changes. */
+  async startNew(name: string, options: { instanceId: string; input?: unknown }): Promise<string> {
+    const { instanceId, input } = options;
     const orchestrator = this.options.orchestrators[name];
     if (!orchestrator) throw new Error(`No orchestrator named ${name} is registered`);
-    if (this.instances.has(instanceId)) return false;
+    if (this.instances.has(instanceId)) {
+      const details = { Message: 'An error has occurred.', ExceptionMessage: `An Orchestration instance with the status ${this.statusOf(this.instances.get(instanceId)!).runtimeStatus} already exists.` };
+      throw new Error(`The operation failed with an unexpected status code: 500. Details: ${JSON.stringify(details)}`);
+    }
     const instance: Instance = { id: instanceId, name, queue: Promise.resolve(), startedActivities: new Set(), armedTimers: new Map(), armedRetries: new Set(), busy: 0 };
     this.instances.set(instanceId, instance);
     this.step(instance, async () => {
       instance.driver = await OrchestrationDriver.start(orchestrator, { instanceId, input, startAt: this.now(), name });
     });
-    return true;
+    return instanceId;
   }
 
-  /** Delivers an external event. Like the extension, an event for an unknown or finished instance is dropped. */
-  async raiseEvent(instanceId: string, eventName: string, payload: unknown): Promise<boolean> {
-    const instance = this.instances.get(instanceId);
-    if (!instance || this.statusOf(instance).runtimeStatus !== 'Running') return false;
+  /** Delivers an external event: rejects for an unknown instance (404), drops it silently for an ended one (410). */
+  async raiseEvent(instanceId: string, eventName: string, payload: unknown): Promise<void> {
+    const instance = this.known(instanceId);
+    if (!isLive(this.statusOf(instance).runtimeStatus)) return;
     this.step(instance, async (driver) => {
       await driver.raiseEvent(eventName, payload, this.now());
     });
-    return true;
   }
 
-  getStatus(instanceId: string): InstanceStatus | undefined {
+  /** The instance's status; rejects with the client's 404 text for an unknown instance. */
+  async getStatus(instanceId: string, _options?: unknown): Promise<InstanceStatus> {
+    const instance = this.instances.get(instanceId);
+    if (!instance) {
+      throw new Error(
+        `DurableClient error: Durable Functions extension replied with HTTP 404 response. This usually means we could not find any data associated with the instanceId provided: ${instanceId}.`,
+      );
+    }
+    return this.statusOf(instance);
+  }
+
+  /** Ends a live instance as Terminated (nothing more runs); an ended one is left as it is (410), an unknown one rejects. */
+  async terminate(instanceId: string, reason: string): Promise<void> {
+    const instance = this.known(instanceId);
+    if (!isLive(this.statusOf(instance).runtimeStatus)) return;
+    instance.terminated = reason;
+    this.disarmTimers(instance);
+  }
+
+  /** The status right now, without the client's manners (tests and the sandbox). */
+  peekStatus(instanceId: string): InstanceStatus | undefined {
     const instance = this.instances.get(instanceId);
     return instance ? this.statusOf(instance) : undefined;
   }
@@ -100,7 +131,7 @@ export class InProcessDurableHost {
   /** Moves the instance's clock to `asOf`, firing every timer due by then (tests skip time this way). */
   fireTimers(instanceId: string, asOf: Date): void {
     const instance = this.instances.get(instanceId);
-    if (instance) this.step(instance, (driver) => driver.advanceTo(asOf));
+    if (instance && instance.terminated === undefined) this.step(instance, (driver) => driver.advanceTo(asOf));
   }
 
   /** Resolves once no instance has an episode or activity in flight (timers and awaited events may remain). */
@@ -114,17 +145,32 @@ export class InProcessDurableHost {
     for (const instance of this.instances.values()) this.disarmTimers(instance);
   }
 
+  private known(instanceId: string): Instance {
+    const instance = this.instances.get(instanceId);
+    if (!instance) throw new Error(`No instance with ID '${instanceId}' found.`);
+    return instance;
+  }
+
   private statusOf(instance: Instance): InstanceStatus {
     const driver = instance.driver;
     const failure = instance.hostError ?? driver?.failure;
-    const runtimeStatus: RuntimeStatus = failure !== undefined ? 'Failed' : driver?.isDone ? 'Completed' : 'Running';
+    const runtimeStatus: RuntimeStatus =
+      instance.terminated !== undefined
+        ? 'Terminated'
+        : failure !== undefined
+          ? 'Failed'
+          : driver?.isDone
+            ? 'Completed'
+            : driver
+              ? 'Running'
+              : 'Pending';
     return {
       instanceId: instance.id,
       name: instance.name,
       runtimeStatus,
       customStatus: driver?.customStatus ?? null,
-      output: driver?.output,
-      ...(failure !== undefined ? { error: failure } : {}),
+      output: instance.terminated ?? driver?.output,
+      ...(failure !== undefined && instance.terminated === undefined ? { error: failure } : {}),
     };
   }
 
@@ -136,7 +182,7 @@ export class InProcessDurableHost {
     instance.busy++;
     instance.queue = instance.queue
       .then(async () => {
-        if (this.closed) return;
+        if (this.closed || instance.terminated !== undefined) return;
         if (instance.driver && !instance.driver.isDone) await instance.driver.advanceTo(this.now());
         if (instance.driver?.isDone) return;
         await action(instance.driver as OrchestrationDriver);
@@ -228,6 +274,8 @@ export class InProcessDurableHost {
     this.idleWaiters.clear();
   }
 }
+
+const isLive = (status: RuntimeStatus): boolean => status === 'Pending' || status === 'Running';
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

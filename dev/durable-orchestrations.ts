@@ -1,17 +1,11 @@
-import type { JobOrchestrations, OrchestrationState } from '../services/orchestrations.js';
+import { jobOrchestrationsOver } from '../functions/durable-client.js';
+import type { JobOrchestrations } from '../services/orchestrations.js';
 import type { InProcessDurableHost } from './durable-host.js';
 
-/** The JobOrchestrations port over the in-process Durable host (what the Durable client binding is in Azure). */
+/**
+ * The JobOrchestrations port over the in-process Durable host: the same code as in Azure
+ * (functions/durable-client.ts), over a host that answers like the real Durable client.
+ */
 export function inProcessJobOrchestrations(host: InProcessDurableHost, orchestratorName: string): JobOrchestrations {
-  return {
-    async startBackupJob(jobId) {
-      await host.startNew(orchestratorName, jobId, { jobId });
-    },
-    async raiseEvent(jobId, eventName, payload) {
-      await host.raiseEvent(jobId, eventName, payload);
-    },
-    async getState(jobId): Promise<OrchestrationState> {
-      return host.getStatus(jobId)?.runtimeStatus ?? 'NotFound';
-    },
-  };
+  return jobOrchestrationsOver(host, orchestratorName);
 }

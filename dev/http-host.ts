@@ -27,6 +27,11 @@ export interface HttpHostOptions {
   /** Serve HTTPS with this certificate (the loopback cert the sandbox trusts), as the Function App does. */
   tls?: { cert: string; key: string };
   log?: (line: string) => void;
+  /**
+   * Sees each request before its handler; `'drop'` resets the connection without an answer (for outage
+   * tests: the request never reached the API as far as the client can tell).
+   */
+  intercept?: (request: { method: string; path: string; body: Buffer }) => 'pass' | 'drop';
 }
 
 export interface RunningHttpHost {
@@ -89,6 +94,10 @@ export async function startHttpHost(options: HttpHostOptions): Promise<RunningHt
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
+    if (options.intercept?.({ method, path: url.pathname, body }) === 'drop') {
+      req.socket.resetAndDestroy();
+      return;
+    }
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;

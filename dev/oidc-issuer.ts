@@ -6,8 +6,14 @@
  * Its base URL plays both Entra hosts: v2 issuer `{baseUrl}/{tenant}/v2.0`, v1 issuer `{baseUrl}/{tenant}/`,
  * keys at `{baseUrl}/{tenant}/discovery/v2.0/keys`, so the production validator runs unchanged against it
  * (`validatorFor(issuer)`).
+ *
+ * It also answers the client-credentials grant at `{baseUrl}/{tenant}/oauth2/v2.0/token`, as Entra does for a
+ * daemon such as the runner: with a client secret, or with a certificate assertion (RFC 7523 `client_assertion`,
+ * signed RS256 or PS256 with the `x5t` / `x5t#S256` thumbprint header MSAL sends). Register the application
+ * first (`registerClient`); the token carries its app id, its service principal object id and its app roles,
+ * so the real runner CLI with real MSAL gets tokens the production validator accepts.
  */
-import { createHmac, generateKeyPair, type KeyObject, randomUUID, sign as signBytes } from 'node:crypto';
+import { constants as cryptoConstants, createHmac, generateKeyPair, type KeyObject, randomUUID, sign as signBytes, timingSafeEqual, verify as verifyBytes, X509Certificate } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -80,6 +86,29 @@ export interface OidcIssuerOptions {
   tls?: { cert: string; key: string };
 }
 
+/** An application registration for the client-credentials grant: a secret and/or a certificate (PEM). */
+export interface ClientRegistration {
+  clientId?: string;
+  /** Object id of its service principal (the `oid` of its tokens); default a fresh GUID. */
+  servicePrincipalId?: string;
+  clientSecret?: string;
+  /** The public certificate (PEM); assertions must be signed by its key and name its thumbprint. */
+  certificatePem?: string;
+  /** App roles granted on the API (e.g. `Runner`). */
+  roles?: string[];
+}
+
+export interface RegisteredClient {
+  clientId: string;
+  servicePrincipalId: string;
+}
+
+interface ClientRecord extends RegisteredClient {
+  clientSecret?: string;
+  certificate?: { publicKey: KeyObject; x5t: string; x5tS256: string };
+  roles: string[];
+}
+
 interface SigningKey {
   kid: string;
   privateKey: KeyObject;
@@ -132,6 +161,8 @@ export class OidcIssuer {
   private retired: SigningKey[] = [];
   private jwksRequests = 0;
   private jwksAvailable = true;
+  private readonly clients = new Map<string, ClientRecord>();
+  private tokenRequests = 0;
   /** Authorization code + PKCE for browser apps, with a page to pick a demo user (dev/oidc-sign-in.ts). */
   readonly signIn: InteractiveSignIn = new InteractiveSignIn(this);
 
@@ -185,6 +216,37 @@ export class OidcIssuer {
   /** Make the JWKS endpoint answer 503 (an identity provider outage), or serve again. */
   setJwksAvailable(available: boolean): void {
     this.jwksAvailable = available;
+  }
+
+  get tokenEndpoint(): string {
+    return `${this.baseUrl}/${this.tenantId}/oauth2/v2.0/token`;
+  }
+
+  /** Token requests answered with a token since start. */
+  get tokensIssued(): number {
+    return this.tokenRequests;
+  }
+
+  /** Registers an application for the client-credentials grant. */
+  registerClient(registration: ClientRegistration): RegisteredClient {
+    if (!registration.clientSecret && !registration.certificatePem) throw new Error('a client needs a secret or a certificate');
+    const clientId = registration.clientId ?? randomUUID();
+    const record: ClientRecord = {
+      clientId,
+      servicePrincipalId: registration.servicePrincipalId ?? randomUUID(),
+      roles: registration.roles ?? [],
+      ...(registration.clientSecret ? { clientSecret: registration.clientSecret } : {}),
+    };
+    if (registration.certificatePem) {
+      const certificate = new X509Certificate(registration.certificatePem);
+      record.certificate = {
+        publicKey: certificate.publicKey,
+        x5t: Buffer.from(certificate.fingerprint.replace(/:/g, ''), 'hex').toString('base64url'),
+        x5tS256: Buffer.from(certificate.fingerprint256.replace(/:/g, ''), 'hex').toString('base64url'),
+      };
+    }
+    this.clients.set(clientId, record);
+    return { clientId, servicePrincipalId: record.servicePrincipalId };
   }
 
   /** Kid of the key new tokens are signed with. */
@@ -377,6 +439,75 @@ export class OidcIssuer {
     return this.send(res, 404, { error: 'not_found' });
   }
 
+  /** The client-credentials grant (a daemon such as the runner), answered with Entra's error shapes. */
+  private clientCredentials(form: URLSearchParams): { status: number; body: Record<string, unknown> } {
+    const refuse = (status: number, error: string, description: string) => ({
+      status,
+      body: { error, error_description: description, error_codes: [status === 401 ? 7000215 : 900144] },
+    });
+    const scope = form.get('scope') ?? '';
+    const audience = this.audienceForScope(scope);
+    if (!audience) return refuse(400, 'invalid_scope', `scope ${scope} is not {resource}/.default for the API`);
+    const client = this.clients.get(form.get('client_id') ?? '');
+    if (!client) return refuse(400, 'unauthorized_client', `application ${form.get('client_id')} is not registered in tenant ${this.tenantId}`);
+    const secret = form.get('client_secret');
+    const assertion = form.get('client_assertion');
+    let problem: string | undefined;
+    if (secret !== null) problem = this.checkSecret(client, secret);
+    else if (assertion !== null && form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+      problem = this.checkAssertion(client, assertion);
+    } else problem = 'the request carries neither client_secret nor a jwt-bearer client_assertion';
+    if (problem) return refuse(401, 'invalid_client', problem);
+    this.tokenRequests += 1;
+    const expiresIn = 3600;
+    const accessToken = this.issueAppToken({ appId: client.clientId, oid: client.servicePrincipalId, roles: client.roles, audience, expiresIn });
+    return { status: 200, body: { token_type: 'Bearer', expires_in: expiresIn, ext_expires_in: expiresIn, access_token: accessToken } };
+  }
+
+  /** `{api app id uri or client id}/.default` → the v2 audience (the API's client id), as Entra answers it. */
+  private audienceForScope(scope: string): string | undefined {
+    const resource = scope.split(' ').find((s) => s.endsWith('/.default'))?.slice(0, -'/.default'.length);
+    return resource === this.apiAppIdUri || resource === this.apiClientId ? this.apiClientId : undefined;
+  }
+
+  private checkSecret(client: ClientRecord, secret: string): string | undefined {
+    const expected = Buffer.from(client.clientSecret ?? '');
+    const given = Buffer.from(secret);
+    return client.clientSecret && expected.length === given.length && timingSafeEqual(expected, given) ? undefined : 'invalid client secret';
+  }
+
+  /** RFC 7523: signed by the registered certificate's key, naming its thumbprint, for this token endpoint. */
+  private checkAssertion(client: ClientRecord, assertion: string): string | undefined {
+    const certificate = client.certificate;
+    if (!certificate) return 'the application has no certificate credential';
+    const [headerPart, payloadPart, signaturePart] = assertion.split('.');
+    if (!headerPart || !payloadPart || signaturePart === undefined) return 'client_assertion is not a compact JWS';
+    let header: Record<string, unknown>;
+    let claims: Record<string, unknown>;
+    try {
+      header = JSON.parse(Buffer.from(headerPart, 'base64url').toString('utf8')) as Record<string, unknown>;
+      claims = JSON.parse(Buffer.from(payloadPart, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return 'client_assertion is not JSON';
+    }
+    if (header['x5t#S256'] !== certificate.x5tS256 && header.x5t !== certificate.x5t) return 'the assertion names no registered certificate thumbprint';
+    const input = Buffer.from(`${headerPart}.${payloadPart}`);
+    const signature = Buffer.from(signaturePart, 'base64url');
+    const valid =
+      header.alg === 'RS256'
+        ? verifyBytes('sha256', input, certificate.publicKey, signature)
+        : header.alg === 'PS256'
+          ? verifyBytes('sha256', input, { key: certificate.publicKey, padding: cryptoConstants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature)
+          : false;
+    if (!valid) return `the assertion signature (${String(header.alg)}) does not verify with the registered certificate`;
+    if (claims.iss !== client.clientId || claims.sub !== client.clientId) return 'iss and sub must be the client id';
+    if (claims.aud !== this.tokenEndpoint) return `aud must be ${this.tokenEndpoint}`;
+    const now = nowSeconds();
+    if (typeof claims.exp !== 'number' || claims.exp < now - 60) return 'the assertion has expired';
+    if (typeof claims.nbf === 'number' && claims.nbf > now + 60) return 'the assertion is not valid yet';
+    return undefined;
+  }
+
   /** The token endpoint: each grant type in its own function. */
   private async token(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const cors = this.signIn.corsHeaders(req);
@@ -386,6 +517,10 @@ export class OidcIssuer {
     }
     if (req.method !== 'POST') return this.send(res, 405, { error: 'method_not_allowed' }, cors);
     const form = await readTokenRequest(req);
+    if (form.get('grant_type') === 'client_credentials') {
+      const { status, body } = this.clientCredentials(form);
+      return this.send(res, status, body, cors);
+    }
     if (form.get('grant_type') === 'authorization_code') {
       const { status, body } = this.signIn.redeem(form);
       return this.send(res, status, body, cors);

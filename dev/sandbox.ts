@@ -5,18 +5,26 @@
  *   --serve            keep everything running afterwards and print tokens and curl commands
  *   --source URL       back up a real PostgreSQL database (postgres://user[:password]@host[:port]/db) with
  *                      pg_dump, instead of the embedded demo database
+ *   --sanitized        walk a sanitized copy instead: a demo database with personal data on a real PostgreSQL
+ *                      server (--source's server, else PG_URL), registered with masking rules; the copy is restored
+ *                      elsewhere and checked to hold none of the original values
  *   --compression X    none | gzip | zstd (default gzip)
+ *   --encrypt          alice registers an age key (age-keygen) and asks for an age-encrypted copy, which is
+ *                      decrypted with the `age` CLI before the restore
  *   --cors-origin URL  allow a browser page on this origin (e.g. a portal on http://127.0.0.1:5173) to call
  *                      the API; repeatable. Default: the CORS_ORIGINS setting, if set
  *   --verbose          print the hosts' logs too
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
 
-const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--compression none|gzip|zstd] [--cors-origin URL]... [--verbose]
+const usage = `Usage: npm run sandbox -- [--serve] [--source postgres://user@host:port/db] [--sanitized] [--compression none|gzip|zstd] [--encrypt] [--cors-origin URL]... [--verbose]
 
 Runs one backup request end to end on local stand-ins: Azurite (Blob, HTTPS + OAuth), a local OIDC issuer
 (Entra), PGlite (the store), a local AMQP broker (Service Bus), the real HTTP handlers, the real backupJob
@@ -32,8 +40,10 @@ const { values: args } = parseArgs({
   options: {
     serve: { type: 'boolean', default: false },
     source: { type: 'string' },
+    sanitized: { type: 'boolean', default: false },
     compression: { type: 'string', default: 'gzip' },
     verbose: { type: 'boolean', default: false },
+    encrypt: { type: 'boolean', default: false },
     'cors-origin': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -42,6 +52,10 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(usage);
   process.exit(0);
+}
+if (args.sanitized && !args.source && !process.env.PG_URL) {
+  console.error(`--sanitized needs a real PostgreSQL server (pg_dump, pg_restore, a scratch database): pass --source postgres://user@host/postgres or set PG_URL\n\n${usage}`);
+  process.exit(2);
 }
 if (!['none', 'gzip', 'zstd'].includes(args.compression!)) {
   console.error(`--compression must be none, gzip or zstd (got ${args.compression})\n\n${usage}`);
@@ -88,29 +102,37 @@ const stack = await startLocalStack({
   ...(args['cors-origin'] ? { corsOrigins: args['cors-origin'] } : {}),
   ...(portal ? { portal } : {}),
 });
-if (!args.source) line('starting', 'the embedded demo database (PGlite, seeding 2000 customers and 6000 orders)');
-const source = args.source ? undefined : await startEmbeddedSource();
+const { startSanitizedDemo } = await import('./sanitized-demo.js');
+const sanitized = args.sanitized ? await startSanitizedDemo(args.source ?? process.env.PG_URL!) : undefined;
+if (!args.source && !sanitized) line('starting', 'the embedded demo database (PGlite, seeding 2000 customers and 6000 orders)');
+const source = args.source || sanitized ? undefined : await startEmbeddedSource();
 let exitCode = 0;
 try {
   line('stand-ins', `API ${stack.apiBaseUrl}, Azurite ${stack.azurite.blobEndpoint}, OIDC ${stack.issuer.baseUrl}, AMQP 127.0.0.1:${stack.broker.port}`);
 
   step = 'register the source server and database (Admin)';
-  const sourceUrl = args.source ? new URL(args.source) : undefined;
-  const databaseName = sourceUrl ? decodeURIComponent(sourceUrl.pathname.slice(1)) : source!.databaseName;
+  const sourceUrl = sanitized ? undefined : args.source ? new URL(args.source) : undefined;
+  const databaseName = sanitized?.databaseName ?? (sourceUrl ? decodeURIComponent(sourceUrl.pathname.slice(1)) : source!.databaseName);
   const server = await stack.api<Json>('POST', '/api/servers', {
     token: stack.tokens.admin,
-    body: { name: sourceUrl ? sourceUrl.host : 'embedded-demo', host: sourceUrl ? sourceUrl.host : 'embedded', engine: 'postgres' },
+    body: { name: sourceUrl?.host ?? (sanitized ? sanitized.settings.host : 'embedded-demo'), host: sourceUrl?.host ?? (sanitized ? sanitized.settings.host : 'embedded'), engine: 'postgres' },
   });
   expectStatus(server, 201);
   const database = await stack.api<Json>('POST', `/api/servers/${server.body.id}/databases`, {
     token: stack.tokens.admin,
-    body: { name: databaseName, requesterGroupIds: [stack.requesterGroupId] },
+    body: {
+      name: databaseName,
+      requesterGroupIds: [stack.requesterGroupId],
+      ...(sanitized ? { policy: { distribution: 'sanitized', masking: sanitized.masking } } : {}),
+    },
   });
   expectStatus(database, 201);
-  line('registered', `server ${server.body.id} (postgres), database "${databaseName}" ${database.body.id}`);
+  line('registered', `server ${server.body.id} (postgres), database "${databaseName}" ${database.body.id}${sanitized ? `, distribution sanitized (rules v${sanitized.masking.version})` : ''}`);
 
   step = 'start the runner agent';
-  const engine = sourceUrl
+  const engine = sanitized
+    ? createPostgresEngine(sanitized.settings)
+    : sourceUrl
     ? createPostgresEngine({
         host: sourceUrl.hostname,
         port: Number(sourceUrl.port || 5432),
@@ -122,18 +144,36 @@ try {
   const runner = await stack.startRunner({
     serverId: server.body.id,
     engine,
+    ...(sanitized ? { scratch: sanitized.scratch } : {}),
     ...(args.verbose ? { logger: createLogger({ level: 'info' }) } : {}),
   });
   line('runner', `${runner.runnerId} listening on subscription runner-${server.body.id} (${await engine.check()})`);
 
+  // --encrypt: keys made as people make them, with age-keygen; only the public halves reach the API.
+  const keyDir = args.encrypt ? mkdtempSync(join(tmpdir(), 'dbdist-sandbox-keys-')) : '';
+  const ageKey = (name: string) => {
+    const file = join(keyDir, `${name}.txt`);
+    execFileSync('age-keygen', ['-o', file], { stdio: 'ignore' });
+    return { file, recipient: execFileSync('age-keygen', ['-y', file]).toString().trim() };
+  };
+  const aliceKey = args.encrypt ? ageKey('alice') : undefined;
+  if (aliceKey) {
+    step = "register alice's age public key (Requester)";
+    const recovery = ageKey('recovery');
+    stack.deps.recoveryRecipients = [recovery.recipient]; // ENCRYPTION_RECOVERY_RECIPIENTS in Azure
+    const put = await stack.api<Json>('PUT', '/api/me/recipients', { token: stack.tokens.alice, body: { recipients: [aliceKey.recipient] } });
+    expectStatus(put, 200);
+    line('key', `alice registered ${aliceKey.recipient} (fingerprint ${put.body.recipients[0].fingerprint}); recovery key ${recovery.recipient}`);
+  }
+
   step = 'request a backup (Requester)';
   const created = await stack.api<Json>('POST', '/api/jobs', {
     token: stack.tokens.alice,
-    body: { databaseId: database.body.id, options: { compression: args.compression }, reason: 'sandbox walkthrough' },
+    body: { databaseId: database.body.id, options: { compression: args.compression, ...(aliceKey ? { encryption: 'age' } : {}) }, reason: 'sandbox walkthrough' },
   });
   expectStatus(created, 202);
   const jobId: string = created.body.id;
-  line('requested', `job ${jobId} by alice (${created.body.status})`);
+  line('requested', `job ${jobId} by alice (${created.body.status})${aliceKey ? `, encrypted to ${JSON.stringify(created.body.recipients)}` : ''}`);
 
   step = 'follow the job until its backup is available';
   const seen = new Set<string>();
@@ -172,11 +212,28 @@ try {
   }
   line('downloaded', `${bytes.length} bytes, sha256 matches (${download.headers.get('content-disposition')})`);
 
+  let stored = bytes;
+  if (aliceKey) {
+    step = "decrypt the copy with the age CLI and alice's key";
+    const opened = spawnSync('age', ['-d', '-i', aliceKey.file], { input: bytes, maxBuffer: 1024 ** 3 });
+    if (opened.status !== 0) throw new Error(`age -d failed: ${opened.stderr.toString().trim()}`);
+    stored = opened.stdout;
+    line('decrypted', `age -d -i ${aliceKey.file} ${link.body.fileName}: ${stored.length} bytes`);
+  }
+
+  if (sanitized) {
+    step = 'restore the sanitized copy elsewhere and check that it holds no original value';
+    if (job.maskingVersion !== sanitized.masking.version) throw new Error(`the job records masking version ${job.maskingVersion}`);
+    const decompress = createDecompressStream(args.compression as Compression);
+    const plain = decompress ? await readAll(Readable.from([stored]).pipe(decompress)) : bytes;
+    line('sanitized', `masking rules v${job.maskingVersion}: ${await sanitized.check(plain)}`);
+  }
+
   if (source) {
     step = 'restore the backup into a fresh embedded database and compare the data';
     // Decompressed with the runner's own stage, as an operator would with `dbdist-runner decrypt --decompress`.
     const decompress = createDecompressStream(args.compression as Compression);
-    const plain = decompress ? await readAll(Readable.from([bytes]).pipe(decompress)) : bytes;
+    const plain = decompress ? await readAll(Readable.from([stored]).pipe(decompress)) : stored;
     const [original, restored] = await Promise.all([source.fingerprint(), restoreAndFingerprint(plain)]);
     if (original.digest !== restored.digest) throw new Error(`restored data differs: ${JSON.stringify(restored.rows)} vs ${JSON.stringify(original.rows)}`);
     line('restored', `rows ${JSON.stringify(restored.rows)}, data digest identical (the demo's pg_dump writes plain SQL: dev/README.md)`);
@@ -215,6 +272,40 @@ Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbac
   curl -s -X POST ${api}/api/jobs/${jobId}/download-link -H "Authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{}'
   curl -s "${api}/api/audit?format=csv" -H "Authorization: Bearer $AUDITOR"
   curl -s ${api}/api/openapi.json`);
+
+    // The real runner as its own process: its own server entry (a PostgreSQL the runner reaches with pg_dump:
+    // --source's, else 127.0.0.1:5432 as postgres), an app registration at the local issuer, a ready config.
+    const { prepareRunnerProcess } = await import('./runner-process.js');
+    const { join } = await import('node:path');
+    const pgTarget = sourceUrl ?? new URL('postgres://postgres@127.0.0.1:5432/postgres');
+    const external = await stack.api<Json>('POST', '/api/servers', {
+      token: stack.tokens.admin,
+      body: { name: 'runner-process', host: pgTarget.host, engine: 'postgres' },
+    });
+    expectStatus(external, 201);
+    const externalDatabase = await stack.api<Json>('POST', `/api/servers/${external.body.id}/databases`, {
+      token: stack.tokens.admin,
+      body: { name: decodeURIComponent(pgTarget.pathname.slice(1)) || 'postgres', requesterGroupIds: [stack.requesterGroupId] },
+    });
+    expectStatus(externalDatabase, 201);
+    const setup = await prepareRunnerProcess(stack, {
+      serverId: external.body.id,
+      dir: join(process.cwd(), '.tmp', 'sandbox-runner'),
+      runnerId: 'sandbox-runner',
+      postgres: {
+        host: pgTarget.hostname,
+        port: Number(pgTarget.port || 5432),
+        user: decodeURIComponent(pgTarget.username || 'postgres'),
+        ...(pgTarget.password ? { password: decodeURIComponent(pgTarget.password) } : {}),
+      },
+    });
+    console.log(`
+The real runner CLI as its own process (MSAL with a certificate at the local issuer, Service Bus, pg_dump):
+  config ${setup.configPath} (server ${external.body.id}, subscription ${setup.subscription})
+  ${setup.commandLine}
+then request a backup it serves:
+  curl -s -X POST ${api}/api/jobs -H "Authorization: Bearer $ALICE" -H 'content-type: application/json' -d '{"databaseId":"${externalDatabase.body.id}"}'
+  curl -s ${api}/api/runners -H "Authorization: Bearer $ADMIN"`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -227,5 +318,6 @@ Serving until Ctrl-C. The API trusts the loopback certificate at ${ensureLoopbac
 } finally {
   await stack.stop().catch(() => undefined);
   await source?.close().catch(() => undefined);
+  await sanitized?.close().catch(() => undefined);
 }
 process.exit(exitCode);

@@ -310,6 +310,11 @@ export class ServiceBusBroker {
     this.queues.set(name, { store: this.newStore(name, options), duplicates: new DuplicateDetector(windowMs) });
   }
 
+  /** Names of a topic's subscriptions. */
+  subscriptionsOf(topicName: string): string[] {
+    return [...this.topic(topicName).subscriptions.keys()];
+  }
+
   /** Whether a queue, or a topic's subscription (`subscription` given), exists. The inspection calls throw if not. */
   exists(topicOrQueue: string, subscription?: string): boolean {
     return subscription === undefined

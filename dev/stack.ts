@@ -10,10 +10,12 @@
  *   Durable       → the real orchestrator and activities replayed in-process (dev/durable-host.ts)
  *   Runner host   → the real runner agent (consumer, API client, upload pipeline) in this process
  */
+import type { ScratchDriver } from '../runner-agent/sanitize/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
-import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { createDeadLetterInbox, createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { failDeadLetteredJobs } from '../services/dead-letters.js';
 import type { Store } from '../shared/db/store.js';
 import type { Deps, Limits } from '../services/deps.js';
 import { setDeps } from '../services/deps.js';
@@ -25,19 +27,19 @@ import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
 import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
 import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
-import { startAzurite, type Azurite } from './azurite.js';
+import { azuriteGatewayOptions, startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
-import { createPgliteStore } from './stores.js';
+import { allRows, createInspectablePgliteStore } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
 import type { DemoUser } from './oidc-sign-in.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
-import { startHttpHost, type RunningHttpHost } from './http-host.js';
+import { startHttpHost, type HttpHostOptions, type RunningHttpHost } from './http-host.js';
 import { startPortalHost, type RunningPortalHost } from './portal-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
-export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
+export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30, lifecycleDeleteDays: 30 };
 
 export const JOBS_TOPIC = 'backup-jobs';
 
@@ -92,6 +94,8 @@ export interface LocalStack {
   azurite: Azurite;
   broker: ServiceBusBroker;
   store: Store;
+  /** Every row of every table of the store, as stored (for scans such as "no secret anywhere"). */
+  storeRows(): Promise<Record<string, unknown[]>>;
   /** The control plane's dependencies as installed; tests may move `deps.now` to play with time. */
   deps: Deps;
   durable: InProcessDurableHost;
@@ -105,6 +109,10 @@ export interface LocalStack {
   tokens: DemoTokens;
   /** Calls the API over loopback HTTPS, as the portal would. */
   api<T = unknown>(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<ApiResponse<T>>;
+  /** Binds a runner identity to a server in the registry, as an Admin would (`PATCH /api/servers/{id}`). */
+  bindRunner(serverId: string, binding: { clientId: string; servicePrincipalId: string }): Promise<void>;
+  /** Sees every API request before its handler; `'drop'` resets the connection unanswered (outage tests). */
+  interceptApi(intercept: HttpHostOptions['intercept'] | undefined): void;
   /** Starts a runner agent for `serverId`'s subscription; stop it to simulate a shutdown or a crash. */
   startRunner(options: RunnerOptions): Promise<RunningRunner>;
   stop(): Promise<void>;
@@ -117,6 +125,8 @@ export interface RunnerOptions {
   logger?: Logger;
   /** Block size of the upload pipeline (tests make it small to get many blocks). */
   blockBytes?: number;
+  /** Scratch target for sanitized copies. */
+  scratch?: ScratchDriver;
 }
 
 export interface RunningRunner {
@@ -136,8 +146,21 @@ export interface StackOptions {
   portal?: { dist: string };
   /** Service Bus lock duration; short in tests so a crashed runner's message comes back quickly. */
   lockDurationMs?: number;
+  /** Deliveries before Service Bus dead-letters a message (default 10, as Service Bus). */
+  maxDeliveryCount?: number;
+  /** How often the dead-letter watch runs (the Function App's timer runs every minute); default 1 s. */
+  deadLetterSweepMs?: number;
   /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
   corsOrigins?: string[];
+}
+
+/** The subscription a runner for `serverId` receives from (filtered on the serverId property), created once. */
+export function ensureRunnerSubscription(broker: ServiceBusBroker, serverId: string): string {
+  const subscription = `runner-${serverId}`;
+  if (!broker.exists(JOBS_TOPIC, subscription)) {
+    broker.createSubscription(JOBS_TOPIC, subscription, { filter: `serverId = '${serverId}'` });
+  }
+  return subscription;
 }
 
 /**
@@ -173,11 +196,18 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const { activities } = await import('../orchestrations/backupJob.activities.js');
   const cert = ensureLoopbackCert();
   progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
-  const [issuer, azurite, store, broker] = await Promise.all([
+  const [issuer, azurite, { store, client: storeClient }, broker] = await Promise.all([
     ready('OIDC issuer', startOidcIssuer({ tls: cert })),
     ready('Azurite', startAzurite()),
-    ready('PGlite store (migrations applied)', createPgliteStore()),
-    ready('AMQP broker', ServiceBusBroker.start({ lockDurationMs: options.lockDurationMs ?? 30_000, topics: [{ name: JOBS_TOPIC }] })),
+    ready('PGlite store (migrations applied)', createInspectablePgliteStore()),
+    ready(
+      'AMQP broker',
+      ServiceBusBroker.start({
+        lockDurationMs: options.lockDurationMs ?? 30_000,
+        ...(options.maxDeliveryCount ? { maxDeliveryCount: options.maxDeliveryCount } : {}),
+        topics: [{ name: JOBS_TOPIC }],
+      }),
+    ),
   ]);
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
@@ -187,19 +217,44 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     log,
   });
   const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB2_ORCHESTRATOR);
+  const deadLetterClient = serviceBusClientFrom({ connectionString: broker.connectionString });
+  const deadLetters = createDeadLetterInbox({
+    client: deadLetterClient,
+    topic: JOBS_TOPIC,
+    subscriptions: () => broker.subscriptionsOf(JOBS_TOPIC),
+    maxWaitTimeInMs: 200,
+  });
   const deps: Deps = {
     store,
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    deadLetters,
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: sandboxLimits,
+    recoveryRecipients: [],
     now: () => new Date(),
     notifications: [],
     orchestrations: () => orchestrations,
   };
   setDeps(deps);
-  const http: RunningHttpHost = await startHttpHost({ routes: registeredRoutes(), routePrefix, tls: cert, log });
+  // The dead-letter timer, as the Functions host would run it (one run at a time).
+  let sweeping = false;
+  const deadLetterTimer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    failDeadLetteredJobs(deps, orchestrations, { log: (line) => log(`[dead-letters] ${line}`) })
+      .catch((error: unknown) => log(`[dead-letters] sweep failed: ${String(error)}`))
+      .finally(() => (sweeping = false));
+  }, options.deadLetterSweepMs ?? 1_000);
+  let intercept: HttpHostOptions['intercept'];
+  const http: RunningHttpHost = await startHttpHost({
+    routes: registeredRoutes(),
+    routePrefix,
+    tls: cert,
+    log,
+    intercept: (request) => intercept?.(request) ?? 'pass',
+  });
   // The portal needs the API's URL for its config and the API needs the portal's origin for CORS: the policy is
   // read per request, so it is set once both are known, before any request.
   const portal = options.portal ? await startPortal(options.portal.dist, issuer, http.baseUrl) : undefined;
@@ -208,6 +263,18 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   if (corsOrigins.length > 0) setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, { CORS_ORIGINS: corsOrigins.join(',') })));
 
   const requesterGroupId = randomUUID();
+  /** The identity of the in-process runners (`startRunner`), bound to each server they are started for. */
+  const inProcessRunner = { clientId: randomUUID(), servicePrincipalId: randomUUID() };
+  async function bindRunner(serverId: string, binding: { clientId: string; servicePrincipalId: string }): Promise<void> {
+    const server = await store.getServer(serverId);
+    if (!server) throw new Error(`server ${serverId} is not registered`);
+    if (server.runners.some((b) => b.clientId === binding.clientId)) return;
+    await store.updateServer(
+      serverId,
+      { runners: [...server.runners, binding] },
+      { actorType: 'system', actorId: 'sandbox', action: 'server.updated', target: `server/${serverId}`, detail: { runnerBound: binding } },
+    );
+  }
   const demoUsers = demoPeople(requesterGroupId);
   issuer.signIn.setUsers(demoUsers);
   const user = (key: DemoUser['key']) => {
@@ -220,7 +287,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     mallory: user('mallory'),
     auditor: user('auditor'),
     approver: user('approver'),
-    runner: issuer.issueAppToken({ roles: ['Runner'], expiresIn: 8 * 3600 }),
+    runner: issuer.issueAppToken({ roles: ['Runner'], appId: inProcessRunner.clientId, oid: inProcessRunner.servicePrincipalId, expiresIn: 8 * 3600 }),
   };
 
   async function api<T>(method: string, path: string, request: { token?: string; body?: unknown } = {}): Promise<ApiResponse<T>> {
@@ -241,10 +308,8 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const runners = new Set<RunningRunner>();
   async function startRunner(runner: RunnerOptions): Promise<RunningRunner> {
     const runnerId = runner.runnerId ?? `runner-${randomUUID().slice(0, 8)}`;
-    const subscription = `runner-${runner.serverId}`;
-    if (!broker.exists(JOBS_TOPIC, subscription)) {
-      broker.createSubscription(JOBS_TOPIC, subscription, { filter: `serverId = '${runner.serverId}'` });
-    }
+    const subscription = ensureRunnerSubscription(broker, runner.serverId);
+    await bindRunner(runner.serverId, inProcessRunner);
     const client = serviceBusClientFrom({ connectionString: broker.connectionString });
     const logger = runner.logger ?? silentLogger();
     const consumer = new JobConsumer({
@@ -260,6 +325,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
         runnerId,
         api: new RunnerApiClient({ baseUrl: http.baseUrl, tokens: { getToken: async () => tokens.runner }, logger }),
         engines: { [runner.engine.name]: runner.engine },
+        ...(runner.scratch ? { scratch: { [runner.scratch.engine]: runner.scratch } } : {}),
         semaphore: new KeyedSemaphore(1),
         ...(runner.blockBytes ? { uploadOptions: { blockBytes: runner.blockBytes } } : {}),
         progress: { minIntervalMs: 200, heartbeatMs: 1_000 },
@@ -300,9 +366,15 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     demoUsers,
     tokens,
     api,
+    interceptApi: (next) => (intercept = next),
+    bindRunner,
     startRunner,
+    storeRows: () => allRows(storeClient),
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
+      clearInterval(deadLetterTimer);
+      await deadLetters.close().catch(() => undefined);
+      await deadLetterClient.close().catch(() => undefined);
       durable.close();
       setDeps(undefined);
       setHttpPolicy(undefined);
@@ -315,7 +387,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       // The sender first: closing it while the broker goes away makes the SDK reconnect just to detach.
       await timed('queue', queue.close()).catch(() => undefined);
       await Promise.allSettled([
-        timed('store', store.close()),
+        timed('store', store.close().finally(() => storeClient.close())),
         timed('issuer', issuer.close()),
         timed('azurite', azurite.stop()),
         timed('broker', broker.close()),

@@ -116,3 +116,36 @@ function generate(): void {
     rmSync(staging, { recursive: true, force: true });
   }
 }
+
+export interface ClientCertificate {
+  /** One PEM file holding the private key and the certificate: what the runner's `certificatePath` takes. */
+  pemPath: string;
+  /** The certificate alone (what an app registration's credential holds). */
+  certificatePem: string;
+}
+
+/**
+ * A self-signed RSA certificate for an application's client credential (the runner's app registration), written
+ * to `dir/<name>.pem` as key + certificate, as `dbdist-runner` reads it. RSA: Entra signs assertions with RSA only.
+ */
+export function createClientCertificate(dir: string, name: string): ClientCertificate {
+  mkdirSync(dir, { recursive: true });
+  const staging = mkdtempSync(join(dir, `${name}-`));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req', '-x509', '-nodes', '-newkey', 'rsa:2048',
+        '-keyout', join(staging, 'key.pem'), '-out', join(staging, 'cert.pem'),
+        '-days', '30', '-subj', `/CN=${name}`,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    const certificatePem = readFileSync(join(staging, 'cert.pem'), 'utf8');
+    const pemPath = join(dir, `${name}.pem`);
+    writeFileSync(pemPath, `${readFileSync(join(staging, 'key.pem'), 'utf8').trimEnd()}\n${certificatePem}`, { mode: 0o600 });
+    return { pemPath, certificatePem };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+}

@@ -11,6 +11,7 @@ import './health.js';
 import './servers.js';
 import './databases.js';
 import './jobs.js';
+import './recipients.js';
 import './audit.js';
 import './metrics.js';
 import './runner.js';

@@ -27,8 +27,8 @@ export const createJob = endpoint({
 });
 
 export const listJobs = endpoint({
-  summary: "The caller's jobs, newest first (an Admin sees everyone's; an Approver with status=AwaitingApproval sees all pending ones)",
-  access: { anyOf: ['Requester', 'Admin', 'Approver'] },
+  summary: "The caller's jobs, newest first (an Admin or an Auditor sees everyone's; an Approver with status=AwaitingApproval sees all pending ones)",
+  access: { anyOf: ['Requester', 'Admin', 'Auditor', 'Approver'] },
   query: ListJobsQuery,
   responses: [{ status: 200, description: 'One page of jobs', schema: JobPage }],
   async handle({ scope, query }) {
@@ -37,7 +37,7 @@ export const listJobs = endpoint({
 });
 
 export const getJob = endpoint({
-  summary: "One job (its requester, Admin, Auditor, or an Approver for jobs under approval); the live download link for its requester only",
+  summary: 'One job (its requester, Admin, Auditor, or an Approver for jobs under approval); never a download link (POST …/download-link returns one, once)',
   access: { anyOf: ['Requester', 'Admin', 'Auditor', 'Approver'] },
   params: IdParams,
   responses: [{ status: 200, description: 'The job', schema: JobView }],
@@ -46,13 +46,21 @@ export const getJob = endpoint({
   },
 });
 
+/** 202 when the orchestration was asked, 200 when it was done here. */
+const actionResponse = (result: jobs.JobActionResult, jobId: string) =>
+  result.outcome === 'requested' ? accepted(result.job, `jobs/${jobId}`) : ok(result.job);
+
 export const cancelJob = endpoint({
   summary: 'Ask for a job to be cancelled (its requester or Admin; Pending, Queued or Running only)',
   access: { anyOf: ['Requester', 'Admin'] },
   params: IdParams,
-  responses: [{ status: 202, description: 'Cancellation requested; the job as it was', schema: JobView }],
+  responses: [
+    { status: 202, description: 'Cancellation requested from the job orchestration; the job as it was', schema: JobView },
+    { status: 200, description: 'The job had no live orchestration: cancelled directly; the job as it is now', schema: JobView },
+    { status: 409, description: 'Too late (the upload has finished: Verifying and after) or already ended; `jobStatus` says which' },
+  ],
   async handle({ scope, params }) {
-    return accepted(await jobs.requestCancel(scope, params.id), `jobs/${params.id}`);
+    return actionResponse(await jobs.requestCancel(scope, params.id), params.id);
   },
 });
 
@@ -60,9 +68,12 @@ export const deleteJobBackup = endpoint({
   summary: 'Delete an Available backup before its retention ends (its requester or Admin)',
   access: { anyOf: ['Requester', 'Admin'] },
   params: IdParams,
-  responses: [{ status: 202, description: 'Deletion requested; the job as it was', schema: JobView }],
+  responses: [
+    { status: 202, description: 'Deletion requested from the job orchestration; the job as it was', schema: JobView },
+    { status: 200, description: 'The job had no live orchestration: blob deleted and job Expired directly; the job as it is now', schema: JobView },
+  ],
   async handle({ scope, params }) {
-    return accepted(await jobs.requestBackupDeletion(scope, params.id), `jobs/${params.id}`);
+    return actionResponse(await jobs.requestBackupDeletion(scope, params.id), params.id);
   },
 });
 
@@ -95,9 +106,12 @@ export const createDownloadLink = endpoint({
   access: 'authenticated',
   params: IdParams,
   body: DownloadLinkRequest,
-  responses: [{ status: 200, description: 'The link', schema: DownloadLink }],
-  async handle({ scope, params, body }) {
-    return ok(await jobs.issueDownloadLink(scope, params.id, body));
+  responses: [{ status: 200, description: 'The link, returned this once (stored nowhere), with its correlation id', schema: DownloadLink }],
+  async handle({ scope, params, body, context }) {
+    const link = await jobs.issueDownloadLink(scope, params.id, body);
+    // What docs/audit-downloads.md joins storage logs on (AppTraces); never the URL, a bearer secret.
+    context.log(`sas.download_issued job=${params.id} correlationId=${link.correlationId} for=${scope.principal.oid} expiresAt=${link.expiresAt}`);
+    return ok(link);
   },
 });
 

@@ -9,7 +9,7 @@ import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../share
 import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
 import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
 import { createMssqlStore } from '../shared/db/mssql.js';
-import { createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { createDeadLetterInbox, createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { durableJobOrchestrations } from './durable-client.js';
 import { eventGridChannel, webhookChannel, type NotificationChannel } from '../services/notification-channels.js';
@@ -20,6 +20,7 @@ export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
     sasTtlDefaultMinutes: settings.SAS_TTL_DEFAULT_MINUTES,
     sasTtlMaxMinutes: settings.SAS_TTL_MAX_MINUTES,
     uploadSasTtlMinutes: settings.UPLOAD_SAS_TTL_MINUTES,
+    lifecycleDeleteDays: settings.BACKUP_LIFECYCLE_DELETE_DAYS,
   };
 }
 
@@ -35,9 +36,15 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     store,
     blobs: createBlobGateway({ blobEndpoint: settings.BACKUP_BLOB_ENDPOINT, container: settings.BACKUP_CONTAINER, credential }),
     queue: createJobQueue({ client: serviceBus, topic: settings.SERVICEBUS_JOBS_TOPIC }),
+    deadLetters: createDeadLetterInbox({
+      client: serviceBus,
+      topic: settings.SERVICEBUS_JOBS_TOPIC,
+      subscriptions: settings.SERVICEBUS_RUNNER_SUBSCRIPTIONS,
+    }),
     tokens: tokenValidatorFromSettings(settings),
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),
+    recoveryRecipients: settings.ENCRYPTION_RECOVERY_RECIPIENTS,
     now: () => new Date(),
     notifications: notificationChannelsFromSettings(settings, credential),
     orchestrations: durableJobOrchestrations,

@@ -1,5 +1,5 @@
 /** Endpoints of the on-prem runner agent (app role Runner on an application token). */
-import { RunnerEvent, RunnerEventAck, UploadTarget } from '../shared/contracts/runner.js';
+import { ProbeTarget, RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, UploadTarget } from '../shared/contracts/runner.js';
 import * as runner from '../services/runner.js';
 import { endpoint } from './endpoint.js';
 import { IdParams } from './params.js';
@@ -31,5 +31,36 @@ export const postRunnerEvent = endpoint({
   },
 });
 
+export const postRunnerHeartbeat = endpoint({
+  summary: 'A runner host reports itself (every minute): id, version, servers, jobs in flight, free scratch space',
+  access: runnerOnly,
+  body: RunnerHeartbeat,
+  responses: [{ status: 200, description: 'Which of its servers the registry binds it to', schema: RunnerHeartbeatAck }],
+  async handle({ scope, body }) {
+    return ok(await runner.recordHeartbeat(scope, body));
+  },
+});
+
+export const listRunners = endpoint({
+  summary: 'Runner hosts by last heartbeat (live or stale), and the servers no live bound runner serves (Admin)',
+  access: { anyOf: ['Admin'] },
+  responses: [{ status: 200, description: 'Runners and uncovered servers', schema: RunnersView }],
+  async handle({ scope }) {
+    return ok(await runner.listRunners(scope));
+  },
+});
+
+export const issueProbeTarget = endpoint({
+  summary: "A 5-minute SAS to write and delete one probe blob outside backups/ (for `dbdist-runner check`)",
+  access: runnerOnly,
+  responses: [{ status: 200, description: 'Where the probe may be written', schema: ProbeTarget }],
+  async handle({ scope }) {
+    return ok(await runner.issueProbeTarget(scope));
+  },
+});
+
+httpRoute({ name: 'runner-probe-target', route: 'runner/probe-target', methods: ['POST'], handler: issueProbeTarget });
+httpRoute({ name: 'runner-heartbeat', route: 'runner/heartbeat', methods: ['POST'], handler: postRunnerHeartbeat });
+httpRoute({ name: 'runners-list', route: 'runners', methods: ['GET'], handler: listRunners });
 httpRoute({ name: 'runner-upload-target', route: 'runner/jobs/{id}/upload-target', methods: ['POST'], handler: issueUploadTarget });
 httpRoute({ name: 'runner-events', route: 'runner/jobs/{id}/events', methods: ['POST'], handler: postRunnerEvent, durableClient: true });

@@ -1,11 +1,12 @@
 /**
- * Timer triggers: the retention safety net, the backup schedules and the stalled-request sweep (these need the
- * Durable client, hence the durableClient input binding), the notifier and the RPO check. Handlers are exported so tests and an in-process host
+ * Timer triggers: the retention safety net, the backup schedules, the stalled-request sweep and the dead-letter
+ * watch (these need the Durable client, hence the durableClient input binding), the notifier and the RPO check. Handlers are exported so tests and an in-process host
  * can call them; registration is at the bottom.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { getDeps } from '../services/deps.js';
+import { failDeadLetteredJobs } from '../services/dead-letters.js';
 import { dispatchNotifications } from '../services/notifications.js';
 import { resumeStalledJobs } from '../services/recovery.js';
 import { checkRpo } from '../services/rpo.js';
@@ -39,6 +40,15 @@ export async function stalledJobsSweep(_timer: Timer, context: InvocationContext
   else context.log(summary);
 }
 
+/** Every minute: fail the jobs whose messages Service Bus dead-lettered (`delivery_failed`, audited). */
+export async function deadLetterSweep(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await failDeadLetteredJobs(deps, deps.orchestrations(context), { log: (line) => context.log(line) });
+  const summary = `Dead letters: ${report.failed.length} jobs failed (delivery_failed), ${report.alreadyEnded.length} already ended, ${report.unknown} unknown, ${report.errors.length} errors`;
+  if (report.errors.length > 0 || report.unknown > 0) context.warn(summary, report.errors);
+  else context.log(summary);
+}
+
 /** Every minute: deliver the notification outbox (Event Grid, webhooks). */
 export async function notifyTick(_timer: Timer, context: InvocationContext): Promise<void> {
   const deps = await getDeps();
@@ -57,6 +67,7 @@ export async function rpoCheck(_timer: Timer, context: InvocationContext): Promi
   else context.log(summary);
 }
 
+app.timer('dead-letter-sweep', { schedule: '45 * * * * *', extraInputs: [df.input.durableClient()], handler: deadLetterSweep });
 app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
 app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
 app.timer('stalled-jobs-sweep', { schedule: '45 */10 * * * *', extraInputs: [df.input.durableClient()], handler: stalledJobsSweep });

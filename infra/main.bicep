@@ -62,6 +62,14 @@ param rbacRequesterGroupIds string[] = []
 @description('Browser origins allowed to call the API besides the portal (its origin is added on its own).')
 param corsOrigins string[] = []
 
+@description('The organisation\'s recovery keys: age X25519 public keys (age1…) every encrypted copy is also encrypted to.')
+param encryptionRecoveryRecipients string[] = []
+
+@description('Largest request body the API reads (bytes); larger ones get 413.')
+@minValue(1024)
+@maxValue(4194304)
+param maxRequestBodyBytes int = 65536
+
 // ---------------------------------------------------------------- portal
 
 @description('Deploy the portal (a Static Web App, azd service `portal`).')
@@ -223,6 +231,7 @@ module backupStorage 'modules/storage.bicep' = {
     deleteBlobsAfterDays: backupMaxRetentionDays
     // Every blob of the backup container is a backup (shared/storage/paths.ts names them backups/<server>/…).
     deleteBlobsPrefix: '${backupContainerName}/'
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -331,12 +340,17 @@ module functionApp 'modules/functionapp.bicep' = {
     backupContainerName: backupContainerName
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     serviceBusJobsTopic: serviceBus.outputs.topicName
+    serviceBusRunnerSubscriptions: serviceBus.outputs.subscriptionNames
     sqlServer: sql.outputs.fullyQualifiedDomainName
     sqlDatabase: sql.outputs.databaseName
     sasTtlDefaultMinutes: sasTtlDefaultMinutes
     sasTtlMaxMinutes: sasTtlMaxMinutes
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
+    encryptionRecoveryRecipients: encryptionRecoveryRecipients
+    maxRequestBodyBytes: maxRequestBodyBytes
+    // The API refuses a policy that keeps backups longer than the lifecycle rule would let them live.
+    backupLifecycleDeleteDays: backupMaxRetentionDays
     eventGridTopicEndpoint: eventGrid.outputs.endpoint
     notifyWebhookUrls: notifyWebhookUrls
     notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri
@@ -370,6 +384,7 @@ module functionRoles 'modules/function-roles.bicep' = {
     hostStorageName: hostStorage.outputs.name
     serviceBusName: serviceBus.outputs.name
     serviceBusTopicName: serviceBus.outputs.topicName
+    serviceBusRunnerSubscriptions: serviceBus.outputs.subscriptionNames
     applicationInsightsName: monitoring.outputs.applicationInsightsName
   }
 }

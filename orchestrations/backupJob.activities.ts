@@ -16,9 +16,7 @@ import type { BackupJobMessage } from '../shared/contracts/messages.js';
 import { defaultDatabasePolicy, type DatabasePolicy } from '../shared/contracts/servers.js';
 import type { JobPatch } from '../shared/db/store.js';
 import { getDeps, type Deps } from '../services/deps.js';
-import { downloadLinkExpiry } from '../services/job-rules.js';
 import { expireBackup as expireJobBackup, type AuditActor, type ExpiryReason } from '../services/retention.js';
-import { jobFileName } from '../services/views.js';
 
 /** Activity function names (global in the Function App). Renaming one breaks in-flight orchestrations. */
 export const ACTIVITY = {
@@ -41,7 +39,6 @@ export type ActivityName = (typeof ACTIVITY)[keyof typeof ACTIVITY];
 /** The audit actor of the orchestration's own steps. */
 export const ORCHESTRATOR_ACTOR: AuditActor = { actorType: 'system', actorId: 'orchestrator', actorName: null };
 
-const MINUTE_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs and results
@@ -107,6 +104,8 @@ export interface UploadReport {
   sha256: string;
   compression: Compression;
   encrypted: boolean;
+  /** Rows per table in what was stored; kept on the job for restore rehearsals. */
+  tableRowCounts?: Record<string, number>;
 }
 
 export interface BeginVerificationInput extends JobStep {
@@ -135,7 +134,7 @@ export interface IssueDownloadLinkInput {
 export type IssueDownloadLinkResult =
   | { ok: true; expiresAt: string; reused: boolean }
   | Refusal
-  | { ok: false; code: 'backup_expiring' };
+  | { ok: false; code: 'backup_expiring' | 'minted_on_request' };
 
 export interface FailJobInput extends JobStep {
   to: 'Failed' | 'Cancelled';
@@ -222,8 +221,11 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
       databaseName: job.databaseName,
       engine: job.engine satisfies BackupEngine,
       options: job.options satisfies BackupOptions,
+      ...(job.encryptionRecipients ? { ageRecipients: job.encryptionRecipients.map((r) => r.recipient) } : {}),
       blobPath: job.blobPath,
       requestedAt: job.createdAt.toISOString(),
+      // Every copy of a sanitized database is made with its current rules; the job records their version.
+      ...(policy.distribution === 'sanitized' && policy.masking ? { masking: policy.masking } : {}),
     },
   };
 }
@@ -237,8 +239,11 @@ export async function enqueueJob(input: EnqueueJobInput): Promise<StepDone | Ref
   const queued = await transition(
     deps,
     input,
-    { from: ['Pending'], to: 'Queued' },
-    { action: 'job.queued', detail: { serverId: input.message.serverId, runDeadline: input.message.runDeadline } },
+    { from: ['Pending'], to: 'Queued', ...(input.message.masking ? { patch: { maskingVersion: input.message.masking.version } } : {}) },
+    {
+      action: 'job.queued',
+      detail: { serverId: input.message.serverId, runDeadline: input.message.runDeadline, maskingVersion: input.message.masking?.version ?? null },
+    },
   );
   if (!queued.ok) return queued;
   await deps.queue.enqueue(input.message);
@@ -271,7 +276,11 @@ export async function beginVerification(input: BeginVerificationInput): Promise<
     deps,
     input,
     // The upload is complete: the row's progress says so, whatever the throttled progress events last wrote.
-    { from: ['Running'], to: 'Verifying', patch: { progressPercent: 100, progressBytes: reported.sizeBytes } },
+    {
+      from: ['Running'],
+      to: 'Verifying',
+      patch: { progressPercent: 100, progressBytes: reported.sizeBytes, ...(reported.tableRowCounts ? { tableRowCounts: reported.tableRowCounts } : {}) },
+    },
     {
       action: 'job.verifying',
       detail: {
@@ -328,38 +337,12 @@ export async function markAvailable(input: MarkAvailableInput): Promise<StepDone
 }
 
 /**
- * The requester's first download link: a read-only SAS with the service's default lifetime, capped by the policy
- * (services/job-rules.ts), recorded with its `sas.download_issued` row. A re-run finds the live link and keeps it.
- * The link's lifetime is wall-clock time (`deps.now()`), not the orchestration's: it starts when it is issued.
+ * Kept for backupJob v1 instances in flight, which call it after Available: it no longer mints anything. A link
+ * is a bearer secret, so it is minted only by POST …/download-link, returned once to its caller and stored nowhere;
+ * a link minted here would have nobody to go to. v1 logs the refusal and goes on (a missing link never fails a job).
  */
-export async function issueDownloadLink(input: IssueDownloadLinkInput): Promise<IssueDownloadLinkResult> {
-  const deps = await getDeps();
-  const job = await deps.store.getJob(input.jobId);
-  if (!job) return { ok: false, code: 'job_not_found' };
-  if (job.status !== 'Available') return { ok: false, code: 'conflict', status: job.status };
-  const now = deps.now();
-  if (job.downloadUrl && job.downloadExpiresAt && job.downloadExpiresAt > now) {
-    return { ok: true, expiresAt: job.downloadExpiresAt.toISOString(), reused: true };
-  }
-  const { expiresAt, ttlMinutes } = downloadLinkExpiry({
-    now,
-    policy: { maxSasTtlMinutes: input.maxSasTtlMinutes },
-    limits: deps.limits,
-    backupExpiresAt: job.expiresAt,
-  });
-  if (expiresAt.getTime() - now.getTime() < MINUTE_MS) return { ok: false, code: 'backup_expiring' };
-  const link = await deps.blobs.issueReadSas(job.blobPath, { expiresAt, fileName: jobFileName(job) });
-  const recorded = await deps.store.recordDownloadLink(job.id, link, {
-    ...ORCHESTRATOR_ACTOR,
-    action: 'sas.download_issued',
-    target: `job/${job.id}`,
-    jobId: job.id,
-    // Never the URL: it is a bearer secret.
-    detail: { expiresAt: link.expiresAt.toISOString(), ttlMinutes, for: job.requesterOid },
-    at: now,
-  });
-  if (!recorded) return { ok: false, code: 'job_not_found' };
-  return { ok: true, expiresAt: link.expiresAt.toISOString(), reused: false };
+export async function issueDownloadLink(_input: IssueDownloadLinkInput): Promise<IssueDownloadLinkResult> {
+  return { ok: false, code: 'minted_on_request' };
 }
 
 /**

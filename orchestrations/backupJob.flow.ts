@@ -292,6 +292,8 @@ export function* verify(
     sha256: uploaded.sha256,
     compression: uploaded.compression,
     encrypted: uploaded.encrypted,
+    // Data only (activity inputs are not replayed against history): row counts for restore rehearsals.
+    ...(uploaded.tableRowCounts ? { tableRowCounts: uploaded.tableRowCounts } : {}),
   };
   const verifying = yield* flow.call<StepDone | Refusal>(ACTIVITY.beginVerification, { ...flow.step(), reported });
   if (!verifying.ok) return flow.letGo(verifying);

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServiceBusClient } from '@azure/service-bus';
+import { BlockBlobClient } from '@azure/storage-blob';
 import { errorMessage } from '../shared/errors.js';
 import type { RunnerApiClient, TokenProvider } from './api/client.js';
 import { zstdSupport } from './pipeline/compression.js';
@@ -22,7 +23,7 @@ export interface CheckResult {
 
 export interface CheckDeps {
   tokens: TokenProvider;
-  api: Pick<RunnerApiClient, 'probe'>;
+  api: Pick<RunnerApiClient, 'probe' | 'probeTarget'>;
   serviceBus: ServiceBusClient;
   engines: Partial<Record<'sqlserver' | 'postgres', BackupEngineDriver>>;
   timeoutMs?: number;
@@ -61,8 +62,9 @@ export async function runChecks(config: RunnerConfig, deps: CheckDeps): Promise<
     return `${config.workDir} is writable; ${((fs.bavail * fs.bsize) / 2 ** 30).toFixed(1)} GiB free`;
   });
   await check('encryption-key', () => {
-    if (!config.encryptionKeyFile) throw new Skip('no encryptionKeyFile: jobs that ask for encryption will fail');
-    return `${config.encryptionKeyFile} holds a 32-byte key (key id ${keyId(readKeyFile(config.encryptionKeyFile))})`;
+    if (!config.encryptionKeyFile) throw new Skip('not needed: jobs are encrypted with age to the recipients they name');
+    const id = keyId(readKeyFile(config.encryptionKeyFile));
+    return `${config.encryptionKeyFile} holds a 32-byte key (key id ${id}); retired, used only to decrypt old .enc copies`;
   });
   await check('zstd', () => {
     const support = zstdSupport();
@@ -97,10 +99,14 @@ export async function runChecks(config: RunnerConfig, deps: CheckDeps): Promise<
       return driver.check();
     });
   }
-  results.push({
-    name: 'blob-write',
-    status: 'SKIP',
-    detail: 'the API issues write SAS URLs only for a job; the first job tests the upload (failures show as blob_* codes)',
+  await check('blob-write', async () => {
+    // A job-less probe SAS: write a few bytes through it, as an upload would, then delete them again.
+    const target = await deps.api.probeTarget();
+    const blob = new BlockBlobClient(target.url);
+    const body = `dbdist-runner check ${new Date().toISOString()}`;
+    await blob.upload(body, Buffer.byteLength(body));
+    await blob.delete();
+    return `wrote and deleted ${target.blobPath} (${new URL(target.url).host})`;
   });
   return results;
 }

@@ -116,20 +116,19 @@ Configuration reference and installation: docs/runner.md`,
     .requiredOption('--database <name>', 'database name, exactly as the server knows it')
     .option('--out <path>', 'output file, or - for stdout', '-')
     .addOption(new Option('--compression <kind>', 'compression stage (default: compressionDefault from the config)').choices([...compressions]))
-    .option('--encrypt', 'encrypt with encryptionKeyFile from the config (AES-256-GCM chunks)')
+    .option('--recipient <age1…>', 'encrypt with age to this public key (repeatable)', (value: string, list: string[] = []) => [...list, value])
     .addHelpText(
       'after',
       '\nExamples:\n  dbdist-runner backup --engine postgres --database sales --out sales.dump\n' +
-        '  dbdist-runner backup --engine sqlserver --database Sales --compression zstd --encrypt --out Sales.bak.zst.enc\n' +
+        '  dbdist-runner backup --engine sqlserver --database Sales --compression zstd --recipient age1… --out Sales.bak.zst.age\n' +
         '  dbdist-runner backup --engine postgres --database sales | pg_restore --list',
     )
-    .action(async (options: { engine: 'sqlserver' | 'postgres'; database: string; out: string; compression?: Compression; encrypt?: boolean }, command: Command) => {
+    .action(async (options: { engine: 'sqlserver' | 'postgres'; database: string; out: string; compression?: Compression; recipient?: string[] }, command: Command) => {
       const config = loadRunnerConfig({ configPath: configPathOf(command), schema: localBackupConfigSchema });
-      const [{ buildEngines }, { createLogger }, { writeBackup }, { readKeyFile }, { createWriteStream, renameSync, rmSync }] = await Promise.all([
+      const [{ buildEngines }, { createLogger }, { writeBackup }, { createWriteStream, renameSync, rmSync }] = await Promise.all([
         service(),
         import('./logger.js'),
         import('./pipeline/upload.js'),
-        import('./pipeline/crypto.js'),
         import('node:fs'),
       ]);
       const toStdout = options.out === '-';
@@ -139,11 +138,6 @@ Configuration reference and installation: docs/runner.md`,
         process.stderr.write(`error: no ${options.engine} connection in the config (${options.engine === 'sqlserver' ? 'sqlServer' : 'postgres'})\n`);
         throw new Exit(EXIT_CONFIG);
       }
-      if (options.encrypt && !config.encryptionKeyFile) {
-        process.stderr.write('error: --encrypt needs encryptionKeyFile in the config (or DBDIST_RUNNER_ENCRYPTION_KEY_FILE)\n');
-        throw new Exit(EXIT_CONFIG);
-      }
-      const encryptionKey = options.encrypt ? readKeyFile(config.encryptionKeyFile!) : undefined;
       const compression = options.compression ?? config.compressionDefault;
       const aborter = new AbortController();
       const onSignal = () => aborter.abort(new Error('interrupted'));
@@ -159,7 +153,7 @@ Configuration reference and installation: docs/runner.md`,
           source: backup.stream,
           sourceDone: backup.done,
           compression,
-          ...(encryptionKey ? { encryptionKey } : {}),
+          ...(options.recipient ? { ageRecipients: options.recipient } : {}),
           destination: toStdout ? process.stdout : createWriteStream(partPath),
           signal: aborter.signal,
         });
@@ -177,28 +171,41 @@ Configuration reference and installation: docs/runner.md`,
 
   program
     .command('decrypt')
-    .description('Decrypt an encrypted backup (.enc) with the runner key; optionally decompress it in the same pass.')
-    .requiredOption('--key-file <path>', '32-byte key file (raw or 64 hex characters)')
+    .description('Decrypt a downloaded copy: age files (.age) with an age identity, old runner-key files (.enc) with the key file.')
+    .option('-i, --identity <path>', 'age identity file (age-keygen output), for .age copies')
+    .option('--key-file <path>', '32-byte runner key (raw or 64 hex characters), for old .enc (DBDE) copies')
     .requiredOption('--in <path>', 'encrypted file, or - for stdin')
     .requiredOption('--out <path>', 'output file, or - for stdout')
     .addOption(new Option('--decompress <kind>', 'also decompress (gzip or zstd)').choices(['gzip', 'zstd']))
     .addHelpText(
       'after',
-      '\nExamples:\n  dbdist-runner decrypt --key-file backup.key --in Sales.bak.gz.enc --out Sales.bak.gz\n' +
-        '  dbdist-runner decrypt --key-file backup.key --in Sales.bak.gz.enc --decompress gzip --out Sales.bak\n' +
-        'The output is written to a temporary file and renamed only when every chunk authenticated.',
+      '\nExamples:\n  dbdist-runner decrypt -i key.txt --in Sales.bak.gz.age --decompress gzip --out Sales.bak\n' +
+        '  dbdist-runner decrypt --key-file backup.key --in Sales.bak.gz.enc --out Sales.bak.gz\n' +
+        'The output is written to a temporary file and renamed only when every chunk authenticated.\n' +
+        'age copies open with the age CLI as well: age -d -i key.txt Sales.bak.gz.age | gunzip > Sales.bak',
     )
-    .action(async (options: { keyFile: string; in: string; out: string; decompress?: 'gzip' | 'zstd' }) => {
-      const [{ createDecryptStream, readKeyFile }, { createDecompressStream }, { createReadStream, createWriteStream, renameSync, rmSync }, { pipeline }] =
-        await Promise.all([import('./pipeline/crypto.js'), import('./pipeline/compression.js'), import('node:fs'), import('node:stream/promises')]);
-      const key = readKeyFile(options.keyFile);
+    .action(async (options: { identity?: string; keyFile?: string; in: string; out: string; decompress?: 'gzip' | 'zstd' }) => {
+      if (!options.identity === !options.keyFile) {
+        process.stderr.write('error: give exactly one of --identity (age copies) or --key-file (old .enc copies)\n');
+        throw new Exit(EXIT_CONFIG);
+      }
+      const [crypto, age, { createDecompressStream }, { createReadStream, createWriteStream, renameSync, rmSync }, { pipeline }] = await Promise.all([
+        import('./pipeline/crypto.js'),
+        import('./pipeline/age.js'),
+        import('./pipeline/compression.js'),
+        import('node:fs'),
+        import('node:stream/promises'),
+      ]);
+      const decrypt = options.identity
+        ? age.createAgeDecryptStream(age.readIdentityFile(options.identity))
+        : crypto.createDecryptStream(crypto.readKeyFile(options.keyFile!));
       const toStdout = options.out === '-';
       const partPath = `${options.out}.part-${randomBytes(4).toString('hex')}`;
       const decompress = options.decompress ? createDecompressStream(options.decompress) : undefined;
       try {
         await pipeline([
           options.in === '-' ? process.stdin : createReadStream(options.in),
-          createDecryptStream(key),
+          decrypt,
           ...(decompress ? [decompress] : []),
           toStdout ? process.stdout : createWriteStream(partPath),
         ]);

@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { Compression } from '../shared/contracts/common.js';
 import { AppError, errorMessage, type FieldError } from '../shared/errors.js';
+import { DEFAULT_SCRATCH_PREFIX, SCRATCH_PREFIX_PATTERN } from './sanitize/scratch.js';
 
 const nonEmpty = z.string().trim().min(1);
 const positiveInt = z.number().int().positive();
@@ -79,6 +80,36 @@ const postgresSettings = z
     /** Directory holding pg_dump; default: PATH, then the newest /usr/lib/postgresql/<n>/bin. */
     binDir: nonEmpty.optional(),
     sslMode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+    /**
+     * Count every table's rows in the dump's own snapshot (a full read of each table) so a restore rehearsal can
+     * compare them (default true); turn off for databases too large to read twice.
+     */
+    recordRowCounts: z.boolean().optional(),
+  })
+  .strict();
+
+/**
+ * Where sanitized copies and restore rehearsals happen: servers on which the runner may create and drop
+ * databases named `<prefix>…` (and nothing else). Without it, jobs that need one fail with scratch_not_configured.
+ */
+const scratchSettings = z
+  .object({
+    prefix: z
+      .string()
+      .regex(SCRATCH_PREFIX_PATTERN, 'must be 3-30 lower-case letters, digits or _, starting with a letter')
+      .default(DEFAULT_SCRATCH_PREFIX),
+    /** A PostgreSQL server (often a small one next to the runner); password from DBDIST_RUNNER_SCRATCH_PG_PASSWORD. */
+    postgres: postgresSettings.optional(),
+    sqlServer: z
+      .object({
+        /** The scratch instance; default: the `sqlServer` connection. Password from DBDIST_RUNNER_SCRATCH_SQLSERVER_PASSWORD. */
+        connection: sqlServerSettings.optional(),
+        /** Where RESTORE … WITH MOVE puts the scratch data and log files, as that instance sees it. */
+        dataDirectory: nonEmpty,
+        logDirectory: nonEmpty.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -129,17 +160,28 @@ const runnerConfigFields = z.object({
     }),
   sqlServer: sqlServerSettings.optional(),
   postgres: postgresSettings.optional(),
+  scratch: scratchSettings.optional(),
   /** Temp files (SQL Server .bak) live here; needs room for the largest backup. Made absolute at start-up. */
   workDir: localDirectory,
   /** Backups running at once against one database server. */
   concurrencyPerInstance: positiveInt.max(16).default(1),
   /** How long a message lock is renewed; must exceed the longest backup. */
   lockRenewalMaxMinutes: positiveInt.default(12 * 60),
+  /**
+   * While the API or Blob Storage is unreachable, how long one job waits for it (message kept locked, capped
+   * back-off) before giving the message back to Service Bus.
+   */
+  outageBoundSeconds: positiveInt.default(15 * 60),
+  /** How often the runner reports itself to the API (`GET /api/runners` shows it). */
+  heartbeatSeconds: positiveInt.default(60),
   /** On SIGTERM, how long running backups may take to finish before their messages are abandoned. */
   shutdownGraceSeconds: z.number().int().nonnegative().default(120),
   /** Compression for the manual `backup` command (jobs carry their own choice). */
   compressionDefault: Compression.default('none'),
-  /** 32-byte key (raw, or 64 hex characters) for AES-256-GCM envelope encryption. */
+  /**
+   * Retired: the runner-key (DBDE) format's key. Jobs are encrypted with age to the recipients they name; keep the
+   * key file itself (not this setting) to open old copies with `dbdist-runner decrypt --key-file`.
+   */
   encryptionKeyFile: nonEmpty.optional(),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info'),
 });
@@ -162,6 +204,7 @@ export type RunnerConfig = z.output<typeof runnerConfigSchema>;
 export type LocalBackupConfig = z.output<typeof localBackupConfigSchema>;
 export type SqlServerSettings = NonNullable<RunnerConfig['sqlServer']>;
 export type PostgresSettings = NonNullable<RunnerConfig['postgres']>;
+export type ScratchSettings = NonNullable<RunnerConfig['scratch']>;
 
 type ValueKind = 'string' | 'number' | 'boolean' | 'list';
 
@@ -201,9 +244,13 @@ export const envVariables: ReadonlyArray<{ env: string; path: string; kind: Valu
   { env: 'DBDIST_RUNNER_PG_MAINTENANCE_DATABASE', path: 'postgres.maintenanceDatabase', kind: 'string' },
   { env: 'DBDIST_RUNNER_PG_BIN_DIR', path: 'postgres.binDir', kind: 'string' },
   { env: 'DBDIST_RUNNER_PG_SSLMODE', path: 'postgres.sslMode', kind: 'string' },
+  { env: 'DBDIST_RUNNER_SCRATCH_PG_PASSWORD', path: 'scratch.postgres.password', kind: 'string', secret: true },
+  { env: 'DBDIST_RUNNER_SCRATCH_SQLSERVER_PASSWORD', path: 'scratch.sqlServer.connection.auth.password', kind: 'string', secret: true },
   { env: 'DBDIST_RUNNER_WORK_DIR', path: 'workDir', kind: 'string' },
   { env: 'DBDIST_RUNNER_CONCURRENCY_PER_INSTANCE', path: 'concurrencyPerInstance', kind: 'number' },
   { env: 'DBDIST_RUNNER_LOCK_RENEWAL_MAX_MINUTES', path: 'lockRenewalMaxMinutes', kind: 'number' },
+  { env: 'DBDIST_RUNNER_OUTAGE_BOUND_SECONDS', path: 'outageBoundSeconds', kind: 'number' },
+  { env: 'DBDIST_RUNNER_HEARTBEAT_SECONDS', path: 'heartbeatSeconds', kind: 'number' },
   { env: 'DBDIST_RUNNER_SHUTDOWN_GRACE_SECONDS', path: 'shutdownGraceSeconds', kind: 'number' },
   { env: 'DBDIST_RUNNER_COMPRESSION_DEFAULT', path: 'compressionDefault', kind: 'string' },
   { env: 'DBDIST_RUNNER_ENCRYPTION_KEY_FILE', path: 'encryptionKeyFile', kind: 'string' },

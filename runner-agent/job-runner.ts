@@ -5,24 +5,29 @@
  *
  * and the ways out:
  *   - the API answers 409 at any point (job cancelled, failed or done elsewhere) → stop, complete, no more work;
+ *   - the API answers 404 (a job it does not know) → complete, whatever the engine: no delivery can fix that;
  *   - the engine or the upload fails for a reason another delivery would not fix → `failed` event, complete;
- *   - infrastructure that should come back (API unreachable after retries, storage down) → abandon, so Service Bus
- *     redelivers (and dead-letters after its max delivery count);
+ *   - the API or Blob Storage unreachable → wait with capped back-off while the message stays locked, for up to
+ *     the outage bound (runner-agent/outage.ts); only after it abandon, so Service Bus redelivers;
  *   - shutdown past its grace period → abandon.
- * Every attempt starts clean: a fresh attempt id names its temp file and its block ids, and nothing is committed
- * before the very end.
+ * A redelivered job whose blob an earlier delivery already committed (the upload target says so) is reported
+ * `uploaded` from the blob's facts, without a second backup. Otherwise every attempt starts clean: a fresh
+ * attempt id names its temp file and its block ids, and nothing is committed before the very end.
  */
 import { randomBytes } from 'node:crypto';
 import type { BackupEngine } from '../shared/contracts/common.js';
 import { BackupJobMessage } from '../shared/contracts/messages.js';
-import type { RunnerEvent } from '../shared/contracts/runner.js';
+import type { RunnerEvent, UploadTarget, UploadedEvent } from '../shared/contracts/runner.js';
 import { errorMessage, isAppError } from '../shared/errors.js';
 import type { ApiOutcome, RunnerApiClient } from './api/client.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import { JobFailure, isJobFailure } from './errors.js';
 import type { Logger } from './logger.js';
+import { DEFAULT_OUTAGE_BOUND_MS, isTransient, waitThroughOutage, type OutagePolicy } from './outage.js';
 import { ProgressThrottle } from './pipeline/progress.js';
 import type { KeyedSemaphore } from './semaphore.js';
+import { sanitizedBackup } from './sanitize/sanitized-backup.js';
+import type { ScratchDriver } from './sanitize/types.js';
 import { uploadBackup, type UploadOptions } from './pipeline/upload.js';
 
 export type Settlement =
@@ -68,12 +73,14 @@ export interface JobRunnerDeps {
   runnerId: string;
   api: Api;
   engines: Partial<Record<BackupEngine, BackupEngineDriver>>;
-  /** Present when the runner has an encryption key; jobs asking for encryption fail without one. */
-  encryptionKey?: Buffer;
+  /** Scratch targets for sanitized copies; a job with masking rules fails without one for its engine. */
+  scratch?: Partial<Record<BackupEngine, ScratchDriver>>;
   semaphore: KeyedSemaphore;
   logger: Logger;
   /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
   uploadOptions?: Pick<UploadOptions, 'blockBytes' | 'parallelism' | 'clientFor' | 'refreshMarginMs'>;
+  /** How long the API or Blob Storage may stay unreachable before the attempt gives up (default 15 min). */
+  outageBoundMs?: number;
   /** Progress throttle intervals (tests shorten them). */
   progress?: { minIntervalMs?: number; heartbeatMs?: number };
   now?: () => number;
@@ -98,12 +105,6 @@ function ok<T>(outcome: ApiOutcome<T>): T {
   return outcome.value;
 }
 
-/** True when another delivery may succeed without anyone changing anything. */
-function isTransient(error: unknown): boolean {
-  if (isJobFailure(error)) return error.transient;
-  return isAppError(error) && error.code === 'dependency_unavailable';
-}
-
 function asFailure(error: unknown): JobFailure {
   if (isJobFailure(error)) return error;
   if (isAppError(error)) return new JobFailure(error.code, error.message, { cause: error });
@@ -118,14 +119,27 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   let eventSeq = 0;
   const eventId = (type: string) => `${job.jobId}:${attemptId}:${type}:${(eventSeq += 1)}`;
   const post = async (event: RunnerEvent, signal?: AbortSignal) => ok(await deps.api.postEvent(job.jobId, event, signal ? { signal } : {}));
+  const outage: OutagePolicy = {
+    boundMs: deps.outageBoundMs ?? DEFAULT_OUTAGE_BOUND_MS,
+    now,
+    onWait: ({ waitingFor, waitedMs, retryInMs, problem }) =>
+      log.warn({ waitingFor, waitedMs, retryInMs, boundMs: outage.boundMs, problem }, `waiting for ${waitingFor}; the message stays locked`),
+  };
+  /** A call that must get through: waits out an outage of the API or Blob Storage, up to the bound. */
+  const reach = <T>(waitingFor: string, call: () => Promise<T>, signal: AbortSignal) => waitThroughOutage(waitingFor, call, outage, signal);
 
-  /** Reports the failure; a 409 answer means there is nothing left to report to. */
+  /** Reports the failure; a 409 answer means there is nothing left to report to, a 404 that there never was. */
   const reportFailure = async (failure: JobFailure): Promise<Settlement> => {
     log.warn({ code: failure.code, error: failure.message }, 'backup failed');
     try {
-      await post({ type: 'failed', eventId: eventId('failed'), code: failure.code.slice(0, 64), message: failure.message.slice(0, 4000) });
+      const event: RunnerEvent = { type: 'failed', eventId: eventId('failed'), code: failure.code.slice(0, 64), message: failure.message.slice(0, 4000) };
+      await reach('the API (failed report)', () => post(event), context.signal);
     } catch (error) {
       if (error instanceof NotRunnable) return { action: 'complete', reason: `job ${error.status}; failure not reported` };
+      if (isAppError(error) && error.code === 'not_found') {
+        log.warn({ error: error.message }, 'the API does not know this job; dropping the message');
+        return { action: 'complete', reason: 'job unknown to the API' };
+      }
       log.error({ error: errorMessage(error) }, 'could not report the failure; the message will be redelivered');
       return { action: 'abandon', reason: 'failure report not delivered' };
     }
@@ -138,8 +152,16 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   }
   const engine = deps.engines[job.engine];
   if (!engine) return reportFailure(new JobFailure('engine_not_configured', `This runner has no ${job.engine} connection configured`));
-  if (job.options.encryption && !deps.encryptionKey) {
-    return reportFailure(new JobFailure('encryption_key_missing', 'The job asks for encryption but this runner has no encryptionKeyFile'));
+  const scratch = job.masking ? deps.scratch?.[job.engine] : undefined;
+  if (job.masking && !scratch) {
+    const key = job.engine === 'postgres' ? 'postgres' : 'sqlServer';
+    return reportFailure(new JobFailure('scratch_not_configured', `A sanitized copy needs scratch.${key} in the runner config`));
+  }
+  if (job.options.encryption === 'dbde') {
+    return reportFailure(new JobFailure('encryption_format_retired', 'The runner-key format (DBDE) is retired; request the copy again with encryption "age"'));
+  }
+  if (job.options.encryption === 'age' && !job.ageRecipients) {
+    return reportFailure(new JobFailure('encryption_recipients_missing', 'The job asks for age encryption but names no recipients'));
   }
 
   let release: (() => void) | undefined;
@@ -162,8 +184,35 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   };
 
   try {
-    await post({ type: 'accepted', eventId: eventId('accepted'), runnerId: deps.runnerId, attempt });
+    const accepted: RunnerEvent = { type: 'accepted', eventId: eventId('accepted'), runnerId: deps.runnerId, attempt };
+    await reach('the API (accepted report)', () => post(accepted), stop.signal);
     log.info('job accepted');
+
+    const requestTarget = (reason: string) =>
+      reach(
+        'the API (upload target)',
+        async () => {
+          log.info({ reason }, 'requesting a write SAS');
+          try {
+            return ok(await deps.api.uploadTarget(job.jobId, { signal: stop.signal }));
+          } catch (error) {
+            noteNotRunnable(error);
+            throw error;
+          }
+        },
+        stop.signal,
+      );
+    let firstTarget: UploadTarget | undefined = await requestTarget('initial');
+    const reportUploaded = async (facts: Omit<UploadedEvent, 'type' | 'eventId'>) => {
+      const uploaded: RunnerEvent = { type: 'uploaded', eventId: eventId('uploaded'), ...facts };
+      await reach('the API (uploaded report)', () => post(uploaded), stop.signal);
+    };
+    if (firstTarget.committed) {
+      // An earlier delivery committed this job's blob but could not report it: finish that instead of redoing it.
+      log.info({ sizeBytes: firstTarget.committed.sizeBytes, sha256: firstTarget.committed.sha256 }, 'backup already committed by an earlier delivery; reporting it');
+      await reportUploaded({ blobPath: firstTarget.blobPath, ...firstTarget.committed });
+      return { action: 'complete', reason: 'uploaded (committed earlier)' };
+    }
 
     let engineBytes = 0;
     let enginePercent = 0;
@@ -180,7 +229,10 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       now,
     });
 
-    const backup = await engine.backup(
+    // A sanitized copy is a backup like any other to the upload; it only passed verification first.
+    const backup = job.masking
+      ? await sanitizedBackup({ jobId: job.jobId, databaseName: job.databaseName, masking: job.masking }, scratch!, { signal: stop.signal, attemptId, logger: log })
+      : await engine.backup(
       { jobId: job.jobId, databaseName: job.databaseName },
       {
         signal: stop.signal,
@@ -198,16 +250,13 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         sourceDone: backup.done,
         ...(backup.sizeHint !== undefined ? { sourceSizeHint: backup.sizeHint } : {}),
         compression: job.options.compression,
-        ...(job.options.encryption ? { encryptionKey: deps.encryptionKey } : {}),
+        ...(job.options.encryption === 'age' ? { ageRecipients: job.ageRecipients } : {}),
         getTarget: async (reason) => {
-          log.info({ reason }, 'requesting a write SAS');
-          try {
-            return ok(await deps.api.uploadTarget(job.jobId, { signal: stop.signal }));
-          } catch (error) {
-            noteNotRunnable(error);
-            throw error;
-          }
+          const prefetched = firstTarget;
+          firstTarget = undefined;
+          return prefetched ?? requestTarget(reason);
         },
+        outage,
         metadata: { engine: job.engine, jobid: job.jobId, server: job.server.name, database: job.databaseName },
         signal: stop.signal,
         // The final progress report doubles as the check that the job is still wanted: a 409 (cancelled while
@@ -227,14 +276,13 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
     }
     log.info({ sizeBytes: result.sizeBytes, sha256: result.sha256, blocks: result.blockCount }, 'backup uploaded');
-    await post({
-      type: 'uploaded',
-      eventId: eventId('uploaded'),
+    await reportUploaded({
       blobPath: result.blobPath,
       sizeBytes: result.sizeBytes,
       sha256: result.sha256,
       compression: result.compression,
       encrypted: result.encrypted,
+      ...(backup.tableRowCounts ? { tableRowCounts: backup.tableRowCounts } : {}),
     });
     return { action: 'complete', reason: 'uploaded' };
   } catch (caught) {

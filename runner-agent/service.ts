@@ -6,16 +6,23 @@ import { mkdirSync } from 'node:fs';
 import { ClientCertificateCredential, ClientSecretCredential, type TokenCredential } from '@azure/identity';
 import type { ServiceBusClient } from '@azure/service-bus';
 import type { BackupEngine } from '../shared/contracts/common.js';
+import { errorMessage } from '../shared/errors.js';
 import { serviceBusClientFrom } from '../shared/servicebus.js';
 import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api/client.js';
 import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
-import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresEngine } from './engines/postgres.js';
-import { createSqlServerEngine } from './engines/sqlserver.js';
+import { createSqlServerEngine, defaultConnector } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
+import { createPostgresScratch } from './sanitize/postgres.js';
+import { createSqlServerScratch } from './sanitize/sqlserver.js';
+import type { ScratchDriver } from './sanitize/types.js';
 import { KeyedSemaphore } from './semaphore.js';
+import { startHeartbeat } from './heartbeat.js';
+
+/** Per-call retries of the service's API client (the outage bound covers anything longer). */
+export const serviceApiRetry = { maxAttempts: 3, baseDelayMs: 500, maxDelayMs: 2_000 };
 
 /** The runner's Entra app credential for Service Bus (and SQL Server with `auth.type = entra`). */
 export function entraCredential(entra: RunnerConfig['entra']): TokenCredential {
@@ -46,6 +53,40 @@ export function buildEngines(
   return engines;
 }
 
+/** Scratch targets from `scratch` (sanitized copies, restore rehearsals); an engine without one gets none. */
+export function buildScratch(config: RunnerConfig, credential?: TokenCredential): Partial<Record<BackupEngine, ScratchDriver>> {
+  const drivers: Partial<Record<BackupEngine, ScratchDriver>> = {};
+  const { scratch } = config;
+  if (scratch?.postgres && config.postgres) {
+    drivers.postgres = createPostgresScratch({ source: config.postgres, scratch: scratch.postgres, prefix: scratch.prefix });
+  }
+  if (scratch?.sqlServer && config.sqlServer) {
+    const { connection, dataDirectory, logDirectory } = scratch.sqlServer;
+    drivers.sqlserver = createSqlServerScratch({
+      source: config.sqlServer,
+      connection: connection ?? config.sqlServer,
+      dataDirectory,
+      ...(logDirectory ? { logDirectory } : {}),
+      prefix: scratch.prefix,
+      workDir: config.workDir,
+      connect: (settings, database) => defaultConnector(settings, credential, database),
+    });
+  }
+  return drivers;
+}
+
+/** A crashed run leaves scratch databases behind: drop every one with our prefix before taking new work. */
+export async function dropScratchLeftovers(drivers: Partial<Record<BackupEngine, ScratchDriver>>, logger: Logger): Promise<void> {
+  for (const driver of Object.values(drivers)) {
+    try {
+      const dropped = await driver.dropLeftovers();
+      if (dropped.length > 0) logger.warn({ engine: driver.engine, dropped }, 'dropped scratch databases left by an earlier run');
+    } catch (error) {
+      logger.error({ engine: driver.engine, error: errorMessage(error) }, 'could not drop leftover scratch databases');
+    }
+  }
+}
+
 export function buildServiceBusClient(config: RunnerConfig, credential: TokenCredential): ServiceBusClient {
   const { serviceBus } = config;
   return serviceBus.connectionString
@@ -59,10 +100,12 @@ export function buildServiceBusClient(config: RunnerConfig, credential: TokenCre
  */
 export async function runService(config: RunnerConfig, logger: Logger): Promise<number> {
   mkdirSync(config.workDir, { recursive: true });
-  const encryptionKey = config.encryptionKeyFile ? readKeyFile(config.encryptionKeyFile) : undefined;
   const credential = entraCredential(config.entra);
   const engines = buildEngines(config, credential, logger);
-  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger });
+  const scratch = buildScratch(config, credential);
+  await dropScratchLeftovers(scratch, logger);
+  // A few quick retries per call; a longer outage is waited out by the job runner, within outageBoundSeconds.
+  const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger, retry: serviceApiRetry });
   const client = buildServiceBusClient(config, credential);
   const consumer = new JobConsumer({
     client,
@@ -77,8 +120,9 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       runnerId: config.runnerId,
       api,
       engines,
-      ...(encryptionKey ? { encryptionKey } : {}),
+      scratch,
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
+      outageBoundMs: config.outageBoundSeconds * 1000,
     },
   });
 
@@ -86,9 +130,9 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
     {
       runnerId: config.runnerId,
       engines: Object.keys(engines),
+      scratch: Object.keys(scratch),
       serviceBus: config.serviceBus.fullyQualifiedNamespace ?? '(development connection string)',
       api: config.api.baseUrl,
-      encryption: encryptionKey ? 'key loaded' : 'no key',
     },
     'dbdist runner starting',
   );
@@ -105,8 +149,18 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   consumer.start();
+  const stopHeartbeat = startHeartbeat({
+    send: (heartbeat) => api.heartbeat(heartbeat),
+    runnerId: config.runnerId,
+    serverIds: config.serverIds ?? [],
+    workDir: config.workDir,
+    inFlightJobs: () => consumer.activeJobs,
+    intervalMs: config.heartbeatSeconds * 1000,
+    logger,
+  });
 
   const exit = await consumer.exited;
+  stopHeartbeat();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   await Promise.allSettled(Object.values(engines).map((engine) => engine.close?.()));

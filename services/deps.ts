@@ -2,7 +2,7 @@ import type { InvocationContext } from '@azure/functions';
 import type { TokenValidator } from '../shared/auth/tokens.js';
 import type { RbacPolicy } from '../shared/auth/rbac.js';
 import type { Store } from '../shared/db/store.js';
-import type { JobQueue } from '../shared/messaging.js';
+import type { DeadLetterInbox, JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
 import type { NotificationChannel } from './notification-channels.js';
 import type { JobOrchestrations } from './orchestrations.js';
@@ -11,6 +11,8 @@ export interface Limits {
   sasTtlDefaultMinutes: number;
   sasTtlMaxMinutes: number;
   uploadSasTtlMinutes: number;
+  /** Age at which the storage lifecycle rule deletes backup blobs: every policy's retention must stay below it. */
+  lifecycleDeleteDays: number;
 }
 
 /** Everything the handlers, services and activities depend on. Built once per process. */
@@ -18,9 +20,13 @@ export interface Deps {
   store: Store;
   blobs: BlobGateway;
   queue: JobQueue;
+  /** The dead-letter queues of the runners' subscriptions (jobs Service Bus gave up on). */
+  deadLetters: DeadLetterInbox;
   tokens: TokenValidator;
   rbac: RbacPolicy;
   limits: Limits;
+  /** The organisation's current recovery recipients (age1…), from ENCRYPTION_RECOVERY_RECIPIENTS. */
+  recoveryRecipients: readonly string[];
   now(): Date;
   /** Where notifications go (Event Grid, webhooks); none configured means the notifier only drains the outbox. */
   notifications: NotificationChannel[];

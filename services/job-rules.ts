@@ -23,6 +23,8 @@ export function buildNewJob(
   job: {
     id: string;
     options: BackupOptions;
+    /** Who an age-encrypted copy is encrypted to (services/encryption.ts); null or absent when not encrypted. */
+    encryptionRecipients?: NewJob['encryptionRecipients'];
     requester: JobRequester;
     trigger: NewJob['trigger'];
     scheduleSlot?: string | null;
@@ -46,8 +48,9 @@ export function buildNewJob(
       databaseId: database.id,
       engine: server.engine,
       compression: job.options.compression,
-      encrypted: job.options.encryption,
+      encryption: job.options.encryption,
     }),
+    encryptionRecipients: job.encryptionRecipients ?? null,
     createdAt: job.createdAt,
   };
 }

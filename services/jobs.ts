@@ -1,11 +1,12 @@
 /**
  * Backup jobs as users see them: request one, list and read them, cancel, delete the backup early, and get a
- * download link. The orchestration (orchestrations/backupJob.ts) owns every status change after Pending; this
- * module writes the request, audit rows for requests and SAS, and raises events at the orchestration.
+ * download link. The orchestration (orchestrations/backupJob2.ts) owns every status change after Pending; this
+ * module writes the request, audit rows for requests and SAS, and raises events at the orchestration — and acts
+ * directly on a cancel or delete when the job's orchestration no longer exists.
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../shared/auth/principal.js';
-import { hasRole } from '../shared/auth/rbac.js';
+import { hasRole, isInAnyGroup } from '../shared/auth/rbac.js';
 import type { Page } from '../shared/contracts/common.js';
 import {
   type ApprovalDecision,
@@ -22,6 +23,9 @@ import { defaultDatabasePolicy } from '../shared/contracts/servers.js';
 import type { JobRecord } from '../shared/db/store.js';
 import { AppError } from '../shared/errors.js';
 import type { Deps } from './deps.js';
+import { copyRecipientsFor } from './encryption.js';
+import type { OrchestrationState } from './orchestrations.js';
+import { expireBackup } from './retention.js';
 import { buildNewJob, downloadLinkExpiry } from './job-rules.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { jobFileName, jobView } from './views.js';
@@ -43,6 +47,17 @@ function mayActOn(principal: Principal, job: JobRecord): boolean {
   return hasRole(principal, 'Admin') || (hasRole(principal, 'Requester') && isRequesterOf(principal, job));
 }
 
+/**
+ * Who may read and download a job's backup: whoever may act on it, and for a scheduled job the members of the
+ * schedule's recipients group (as the database's schedule names it now).
+ */
+async function mayReceive(deps: Deps, principal: Principal, job: JobRecord): Promise<boolean> {
+  if (mayActOn(principal, job)) return true;
+  if (job.trigger !== 'schedule' || principal.isApplication) return false;
+  const recipients = (await deps.store.getDatabase(job.databaseId))?.schedule?.recipientGroupId;
+  return recipients ? isInAnyGroup(principal, [recipients]) : false;
+}
+
 function assertMayActOn(principal: Principal, job: JobRecord, action: string): void {
   if (!mayActOn(principal, job)) {
     throw new AppError('forbidden', `Only the job's requester or an Admin may ${action} job ${job.id}.`);
@@ -61,8 +76,6 @@ function conflictUnlessIn(job: JobRecord, allowed: readonly JobStatus[], action:
   }
 }
 
-const sameId = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
-
 /**
  * Records a backup request (job Pending + `job.requested`, one transaction) and starts its orchestration.
  * The caller must be Admin or in one of the database's requester groups.
@@ -71,8 +84,7 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
   const { deps, principal } = scope;
   const database = await deps.store.getDatabase(request.databaseId);
   if (!database) throw new AppError('not_found', `Database ${request.databaseId} is not registered.`);
-  const isMember = principal.groups.some((group) => database.requesterGroupIds.some((allowed) => sameId(group, allowed)));
-  if (!hasRole(principal, 'Admin') && !isMember) {
+  if (!hasRole(principal, 'Admin') && !isInAnyGroup(principal, database.requesterGroupIds)) {
     throw new AppError('forbidden', `You are not in a group allowed to request backups of database ${database.name}.`);
   }
   if (!database.enabled) throw new AppError('conflict', `Database ${database.name} is disabled for backups.`);
@@ -82,12 +94,20 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
     throw new AppError('conflict', `The policy of database ${database.name} does not allow ${server.engine} backups.`);
   }
 
+  const encryptionRecipients = await copyRecipientsFor(deps, {
+    encryption: request.options.encryption,
+    policy: database.policy,
+    databaseName: database.name,
+    requesterOid: principal.oid,
+  });
+
   const jobId = randomUUID();
   const now = deps.now();
   const job = await deps.store.createJob(
     buildNewJob(database, server, {
       id: jobId,
       options: request.options,
+      encryptionRecipients,
       requester: { oid: principal.oid, upn: principal.upn ?? null },
       trigger: 'user',
       createdAt: now,
@@ -97,12 +117,18 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
       action: 'job.requested',
       target: `job/${jobId}`,
       jobId,
-      detail: { databaseId: database.id, serverId: server.id, options: request.options, reason: request.reason ?? null },
+      detail: {
+        databaseId: database.id,
+        serverId: server.id,
+        options: request.options,
+        reason: request.reason ?? null,
+        recipientFingerprints: encryptionRecipients?.map((r) => r.fingerprint) ?? null,
+      },
       at: now,
     },
   );
   await startOrFail(scope, job);
-  return jobView(job, principal, now);
+  return jobView(job);
 }
 
 /**
@@ -138,78 +164,105 @@ export async function listJobs(scope: RequestScope, query: ListJobsQuery): Promi
   const { deps, principal } = scope;
   const page = await deps.store.listJobs({
     // Approvers see every job awaiting approval (of all databases): the ones they may act on.
-    ...(hasRole(principal, 'Admin') || (hasRole(principal, 'Approver') && query.status === 'AwaitingApproval')
+    ...(hasRole(principal, 'Admin', 'Auditor') || (hasRole(principal, 'Approver') && query.status === 'AwaitingApproval')
       ? {}
       : { requesterOid: principal.oid }),
     ...(query.status ? { status: query.status } : {}),
     ...(query.cursor ? { cursor: query.cursor } : {}),
     limit: query.limit,
   });
-  const now = deps.now();
-  return { items: page.items.map((job) => jobView(job, principal, now)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  return { items: page.items.map((job) => jobView(job)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
 }
 
-/** One job, for its requester, an Admin or an Auditor; for an Approver, any job that awaits or had an approval. */
+/** One job, for its requester, an Admin, an Auditor, (scheduled jobs) a recipient of its schedule, or an Approver of it. */
 export async function getJob(scope: RequestScope, jobId: string): Promise<JobView> {
   const { deps, principal } = scope;
   const job = await loadJob(deps, jobId);
   const approverMayRead = hasRole(principal, 'Approver') && (job.status === 'AwaitingApproval' || job.approvalDecision !== null);
-  if (!hasRole(principal, 'Admin', 'Auditor') && !approverMayRead && !mayActOn(principal, job)) {
+  if (!hasRole(principal, 'Admin', 'Auditor') && !approverMayRead && !(await mayReceive(deps, principal, job))) {
     throw new AppError('forbidden', `Only the job's requester, an Admin or an Auditor may read job ${jobId}.`);
   }
-  return jobView(job, principal, deps.now());
+  return jobView(job);
 }
 
-/** Asks the orchestration to cancel a job that has not finished; the orchestration records the outcome. */
-export async function requestCancel(scope: RequestScope, jobId: string): Promise<JobView> {
-  return requestViaOrchestration(scope, jobId, {
-    verb: 'cancel',
-    allowed: cancellableStatuses,
-    action: 'job.cancel_requested',
-    event: ORCHESTRATION_EVENTS.cancel,
-  });
+/** What a cancel or delete request came to: handed to the job's orchestration, or done here because it had none. */
+export interface JobActionResult {
+  job: JobView;
+  outcome: 'requested' | 'done';
 }
 
-/** Asks the orchestration to delete an Available backup before its retention ends. */
-export async function requestBackupDeletion(scope: RequestScope, jobId: string): Promise<JobView> {
-  return requestViaOrchestration(scope, jobId, {
-    verb: 'delete the backup of',
-    allowed: ['Available'],
-    action: 'job.delete_requested',
-    event: ORCHESTRATION_EVENTS.delete,
-  });
-}
+/** Statuses a cancel comes too late for: the upload has finished. */
+const pastUpload: readonly JobStatus[] = ['Verifying', 'Available', 'Expired'];
 
-async function requestViaOrchestration(
-  scope: RequestScope,
-  jobId: string,
-  how: {
-    verb: string;
-    allowed: readonly JobStatus[];
-    action: 'job.cancel_requested' | 'job.delete_requested';
-    event: (typeof ORCHESTRATION_EVENTS)['cancel' | 'delete'];
-  },
-): Promise<JobView> {
-  const { deps, principal } = scope;
+/**
+ * Cancels a job that has not finished: asks its orchestration, which records the outcome; a job whose
+ * orchestration is gone (never started, purged, ended, terminated) is cancelled here, with its audit row.
+ */
+export async function requestCancel(scope: RequestScope, jobId: string): Promise<JobActionResult> {
+  const { deps } = scope;
   const job = await loadJob(deps, jobId);
-  assertMayActOn(principal, job, how.verb);
-  conflictUnlessIn(job, how.allowed, how.verb);
-  const now = deps.now();
-  await deps.store.appendAudit({
-    ...auditActor(scope),
-    action: how.action,
-    target: `job/${job.id}`,
-    jobId: job.id,
-    detail: { status: job.status },
-    at: now,
+  assertMayActOn(scope.principal, job, 'cancel');
+  if (!cancellableStatuses.includes(job.status)) {
+    const why = pastUpload.includes(job.status)
+      ? `the backup has been uploaded, so it is too late to cancel${job.status === 'Available' ? ' (delete the backup instead)' : ''}`
+      : 'it has already ended';
+    throw new AppError('conflict', `Job ${job.id} is ${job.status}: ${why}.`, { details: { jobStatus: job.status } });
+  }
+  return actViaOrchestration(scope, job, 'job.cancel_requested', ORCHESTRATION_EVENTS.cancel, async (orchestrationState, at) => {
+    const partialBlobDeleted = await deps.blobs.deleteBlob(job.blobPath);
+    const message = 'Cancelled on request; the job had no live orchestration to stop.';
+    const result = await deps.store.transitionJob(
+      job.id,
+      { from: cancellableStatuses, to: 'Cancelled', at, patch: { errorCode: 'cancelled', errorMessage: message, completedAt: at } },
+      {
+        ...auditActor(scope),
+        action: 'job.cancelled',
+        target: `job/${job.id}`,
+        jobId: job.id,
+        detail: { errorCode: 'cancelled', errorMessage: message, from: job.status, partialBlobDeleted, orchestrationState },
+        at,
+      },
+    );
+    return result.ok ? result.job : result.current;
   });
-  // The orchestration attributes the resulting transition to this actor (orchestrations/backupJob.ts JobActionRequest).
+}
+
+/**
+ * Deletes an Available backup before its retention ends: asks its orchestration; when that is gone, the blob is
+ * deleted and the job Expired here (`job.expired`, attributed to the caller).
+ */
+export async function requestBackupDeletion(scope: RequestScope, jobId: string): Promise<JobActionResult> {
+  const { deps } = scope;
+  const job = await loadJob(deps, jobId);
+  assertMayActOn(scope.principal, job, 'delete the backup of');
+  conflictUnlessIn(job, ['Available'], 'delete the backup of');
+  return actViaOrchestration(scope, job, 'job.delete_requested', ORCHESTRATION_EVENTS.delete, async (orchestrationState, at) => {
+    const { actorType, actorId, actorName } = auditActor(scope);
+    await expireBackup(deps, { jobId: job.id, reason: 'deleted', actor: { actorType, actorId, actorName }, at, detail: { orchestrationState } });
+    return deps.store.getJob(job.id);
+  });
+}
+
+/** Audits the request, raises the event; when no live instance takes it, `actDirectly` does the job's part. */
+async function actViaOrchestration(
+  scope: RequestScope,
+  job: JobRecord,
+  action: 'job.cancel_requested' | 'job.delete_requested',
+  event: (typeof ORCHESTRATION_EVENTS)['cancel' | 'delete'],
+  actDirectly: (orchestrationState: OrchestrationState, at: Date) => Promise<JobRecord | undefined>,
+): Promise<JobActionResult> {
+  const { deps, principal } = scope;
+  const now = deps.now();
+  await deps.store.appendAudit({ ...auditActor(scope), action, target: `job/${job.id}`, jobId: job.id, detail: { status: job.status }, at: now });
+  // The orchestration attributes the resulting transition to this actor (orchestrations/backupJob.flow.ts JobActionRequest).
   const actor = auditActor(scope);
-  await scope.orchestrations.raiseEvent(job.id, how.event, {
+  const delivery = await scope.orchestrations.raiseEvent(job.id, event, {
     by: { type: actor.actorType, id: actor.actorId, name: actor.actorName },
     requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
   });
-  return jobView(job, principal, now);
+  if (delivery.raised) return { job: jobView(job), outcome: 'requested' };
+  const after = (await actDirectly(delivery.state, now)) ?? job;
+  return { job: jobView(after), outcome: 'done' };
 }
 
 /**
@@ -243,12 +296,14 @@ export async function decideApproval(
   }
   conflictUnlessIn(job, ['AwaitingApproval'], verb);
   const actor = auditActor(scope);
-  await scope.orchestrations.raiseEvent(job.id, decision === 'approved' ? ORCHESTRATION_EVENTS.approved : ORCHESTRATION_EVENTS.rejected, {
+  const delivery = await scope.orchestrations.raiseEvent(job.id, decision === 'approved' ? ORCHESTRATION_EVENTS.approved : ORCHESTRATION_EVENTS.rejected, {
     by: { type: actor.actorType, id: actor.actorId, name: actor.actorName },
     requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
     ...(reason ? { reason } : {}),
   });
-  return jobView(job, principal, deps.now());
+  // No live instance can apply the decision (it alone moves the job on); the requester can cancel the job.
+  if (!delivery.raised) throw new AppError('conflict', `Job ${job.id} has no running orchestration to ${verb} (${delivery.state}).`);
+  return jobView(job);
 }
 
 /**
@@ -259,13 +314,13 @@ export async function decideApproval(
 export async function issueDownloadLink(scope: RequestScope, jobId: string, request: DownloadLinkRequest): Promise<DownloadLink> {
   const { deps, principal } = scope;
   const job = await loadJob(deps, jobId);
-  if (!mayActOn(principal, job)) {
+  if (!(await mayReceive(deps, principal, job))) {
     await deps.store.appendAudit({
       ...auditActor(scope),
       action: 'sas.download_denied',
       target: `job/${job.id}`,
       jobId: job.id,
-      detail: { reason: 'not the requester of the job nor an Admin' },
+      detail: { reason: 'not the requester of the job, a recipient of its schedule nor an Admin' },
     });
     throw new AppError('forbidden', `Only the job's requester or an Admin may download the backup of job ${job.id}.`);
   }
@@ -286,16 +341,38 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
   if (expiresAt <= now) throw new AppError('conflict', `The backup of job ${job.id} has reached its retention expiry.`, { details: { jobStatus: job.status } });
 
   const fileName = jobFileName(job);
-  const link = await deps.blobs.issueReadSas(job.blobPath, { expiresAt, fileName });
+  // One id per link, in the SAS and in the audit row: a download in the storage logs names the row that let it.
+  const correlationId = randomUUID();
+  const boundToObjectId = policy.bindLinksToRequester ? principal.oid : undefined;
+  const link = await deps.blobs.issueReadSas(job.blobPath, {
+    expiresAt,
+    fileName,
+    correlationId,
+    ...(boundToObjectId ? { delegatedUserObjectId: boundToObjectId } : {}),
+  });
   const recorded = await deps.store.recordDownloadLink(job.id, link, {
     ...auditActor(scope),
     action: 'sas.download_issued',
     target: `job/${job.id}`,
     jobId: job.id,
-    // Never the URL itself: it is a bearer secret.
-    detail: { expiresAt: link.expiresAt.toISOString(), ttlMinutes, requestedTtlMinutes: request.ttlMinutes ?? null },
+    // Never the URL itself: it is a bearer secret, returned once below and stored nowhere.
+    detail: {
+      expiresAt: link.expiresAt.toISOString(),
+      ttlMinutes,
+      requestedTtlMinutes: request.ttlMinutes ?? null,
+      correlationId,
+      boundToObjectId: boundToObjectId ?? null,
+    },
     at: now,
   });
   if (!recorded) throw new AppError('not_found', `Job ${job.id} does not exist.`);
-  return { url: link.url, expiresAt: link.expiresAt.toISOString(), fileName, sizeBytes: job.sizeBytes, sha256: job.sha256 };
+  return {
+    url: link.url,
+    expiresAt: link.expiresAt.toISOString(),
+    fileName,
+    sizeBytes: job.sizeBytes,
+    sha256: job.sha256,
+    correlationId,
+    ...(boundToObjectId ? { boundToObjectId } : {}),
+  };
 }

@@ -4,18 +4,29 @@
  * progress on a Running job goes to the job row only, at most every PROGRESS_RECORD_INTERVAL_MS, so the
  * orchestration's history does not grow with the backup's duration (issue 16). A job that is no longer runnable
  * answers 409 with its status in the problem's `jobStatus` member, which is the runner's signal to stop.
+ *
+ * A runner may only act on servers it is bound to: the server's registry entry lists the runner identities
+ * (client id + service principal object id) allowed to serve it. Any other caller gets 403 and a
+ * `runner.denied` audit row, whatever the job's status. Runners also send a heartbeat; Admins list them.
  */
 import { runnableStatuses } from '../shared/contracts/jobs.js';
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import {
+  CommittedBlob,
   ORCHESTRATION_EVENTS,
   PROGRESS_RECORD_INTERVAL_MS,
+  type ProbeTarget,
   type RunnerEvent,
   type RunnerEventAck,
+  type RunnerHeartbeat,
+  type RunnerHeartbeatAck,
+  type RunnersView,
   type UploadTarget,
 } from '../shared/contracts/runner.js';
-import type { JobRecord } from '../shared/db/store.js';
+import type { JobRecord, RunnerBinding, ServerRecord } from '../shared/db/store.js';
+import { probeBlobPath } from '../shared/storage/paths.js';
 import { AppError } from '../shared/errors.js';
+import { randomUUID } from 'node:crypto';
 import { loadJob } from './jobs.js';
 import { type RequestScope, auditActor } from './scope.js';
 
@@ -26,8 +37,33 @@ function assertRunnerApplication(scope: RequestScope): void {
   if (!scope.principal.isApplication) throw new AppError('forbidden', 'Only the runner application may call runner endpoints.');
 }
 
-async function loadRunnableJob(scope: RequestScope, jobId: string): Promise<JobRecord> {
+function bindingMatches(binding: RunnerBinding, scope: RequestScope): boolean {
+  const { clientId, oid } = scope.principal;
+  return binding.clientId.toLowerCase() === clientId?.toLowerCase() && binding.servicePrincipalId.toLowerCase() === oid.toLowerCase();
+}
+
+function serves(server: ServerRecord | undefined, scope: RequestScope): boolean {
+  return server !== undefined && server.runners.some((binding) => bindingMatches(binding, scope));
+}
+
+/** 403 + `runner.denied` audit row unless the calling runner is bound to the job's server. */
+async function assertServesJob(scope: RequestScope, job: JobRecord, endpoint: string): Promise<void> {
+  const server = await scope.deps.store.getServer(job.serverId);
+  if (serves(server, scope)) return;
+  await scope.deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'runner.denied',
+    target: `job/${job.id}`,
+    jobId: job.id,
+    detail: { endpoint, serverId: job.serverId, clientId: scope.principal.clientId ?? null, servicePrincipalId: scope.principal.oid },
+    at: scope.deps.now(),
+  });
+  throw new AppError('forbidden', `This runner (client id ${scope.principal.clientId ?? 'unknown'}) is not bound to the job's server ${job.serverId}.`);
+}
+
+async function loadRunnableJob(scope: RequestScope, jobId: string, endpoint: string): Promise<JobRecord> {
   const job = await loadJob(scope.deps, jobId);
+  await assertServesJob(scope, job, endpoint);
   if (!runnableStatuses.includes(job.status)) {
     throw new AppError('conflict', `Job ${job.id} is ${job.status}; the runner must stop working on it.`, {
       details: { jobStatus: job.status },
@@ -36,11 +72,28 @@ async function loadRunnableJob(scope: RequestScope, jobId: string): Promise<JobR
   return job;
 }
 
+/**
+ * The job's backup as committed by an earlier delivery: the blob's own length and the metadata the runner set
+ * at commit, for this job id. Anything else (no blob, another job's metadata, a length that disagrees) is
+ * nothing to finish. The orchestration verifies the bytes again before the job becomes Available.
+ */
+async function committedBackup(scope: RequestScope, job: JobRecord): Promise<CommittedBlob | undefined> {
+  const facts = await scope.deps.blobs.getBlobFacts(job.blobPath);
+  if (!facts || facts.metadata.jobid !== job.id || Number(facts.metadata.size) !== facts.sizeBytes) return undefined;
+  const parsed = CommittedBlob.safeParse({
+    sizeBytes: facts.sizeBytes,
+    sha256: facts.metadata.sha256,
+    compression: facts.metadata.compression,
+    encrypted: facts.metadata.encrypted === 'true',
+  });
+  return parsed.success ? parsed.data : undefined;
+}
+
 /** A fresh create+write SAS for exactly the job's blob path, while the job is runnable. */
 export async function issueUploadTarget(scope: RequestScope, jobId: string): Promise<UploadTarget> {
   assertRunnerApplication(scope);
   const { deps } = scope;
-  const job = await loadRunnableJob(scope, jobId);
+  const job = await loadRunnableJob(scope, jobId, 'upload-target');
   const now = deps.now();
   const expiresAt = new Date(now.getTime() + deps.limits.uploadSasTtlMinutes * MINUTE_MS);
   const sas = await deps.blobs.issueWriteSas(job.blobPath, { expiresAt });
@@ -52,7 +105,8 @@ export async function issueUploadTarget(scope: RequestScope, jobId: string): Pro
     detail: { blobPath: job.blobPath, expiresAt: sas.expiresAt.toISOString() },
     at: now,
   });
-  return { blobPath: job.blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString() };
+  const committed = await committedBackup(scope, job);
+  return { blobPath: job.blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString(), ...(committed ? { committed } : {}) };
 }
 
 /**
@@ -71,7 +125,7 @@ export function reachesOrchestration(event: RunnerEvent, jobStatus: JobStatus): 
  */
 export async function reportRunnerEvent(scope: RequestScope, jobId: string, event: RunnerEvent): Promise<RunnerEventAck> {
   assertRunnerApplication(scope);
-  const job = await loadRunnableJob(scope, jobId);
+  const job = await loadRunnableJob(scope, jobId, 'events');
   if (event.type === 'uploaded' && event.blobPath !== job.blobPath) {
     throw new AppError('validation_failed', `Job ${job.id} uploads to ${job.blobPath}, not ${event.blobPath}.`, {
       fieldErrors: [{ field: 'body.blobPath', message: `must be the job's blob path ${job.blobPath}` }],
@@ -83,4 +137,72 @@ export async function reportRunnerEvent(scope: RequestScope, jobId: string, even
   }
   if (reachesOrchestration(event, job.status)) await scope.orchestrations.raiseEvent(job.id, ORCHESTRATION_EVENTS.runner, event);
   return { jobId: job.id, status: job.status, duplicate: false };
+}
+
+/** A heartbeat is "live" for three of the runner's one-minute intervals. */
+export const RUNNER_LIVE_MS = 3 * MINUTE_MS;
+
+/** Records the runner host's heartbeat and tells it which of its servers it is bound to. */
+export async function recordHeartbeat(scope: RequestScope, heartbeat: RunnerHeartbeat): Promise<RunnerHeartbeatAck> {
+  assertRunnerApplication(scope);
+  const { deps, principal } = scope;
+  await deps.store.recordRunnerHeartbeat({
+    runnerId: heartbeat.runnerId,
+    clientId: principal.clientId ?? 'unknown',
+    servicePrincipalId: principal.oid,
+    version: heartbeat.version,
+    serverIds: heartbeat.serverIds,
+    inFlightJobs: heartbeat.inFlightJobs,
+    freeScratchBytes: heartbeat.freeScratchBytes ?? null,
+    lastSeenAt: deps.now(),
+  });
+  const servers = new Map((await deps.store.listServers()).map((server) => [server.id, server]));
+  const bound = heartbeat.serverIds.filter((id) => serves(servers.get(id), scope));
+  return { boundServerIds: bound, unboundServerIds: heartbeat.serverIds.filter((id) => !bound.includes(id)) };
+}
+
+/** Runner hosts by last heartbeat, and the servers that no live, bound runner serves. */
+export async function listRunners(scope: RequestScope): Promise<RunnersView> {
+  const { deps } = scope;
+  const now = deps.now().getTime();
+  const [heartbeats, servers] = await Promise.all([deps.store.listRunnerHeartbeats(), deps.store.listServers()]);
+  const runners = heartbeats.map((h) => ({
+    ...h,
+    lastSeenAt: h.lastSeenAt.toISOString(),
+    health: now - h.lastSeenAt.getTime() <= RUNNER_LIVE_MS ? ('live' as const) : ('stale' as const),
+  }));
+  const covered = (server: ServerRecord) =>
+    runners.some(
+      (runner) =>
+        runner.health === 'live' &&
+        runner.serverIds.includes(server.id) &&
+        server.runners.some((b) => b.clientId.toLowerCase() === runner.clientId.toLowerCase() && b.servicePrincipalId.toLowerCase() === runner.servicePrincipalId.toLowerCase()),
+    );
+  return {
+    runners,
+    serversWithoutLiveRunner: servers.filter((server) => !covered(server)).map((server) => ({ id: server.id, name: server.name })),
+  };
+}
+
+/** Lifetime of a probe SAS: the runner's `check` uses it at once. */
+const PROBE_SAS_MINUTES = 5;
+
+/**
+ * A job-less SAS for `dbdist-runner check`: create, write and delete on one fresh probe blob outside `backups/`,
+ * for five minutes, audited like any SAS. It proves the runner can reach Blob Storage and write with our SAS.
+ */
+export async function issueProbeTarget(scope: RequestScope): Promise<ProbeTarget> {
+  assertRunnerApplication(scope);
+  const { deps } = scope;
+  const blobPath = probeBlobPath(scope.principal.clientId ?? scope.principal.oid, randomUUID());
+  const now = deps.now();
+  const sas = await deps.blobs.issueWriteSas(blobPath, { expiresAt: new Date(now.getTime() + PROBE_SAS_MINUTES * MINUTE_MS), allowDelete: true });
+  await deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'sas.upload_issued',
+    target: `probe/${blobPath}`,
+    detail: { blobPath, expiresAt: sas.expiresAt.toISOString(), probe: true },
+    at: now,
+  });
+  return { blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString() };
 }

@@ -10,9 +10,9 @@
  */
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
-import { BackupOptions } from '../shared/contracts/jobs.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Deps } from './deps.js';
+import { copyRecipientsFor } from './encryption.js';
 import { buildNewJob } from './job-rules.js';
 import type { JobOrchestrations } from './orchestrations.js';
 import type { AuditActor } from './retention.js';
@@ -22,8 +22,6 @@ export const SCHEDULE_LOOK_BACK_MINUTES = 120;
 
 export const SCHEDULER_ACTOR: AuditActor = { actorType: 'system', actorId: 'scheduler', actorName: null };
 
-/** Scheduled jobs use the contract's default options (the schedule has none of its own). */
-const scheduledJobOptions: BackupOptions = BackupOptions.parse({});
 
 /**
  * The latest slot of `cron` at or before `now`, when it lies within `lookBackMinutes`; undefined otherwise.
@@ -59,7 +57,7 @@ export interface ScheduleTickReport {
 
 /** Creates and starts the job of every due slot. One database's failure does not stop the others. */
 export async function runDueSchedules(
-  deps: Pick<Deps, 'store' | 'now'>,
+  deps: Pick<Deps, 'store' | 'now' | 'recoveryRecipients'>,
   orchestrations: Pick<JobOrchestrations, 'startBackupJob'>,
   options: { lookBackMinutes?: number; log?: (message: string) => void } = {},
 ): Promise<ScheduleTickReport> {
@@ -83,10 +81,20 @@ export async function runDueSchedules(
         continue;
       }
 
+      // A policy that requires encryption gets it on schedule too: to the recovery and policy keys (no requester).
+      const scheduled = database.schedule.options;
+      const jobOptions: typeof scheduled = database.policy.encryption === 'required' ? { ...scheduled, encryption: 'age' } : scheduled;
+      const encryptionRecipients = await copyRecipientsFor(deps, {
+        encryption: jobOptions.encryption === 'age' ? 'age' : 'none',
+        policy: database.policy,
+        databaseName: database.name,
+        requesterOid: null,
+      });
       const jobId = scheduledJobId(database.id, slot);
       const newJob = buildNewJob(database, server, {
         id: jobId,
-        options: scheduledJobOptions,
+        options: jobOptions,
+        encryptionRecipients,
         requester: { oid: SCHEDULER_ACTOR.actorId, upn: null },
         trigger: 'schedule',
         scheduleSlot: slot,

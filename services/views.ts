@@ -1,7 +1,7 @@
 /** Store records → the JSON views of shared/contracts. Dates become ISO strings; nothing else is invented. */
 import type { AuditEventView } from '../shared/contracts/audit.js';
-import type { DownloadLink, JobView } from '../shared/contracts/jobs.js';
-import type { DatabaseView, ServerView } from '../shared/contracts/servers.js';
+import type { JobView } from '../shared/contracts/jobs.js';
+import type { DatabaseView, RequestableDatabaseView, ServerView } from '../shared/contracts/servers.js';
 import type { AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from '../shared/db/store.js';
 import { downloadFileName } from '../shared/storage/paths.js';
 
@@ -15,6 +15,7 @@ export function serverView(server: ServerRecord): ServerView {
     host: server.host,
     engine: server.engine,
     description: server.description,
+    runners: server.runners,
     createdAt: iso(server.createdAt),
     updatedAt: iso(server.updatedAt),
   };
@@ -39,16 +40,13 @@ export function jobFileName(job: JobRecord): string {
   return downloadFileName(job.databaseName, job.createdAt, {
     engine: job.engine,
     compression: job.options.compression,
-    encrypted: job.options.encryption,
+    encryption: job.options.encryption,
   });
 }
 
-/**
- * The job as its viewer may see it. The current download link is a bearer secret: it is shown only to the
- * job's requester, and only while the backup is Available and the link has not expired.
- */
-export function jobView(job: JobRecord, viewer: { oid: string; isApplication: boolean }, now: Date): JobView {
-  const view: JobView = {
+/** The job. Never a download link: a link is a bearer secret, returned once by POST …/download-link. */
+export function jobView(job: JobRecord): JobView {
+  return {
     id: job.id,
     databaseId: job.databaseId,
     serverId: job.serverId,
@@ -79,17 +77,25 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
             at: iso(job.approvalAt ?? job.updatedAt),
             reason: job.approvalReason,
           },
+    maskingVersion: job.maskingVersion,
+    restoreRehearsal:
+      job.restoreVerifiedAt && job.restoreResult
+        ? { verifiedAt: iso(job.restoreVerifiedAt), durationMs: job.restoreDurationMs ?? 0, result: job.restoreResult, error: job.restoreError }
+        : null,
+    recipients: job.encryptionRecipients?.map(({ fingerprint, role }) => ({ fingerprint, role })) ?? null,
   };
-  const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
-  const link = isRequester ? liveDownloadLink(job, now) : undefined;
-  return link ? { ...view, downloadLink: link } : view;
 }
 
-function liveDownloadLink(job: JobRecord, now: Date): DownloadLink | undefined {
-  const { downloadUrl, downloadExpiresAt, sizeBytes, sha256 } = job;
-  if (job.status !== 'Available' || !downloadUrl || !downloadExpiresAt || sizeBytes === null || sha256 === null) return undefined;
-  if (downloadExpiresAt <= now) return undefined;
-  return { url: downloadUrl, expiresAt: iso(downloadExpiresAt), fileName: jobFileName(job), sizeBytes, sha256 };
+export function requestableDatabaseView(database: DatabaseRecord, server: Pick<ServerRecord, 'engine'>): RequestableDatabaseView {
+  const { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester } = database.policy;
+  const distribution = database.policy.distribution ?? 'raw';
+  return {
+    id: database.id,
+    serverId: database.serverId,
+    name: database.name,
+    engine: server.engine,
+    policy: { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester, distribution },
+  };
 }
 
 export function auditEventView(record: AuditRecord): AuditEventView {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { AgeRecipient } from './contracts/encryption.js';
 import { AppError } from './errors.js';
 
 /** Comma-separated list; blanks dropped so `a, b,` is two items. */
@@ -56,6 +57,8 @@ const controlPlaneSettingsObject = z.object({
       .string()
       .regex(/^[A-Za-z0-9.-]+(:\d+)?$/, 'must be a host name such as sb-dbdist.servicebus.windows.net'),
     SERVICEBUS_JOBS_TOPIC: z.string().min(1).default('backup-jobs'),
+    /** The runners' subscriptions on the jobs topic, whose dead-letter queues the control plane watches. */
+    SERVICEBUS_RUNNER_SUBSCRIPTIONS: csvList.default([]),
     /** Azure SQL logical server host, e.g. sql-dbdist.database.windows.net (Entra-only auth). */
     SQL_SERVER: z.string().min(1),
     SQL_DATABASE: z.string().min(1),
@@ -69,12 +72,21 @@ const controlPlaneSettingsObject = z.object({
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
     /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
     CORS_ORIGINS: originList.default([]),
+    /** Age (days) at which the storage lifecycle rule deletes backup blobs; no policy may keep them longer. */
+    BACKUP_LIFECYCLE_DELETE_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+    /** Largest request body accepted (bytes); larger ones get 413 before being read whole or parsed. */
+    MAX_REQUEST_BODY_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
     /** Event Grid topic endpoint that gets notifications as CloudEvents (managed identity, EventGrid Data Sender). */
     EVENTGRID_TOPIC_ENDPOINT: optionalSetting(httpsUrl),
     /** Webhooks (Teams Workflows, Slack-compatible) that get notifications: comma-separated https URLs. */
     NOTIFY_WEBHOOK_URLS: csvList.pipe(z.array(httpsUrl)).default([]),
     /** HMAC-SHA256 key that signs webhook calls; in Azure a Key Vault reference. Required with webhooks. */
     NOTIFY_WEBHOOK_SECRET: optionalSetting(z.string().min(32, 'must be at least 32 characters')),
+    /**
+     * The organisation's recovery keys (age X25519 public keys, `age1…`, comma-separated): every encrypted copy
+     * is also encrypted to each. Rotate by adding the new key, then removing the old one (docs/encryption.md).
+     */
+    ENCRYPTION_RECOVERY_RECIPIENTS: csvList.pipe(z.array(AgeRecipient)).default([]),
 });
 
 export const controlPlaneSettingsSchema = controlPlaneSettingsObject
@@ -90,7 +102,7 @@ export const controlPlaneSettingsSchema = controlPlaneSettingsObject
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
 
 /** The settings every HTTP response depends on, readable without the rest (probes and preflights need no SQL). */
-export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true });
+export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true, MAX_REQUEST_BODY_BYTES: true });
 export type HttpSettings = z.output<typeof httpSettingsSchema>;
 
 /** Setting names, for infra tests and the sample settings file. */

@@ -4,10 +4,10 @@
  * job (messageId = job id), so the enqueue activity may safely retry.
  */
 import { ServiceBusClient, isServiceBusError } from '@azure/service-bus';
-import type { ServiceBusClientOptions, ServiceBusSender, TokenCredential } from '@azure/service-bus';
+import type { ServiceBusClientOptions, ServiceBusReceiver, ServiceBusSender, TokenCredential } from '@azure/service-bus';
 import { BackupJobMessage, JOB_MESSAGE_SUBJECT, SERVER_ID_PROPERTY } from './contracts/messages.js';
 import { AppError, errorMessage } from './errors.js';
-import type { JobQueue } from './messaging.js';
+import type { DeadLetterInbox, DeadLetteredMessage, JobQueue } from './messaging.js';
 import { parseOrThrow } from './validation.js';
 
 export type ServiceBusConnectionOptions =
@@ -60,6 +60,57 @@ export function createJobQueue({ client, topic, ownsClient = true }: JobQueueOpt
       sender = undefined;
       await open?.close();
       if (ownsClient) await client.close();
+    },
+  };
+}
+
+export interface DeadLetterInboxOptions {
+  client: ServiceBusClient;
+  topic: string;
+  /** The runners' subscriptions (setting SERVICEBUS_RUNNER_SUBSCRIPTIONS), or where to read them each time. */
+  subscriptions: readonly string[] | (() => readonly string[]);
+  /** Wait for the first message of each subscription's DLQ; short: this runs on a timer. */
+  maxWaitTimeInMs?: number;
+}
+
+/** Peek-lock receivers on each subscription's dead-letter queue (the Data Receiver role on the subscription). */
+export function createDeadLetterInbox({ client, topic, subscriptions, maxWaitTimeInMs = 1_000 }: DeadLetterInboxOptions): DeadLetterInbox {
+  const receivers = new Map<string, ServiceBusReceiver>();
+  const receiverFor = (subscription: string) => {
+    let receiver = receivers.get(subscription);
+    if (!receiver) {
+      receiver = client.createReceiver(topic, subscription, { subQueueType: 'deadLetter', receiveMode: 'peekLock' });
+      receivers.set(subscription, receiver);
+    }
+    return receiver;
+  };
+  return {
+    async receive(max) {
+      const found: DeadLetteredMessage[] = [];
+      for (const subscription of typeof subscriptions === 'function' ? subscriptions() : subscriptions) {
+        if (found.length >= max) break;
+        const receiver = receiverFor(subscription);
+        const messages = await asDependencyError(`read the dead-letter queue of ${topic}/${subscription}`, () =>
+          receiver.receiveMessages(max - found.length, { maxWaitTimeInMs }),
+        );
+        for (const message of messages) {
+          found.push({
+            subscription,
+            messageId: typeof message.messageId === 'string' ? message.messageId : message.messageId?.toString(),
+            body: message.body,
+            reason: message.deadLetterReason,
+            description: message.deadLetterErrorDescription,
+            deliveryCount: message.deliveryCount,
+            complete: () => receiver.completeMessage(message),
+            release: () => receiver.abandonMessage(message),
+          });
+        }
+      }
+      return found;
+    },
+    async close() {
+      await Promise.allSettled([...receivers.values()].map((receiver) => receiver.close()));
+      receivers.clear();
     },
   };
 }

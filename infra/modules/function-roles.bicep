@@ -19,6 +19,9 @@ param serviceBusName string
 @description('Jobs topic name.')
 param serviceBusTopicName string
 
+@description('The runners\' subscriptions on the jobs topic: the control plane reads their dead-letter queues.')
+param serviceBusRunnerSubscriptions string[]
+
 @description('Application Insights component name.')
 param applicationInsightsName string
 
@@ -35,6 +38,8 @@ var roleIds = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   // Azure Service Bus Data Sender: enqueue job messages.
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
+  // Azure Service Bus Data Receiver: read (and complete) the runner subscriptions' dead letters.
+  serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   // Monitoring Metrics Publisher: Entra-authenticated Application Insights ingestion.
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -117,6 +122,27 @@ resource topicSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalType: 'ServicePrincipal'
   }
 }
+
+// Receive on each runner subscription (no narrower built-in role reaches a dead-letter queue); nothing on the
+// topic or namespace, so no other entity's messages.
+resource runnerSubscriptions 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2022-10-01-preview' existing = [
+  for subscriptionName in serviceBusRunnerSubscriptions: {
+    parent: serviceBus::topic
+    name: subscriptionName
+  }
+]
+
+resource deadLetterReaders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (subscriptionName, i) in serviceBusRunnerSubscriptions: {
+    name: guid(runnerSubscriptions[i].id, principalId, roleIds.serviceBusDataReceiver)
+    scope: runnerSubscriptions[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataReceiver)
+      principalId: principalId
+      principalType: 'ServicePrincipal'
+    }
+  }
+]
 
 resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(applicationInsights.id, principalId, roleIds.monitoringMetricsPublisher)

@@ -92,6 +92,9 @@ param serviceBusFullyQualifiedNamespace string
 @description('SERVICEBUS_JOBS_TOPIC: jobs topic name.')
 param serviceBusJobsTopic string
 
+@description('SERVICEBUS_RUNNER_SUBSCRIPTIONS: the runners\' subscriptions, whose dead-letter queues the control plane watches.')
+param serviceBusRunnerSubscriptions string[]
+
 @description('SQL_SERVER: host name of the Azure SQL logical server.')
 param sqlServer string
 
@@ -114,6 +117,12 @@ param uploadSasTtlMinutes int
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
 
+@description('MAX_REQUEST_BODY_BYTES: largest request body the API reads.')
+param maxRequestBodyBytes int
+
+@description('BACKUP_LIFECYCLE_DELETE_DAYS: age at which the storage lifecycle rule deletes backup blobs.')
+param backupLifecycleDeleteDays int
+
 @description('EVENTGRID_TOPIC_ENDPOINT: the topic notifications are published to.')
 param eventGridTopicEndpoint string
 
@@ -122,6 +131,9 @@ param notifyWebhookUrls string[] = []
 
 @description('Key Vault secret URI of the webhook signing key; NOTIFY_WEBHOOK_SECRET becomes a Key Vault reference to it.')
 param notifyWebhookSigningKeyUri string = ''
+
+@description('ENCRYPTION_RECOVERY_RECIPIENTS: recovery age public keys (age1…); public, not secrets.')
+param encryptionRecoveryRecipients string[]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -203,6 +215,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       BACKUP_CONTAINER: backupContainerName
       SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: serviceBusFullyQualifiedNamespace
       SERVICEBUS_JOBS_TOPIC: serviceBusJobsTopic
+      SERVICEBUS_RUNNER_SUBSCRIPTIONS: join(serviceBusRunnerSubscriptions, ',')
       SQL_SERVER: sqlServer
       SQL_DATABASE: sqlDatabase
       SQL_TOKEN_SCOPE: sqlTokenScope
@@ -210,9 +223,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
       CORS_ORIGINS: join(corsOrigins, ',')
+      MAX_REQUEST_BODY_BYTES: string(maxRequestBodyBytes)
+      BACKUP_LIFECYCLE_DELETE_DAYS: string(backupLifecycleDeleteDays)
       EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
       NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
       NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'
+      ENCRYPTION_RECOVERY_RECIPIENTS: join(encryptionRecoveryRecipients, ',')
     }
   }
 

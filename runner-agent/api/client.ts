@@ -10,10 +10,11 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
-import { RunnerEventAck, UploadTarget, type RunnerEvent } from '../../shared/contracts/runner.js';
+import { ProbeTarget, RunnerEventAck, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
 import { backoffDelayMs, type RetryPolicy } from '../../shared/retry.js';
+import { abortableSleep } from '../outage.js';
 
 export type { RetryPolicy };
 
@@ -52,9 +53,13 @@ export function readClientCertificate(path: string): { privateKey: string; thumb
  * Entra when it nears expiry.
  */
 export function msalTokenProvider(credentials: EntraAppCredentials, scope: string): TokenProvider {
+  const authorityHost = credentials.authorityHost.replace(/\/+$/, '');
   const auth: Configuration['auth'] = {
     clientId: credentials.clientId,
-    authority: `${credentials.authorityHost.replace(/\/+$/, '')}/${credentials.tenantId}`,
+    authority: `${authorityHost}/${credentials.tenantId}`,
+    // The configured host is trusted as is: no instance discovery call to login.microsoftonline.com, which an
+    // on-prem host may not reach and a sovereign cloud or local issuer does not answer.
+    knownAuthorities: [new URL(authorityHost).host],
   };
   if (credentials.certificatePath) auth.clientCertificate = readClientCertificate(credentials.certificatePath);
   else auth.clientSecret = credentials.clientSecret;
@@ -72,7 +77,6 @@ export function msalTokenProvider(credentials: EntraAppCredentials, scope: strin
 export const defaultRetryPolicy: RetryPolicy = { maxAttempts: 6, baseDelayMs: 500, maxDelayMs: 30_000 };
 /** A Retry-After longer than this is not waited for in one go (the message lock is renewed meanwhile). */
 const maxRetryAfterMs = 60_000;
-
 
 /** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfterMs(value: string | null, now: number = Date.now()): number | undefined {
@@ -102,21 +106,6 @@ const codeByStatus: Record<number, ErrorCode> = {
   403: 'forbidden',
   404: 'not_found',
 };
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;
@@ -153,6 +142,23 @@ export class RunnerApiClient {
     const target = UploadTarget.safeParse(outcome.value);
     if (!target.success) throw new AppError('internal', `The API answered upload-target with an unexpected body: ${target.error.message}`);
     return { kind: 'ok', value: target.data };
+  }
+
+  /** A job-less SAS for `check`'s probe blob (write, then delete). */
+  async probeTarget(options: { signal?: AbortSignal } = {}): Promise<ProbeTarget> {
+    const outcome = await this.call('/api/runner/probe-target', {}, options.signal);
+    const target = outcome.kind === 'ok' ? ProbeTarget.safeParse(outcome.value) : undefined;
+    if (!target?.success) throw new AppError('internal', 'The API answered probe-target with an unexpected body');
+    return target.data;
+  }
+
+  /** The host's heartbeat; the answer names the servers the registry binds it to. */
+  async heartbeat(heartbeat: RunnerHeartbeat, options: { signal?: AbortSignal } = {}): Promise<RunnerHeartbeatAck> {
+    const outcome = await this.call('/api/runner/heartbeat', heartbeat, options.signal);
+    if (outcome.kind !== 'ok') throw new AppError('conflict', `The API answered the heartbeat with 409: ${outcome.detail}`);
+    const ack = RunnerHeartbeatAck.safeParse(outcome.value);
+    if (!ack.success) throw new AppError('internal', `The API answered the heartbeat with an unexpected body: ${ack.error.message}`);
+    return ack.data;
   }
 
   /**

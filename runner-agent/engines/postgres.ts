@@ -68,6 +68,67 @@ export function classifyPgDumpError(stderr: string): string {
   return 'engine_exit';
 }
 
+/** A pg_dump `-t`-style pattern matching exactly one table: both parts quoted, so `.`, `*`, `?` and case are literal. */
+export function dumpPattern(schema: string, table: string): string {
+  const quote = (part: string) => `"${part.replace(/"/g, '""')}"`;
+  return `${quote(schema)}.${quote(table)}`;
+}
+
+/** Connection options for `pg` from the runner's PostgreSQL settings. */
+export function pgClientConfig(settings: PostgresSettings, database: string, applicationName = 'dbdist-runner'): pg.ClientConfig {
+  return {
+    host: settings.host,
+    port: settings.port,
+    user: settings.user,
+    password: settings.password,
+    database,
+    application_name: applicationName,
+    connectionTimeoutMillis: 30_000,
+    ...(settings.sslMode && settings.sslMode !== 'disable' && settings.sslMode !== 'allow' && settings.sslMode !== 'prefer'
+      ? { ssl: { rejectUnauthorized: settings.sslMode === 'verify-full' || settings.sslMode === 'verify-ca' } }
+      : {}),
+  };
+}
+
+/**
+ * Opens a repeatable-read transaction, exports its snapshot and counts every table's rows in it. The caller
+ * dumps with `--snapshot=id` and releases the transaction once pg_dump is done. Undefined when it cannot connect.
+ */
+async function countInSnapshot(settings: PostgresSettings, database: string) {
+  const client = new pg.Client(pgClientConfig(settings, database, 'dbdist-runner snapshot'));
+  try {
+    await client.connect();
+  } catch {
+    // pg_dump meets the same problem (missing database, refused login) and reports it with its own words.
+    await client.end().catch(() => undefined);
+    return undefined;
+  }
+  const release = () => client.query('ROLLBACK').catch(() => undefined).finally(() => client.end().catch(() => undefined));
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const { rows } = await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id');
+    const counts = await countTables(client);
+    return { id: rows[0]!.id, counts, release };
+  } catch (error) {
+    await release();
+    throw new JobFailure(classifyPgDumpError(errorMessage(error)), `Counting rows in ${database} failed: ${errorMessage(error)}`);
+  }
+}
+
+/** Exact rows per base table (`schema.table`), in the client's current snapshot. */
+export async function countTables(client: pg.Client): Promise<Record<string, number>> {
+  const { rows: tables } = await client.query<{ schema: string; name: string }>(
+    `SELECT table_schema AS schema, table_name AS name FROM information_schema.tables
+      WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2`,
+  );
+  const counts: Record<string, number> = {};
+  for (const t of tables) {
+    const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${pg.escapeIdentifier(t.schema)}.${pg.escapeIdentifier(t.name)}`);
+    counts[`${t.schema}.${t.name}`] = Number(rows[0]?.n ?? 0);
+  }
+  return counts;
+}
+
 export function createPostgresEngine(settings: PostgresSettings, options: { pgDumpPath?: string } = {}): BackupEngineDriver {
   let pgDumpPath = options.pgDumpPath;
   const pgDump = () => (pgDumpPath ??= findPgDump(settings.binDir));
@@ -78,7 +139,17 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
     async backup(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
       assertDatabaseName(job.databaseName);
       signal.throwIfAborted();
-      const child = spawn(pgDump(), ['--format=custom', '--no-password'], {
+      // Counts come from a snapshot pg_dump then dumps (--snapshot), so they describe exactly the dumped rows.
+      const snapshot = settings.recordRowCounts === false ? undefined : await countInSnapshot(settings, job.databaseName);
+      const excluded = job.excludeTableData ?? [];
+      const args = [
+        '--format=custom',
+        '--no-password',
+        ...(snapshot ? [`--snapshot=${snapshot.id}`] : []),
+        ...excluded.map((t) => `--exclude-table-data=${dumpPattern(t.schema, t.table)}`),
+      ];
+      const tableRowCounts = snapshot?.counts && { ...snapshot.counts, ...Object.fromEntries(excluded.map((t) => [`${t.schema}.${t.table}`, 0])) };
+      const child = spawn(pgDump(), args, {
         env: pgEnvironment(settings, job.databaseName),
         stdio: ['ignore', 'pipe', 'pipe'],
         windowsHide: true,
@@ -130,24 +201,15 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       });
       done.catch(() => undefined); // observed by the upload pipeline; never an unhandled rejection
-      return { stream, done, cleanup: async () => undefined };
+      // The snapshot lives as long as its transaction: until pg_dump is done with it.
+      void done.catch(() => undefined).finally(() => snapshot?.release());
+      return { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}) };
     },
 
     async check(): Promise<string> {
       const version = spawnSync(pgDump(), ['--version'], { encoding: 'utf8' });
       if (version.status !== 0) throw new Error(`${pgDump()} --version failed: ${version.stderr || version.error?.message}`);
-      const client = new pg.Client({
-        host: settings.host,
-        port: settings.port,
-        user: settings.user,
-        password: settings.password,
-        database: settings.maintenanceDatabase,
-        application_name: 'dbdist-runner check',
-        connectionTimeoutMillis: 15_000,
-        ...(settings.sslMode && settings.sslMode !== 'disable' && settings.sslMode !== 'allow' && settings.sslMode !== 'prefer'
-          ? { ssl: { rejectUnauthorized: settings.sslMode === 'verify-full' || settings.sslMode === 'verify-ca' } }
-          : {}),
-      });
+      const client = new pg.Client({ ...pgClientConfig(settings, settings.maintenanceDatabase, 'dbdist-runner check'), connectionTimeoutMillis: 15_000 });
       try {
         await client.connect();
         const { rows } = await client.query<{ version: string }>('SELECT current_setting($1) AS version', ['server_version']);

@@ -207,8 +207,9 @@ export function mssqlConfig(settings: SqlServerSettings, credential?: TokenCrede
   }
 }
 
-async function defaultConnector(settings: SqlServerSettings, credential?: TokenCredential): Promise<SqlPool> {
-  const config = mssqlConfig(settings, credential);
+/** A connected pool for the settings, in `database` (master unless given). */
+export async function defaultConnector(settings: SqlServerSettings, credential?: TokenCredential, database = 'master'): Promise<SqlPool> {
+  const config = { ...mssqlConfig(settings, credential), database };
   if (settings.auth.type === 'windows') {
     // SSPI needs the ODBC-based driver; it is optional so Linux hosts do not have to build it.
     let driver: typeof sql;

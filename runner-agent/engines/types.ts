@@ -10,6 +10,8 @@ export interface EngineJob {
   jobId: string;
   /** The database to back up, exactly as named in the job message. */
   databaseName: string;
+  /** Tables whose definition is kept but whose rows are left out (PostgreSQL only; others refuse). */
+  excludeTableData?: Array<{ schema: string; table: string }>;
 }
 
 export interface EngineBackupOptions {
@@ -32,6 +34,8 @@ export interface EngineBackup {
   percentAfter?: (bytesRead: number) => number;
   /** Removes temp files; called once, whatever happened. */
   cleanup: () => Promise<void>;
+  /** Rows per table (`schema.table`) in exactly what the stream holds, when the engine can count them. */
+  tableRowCounts?: Record<string, number>;
 }
 
 export interface BackupEngineDriver {

@@ -20,6 +20,9 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
 import { readFileSync } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import { AppError, errorMessage } from '../../shared/errors.js';
+import { ByteQueue, DecryptionError } from './byte-queue.js';
+
+export { DecryptionError };
 
 const MAGIC = Buffer.from('DBDE', 'ascii');
 const VERSION = 1;
@@ -31,10 +34,6 @@ const MAX_CHUNK_BYTES = 64 * 1024 * 1024;
 const MAX_CHUNKS = 2 ** 32;
 
 export const KEY_BYTES = 32;
-
-export class DecryptionError extends Error {
-  override readonly name = 'DecryptionError';
-}
 
 /** Reads a 32-byte key: the raw bytes, or 64 hex characters (a trailing newline is fine). */
 export function readKeyFile(path: string): Buffer {
@@ -111,39 +110,6 @@ function aadFor(headerDigest: Buffer, index: number, final: boolean): Buffer {
   aad.writeBigUInt64BE(BigInt(index), headerDigest.length);
   aad.writeUInt8(final ? 1 : 0, headerDigest.length + 8);
   return aad;
-}
-
-/** Collects incoming buffers and hands out exact-size pieces without copying more than once. */
-class ByteQueue {
-  private parts: Buffer[] = [];
-  length = 0;
-
-  push(chunk: Buffer): void {
-    if (chunk.length === 0) return;
-    this.parts.push(chunk);
-    this.length += chunk.length;
-  }
-
-  /** Removes and returns the first `n` bytes (n ≤ length). */
-  take(n: number): Buffer {
-    const out = Buffer.allocUnsafe(n);
-    let filled = 0;
-    while (filled < n) {
-      const head = this.parts[0]!;
-      const needed = n - filled;
-      if (head.length <= needed) {
-        head.copy(out, filled);
-        filled += head.length;
-        this.parts.shift();
-      } else {
-        head.copy(out, filled, 0, needed);
-        this.parts[0] = head.subarray(needed);
-        filled += needed;
-      }
-    }
-    this.length -= n;
-    return out;
-  }
 }
 
 /** Encrypting Transform: plaintext in, header + sealed chunks out. */

@@ -23,8 +23,9 @@ import type { Compression } from '../../shared/contracts/common.js';
 import type { UploadTarget } from '../../shared/contracts/runner.js';
 import { errorMessage } from '../../shared/errors.js';
 import { createCompressStream } from './compression.js';
-import { createEncryptStream } from './crypto.js';
+import { createAgeEncryptStream } from './age.js';
 import { JobFailure } from '../errors.js';
+import { waitThroughOutage, type OutagePolicy } from '../outage.js';
 
 const MiB = 1024 * 1024;
 export const DEFAULT_BLOCK_BYTES = 8 * MiB;
@@ -57,8 +58,8 @@ export interface UploadOptions {
   /** Bytes the source will produce, when known (a .bak file): sizes the blocks. */
   sourceSizeHint?: number;
   compression: Compression;
-  /** 32-byte key: encrypts when given. */
-  encryptionKey?: Buffer;
+  /** age recipients (age1…): the copy is encrypted to them when given. */
+  ageRecipients?: readonly string[];
   getTarget: UploadTargetProvider;
   /** Facts stored as blob metadata next to sha256/size/compression/encrypted; values are URI-encoded. */
   metadata: { engine: string; jobid: string; server: string; database: string };
@@ -74,6 +75,11 @@ export interface UploadOptions {
    * the blocks uncommitted, so no blob appears for a job that no longer wants it.
    */
   beforeCommit?: (facts: StoredFacts) => Promise<void>;
+  /**
+   * While Blob Storage is unreachable (after the SDK's own retries), keep the block in memory and try again for
+   * up to `boundMs` instead of failing the attempt. Without it a transient storage error fails at once.
+   */
+  outage?: OutagePolicy;
   /** Builds the client for a SAS URL; tests inject a faulty one. */
   clientFor?: (sasUrl: string) => BlockBlobClient;
   now?: () => number;
@@ -104,11 +110,11 @@ function countingStream(onBytes: (n: number) => void): Transform {
 }
 
 /** The optional compression and encryption stages, in order. */
-export function transformStages(compression: Compression, encryptionKey?: Buffer): Array<NodeJS.ReadWriteStream> {
+export function transformStages(compression: Compression, ageRecipients?: readonly string[]): Array<NodeJS.ReadWriteStream> {
   const stages: NodeJS.ReadWriteStream[] = [];
   const compress = createCompressStream(compression);
   if (compress) stages.push(compress);
-  if (encryptionKey) stages.push(createEncryptStream(encryptionKey));
+  if (ageRecipients) stages.push(createAgeEncryptStream(ageRecipients));
   return stages;
 }
 
@@ -220,6 +226,7 @@ class BlockStager extends Writable {
     private readonly blockBytes: number,
     private readonly parallelism: number,
     private readonly onStaged: (storedBytes: number) => void,
+    private readonly outage: OutagePolicy,
   ) {
     super({ highWaterMark: 1 * MiB });
   }
@@ -278,12 +285,17 @@ class BlockStager extends Writable {
     const blockId = Buffer.from(`${this.attemptPrefix}-${String(this.blockIds.length).padStart(6, '0')}`).toString('base64');
     this.blockIds.push(blockId);
     const md5 = createHash('md5').update(block).digest();
-    const staging = this.targets
-      .withClient(
-        (client) => client.stageBlock(blockId, block, block.length, { transactionalContentMD5: md5, abortSignal: this.aborter.signal }),
-        `Staging block ${this.blockIds.length}`,
-      )
-      .then(
+    const what = `Staging block ${this.blockIds.length}`;
+    const staging = waitThroughOutage(
+      'Blob Storage',
+      () =>
+        this.targets.withClient(
+          (client) => client.stageBlock(blockId, block, block.length, { transactionalContentMD5: md5, abortSignal: this.aborter.signal }),
+          what,
+        ),
+      this.outage,
+      this.aborter.signal,
+    ).then(
         () => {
           this.storedBytes += block.length;
           this.onStaged(this.storedBytes);
@@ -305,7 +317,7 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   const {
     source,
     compression,
-    encryptionKey,
+    ageRecipients,
     parallelism = 4,
     signal,
     now = Date.now,
@@ -317,7 +329,8 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   const blockBytes = chooseBlockBytes(options.sourceSizeHint, options.blockBytes);
   let sourceBytes = 0;
   const digest = new DigestStream();
-  const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }));
+  const outage = options.outage ?? { boundMs: 0 };
+  const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }), outage);
 
   try {
     await targets.client(); // fail fast (before reading anything) when no upload target can be had
@@ -327,7 +340,7 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   }
   try {
     await pipeline(
-      [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, encryptionKey), digest, stager],
+      [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, ageRecipients), digest, stager],
       signal ? { signal } : {},
     );
   } catch (error) {
@@ -343,7 +356,7 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
     sizeBytes: digest.bytes,
     sha256: digest.sha256.digest('hex'),
     compression,
-    encrypted: encryptionKey !== undefined,
+    encrypted: ageRecipients !== undefined,
   };
   await options.beforeCommit?.(facts);
   signal?.throwIfAborted();
@@ -357,17 +370,21 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
     compression,
     encrypted: String(facts.encrypted),
   };
-  await targets.withClient(
-    (client) =>
-      client.commitBlockList(stager.blockIds, {
-        metadata,
-        blobHTTPHeaders: {
-          blobContentType: contentTypeFor(compression, facts.encrypted),
-          blobContentMD5: digest.md5.digest(),
-        },
-        ...(signal ? { abortSignal: signal } : {}),
-      }),
-    'Committing the block list',
+  const contentMD5 = digest.md5.digest();
+  await waitThroughOutage(
+    'Blob Storage',
+    () =>
+      targets.withClient(
+        (client) =>
+          client.commitBlockList(stager.blockIds, {
+            metadata,
+            blobHTTPHeaders: { blobContentType: contentTypeFor(compression, facts.encrypted), blobContentMD5: contentMD5 },
+            ...(signal ? { abortSignal: signal } : {}),
+          }),
+        'Committing the block list',
+      ),
+    outage,
+    signal,
   );
   return { ...facts, blobPath: targets.blobPath, blockCount: stager.blockIds.length };
 }
@@ -380,14 +397,14 @@ export async function writeBackup(options: {
   source: Readable;
   sourceDone?: Promise<unknown>;
   compression: Compression;
-  encryptionKey?: Buffer;
+  ageRecipients?: readonly string[];
   destination: NodeJS.WritableStream;
   signal?: AbortSignal;
 }): Promise<StoredFacts> {
   const sourceDone = options.sourceDone ? options.sourceDone.then(() => undefined, (error: unknown) => error) : Promise.resolve(undefined);
   const digest = new DigestStream();
   await pipeline(
-    [options.source, ...transformStages(options.compression, options.encryptionKey), digest, options.destination],
+    [options.source, ...transformStages(options.compression, options.ageRecipients), digest, options.destination],
     options.signal ? { signal: options.signal } : {},
   );
   const engineError = await sourceDone;
@@ -396,6 +413,6 @@ export async function writeBackup(options: {
     sizeBytes: digest.bytes,
     sha256: digest.sha256.digest('hex'),
     compression: options.compression,
-    encrypted: options.encryptionKey !== undefined,
+    encrypted: options.ageRecipients !== undefined,
   };
 }

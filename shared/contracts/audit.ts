@@ -27,8 +27,11 @@ export const auditActions = [
   'sas.download_issued',
   'sas.download_denied',
   'sas.upload_issued',
+  'runner.denied',
   'rpo.breached',
   'rpo.recovered',
+  'restore.rehearsed',
+  'recipients.updated',
 ] as const;
 export const AuditAction = z.enum(auditActions);
 export type AuditAction = z.infer<typeof AuditAction>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { BackupEngine, Compression, Cursor, PageLimit, isoDateTime, sha256Hex, uuid } from './common.js';
+import { EncryptionFormat, RecipientFingerprint, RecipientRole } from './encryption.js';
 
 /**
  * A job's lifecycle. The orchestration owns every transition after Pending; each one commits the job row and
@@ -53,8 +54,8 @@ export function canTransition(from: JobStatus, to: JobStatus): boolean {
 export const BackupOptions = z
   .object({
     compression: Compression.default('none'),
-    /** AES-256-GCM envelope encryption by the runner with the runner's own key. */
-    encryption: z.boolean().default(false),
+    /** `age`: encrypted by the runner to the requester's registered keys, the recovery keys and the policy's. */
+    encryption: EncryptionFormat.default('none'),
   })
   .strict();
 export type BackupOptions = z.infer<typeof BackupOptions>;
@@ -62,7 +63,7 @@ export type BackupOptions = z.infer<typeof BackupOptions>;
 export const CreateJobRequest = z
   .object({
     databaseId: uuid,
-    options: BackupOptions.default({ compression: 'none', encryption: false }),
+    options: BackupOptions.extend({ encryption: z.enum(['none', 'age']).default('none') }).default({ compression: 'none', encryption: 'none' }),
     /** Free text shown in the audit trail, e.g. a ticket number. */
     reason: z.string().trim().max(500).optional(),
   })
@@ -111,6 +112,10 @@ export const DownloadLink = z
     fileName: z.string(),
     sizeBytes: z.number().int().nonnegative(),
     sha256: sha256Hex,
+    /** Signed into the SAS (`scid`) and recorded in the `sas.download_issued` audit row: joins storage logs to it. */
+    correlationId: uuid,
+    /** Set when the database binds links to their requester: only this user's Entra token can use the link. */
+    boundToObjectId: z.string().optional(),
   })
   .meta({ id: 'DownloadLink' });
 export type DownloadLink = z.infer<typeof DownloadLink>;
@@ -145,8 +150,14 @@ export const JobView = z
         reason: z.string().nullable(),
       })
       .nullable(),
-    /** Only to the job's requester, and only while the link is live. */
-    downloadLink: DownloadLink.optional(),
+    /** Masking rule set version a sanitized copy was made with; null for a raw copy. */
+    maskingVersion: z.number().int().nullable(),
+    /** The latest restore rehearsal of this backup (RTO evidence), if any. */
+    restoreRehearsal: z
+      .object({ verifiedAt: isoDateTime, durationMs: z.number().int().nonnegative(), result: z.enum(['passed', 'failed']), error: z.string().nullable() })
+      .nullable(),
+    /** Who can open an `age` copy, by fingerprint (shared/age-keys.ts); null when the copy is not age-encrypted. */
+    recipients: z.array(z.object({ fingerprint: RecipientFingerprint, role: RecipientRole })).nullable(),
   })
   .meta({ id: 'Job' });
 export type JobView = z.infer<typeof JobView>;

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { BackupEngine, isoDateTime, uuid } from './common.js';
+import { AgeRecipient } from './encryption.js';
 import { BackupOptions } from './jobs.js';
+import { MaskingRuleSet } from './masking.js';
 
 /**
  * The Service Bus message that asks a runner for one backup. Sent by the orchestration's enqueue activity
@@ -18,11 +20,16 @@ export const BackupJobMessage = z
     databaseName: z.string().min(1).max(128),
     engine: BackupEngine,
     options: BackupOptions,
+    /** For `encryption: age`: the public keys the copy is encrypted to (never a private key). */
+    ageRecipients: z.array(AgeRecipient).min(1).max(64).optional(),
     /** Where the runner must write; the write SAS it gets is valid for exactly this path. */
     blobPath: z.string().min(1),
     requestedAt: isoDateTime,
     /** The orchestration gives up on the job after this instant; a runner should not start past it. */
     runDeadline: isoDateTime,
+    /** Present for a sanitized copy: the runner masks a scratch restore with these rules (a runner that predates
+     * the field refuses the message, as it should: it cannot make the copy safe). */
+    masking: MaskingRuleSet.optional(),
   })
   .strict();
 export type BackupJobMessage = z.infer<typeof BackupJobMessage>;

@@ -34,6 +34,8 @@ export const UploadedEvent = z
     sha256: sha256Hex,
     compression: Compression,
     encrypted: z.boolean(),
+    /** Rows per table (`schema.table`) in what was stored, so a restore rehearsal can compare. */
+    tableRowCounts: z.record(z.string().max(300), z.number().int().nonnegative()).optional(),
   })
   .strict();
 
@@ -59,15 +61,78 @@ export type FailedEvent = z.infer<typeof FailedEvent>;
 export const RunnerEventAck = z.object({ jobId: z.string(), status: JobStatus, duplicate: z.boolean() }).meta({ id: 'RunnerEventAck' });
 export type RunnerEventAck = z.infer<typeof RunnerEventAck>;
 
-/** Answer to `POST /api/runner/jobs/{id}/upload-target`: a write-only SAS for the job's blob. */
+/** What the control plane read from a blob the runner committed earlier (its metadata and its length). */
+export const CommittedBlob = z
+  .object({
+    sizeBytes: z.number().int().nonnegative(),
+    sha256: sha256Hex,
+    compression: Compression,
+    encrypted: z.boolean(),
+  })
+  .meta({ id: 'CommittedBlob' });
+export type CommittedBlob = z.infer<typeof CommittedBlob>;
+
+/**
+ * Answer to `POST /api/runner/jobs/{id}/upload-target`: a write-only SAS for the job's blob, and `committed`
+ * when that blob already holds this job's backup (an earlier delivery committed it but could not report it):
+ * the runner then reports `uploaded` with those facts instead of backing up again.
+ */
 export const UploadTarget = z
   .object({
     blobPath: z.string(),
     url: z.url(),
     expiresAt: isoDateTime,
+    committed: CommittedBlob.optional(),
   })
   .meta({ id: 'UploadTarget' });
 export type UploadTarget = z.infer<typeof UploadTarget>;
+
+/** Answer to `POST /api/runner/probe-target`: a short create+write+delete SAS for a job-less probe blob. */
+export const ProbeTarget = z.object({ blobPath: z.string(), url: z.url(), expiresAt: isoDateTime }).meta({ id: 'ProbeTarget' });
+export type ProbeTarget = z.infer<typeof ProbeTarget>;
+
+/** `POST /api/runner/heartbeat`: what a runner host says about itself, every minute. */
+export const RunnerHeartbeat = z
+  .object({
+    runnerId: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 letters, digits, dots, dashes or underscores'),
+    version: z.string().min(1).max(64),
+    /** The servers it is configured to serve. */
+    serverIds: z.array(z.uuid()).max(100),
+    inFlightJobs: z.number().int().nonnegative().max(10_000),
+    /** Free bytes in its work (scratch/temp) directory. */
+    freeScratchBytes: z.number().int().nonnegative().optional(),
+  })
+  .strict()
+  .meta({ id: 'RunnerHeartbeat' });
+export type RunnerHeartbeat = z.infer<typeof RunnerHeartbeat>;
+
+/** Answer to a heartbeat: which of its servers the registry lets it serve (others get 403 on their jobs). */
+export const RunnerHeartbeatAck = z
+  .object({ boundServerIds: z.array(z.string()), unboundServerIds: z.array(z.string()) })
+  .meta({ id: 'RunnerHeartbeatAck' });
+export type RunnerHeartbeatAck = z.infer<typeof RunnerHeartbeatAck>;
+
+/** `GET /api/runners` (Admin): the runner hosts seen, and which servers have no live runner. */
+export const RunnersView = z
+  .object({
+    runners: z.array(
+      z.object({
+        runnerId: z.string(),
+        clientId: z.string(),
+        servicePrincipalId: z.string(),
+        version: z.string(),
+        serverIds: z.array(z.string()),
+        inFlightJobs: z.number().int(),
+        freeScratchBytes: z.number().int().nullable(),
+        lastSeenAt: isoDateTime,
+        /** `live`: a heartbeat within the last 3 minutes; `stale` otherwise. */
+        health: z.enum(['live', 'stale']),
+      }),
+    ),
+    serversWithoutLiveRunner: z.array(z.object({ id: z.string(), name: z.string() })),
+  })
+  .meta({ id: 'RunnersView' });
+export type RunnersView = z.infer<typeof RunnersView>;
 
 /**
  * Progress reaches the job row at most this often: written by the runner endpoint for `backupJob2` jobs (the

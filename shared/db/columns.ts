@@ -8,6 +8,7 @@ import { backupEngines, errorCodeMaxLength, errorMessageMaxLength } from '../con
 import { approvalDecisions, jobStatuses } from '../contracts/jobs.js';
 
 export const jobTriggers = ['user', 'schedule'] as const;
+export const restoreResults = ['passed', 'failed'] as const;
 
 /** Column widths. Ids are UUID strings; names follow the zod limits in shared/contracts. */
 export const len = {
@@ -25,16 +26,23 @@ export const len = {
   sha256: 64,
   errorCode: errorCodeMaxLength,
   errorMessage: errorMessageMaxLength,
-  url: 4000,
   actorType: 16,
   actorName: 320,
   action: 64,
   target: 200,
   ip: 64,
   userAgent: 512,
+  /** `<client id>/<runner id>`: one heartbeat row per runner host of an app registration. */
+  runnerKey: 200,
+  runnerId: 128,
+  version: 64,
   channels: 1000,
   decision: 16,
   reason: 500,
+  restoreResult: 16,
+  /** `age1…` X25519 recipients are 62 characters; room for a longer recipient type later. */
+  ageRecipient: 200,
+  fingerprint: 16,
 } as const;
 
 /**
@@ -54,4 +62,5 @@ export const enumValues = {
   actorType: actorTypes,
   action: auditActions,
   decision: approvalDecisions,
+  restoreResult: restoreResults,
 } as const;

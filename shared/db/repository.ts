@@ -18,6 +18,7 @@ import {
   toDatabaseRecord,
   toJobRecord,
   toServerRecord,
+  toRunnerHeartbeatRecord,
   type AuditRow,
   type JobRow,
   type Rows,
@@ -79,8 +80,10 @@ export interface RepositoryOptions {
 /** Fields of a job patch that map 1:1 to job columns (JobPatch is a subset of JobRecord). */
 function jobColumnsFromPatch(patch: JobPatch | undefined): Partial<JobRow> {
   if (!patch) return {};
-  const columns = definedOnly(patch);
+  const { tableRowCounts, ...rest } = patch;
+  const columns: Partial<JobRow> = definedOnly(rest);
   if (typeof columns.errorMessage === 'string') columns.errorMessage = truncateToColumn(columns.errorMessage, len.errorMessage);
+  if (tableRowCounts !== undefined) columns.tableRowCounts = tableRowCounts && JSON.stringify(tableRowCounts);
   return columns;
 }
 
@@ -217,7 +220,6 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       sha256: null,
       errorCode: null,
       errorMessage: null,
-      downloadUrl: null,
       downloadExpiresAt: null,
       createdAt: at,
       updatedAt: at,
@@ -229,6 +231,13 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       approvalByUpn: null,
       approvalAt: null,
       approvalReason: null,
+      maskingVersion: null,
+      tableRowCounts: null,
+      restoreVerifiedAt: null,
+      restoreDurationMs: null,
+      restoreResult: null,
+      restoreError: null,
+      encryptionRecipients: job.encryptionRecipients ? JSON.stringify(job.encryptionRecipients) : null,
     };
     return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }
@@ -250,6 +259,7 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         host: input.host,
         engine: input.engine,
         description: input.description ?? null,
+        runners: JSON.stringify(input.runners ?? []),
         createdAt: at,
         updatedAt: at,
       };
@@ -268,8 +278,23 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
 
     async updateServer(id, patch, audit) {
       const at = audit.at ?? now();
-      const { id: _ignoredId, ...fields } = patch;
-      return updateAudited('servers', { ...definedOnly(fields), updatedAt: at }, eq(t.servers.id, id), audit, at, toServerRecord);
+      const { id: _ignoredId, runners, ...fields } = patch;
+      const set = { ...definedOnly(fields), ...(runners !== undefined ? { runners: JSON.stringify(runners) } : {}), updatedAt: at };
+      return updateAudited('servers', set, eq(t.servers.id, id), audit, at, toServerRecord);
+    },
+
+    async recordRunnerHeartbeat(heartbeat) {
+      const row = { ...heartbeat, id: `${heartbeat.clientId}/${heartbeat.runnerId}`, serverIds: JSON.stringify(heartbeat.serverIds) };
+      const { id, ...set } = row;
+      await adapter.transaction(async (tx) => {
+        const [updated] = await tx.update('runnerHeartbeats', set, eq(t.runnerHeartbeats.id, id));
+        if (!updated) await tx.insert('runnerHeartbeats', row);
+      });
+    },
+
+    async listRunnerHeartbeats() {
+      const rows = await ops.select('runnerHeartbeats', { orderBy: [asc(t.runnerHeartbeats.runnerId), asc(t.runnerHeartbeats.id)] });
+      return rows.map(toRunnerHeartbeatRecord);
     },
 
     async deleteServer(id, audit) {
@@ -399,10 +424,22 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       return rows.length > 0;
     },
 
+    async recordRestoreRehearsal(id, outcome, audit) {
+      const set = {
+        restoreVerifiedAt: outcome.at,
+        restoreDurationMs: outcome.durationMs,
+        restoreResult: outcome.result,
+        restoreError: outcome.error,
+        updatedAt: outcome.at,
+      };
+      // Only a backup that still exists has something to rehearse.
+      return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, audit.at ?? outcome.at, toJobRecord, id);
+    },
+
     async recordDownloadLink(id, link, audit) {
       const at = audit.at ?? now();
       // Links are only for backups that exist and are verified.
-      const set = { downloadUrl: link.url, downloadExpiresAt: link.expiresAt, updatedAt: at };
+      const set = { downloadExpiresAt: link.expiresAt, updatedAt: at };
       return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, at, toJobRecord, id);
     },
 
@@ -413,6 +450,30 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         limit,
       });
       return rows.map(toJobRecord);
+    },
+
+    async listRequesterRecipients(requesterOid) {
+      const rows = await ops.select('requesterRecipients', {
+        where: eq(t.requesterRecipients.requesterOid, requesterOid),
+        orderBy: [asc(t.requesterRecipients.createdAt), asc(t.requesterRecipients.id)],
+      });
+      return rows.map(({ recipient, fingerprint, createdAt }) => ({ recipient, fingerprint, createdAt }));
+    },
+
+    async replaceRequesterRecipients(requesterOid, recipients, audit) {
+      const at = audit.at ?? now();
+      return adapter.transaction(async (tx) => {
+        await tx.delete('requesterRecipients', eq(t.requesterRecipients.requesterOid, requesterOid));
+        const kept = [];
+        // Milliseconds apart so "oldest first" keeps the caller's order.
+        for (const [i, { recipient, fingerprint }] of recipients.entries()) {
+          const createdAt = new Date(at.getTime() + i);
+          await tx.insert('requesterRecipients', { id: randomUUID(), requesterOid, recipient, fingerprint, createdAt });
+          kept.push({ recipient, fingerprint, createdAt });
+        }
+        await tx.insert('auditEvents', auditRow(audit, at));
+        return kept;
+      });
     },
 
     async appendAudit(entry) {

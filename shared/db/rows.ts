@@ -4,22 +4,28 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AnyColumn } from 'drizzle-orm';
+import { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
-import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from './store.js';
+import type { CopyRecipient } from '../contracts/encryption.js';
+import type { AuditEntry, AuditRecord, DatabaseRecord, JobRecord, RunnerHeartbeatRecord, ServerRecord } from './store.js';
 
 export type ServerRow = typeof pg.servers.$inferSelect;
 export type DatabaseRow = typeof pg.databases.$inferSelect;
 export type JobRow = typeof pg.jobs.$inferSelect;
 export type AuditRow = typeof pg.auditEvents.$inferSelect;
+export type RunnerHeartbeatRow = typeof pg.runnerHeartbeats.$inferSelect;
 export type OutboxRow = typeof pg.notificationOutbox.$inferSelect;
+export type RequesterRecipientRow = typeof pg.requesterRecipients.$inferSelect;
 
 export interface Rows {
   servers: ServerRow;
   databases: DatabaseRow;
   jobs: JobRow;
   auditEvents: AuditRow;
+  runnerHeartbeats: RunnerHeartbeatRow;
   notificationOutbox: OutboxRow;
+  requesterRecipients: RequesterRecipientRow;
 }
 export type TableName = keyof Rows;
 
@@ -33,25 +39,41 @@ const sameRows: [
   Same<DatabaseRow, typeof mssql.databases.$inferSelect>,
   Same<JobRow, typeof mssql.jobs.$inferSelect>,
   Same<AuditRow, typeof mssql.auditEvents.$inferSelect>,
+  Same<RunnerHeartbeatRow, typeof mssql.runnerHeartbeats.$inferSelect>,
   Same<OutboxRow, typeof mssql.notificationOutbox.$inferSelect>,
-] = [true, true, true, true, true];
+  Same<RequesterRecipientRow, typeof mssql.requesterRecipients.$inferSelect>,
+] = [true, true, true, true, true, true, true];
 void sameRows;
 
 export function toServerRecord(row: ServerRow): ServerRecord {
-  return { ...row };
+  return { ...row, runners: JSON.parse(row.runners) as ServerRecord['runners'] };
+}
+
+export function toRunnerHeartbeatRecord(row: RunnerHeartbeatRow): RunnerHeartbeatRecord {
+  return { ...row, serverIds: JSON.parse(row.serverIds) as string[] };
 }
 
 export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {
   return {
     ...row,
     requesterGroupIds: JSON.parse(row.requesterGroupIds) as string[],
-    policy: JSON.parse(row.policy) as DatabaseRecord['policy'],
-    schedule: row.schedule === null ? null : (JSON.parse(row.schedule) as DatabaseRecord['schedule']),
+    // Parsed, not cast: a row written before a field existed reads with that field's default.
+    policy: DatabasePolicy.parse(JSON.parse(row.policy)),
+    schedule: row.schedule === null ? null : DatabaseSchedule.parse(JSON.parse(row.schedule)),
   };
 }
 
 export function toJobRecord(row: JobRow): JobRecord {
-  return { ...row, options: JSON.parse(row.options) as JobRecord['options'] };
+  const options = JSON.parse(row.options) as Omit<JobRecord['options'], 'encryption'> & { encryption: JobRecord['options']['encryption'] | boolean };
+  // Rows from before age stored a boolean: `true` was the runner-key format (DBDE).
+  const encryption = options.encryption === true ? 'dbde' : options.encryption === false ? 'none' : options.encryption;
+  return {
+    ...row,
+    options: { ...options, encryption },
+    encryptionRecipients: row.encryptionRecipients === null ? null : (JSON.parse(row.encryptionRecipients) as CopyRecipient[]),
+    tableRowCounts: row.tableRowCounts == null ? null : (JSON.parse(row.tableRowCounts) as Record<string, number>),
+    restoreResult: row.restoreResult as JobRecord['restoreResult'],
+  };
 }
 
 export function toAuditRecord(row: AuditRow): AuditRecord {

@@ -19,11 +19,27 @@ export const servers = mssqlTable(
     host: nvarchar('host', { length: len.host }).notNull(),
     engine: nvarchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
     description: nvarchar('description', { length: len.description }),
+    /** JSON array of RunnerBinding: the runner identities allowed to serve this server. */
+    runners: json('runners').notNull().default('[]'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
   (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
 );
+
+/** The last heartbeat of each runner host (`POST /api/runner/heartbeat`); not audited, overwritten each time. */
+export const runnerHeartbeats = mssqlTable('runner_heartbeats', {
+  id: nvarchar('id', { length: len.runnerKey }).primaryKey(),
+  runnerId: nvarchar('runner_id', { length: len.runnerId }).notNull(),
+  clientId: nvarchar('client_id', { length: len.oid }).notNull(),
+  servicePrincipalId: nvarchar('service_principal_id', { length: len.oid }).notNull(),
+  version: nvarchar('version', { length: len.version }).notNull(),
+  /** JSON array of the server ids the runner says it serves. */
+  serverIds: json('server_ids').notNull(),
+  inFlightJobs: int('in_flight_jobs').notNull(),
+  freeScratchBytes: bigint('free_scratch_bytes', { mode: 'number' }),
+  lastSeenAt: instant('last_seen_at').notNull(),
+});
 
 export const databases = mssqlTable(
   'databases',
@@ -73,7 +89,7 @@ export const jobs = mssqlTable(
     sha256: nvarchar('sha256', { length: len.sha256 }),
     errorCode: nvarchar('error_code', { length: len.errorCode }),
     errorMessage: nvarchar('error_message', { length: len.errorMessage }),
-    downloadUrl: nvarchar('download_url', { length: len.url }),
+    // Expiry of the latest link only: the link itself is a bearer secret, returned once and never stored.
     downloadExpiresAt: instant('download_expires_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
@@ -86,6 +102,17 @@ export const jobs = mssqlTable(
     approvalByUpn: nvarchar('approval_by_upn', { length: len.upn }),
     approvalAt: instant('approval_at'),
     approvalReason: nvarchar('approval_reason', { length: len.reason }),
+    /** Version of the masking rule set the copy was made with; null for a raw copy. */
+    maskingVersion: int('masking_version'),
+    /** JSON rows per table (`schema.table`) as the runner counted them in what it stored. */
+    tableRowCounts: json('table_row_counts'),
+    /** Latest restore rehearsal of this backup. */
+    restoreVerifiedAt: instant('restore_verified_at'),
+    restoreDurationMs: bigint('restore_duration_ms', { mode: 'number' }),
+    restoreResult: nvarchar('restore_result', { length: len.restoreResult, enum: enumValues.restoreResult }),
+    restoreError: nvarchar('restore_error', { length: len.errorMessage }),
+    /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
+    encryptionRecipients: json('encryption_recipients'),
   },
   (t) => [
     check('jobs_approval_decision_check', oneOf(t.approvalDecision, enumValues.decision)),
@@ -97,6 +124,7 @@ export const jobs = mssqlTable(
     check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),
     check('jobs_status_check', oneOf(t.status, enumValues.status)),
     check('jobs_trigger_check', oneOf(t.trigger, enumValues.trigger)),
+    check('jobs_restore_result_check', oneOf(t.restoreResult, enumValues.restoreResult)),
   ],
 );
 
@@ -146,4 +174,17 @@ export const notificationOutbox = mssqlTable(
     lastError: nvarchar('last_error', { length: len.errorMessage }),
   },
   (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
+);
+
+/** Requesters' age public keys (PUT /api/me/recipients); a requester's copies are encrypted to them. */
+export const requesterRecipients = mssqlTable(
+  'requester_recipients',
+  {
+    id: nvarchar('id', { length: len.id }).primaryKey(),
+    requesterOid: nvarchar('requester_oid', { length: len.oid }).notNull(),
+    recipient: nvarchar('recipient', { length: len.ageRecipient }).notNull(),
+    fingerprint: nvarchar('fingerprint', { length: len.fingerprint }).notNull(),
+    createdAt: instant('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('requester_recipients_oid_fingerprint_uq').on(t.requesterOid, t.fingerprint)],
 );

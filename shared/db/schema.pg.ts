@@ -29,11 +29,27 @@ export const servers = pgTable(
     host: varchar('host', { length: len.host }).notNull(),
     engine: varchar('engine', { length: len.engine, enum: enumValues.engine }).notNull(),
     description: varchar('description', { length: len.description }),
+    /** JSON array of RunnerBinding: the runner identities allowed to serve this server. */
+    runners: text('runners').notNull().default('[]'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
   },
   (t) => [check('servers_engine_check', oneOf(t.engine, enumValues.engine))],
 );
+
+/** The last heartbeat of each runner host (`POST /api/runner/heartbeat`); not audited, overwritten each time. */
+export const runnerHeartbeats = pgTable('runner_heartbeats', {
+  id: varchar('id', { length: len.runnerKey }).primaryKey(),
+  runnerId: varchar('runner_id', { length: len.runnerId }).notNull(),
+  clientId: varchar('client_id', { length: len.oid }).notNull(),
+  servicePrincipalId: varchar('service_principal_id', { length: len.oid }).notNull(),
+  version: varchar('version', { length: len.version }).notNull(),
+  /** JSON array of the server ids the runner says it serves. */
+  serverIds: text('server_ids').notNull(),
+  inFlightJobs: integer('in_flight_jobs').notNull(),
+  freeScratchBytes: bigint('free_scratch_bytes', { mode: 'number' }),
+  lastSeenAt: instant('last_seen_at').notNull(),
+});
 
 export const databases = pgTable(
   'databases',
@@ -83,7 +99,7 @@ export const jobs = pgTable(
     sha256: varchar('sha256', { length: len.sha256 }),
     errorCode: varchar('error_code', { length: len.errorCode }),
     errorMessage: varchar('error_message', { length: len.errorMessage }),
-    downloadUrl: varchar('download_url', { length: len.url }),
+    // Expiry of the latest link only: the link itself is a bearer secret, returned once and never stored.
     downloadExpiresAt: instant('download_expires_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
@@ -96,6 +112,17 @@ export const jobs = pgTable(
     approvalByUpn: varchar('approval_by_upn', { length: len.upn }),
     approvalAt: instant('approval_at'),
     approvalReason: varchar('approval_reason', { length: len.reason }),
+    /** Version of the masking rule set the copy was made with; null for a raw copy. */
+    maskingVersion: integer('masking_version'),
+    /** JSON rows per table (`schema.table`) as the runner counted them in what it stored. */
+    tableRowCounts: text('table_row_counts'),
+    /** Latest restore rehearsal of this backup. */
+    restoreVerifiedAt: instant('restore_verified_at'),
+    restoreDurationMs: bigint('restore_duration_ms', { mode: 'number' }),
+    restoreResult: varchar('restore_result', { length: len.restoreResult, enum: enumValues.restoreResult }),
+    restoreError: varchar('restore_error', { length: len.errorMessage }),
+    /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
+    encryptionRecipients: text('encryption_recipients'),
   },
   (t) => [
     check('jobs_approval_decision_check', oneOf(t.approvalDecision, enumValues.decision)),
@@ -107,6 +134,7 @@ export const jobs = pgTable(
     check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),
     check('jobs_status_check', oneOf(t.status, enumValues.status)),
     check('jobs_trigger_check', oneOf(t.trigger, enumValues.trigger)),
+    check('jobs_restore_result_check', oneOf(t.restoreResult, enumValues.restoreResult)),
   ],
 );
 
@@ -156,4 +184,17 @@ export const notificationOutbox = pgTable(
     lastError: varchar('last_error', { length: len.errorMessage }),
   },
   (t) => [index('notification_outbox_pending_idx').on(t.doneAt, t.nextAttemptAt)],
+);
+
+/** Requesters' age public keys (PUT /api/me/recipients); a requester's copies are encrypted to them. */
+export const requesterRecipients = pgTable(
+  'requester_recipients',
+  {
+    id: varchar('id', { length: len.id }).primaryKey(),
+    requesterOid: varchar('requester_oid', { length: len.oid }).notNull(),
+    recipient: varchar('recipient', { length: len.ageRecipient }).notNull(),
+    fingerprint: varchar('fingerprint', { length: len.fingerprint }).notNull(),
+    createdAt: instant('created_at').notNull(),
+  },
+  (t) => [uniqueIndex('requester_recipients_oid_fingerprint_uq').on(t.requesterOid, t.fingerprint)],
 );

@@ -10,6 +10,7 @@
  */
 import type { ActorType, AuditAction } from '../contracts/audit.js';
 import type { BackupEngine } from '../contracts/common.js';
+import type { CopyRecipient } from '../contracts/encryption.js';
 import type { ApprovalDecision, BackupOptions, JobStatus } from '../contracts/jobs.js';
 import type { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
 
@@ -19,8 +20,28 @@ export interface ServerRecord {
   host: string;
   engine: BackupEngine;
   description: string | null;
+  /** Runner identities allowed to serve this server. */
+  runners: RunnerBinding[];
   createdAt: Date;
   updatedAt: Date;
+}
+
+/** A runner identity: its Entra application (client) id and its service principal's object id. */
+export interface RunnerBinding {
+  clientId: string;
+  servicePrincipalId: string;
+}
+
+/** A runner host's last heartbeat. */
+export interface RunnerHeartbeatRecord {
+  runnerId: string;
+  clientId: string;
+  servicePrincipalId: string;
+  version: string;
+  serverIds: string[];
+  inFlightJobs: number;
+  freeScratchBytes: number | null;
+  lastSeenAt: Date;
 }
 
 export interface DatabaseRecord {
@@ -60,8 +81,7 @@ export interface JobRecord {
   sha256: string | null;
   errorCode: string | null;
   errorMessage: string | null;
-  /** Current download link (a short-lived read SAS) and its expiry, if one was issued. */
-  downloadUrl: string | null;
+  /** Expiry of the latest download link issued (the link itself is never stored: it is a bearer secret). */
   downloadExpiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -75,6 +95,24 @@ export interface JobRecord {
   approvalByUpn: string | null;
   approvalAt: Date | null;
   approvalReason: string | null;
+  /** Masking rule set version of a sanitized copy (sent to the runner with the job); null for a raw copy. */
+  maskingVersion: number | null;
+  /** Rows per table in the stored backup, as reported with the upload; a rehearsal compares against them. */
+  tableRowCounts: Record<string, number> | null;
+  /** Latest restore rehearsal: when, how long the restore took, and how it ended. */
+  restoreVerifiedAt: Date | null;
+  restoreDurationMs: number | null;
+  restoreResult: 'passed' | 'failed' | null;
+  restoreError: string | null;
+  /** Recipients of an age-encrypted copy, fixed at request time; null when the copy is not age-encrypted. */
+  encryptionRecipients: CopyRecipient[] | null;
+}
+
+/** One registered age public key of a requester. */
+export interface RequesterRecipientRecord {
+  recipient: string;
+  fingerprint: string;
+  createdAt: Date;
 }
 
 /** The audit facts a caller supplies; the store adds id and timestamp. */
@@ -104,6 +142,7 @@ export interface NewServer {
   host: string;
   engine: BackupEngine;
   description?: string | null;
+  runners?: RunnerBinding[];
 }
 
 export interface NewDatabase {
@@ -128,6 +167,7 @@ export interface NewJob {
   trigger: 'user' | 'schedule';
   scheduleSlot?: string | null;
   blobPath: string;
+  encryptionRecipients?: CopyRecipient[] | null;
   createdAt?: Date;
 }
 
@@ -142,7 +182,6 @@ export type JobPatch = Partial<
     | 'acceptedAt'
     | 'completedAt'
     | 'expiresAt'
-    | 'downloadUrl'
     | 'downloadExpiresAt'
     | 'progressPercent'
     | 'progressBytes'
@@ -151,8 +190,18 @@ export type JobPatch = Partial<
     | 'approvalByUpn'
     | 'approvalAt'
     | 'approvalReason'
+    | 'maskingVersion'
+    | 'tableRowCounts'
   >
 >;
+
+/** The outcome of a restore rehearsal, recorded on the backup's job. */
+export interface RestoreRehearsalRecord {
+  at: Date;
+  durationMs: number;
+  result: 'passed' | 'failed';
+  error: string | null;
+}
 
 export type TransitionResult =
   | { ok: true; job: JobRecord }
@@ -216,6 +265,9 @@ export interface Store {
   updateServer(id: string, patch: Partial<NewServer>, audit: AuditEntry): Promise<ServerRecord | undefined>;
   /** Refuses (returns 'has_databases') while databases are registered under the server. */
   deleteServer(id: string, audit: AuditEntry): Promise<'deleted' | 'not_found' | 'has_databases'>;
+  /** Replaces the runner host's last heartbeat (one row per client id and runner id). */
+  recordRunnerHeartbeat(heartbeat: RunnerHeartbeatRecord): Promise<void>;
+  listRunnerHeartbeats(): Promise<RunnerHeartbeatRecord[]>;
 
   createDatabase(input: NewDatabase, audit: AuditEntry): Promise<DatabaseRecord>;
   getDatabase(id: string): Promise<DatabaseRecord | undefined>;
@@ -252,13 +304,24 @@ export interface Store {
    * less than that long before `at` (one conditional statement, so concurrent instances agree). True if written.
    */
   updateJobProgress(id: string, progress: { percent: number; bytes: number; at?: Date }, options?: { notWithinMs?: number }): Promise<boolean>;
+  /** Records a rehearsal's outcome on an Available job with its `restore.rehearsed` audit row, in one transaction. */
+  recordRestoreRehearsal(id: string, outcome: RestoreRehearsalRecord, audit: AuditEntry): Promise<JobRecord | undefined>;
   /**
    * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
    * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.
    */
-  recordDownloadLink(id: string, link: { url: string; expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
+  recordDownloadLink(id: string, link: { expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
   /** Available jobs whose expiresAt is before `now`, oldest first. */
   listExpiredJobs(now: Date, limit: number): Promise<JobRecord[]>;
+
+  /** A requester's registered age public keys, oldest first. */
+  listRequesterRecipients(requesterOid: string): Promise<RequesterRecipientRecord[]>;
+  /** Replaces a requester's keys with `recipients` and writes the audit row, in one transaction. */
+  replaceRequesterRecipients(
+    requesterOid: string,
+    recipients: { recipient: string; fingerprint: string }[],
+    audit: AuditEntry,
+  ): Promise<RequesterRecipientRecord[]>;
 
   /** Audit rows that go with no state change (refusals, upload SAS issued, cancel requested). */
   appendAudit(entry: AuditEntry): Promise<AuditRecord>;

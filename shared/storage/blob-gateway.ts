@@ -22,6 +22,11 @@ export interface BlobGatewayOptions {
   credential: TokenCredential;
   /** Retry policy of the SDK pipeline; the SDK default retries a few times with back-off. */
   retryOptions?: StoragePipelineOptions['retryOptions'];
+  /**
+   * Sign each link's correlation id into the SAS (`scid`). Default true. Azurite 3.37 leaves `scid` out of its
+   * signature check and so refuses such a SAS: the local stack turns it off (test/dev/azurite.test.ts shows why).
+   */
+  signCorrelationIds?: boolean;
 }
 
 /** Azure refuses user-delegation keys that live longer than 7 days, and a SAS cannot outlive its key. */
@@ -53,7 +58,14 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
   async function issueSas(
     blobPath: string,
     permissions: string,
-    sas: { expiresAt: Date; startsAt?: Date; contentDisposition?: string; contentType?: string },
+    sas: {
+      expiresAt: Date;
+      startsAt?: Date;
+      contentDisposition?: string;
+      contentType?: string;
+      correlationId?: string;
+      delegatedUserObjectId?: string;
+    },
   ): Promise<SasLink> {
     assertBlobPath(blobPath);
     assertSasWindow(sas.startsAt, sas.expiresAt);
@@ -68,6 +80,8 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
         protocol: SASProtocol.Https,
         contentDisposition: sas.contentDisposition,
         contentType: sas.contentType,
+        ...(sas.correlationId && options.signCorrelationIds !== false ? { correlationId: sas.correlationId } : {}),
+        ...(sas.delegatedUserObjectId ? { delegatedUserObjectId: sas.delegatedUserObjectId } : {}),
       },
       key,
       accountName,
@@ -76,18 +90,20 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
   }
 
   return {
-    issueReadSas(blobPath, { expiresAt, startsAt, fileName }) {
+    issueReadSas(blobPath, { expiresAt, startsAt, fileName, correlationId, delegatedUserObjectId }) {
       return issueSas(blobPath, 'r', {
         expiresAt,
         startsAt,
+        correlationId,
+        delegatedUserObjectId,
         contentDisposition: attachmentContentDisposition(fileName),
         contentType: downloadContentType,
       });
     },
 
-    issueWriteSas(blobPath, { expiresAt, startsAt }) {
-      // Create + write: enough to stage blocks and commit the list; no read, delete, list or tags.
-      return issueSas(blobPath, 'cw', { expiresAt, startsAt });
+    issueWriteSas(blobPath, { expiresAt, startsAt, allowDelete }) {
+      // Create + write: enough to stage blocks and commit the list; no read, list or tags (delete only for a probe).
+      return issueSas(blobPath, allowDelete ? 'cwd' : 'cw', { expiresAt, startsAt });
     },
 
     async getBlobFacts(blobPath): Promise<BlobFacts | undefined> {

@@ -1,7 +1,10 @@
 import type { BackupEngine, Compression } from '../contracts/common.js';
+import type { EncryptionFormat } from '../contracts/encryption.js';
 
 const engineExtension: Record<BackupEngine, string> = { sqlserver: 'bak', postgres: 'dump' };
 const compressionExtension: Record<Compression, string> = { none: '', gzip: '.gz', zstd: '.zst' };
+/** `.age` as the age tools name their files; `.enc` for the retired runner-key format. */
+const encryptionExtension: Record<EncryptionFormat, string> = { none: '', age: '.age', dbde: '.enc' };
 
 export interface BackupNaming {
   jobId: string;
@@ -9,11 +12,11 @@ export interface BackupNaming {
   databaseId: string;
   engine: BackupEngine;
   compression: Compression;
-  encrypted: boolean;
+  encryption: EncryptionFormat;
 }
 
-function extension(n: Pick<BackupNaming, 'engine' | 'compression' | 'encrypted'>): string {
-  return `${engineExtension[n.engine]}${compressionExtension[n.compression]}${n.encrypted ? '.enc' : ''}`;
+function extension(n: Pick<BackupNaming, 'engine' | 'compression' | 'encryption'>): string {
+  return `${engineExtension[n.engine]}${compressionExtension[n.compression]}${encryptionExtension[n.encryption]}`;
 }
 
 /**
@@ -25,11 +28,16 @@ export function backupBlobPath(n: BackupNaming): string {
   return `${n.serverId}/${n.databaseId}/${n.jobId}.${extension(n)}`;
 }
 
+/** Where a runner's `check` writes its probe blob: outside `backups/`, one fresh name per probe. */
+export function probeBlobPath(clientId: string, probeId: string): string {
+  return `probes/${clientId.replace(/[^A-Za-z0-9-]/g, '_')}/${probeId}.probe`;
+}
+
 /** File name a browser saves the download as, e.g. `Sales-20261123-0905.bak.gz`. */
 export function downloadFileName(
   databaseName: string,
   createdAt: Date,
-  n: Pick<BackupNaming, 'engine' | 'compression' | 'encrypted'>,
+  n: Pick<BackupNaming, 'engine' | 'compression' | 'encryption'>,
 ): string {
   const safeName = databaseName.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 80) || 'database';
   const stamp = createdAt.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');

@@ -36,13 +36,13 @@ describe('InProcessDurableHost (the sandbox and full-flow tests run the real orc
   it('runs activities, delivers an event that wins the race and completes with the timer cancelled', async () => {
     failuresLeft = 2;
     host = new InProcessDurableHost({ orchestrators: { approval }, activities });
-    expect(await host.startNew('approval', 'i-1', { deadlineMs: 60_000 })).toBe(true);
+    expect(await host.startNew('approval', { instanceId: 'i-1', input: { deadlineMs: 60_000 } })).toBe('i-1');
     await host.whenIdle();
-    expect(host.getStatus('i-1')).toMatchObject({ runtimeStatus: 'Running', customStatus: { stage: 'waiting', first: 42 } });
+    expect(await host.getStatus('i-1')).toMatchObject({ runtimeStatus: 'Running', customStatus: { stage: 'waiting', first: 42 } });
 
     await host.raiseEvent('i-1', 'Approve', { by: 'alice' });
     await host.whenIdle();
-    expect(host.getStatus('i-1')).toMatchObject({
+    expect(await host.getStatus('i-1')).toMatchObject({
       runtimeStatus: 'Completed',
       output: { first: 42, outcome: 'approved', flaky: 'ok:alice' },
     });
@@ -54,27 +54,52 @@ describe('InProcessDurableHost (the sandbox and full-flow tests run the real orc
   it('surfaces an activity failure once the retries are spent', async () => {
     failuresLeft = 5;
     host = new InProcessDurableHost({ orchestrators: { approval }, activities });
-    await host.startNew('approval', 'i-2', { deadlineMs: 60_000 });
+    await host.startNew('approval', { instanceId: 'i-2', input: { deadlineMs: 60_000 } });
     await host.whenIdle();
     await host.raiseEvent('i-2', 'Approve', { by: 'bob' });
     await host.whenIdle();
-    const status = host.getStatus('i-2');
-    expect(status?.runtimeStatus).toBe('Failed');
-    expect(status?.error).toContain('transient');
+    const status = await host.getStatus('i-2');
+    expect(status.runtimeStatus).toBe('Failed');
+    expect(status.error).toContain('transient');
   });
 
-  it('fires a due timer, and refuses a second instance with the same id', async () => {
+  it('fires a due timer, and refuses a second instance with the same id as the real client does (HTTP 500)', async () => {
     host = new InProcessDurableHost({ orchestrators: { approval }, activities });
-    await host.startNew('approval', 'i-3', { deadlineMs: 3_600_000 });
-    expect(await host.startNew('approval', 'i-3', { deadlineMs: 1 })).toBe(false);
+    await host.startNew('approval', { instanceId: 'i-3', input: { deadlineMs: 3_600_000 } });
+    await expect(host.startNew('approval', { instanceId: 'i-3', input: { deadlineMs: 1 } })).rejects.toThrow(/unexpected status code: 500/);
     await host.whenIdle();
     host.fireTimers('i-3', new Date(Date.now() + 2 * 3_600_000));
     await host.whenIdle();
-    expect(host.getStatus('i-3')).toMatchObject({ runtimeStatus: 'Completed', output: { outcome: 'timed out' } });
+    expect(await host.getStatus('i-3')).toMatchObject({ runtimeStatus: 'Completed', output: { outcome: 'timed out' } });
   });
 
-  it('drops events for instances that do not exist, as the extension does', async () => {
+  it('answers like the real client: 404 for unknown instances (no "404" in raiseEvent’s text), 410 silently for ended ones', async () => {
     host = new InProcessDurableHost({ orchestrators: { approval }, activities });
-    expect(await host.raiseEvent('nope', 'Approve', {})).toBe(false);
+    const raised = host.raiseEvent('nope', 'Approve', {});
+    await expect(raised).rejects.toThrow("No instance with ID 'nope' found.");
+    await expect(raised).rejects.not.toThrow(/404/);
+    await expect(host.getStatus('nope')).rejects.toThrow(/HTTP 404 response/);
+
+    await host.startNew('approval', { instanceId: 'i-4', input: { deadlineMs: 1 } });
+    expect((await host.getStatus('i-4')).runtimeStatus).toBe('Pending'); // its first episode has not run yet
+    await host.whenIdle();
+    host.fireTimers('i-4', new Date(Date.now() + 60_000));
+    await host.whenIdle();
+    expect((await host.getStatus('i-4')).runtimeStatus).toBe('Completed');
+    await expect(host.raiseEvent('i-4', 'Approve', {})).resolves.toBeUndefined(); // 410: dropped, not an error
+    await host.whenIdle();
+    expect(host.history('i-4').filter((e) => e.EventType === 15)).toEqual([]);
+  });
+
+  it('terminates a live instance: Terminated, its events dropped; terminating an ended one changes nothing', async () => {
+    host = new InProcessDurableHost({ orchestrators: { approval }, activities });
+    await host.startNew('approval', { instanceId: 'i-5', input: { deadlineMs: 60_000 } });
+    await host.whenIdle();
+    await host.terminate('i-5', 'operator');
+    expect(await host.getStatus('i-5')).toMatchObject({ runtimeStatus: 'Terminated', output: 'operator' });
+    await host.raiseEvent('i-5', 'Approve', { by: 'carol' });
+    await host.whenIdle();
+    expect((await host.getStatus('i-5')).runtimeStatus).toBe('Terminated');
+    await expect(host.terminate('nope', 'x')).rejects.toThrow("No instance with ID 'nope' found.");
   });
 });

@@ -25,6 +25,7 @@ describe('POST /api/jobs/{id}/approve', () => {
   it('raises Approved for the orchestration with the approver and the reason, and answers 202', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'AwaitingApproval' });
     const approver = randomUUID();
+    t.orchestrations.instance(job.id, 'Running');
     const res = await post(approveJob, 'approve', job.id, t.tokens.approver({ oid: approver }), { reason: 'OPS-7' });
     expect(res.status).toBe(202);
     expect(JobView.parse(res.json).status).toBe('AwaitingApproval');
@@ -70,6 +71,13 @@ describe('POST /api/jobs/{id}/approve', () => {
 });
 
 describe('POST /api/jobs/{id}/reject', () => {
+  it('answers 409 when no live orchestration can apply the decision, and raises nothing', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'AwaitingApproval' });
+    const res = await post(rejectJob, 'reject', job.id, t.tokens.approver(), { reason: 'no' });
+    expect(res.status).toBe(409);
+    expect(t.orchestrations.raised.filter((event) => event.jobId === job.id)).toEqual([]);
+  });
+
   it('requires a reason (400 naming the field)', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'AwaitingApproval' });
     const before = t.orchestrations.snapshot();
@@ -81,6 +89,7 @@ describe('POST /api/jobs/{id}/reject', () => {
 
   it('raises Rejected with the reason', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'AwaitingApproval' });
+    t.orchestrations.instance(job.id, 'Running');
     const res = await post(rejectJob, 'reject', job.id, t.tokens.approver(), { reason: 'use the sanitized copy' });
     expect(res.status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toMatchObject({ jobId: job.id, eventName: 'Rejected', payload: { reason: 'use the sanitized copy' } });

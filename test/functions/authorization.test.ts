@@ -6,14 +6,18 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// Every function file, as the Function App loads them: the matrix must cover every route the app registers.
+import '../../functions/index.js';
 import { queryAudit } from '../../functions/audit.js';
-import { createDatabase, deleteDatabase, getDatabase, listDatabases, updateDatabase } from '../../functions/databases.js';
+import { createDatabase, deleteDatabase, getDatabase, listDatabases, listRequestableDatabases, updateDatabase } from '../../functions/databases.js';
 import type { EndpointHandler } from '../../functions/endpoint.js';
 import { live, ready } from '../../functions/health.js';
+import { corsPreflight } from '../../functions/preflight.js';
 import { approveJob, cancelJob, createDownloadLink, rejectJob, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
+import { getMetrics } from '../../functions/metrics.js';
 import { getOpenApiDocument } from '../../functions/openapi.js';
 import { registeredRoutes } from '../../functions/registry.js';
-import { issueUploadTarget, postRunnerEvent } from '../../functions/runner.js';
+import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
 import { createServer, deleteServer, getServer, listServers, updateServer } from '../../functions/servers.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
 import { type InvokeOptions, invoke } from '../support/http.js';
@@ -34,7 +38,16 @@ beforeAll(async () => {
   tokenOf.requester = t.tokens.requester({ oid: requesterOid, extraGroups: [seeded.requesterGroupId] });
   tokenOf.runner = t.tokens.runner();
   tokenOf.noRole = t.tokens.noRole();
+  // Records which handler reached for the Durable client (services ask `scope.orchestrations` lazily).
+  const orchestrationsOf = t.deps.orchestrations;
+  t.deps.orchestrations = (context) => {
+    if (handlerUnderTest) usedDurableClient.add(handlerUnderTest);
+    return orchestrationsOf(context);
+  };
 });
+
+let handlerUnderTest: EndpointHandler | undefined;
+const usedDurableClient = new Set<EndpointHandler>();
 afterAll(() => t?.close());
 
 /** Builds a fresh request for one call: each call gets its own resources so that successes do not interfere. */
@@ -59,8 +72,10 @@ const only = (allowed: Partial<Record<CallerKind, number>>): Record<CallerKind, 
 });
 const everyone = (status: number) => only({ admin: status, auditor: status, requester: status, runner: status, noRole: status });
 
+/** A job in `status`, with the live orchestration such a job has (cancel/delete then answer 202). */
 async function job(status: Parameters<typeof seedJob>[2]['status']) {
   const seededJob = await seedJob(t.deps.store, seeded, { requesterOid, status });
+  t.orchestrations.instance(seededJob.id, 'Running');
   return { id: seededJob.id, blobPath: seededJob.blobPath };
 }
 const newServerId = async () => (await seedDatabase(t.deps.store)).server.id;
@@ -71,6 +86,7 @@ async function lonelyServerId() {
 }
 
 const cases: EndpointCase[] = [
+  { name: 'OPTIONS {*path}', handler: corsPreflight, prepare: async () => ({ method: 'OPTIONS', path: 'jobs' }), expected: everyone(204) },
   { name: 'GET health/live', handler: live, prepare: async () => ({ path: 'health/live' }), expected: everyone(200) },
   { name: 'GET health/ready', handler: ready, prepare: async () => ({ path: 'health/ready' }), expected: everyone(200) },
   { name: 'GET openapi.json', handler: getOpenApiDocument, prepare: async () => ({ path: 'openapi.json' }), expected: everyone(200) },
@@ -158,7 +174,9 @@ const cases: EndpointCase[] = [
     prepare: async () => ({ method: 'POST', path: 'jobs', body: { databaseId: seeded.database.id } }),
     expected: only({ admin: 202, requester: 202 }),
   },
-  { name: 'GET jobs', handler: listJobs, prepare: async () => ({ path: 'jobs' }), expected: only({ admin: 200, requester: 200 }) },
+  { name: 'GET jobs', handler: listJobs, prepare: async () => ({ path: 'jobs' }), expected: only({ admin: 200, auditor: 200, requester: 200 }) },
+  { name: 'GET metrics', handler: getMetrics, prepare: async () => ({ path: 'metrics' }), expected: only({ admin: 200, auditor: 200 }) },
+  { name: 'GET databases', handler: listRequestableDatabases, prepare: async () => ({ path: 'databases' }), expected: only({ admin: 200, requester: 200 }) },
   {
     name: 'GET jobs/{id}',
     handler: getJob,
@@ -236,6 +254,14 @@ const cases: EndpointCase[] = [
     },
     expected: only({ runner: 202 }),
   },
+  {
+    name: 'POST runner/heartbeat',
+    handler: postRunnerHeartbeat,
+    prepare: async () => ({ method: 'POST', path: 'runner/heartbeat', body: { runnerId: 'host-01', version: '1.0.0', serverIds: [], inFlightJobs: 0 } }),
+    expected: only({ runner: 200 }),
+  },
+  { name: 'POST runner/probe-target', handler: issueProbeTarget, prepare: async () => ({ method: 'POST', path: 'runner/probe-target' }), expected: only({ runner: 200 }) },
+  { name: 'GET runners', handler: listRunners, prepare: async () => ({ path: 'runners' }), expected: only({ admin: 200 }) },
 ];
 
 async function countAll<T>(page: (cursor?: string) => Promise<{ items: T[]; nextCursor?: string }>): Promise<number> {
@@ -286,7 +312,8 @@ describe('authorization matrix: endpoint × caller', () => {
       it(`${endpointCase.name} as ${caller} → ${expected}`, async () => {
         const request = await endpointCase.prepare();
         const before = await footprint(request);
-        const res = await invoke(endpointCase.handler, { ...request, token: tokenOf[caller] });
+        handlerUnderTest = endpointCase.handler;
+        const res = await invoke(endpointCase.handler, { ...request, token: tokenOf[caller] }).finally(() => (handlerUnderTest = undefined));
         expect(res.status, res.text).toBe(expected);
         if (expected !== 403) return;
         expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -302,6 +329,15 @@ describe('authorization matrix: endpoint × caller', () => {
       });
     }
   }
+});
+
+describe('Durable client binding', () => {
+  // Outside Azure the binding is not needed, so a missing `durableClient: true` would only fail there.
+  it('is declared by every route whose handler used the Durable client in the matrix above', () => {
+    const needed = registeredRoutes().filter((route) => usedDurableClient.has(route.handler));
+    expect(needed.map((route) => route.name)).toEqual(expect.arrayContaining(['jobs-create', 'jobs-cancel', 'jobs-delete-backup']));
+    expect(needed.filter((route) => !route.durableClient).map((route) => route.name)).toEqual([]);
+  });
 });
 
 describe('bad tokens are refused by every authenticated endpoint, writing nothing', () => {
@@ -336,7 +372,7 @@ describe('bad tokens are refused by every authenticated endpoint, writing nothin
   // One prepared request per endpoint serves every bad token: none of them may change anything.
   let prepared: Array<{ endpointCase: EndpointCase; request: Omit<InvokeOptions, 'token'> }>;
   beforeAll(async () => {
-    const authenticated = cases.filter((c) => c.expected.noRole !== 200);
+    const authenticated = cases.filter((c) => c.handler.spec.access !== 'anonymous');
     prepared = [];
     for (const endpointCase of authenticated) prepared.push({ endpointCase, request: await endpointCase.prepare() });
   });

@@ -18,8 +18,18 @@ let server: Server;
 let rpcBaseUrl: string;
 const instances = new Map<string, Instance>();
 const requests: Array<{ method: string; path: string; body: string }> = [];
-/** Makes the next start answer 409, as the extension does when another start created the instance first. */
-let conflictOnNextStart = false;
+/**
+ * Answers like the extension's HTTP API (HttpApiHandler.cs): a start on an existing instance fails inside
+ * DurableTask and surfaces as a plain 500 (there is no conflict status); a raise answers 404 for an unknown
+ * instance and 410 for an ended one; a status read answers 404, 202 (Pending/Running) or 200.
+ */
+const ENDED = ['Completed', 'Failed', 'Terminated', 'Canceled'];
+/** The next start finds the instance already created by a concurrent start (the race the port must absorb). */
+let concurrentStartWins = false;
+/** The next start fails for a reason of its own (the host is unwell): 500, and no instance. */
+let failNextStart = false;
+/** The instance is purged between the port's status read and its raise. */
+let purgeBeforeNextRaise = false;
 
 async function readBody(req: IncomingMessage): Promise<string> {
   let body = '';
@@ -41,19 +51,31 @@ beforeAll(async () => {
       const instance = instances.get(match[1]!);
       if (!instance) return send(404);
       const now = new Date().toISOString();
-      return send(200, { name: 'backupJob', instanceId: match[1], createdTime: now, lastUpdatedTime: now, input: instance.input, output: null, runtimeStatus: instance.runtimeStatus });
+      return send(['Pending', 'Running'].includes(instance.runtimeStatus) ? 202 : 200, { name: 'backupJob', instanceId: match[1], createdTime: now, lastUpdatedTime: now, input: instance.input, output: null, runtimeStatus: instance.runtimeStatus });
     }
     match = /^\/durabletask\/orchestrators\/([^/]+)\/([^/]+)$/.exec(url.pathname);
     if (req.method === 'POST' && match) {
-      if (conflictOnNextStart) {
-        conflictOnNextStart = false;
-        return send(409, { message: 'instance already exists' });
+      if (concurrentStartWins) {
+        concurrentStartWins = false;
+        instances.set(match[2]!, { runtimeStatus: 'Running', input: JSON.parse(body) });
       }
+      if (failNextStart) {
+        failNextStart = false;
+        return send(500, { Message: 'An error has occurred.' });
+      }
+      if (instances.has(match[2]!)) return send(500, { Message: 'An error has occurred.', ExceptionMessage: 'An Orchestration instance with the status Running already exists.' });
       instances.set(match[2]!, { runtimeStatus: 'Pending', input: JSON.parse(body) });
       return send(202, { id: match[2] });
     }
     match = /^\/durabletask\/instances\/([^/]+)\/raiseEvent\/([^/]+)$/.exec(url.pathname);
-    if (req.method === 'POST' && match) return send(instances.has(match[1]!) ? 202 : 404);
+    if (req.method === 'POST' && match) {
+      if (purgeBeforeNextRaise) {
+        purgeBeforeNextRaise = false;
+        instances.delete(match[1]!);
+      }
+      const instance = instances.get(match[1]!);
+      return send(!instance ? 404 : ENDED.includes(instance.runtimeStatus) ? 410 : 202);
+    }
     send(500, { message: 'unexpected request' });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -93,17 +115,50 @@ describe('durableJobOrchestrations', () => {
     expect(instances.get(jobId)?.runtimeStatus).toBe('Completed');
   });
 
-  it('treats a start that loses a race (409) as done', async () => {
-    conflictOnNextStart = true;
-    await expect(durableJobOrchestrations(contextWithDurableClient()).startBackupJob(jobId)).resolves.toBeUndefined();
+  it('treats a start that loses a race as done: the extension answers 500, and the instance exists', async () => {
+    concurrentStartWins = true;
+    const orchestrations = durableJobOrchestrations(contextWithDurableClient());
+    await expect(orchestrations.startBackupJob(jobId)).resolves.toBeUndefined();
+    expect(await orchestrations.getState(jobId)).toBe('Running');
   });
 
-  it('raises events with their payload, and fails for an instance that does not exist', async () => {
+  it('passes on a start error when no instance came of it', async () => {
+    failNextStart = true;
+    const orchestrations = durableJobOrchestrations(contextWithDurableClient());
+    await expect(orchestrations.startBackupJob(jobId)).rejects.toThrow(/unexpected status code: 500/);
+    expect(await orchestrations.getState(jobId)).toBe('NotFound');
+  });
+
+  it('raises events with their payload at a live instance', async () => {
     instances.set(jobId, { runtimeStatus: 'Running', input: { jobId } });
     const orchestrations = durableJobOrchestrations(contextWithDurableClient());
-    await orchestrations.raiseEvent(jobId, 'Cancel', { requestedBy: { oid: 'x' } });
+    expect(await orchestrations.raiseEvent(jobId, 'Cancel', { requestedBy: { oid: 'x' } })).toEqual({ raised: true });
     const raised = requests.find((r) => r.path.endsWith('/raiseEvent/Cancel'));
     expect(JSON.parse(raised!.body)).toEqual({ requestedBy: { oid: 'x' } });
-    await expect(orchestrations.raiseEvent('00000000-0000-4000-8000-000000000000', 'Cancel', {})).rejects.toThrow(/No instance/);
+  });
+
+  it('reports an event an ended instance would drop (the client is silent on 410) instead of taking it as delivered', async () => {
+    const df = await import('durable-functions');
+    const client = df.getClient(contextWithDurableClient());
+    instances.set(jobId, { runtimeStatus: 'Completed', input: { jobId } });
+    // The real client resolves on 410: nothing in its answer says the event was dropped.
+    await expect(client.raiseEvent(jobId, 'Delete', {})).resolves.toBeUndefined();
+    const orchestrations = durableJobOrchestrations(contextWithDurableClient());
+    expect(await orchestrations.raiseEvent(jobId, 'Delete', {})).toEqual({ raised: false, state: 'Completed' });
+  });
+
+  it('reports an unknown instance (the client rejects 404 with no "404" in its text) as NotFound, never an error', async () => {
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    const df = await import('durable-functions');
+    const rejected = df.getClient(contextWithDurableClient()).raiseEvent(unknown, 'Cancel', {});
+    await expect(rejected).rejects.toThrow(`No instance with ID '${unknown}' found.`);
+    await expect(rejected).rejects.not.toThrow(/404/);
+
+    const orchestrations = durableJobOrchestrations(contextWithDurableClient());
+    expect(await orchestrations.raiseEvent(unknown, 'Cancel', {})).toEqual({ raised: false, state: 'NotFound' });
+    // Purged between the status read and the raise: the 404 is read back as NotFound too.
+    instances.set(jobId, { runtimeStatus: 'Running', input: { jobId } });
+    purgeBeforeNextRaise = true;
+    expect(await orchestrations.raiseEvent(jobId, 'Cancel', {})).toEqual({ raised: false, state: 'NotFound' });
   });
 });

@@ -33,11 +33,11 @@ describe('POST /api/jobs', () => {
     const job = JobView.parse(res.json);
     expect(res.headers.get('location')).toBe(`/api/jobs/${job.id}`);
     expect(job).toMatchObject({ status: 'Pending', databaseId: seeded.database.id, engine: 'sqlserver', requestedBy: { oid } });
-    expect(job.options).toEqual({ compression: 'zstd', encryption: false });
+    expect(job.options).toEqual({ compression: 'zstd', encryption: 'none' });
 
     const stored = await t.deps.store.getJob(job.id);
     expect(stored?.status).toBe('Pending');
-    expect(stored?.blobPath).toBe(`backups/${seeded.server.id}/${seeded.database.id}/${job.id}.bak.zst`);
+    expect(stored?.blobPath).toBe(`${seeded.server.id}/${seeded.database.id}/${job.id}.bak.zst`);
     const audit = await auditOf(job.id);
     expect(audit.map((a) => a.action)).toEqual(['job.requested']);
     expect(audit[0]).toMatchObject({ actorType: 'user', actorId: oid, ip: '203.0.113.7', userAgent: 'dbdist-tests/1.0' });
@@ -129,33 +129,16 @@ describe('GET /api/jobs', () => {
 });
 
 describe('GET /api/jobs/{id}', () => {
-  async function availableWithLink(requesterOid: string) {
-    const job = await seedJob(t.deps.store, seeded, { requesterOid, status: 'Available' });
-    const link = { url: 'https://storage.example/backup?sig=secret', expiresAt: new Date(Date.now() + 30 * 60_000) };
-    await t.deps.store.recordDownloadLink(job.id, link, { actorType: 'system', actorId: 'test', action: 'sas.download_issued', target: `job/${job.id}`, jobId: job.id });
-    return job;
-  }
-
-  it('includes the live download link for the requester only', async () => {
+  it('never shows a download link, to anyone: a link is returned once, by POST …/download-link', async () => {
     const oid = randomUUID();
-    const job = await availableWithLink(oid);
-    const own = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
-    expect(own.status).toBe(200);
-    expect(own.json.downloadLink).toMatchObject({ url: 'https://storage.example/backup?sig=secret', sizeBytes: 1234, sha256: testSha256 });
-    for (const token of [t.tokens.admin(), t.tokens.auditor()]) {
-      const other = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token });
-      expect(other.status).toBe(200);
-      expect(other.json.id).toBe(job.id);
-      expect(other.json.downloadLink).toBeUndefined();
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
+    await t.deps.store.recordDownloadLink(job.id, { expiresAt: new Date(Date.now() + 30 * 60_000) }, { actorType: 'system', actorId: 'test', action: 'sas.download_issued', target: `job/${job.id}`, jobId: job.id });
+    for (const token of [t.tokens.requester({ oid }), t.tokens.admin(), t.tokens.auditor()]) {
+      const res = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token });
+      expect(res.status).toBe(200);
+      expect(res.json.id).toBe(job.id);
+      expect(res.json).not.toHaveProperty('downloadLink');
     }
-  });
-
-  it('drops the link once it has expired', async () => {
-    const oid = randomUUID();
-    const job = await availableWithLink(oid);
-    t.deps.now = () => new Date(Date.now() + 31 * 60_000);
-    const res = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
-    expect(res.json.downloadLink).toBeUndefined();
   });
 
   it('refuses another Requester, and answers 404 for an unknown id and 400 for a malformed one', async () => {
@@ -170,42 +153,97 @@ describe('GET /api/jobs/{id}', () => {
 });
 
 describe('POST /api/jobs/{id}/cancel', () => {
-  it('audits the request and raises Cancel for a running job', async () => {
+  const cancel = (jobId: string, oid: string) => invoke(cancelJob, { method: 'POST', path: `jobs/${jobId}/cancel`, params: { id: jobId }, token: t.tokens.requester({ oid }) });
+
+  it('audits the request and raises Cancel for a running job whose orchestration is live (202)', async () => {
     const oid = randomUUID();
     const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Running' });
-    const res = await invoke(cancelJob, { method: 'POST', path: `jobs/${job.id}/cancel`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
+    t.orchestrations.instance(job.id, 'Running');
+    const res = await cancel(job.id, oid);
     expect(res.status).toBe(202);
     expect((await auditOf(job.id)).map((a) => a.action)).toContain('job.cancel_requested');
     expect(t.orchestrations.raised.at(-1)).toMatchObject({ jobId: job.id, eventName: 'Cancel', payload: { requestedBy: { oid } } });
   });
 
-  it('answers 409 naming the status of a finished job, and raises nothing', async () => {
+  it.each(['NotFound', 'Completed', 'Failed', 'Terminated'] as const)(
+    'cancels the job directly when its orchestration is %s: never a 500, the blob cleared, audited',
+    async (state) => {
+      const oid = randomUUID();
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Queued' });
+      if (state !== 'NotFound') t.orchestrations.instance(job.id, state);
+      await t.container.getBlockBlobClient(job.blobPath).upload('partial', 7);
+      const res = await cancel(job.id, oid);
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({ id: job.id, status: 'Cancelled', error: { code: 'cancelled' } });
+      expect(await t.deps.store.getJob(job.id)).toMatchObject({ status: 'Cancelled' });
+      expect(await t.container.getBlockBlobClient(job.blobPath).exists()).toBe(false);
+      const cancelled = (await auditOf(job.id)).find((a) => a.action === 'job.cancelled');
+      expect(cancelled).toMatchObject({ actorType: 'user', actorId: oid, detail: { orchestrationState: state, from: 'Queued', partialBlobDeleted: true } });
+      expect(t.orchestrations.raised.filter((e) => e.jobId === job.id)).toEqual([]);
+    },
+  );
+
+  it('answers 409 saying it is too late once the upload has finished (Verifying and after), and raises nothing', async () => {
+    for (const status of ['Verifying', 'Available'] as const) {
+      const oid = randomUUID();
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status });
+      t.orchestrations.instance(job.id, 'Running');
+      const before = t.orchestrations.snapshot();
+      const res = await cancel(job.id, oid);
+      expect(res.status).toBe(409);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(res.json).toMatchObject({ status: 409, jobStatus: status, code: 'conflict' });
+      expect(res.json.detail).toContain(`is ${status}: the backup has been uploaded, so it is too late to cancel`);
+      expect(t.orchestrations.snapshot()).toEqual(before);
+      expect((await auditOf(job.id)).map((a) => a.action)).not.toContain('job.cancel_requested');
+    }
+  });
+
+  it('answers 409 for a job that has already ended', async () => {
     const oid = randomUUID();
-    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
-    const before = t.orchestrations.snapshot();
-    const res = await invoke(cancelJob, { method: 'POST', path: `jobs/${job.id}/cancel`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Failed' });
+    const res = await cancel(job.id, oid);
     expect(res.status).toBe(409);
-    expect(res.json).toMatchObject({ status: 409, jobStatus: 'Available', code: 'conflict' });
-    expect(res.json.detail).toContain('Available');
-    expect(t.orchestrations.snapshot()).toEqual(before);
-    expect((await auditOf(job.id)).map((a) => a.action)).not.toContain('job.cancel_requested');
+    expect(res.json.detail).toContain('is Failed: it has already ended');
   });
 });
 
 describe('DELETE /api/jobs/{id}/backup', () => {
-  it('raises Delete for an Available backup and refuses one that is not Available', async () => {
+  const remove = (jobId: string, oid: string) =>
+    invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${jobId}/backup`, params: { id: jobId }, token: t.tokens.requester({ oid }) });
+
+  it('raises Delete for an Available backup whose orchestration is live, and refuses one that is not Available', async () => {
     const oid = randomUUID();
     const available = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
-    const res = await invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${available.id}/backup`, params: { id: available.id }, token: t.tokens.requester({ oid }) });
+    t.orchestrations.instance(available.id, 'Running');
+    const res = await remove(available.id, oid);
     expect(res.status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toMatchObject({ jobId: available.id, eventName: 'Delete' });
     expect((await auditOf(available.id)).map((a) => a.action)).toContain('job.delete_requested');
 
     const running = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Running' });
-    const refused = await invoke(deleteJobBackup, { method: 'DELETE', path: `jobs/${running.id}/backup`, params: { id: running.id }, token: t.tokens.requester({ oid }) });
+    const refused = await remove(running.id, oid);
     expect(refused.status).toBe(409);
     expect(refused.json.jobStatus).toBe('Running');
   });
+
+  it.each(['NotFound', 'Completed', 'Failed'] as const)(
+    'deletes directly when the orchestration is %s: blob deleted, job Expired, audited to the caller (never a 500)',
+    async (state) => {
+      const oid = randomUUID();
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
+      if (state !== 'NotFound') t.orchestrations.instance(job.id, state);
+      await t.container.getBlockBlobClient(job.blobPath).upload('backup bytes', 12);
+      const res = await remove(job.id, oid);
+      expect(res.status).toBe(200);
+      expect(res.json).toMatchObject({ id: job.id, status: 'Expired' });
+      expect(await t.container.getBlockBlobClient(job.blobPath).exists()).toBe(false);
+      const expired = (await auditOf(job.id)).find((a) => a.action === 'job.expired');
+      expect(expired).toMatchObject({ actorType: 'user', actorId: oid, detail: { reason: 'deleted', blobDeleted: true, orchestrationState: state } });
+      // A Completed instance would have dropped the event (410): nothing counted as delivered.
+      expect(t.orchestrations.raised.filter((e) => e.jobId === job.id)).toEqual([]);
+    },
+  );
 });
 
 describe('POST /api/jobs/{id}/download-link', () => {
@@ -233,7 +271,39 @@ describe('POST /api/jobs/{id}/download-link', () => {
     const issued = (await auditOf(job.id)).filter((a) => a.action === 'sas.download_issued');
     expect(issued).toHaveLength(1);
     expect(JSON.stringify(issued[0])).not.toContain('sig=');
-    expect((await t.deps.store.getJob(job.id))?.downloadUrl).toBe(res.json.url);
+    // The link is returned once: the job keeps its expiry only, and shows no link to anyone.
+    expect((await t.deps.store.getJob(job.id))?.downloadExpiresAt?.toISOString()).toBe(res.json.expiresAt);
+    const view = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
+    expect(view.json).not.toHaveProperty('downloadLink');
+    expect(view.text).not.toContain('sig=');
+  });
+
+  it('gives each link its own correlation id, recorded in the sas.download_issued row', async () => {
+    const oid = randomUUID();
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
+    const first = await requestLink(job.id, t.tokens.requester({ oid }));
+    const second = await requestLink(job.id, t.tokens.requester({ oid }));
+    expect(first.json.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second.json.correlationId).not.toBe(first.json.correlationId);
+    expect(first.json).not.toHaveProperty('boundToObjectId');
+    const issued = (await auditOf(job.id)).filter((a) => a.action === 'sas.download_issued');
+    expect(issued.map((a) => a.detail?.correlationId).sort()).toEqual([first.json.correlationId, second.json.correlationId].sort());
+  });
+
+  it('binds the link to its requester when the database policy says so (SAS sduoid = the caller)', async () => {
+    const oid = randomUUID();
+    const bound = await seedDatabase(t.deps.store, { policy: { bindLinksToRequester: true } });
+    const job = await seedJob(t.deps.store, bound, { requesterOid: oid, status: 'Available' });
+    const res = await requestLink(job.id, t.tokens.requester({ oid }));
+    expect(res.status).toBe(200);
+    expect(res.json.boundToObjectId).toBe(oid);
+    expect(new URL(res.json.url).searchParams.get('sduoid')).toBe(oid);
+    const [issued] = (await auditOf(job.id)).filter((a) => a.action === 'sas.download_issued');
+    expect(issued?.detail).toMatchObject({ boundToObjectId: oid, correlationId: res.json.correlationId });
+    // An Admin's link for the same job is bound to the Admin, who is the one downloading it.
+    const adminOid = randomUUID();
+    const admin = await requestLink(job.id, t.tokens.admin({ oid: adminOid }));
+    expect(new URL(admin.json.url).searchParams.get('sduoid')).toBe(adminOid);
   });
 
   it('caps the lifetime by the database policy, the service maximum and the backup expiry', async () => {

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJob } from '../../functions/jobs.js';
-import { issueUploadTarget, postRunnerEvent } from '../../functions/runner.js';
+import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
 import { PROGRESS_RECORD_INTERVAL_MS } from '../../shared/contracts/runner.js';
-import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
+import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps, testRunner } from '../support/deps.js';
 import { invoke } from '../support/http.js';
 
 let t: TestDeps;
@@ -53,11 +53,28 @@ describe('POST /api/runner/jobs/{id}/upload-target', () => {
   it('answers 404 for an unknown job', async () => {
     expect((await uploadTarget(randomUUID())).status).toBe(404);
   });
+
+  it("says when the job's blob is already committed with this job's metadata, from the blob's own length", async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    expect((await uploadTarget(job.id)).json.committed).toBeUndefined();
+    const sha256 = 'ab'.repeat(32);
+    const metadata = { sha256, size: '10', jobid: job.id, compression: 'gzip', encrypted: 'false' };
+    const blob = t.container.getBlockBlobClient(job.blobPath);
+    await blob.upload('dump bytes', 10, { metadata });
+    expect((await uploadTarget(job.id)).json.committed).toEqual({ sizeBytes: 10, sha256, compression: 'gzip', encrypted: false });
+
+    // Another job's metadata, or a size that disagrees with the blob, is nothing to finish.
+    await blob.upload('dump bytes', 10, { metadata: { ...metadata, jobid: randomUUID() } });
+    expect((await uploadTarget(job.id)).json.committed).toBeUndefined();
+    await blob.upload('dump bytes', 10, { metadata: { ...metadata, size: '11' } });
+    expect((await uploadTarget(job.id)).json.committed).toBeUndefined();
+  });
 });
 
 describe('POST /api/runner/jobs/{id}/events', () => {
   it('raises the event at the job’s orchestration and acknowledges it', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Queued' });
+    t.orchestrations.instance(job.id, 'Running');
     const event = { type: 'accepted', eventId: `acc-${randomUUID()}`, runnerId: 'runner-01', attempt: 1 };
     const res = await postEvent(job.id, event);
     expect(res.status).toBe(202);
@@ -94,12 +111,14 @@ describe('POST /api/runner/jobs/{id}/events', () => {
 
   it('passes progress on a Queued job to the orchestration (it implies acceptance), and lifecycle events always', async () => {
     const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Queued' });
+    t.orchestrations.instance(job.id, 'Running');
     const progress = { type: 'progress', eventId: `p-${randomUUID()}`, percent: 1, bytes: 10 };
     expect((await postEvent(job.id, progress)).status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: job.id, eventName: 'RunnerEvent', payload: progress });
     expect(await t.deps.store.getJob(job.id)).toMatchObject({ progressPercent: 1, progressBytes: 10 });
 
     const running = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    t.orchestrations.instance(running.id, 'Running');
     const failed = { type: 'failed', eventId: `f-${randomUUID()}`, code: 'backup_failed', message: 'disk full' };
     expect((await postEvent(running.id, failed)).status).toBe(202);
     expect(t.orchestrations.raised.at(-1)).toEqual({ jobId: running.id, eventName: 'RunnerEvent', payload: failed });
@@ -147,5 +166,76 @@ describe('POST /api/runner/jobs/{id}/events', () => {
     const userWithRunnerRole = t.issuer.issueUserToken({ roles: ['Runner'] });
     expect((await postEvent(job.id, { type: 'progress', eventId: 'evt-12345678', percent: 1, bytes: 1 }, userWithRunnerRole)).status).toBe(403);
     expect((await uploadTarget(job.id, userWithRunnerRole)).status).toBe(403);
+  });
+});
+
+describe('runners are bound to servers', () => {
+  it('refuses an unbound runner on upload-target and events with 403 and a runner.denied audit row, whatever the status', async () => {
+    for (const status of ['Queued', 'Running', 'Cancelled'] as const) {
+      const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status });
+      const before = t.orchestrations.snapshot();
+      const target = await uploadTarget(job.id, t.tokens.unboundRunner());
+      expect(target.status, status).toBe(403);
+      expect(target.text).not.toContain('sig=');
+      const event = await postEvent(job.id, { type: 'progress', eventId: `p-${randomUUID()}`, percent: 5, bytes: 1 }, t.tokens.unboundRunner());
+      expect(event.status, status).toBe(403);
+      expect(t.orchestrations.snapshot()).toEqual(before);
+      const rows = (await t.deps.store.listAudit({ jobId: job.id, limit: 50 })).items;
+      const denied = rows.filter((row) => row.action === 'runner.denied');
+      expect(denied.map((row) => row.detail.endpoint).sort()).toEqual(['events', 'upload-target']);
+      expect(denied[0]).toMatchObject({ actorType: 'app', detail: { serverId: seeded.server.id } });
+      expect(rows.map((row) => row.action)).not.toContain('sas.upload_issued');
+    }
+  });
+
+  it('refuses a runner whose client id is bound but whose service principal is not', async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    const impostor = t.issuer.issueAppToken({ roles: ['Runner'], appId: testRunner.clientId, oid: randomUUID() });
+    expect((await uploadTarget(job.id, impostor)).status).toBe(403);
+  });
+
+  it('records heartbeats and lists runners (Admin), with the servers no live bound runner serves', async () => {
+    const other = await seedDatabase(t.deps.store);
+    const heartbeat = (token: string, body: unknown) =>
+      invoke(postRunnerHeartbeat, { method: 'POST', path: 'runner/heartbeat', token, body });
+    const ack = await heartbeat(t.tokens.runner(), { runnerId: 'host-01', version: '1.2.3', serverIds: [seeded.server.id, randomUUID()], inFlightJobs: 2, freeScratchBytes: 1000 });
+    expect(ack.status).toBe(200);
+    expect(ack.json.boundServerIds).toEqual([seeded.server.id]);
+    expect(ack.json.unboundServerIds).toHaveLength(1);
+    expect((await heartbeat(t.tokens.runner(), { runnerId: 'host 01!', version: '1', serverIds: [], inFlightJobs: 0 })).status).toBe(400);
+
+    const list = await invoke(listRunners, { method: 'GET', path: 'runners', token: t.tokens.admin() });
+    expect(list.status).toBe(200);
+    const host = list.json.runners.find((r: { runnerId: string }) => r.runnerId === 'host-01');
+    expect(host).toMatchObject({ clientId: testRunner.clientId, version: '1.2.3', inFlightJobs: 2, freeScratchBytes: 1000, health: 'live' });
+    const uncovered = list.json.serversWithoutLiveRunner.map((s: { id: string }) => s.id);
+    expect(uncovered).not.toContain(seeded.server.id);
+    expect(uncovered).toContain(other.server.id); // bound to the runner, but the heartbeat does not name it
+
+    // Four minutes later the heartbeat is stale and the server uncovered.
+    const realNow = t.deps.now;
+    t.deps.now = () => new Date(Date.now() + 4 * 60_000);
+    try {
+      const later = await invoke(listRunners, { method: 'GET', path: 'runners', token: t.tokens.admin() });
+      expect(later.json.runners.find((r: { runnerId: string }) => r.runnerId === 'host-01').health).toBe('stale');
+      expect(later.json.serversWithoutLiveRunner.map((s: { id: string }) => s.id)).toContain(seeded.server.id);
+    } finally {
+      t.deps.now = realNow;
+    }
+    expect((await invoke(listRunners, { method: 'GET', path: 'runners', token: t.tokens.runner() })).status).toBe(403);
+  });
+});
+
+describe('POST /api/runner/probe-target', () => {
+  it('issues a short write+delete SAS for a fresh probe blob outside backups/, audited', async () => {
+    const res = await invoke(issueProbeTarget, { method: 'POST', path: 'runner/probe-target', token: t.tokens.runner() });
+    expect(res.status).toBe(200);
+    expect(res.json.blobPath).toMatch(new RegExp(`^probes/${testRunner.clientId}/[0-9a-f-]{36}\\.probe$`));
+    expect((Date.parse(res.json.expiresAt) - Date.now()) / 60_000).toBeLessThanOrEqual(5);
+    const blob = new BlockBlobClient(res.json.url);
+    await blob.upload('probe', 5);
+    await blob.delete();
+    const audit = (await t.deps.store.listAudit({ action: 'sas.upload_issued', limit: 200 })).items;
+    expect(audit.some((row) => row.target === `probe/${res.json.blobPath}`)).toBe(true);
   });
 });

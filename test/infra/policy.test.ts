@@ -103,11 +103,17 @@ describe('role assignments', () => {
 
   it('give each runner Data Receiver on its own subscription, for its own principal', () => {
     const receivers = assignments().filter((r) => grantedRoleIds(r).includes('4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'));
-    expect(receivers.length).toBe(1);
-    const [receiver] = receivers;
+    expect(receivers.length).toBe(2);
     // Looped per runner: the scope is the runner's subscription and the principal the runner's own.
-    expect(property(receiver!.body, 'scope')?.text).toBe('subscriptions[i]');
-    expect(property(receiver!.body, 'properties.principalId')?.text).toBe('runner.principalId');
+    const runner = receivers.find((r) => property(r.body, 'properties.principalId')?.text === 'runner.principalId');
+    expect(property(runner!.body, 'scope')?.text).toBe('subscriptions[i]');
+  });
+
+  it('give the Function App Data Receiver on the runner subscriptions only (their dead-letter queues), not the topic', () => {
+    const receivers = assignments().filter((r) => grantedRoleIds(r).includes('4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'));
+    const controlPlane = receivers.find((r) => property(r.body, 'properties.principalId')?.text === 'principalId');
+    expect(controlPlane).toBeDefined();
+    expect(property(controlPlane!.body, 'scope')?.text).toBe('runnerSubscriptions[i]');
   });
 });
 
@@ -152,6 +158,24 @@ describe('storage accounts', () => {
       .find((body) => literal(property(body, 'name')) === 'backup-storage');
     expect(property(backup ?? null, 'params.deleteBlobsAfterDays')?.text).toBe('backupMaxRetentionDays');
     expect(property(backup ?? null, 'params.blobSoftDeleteDays')?.text).toBe('backupSoftDeleteDays');
+  });
+
+  it('send the backup account blob logs (read, write, delete) to Log Analytics, where downloads are joined to the audit', () => {
+    const [settings] = deployed('Microsoft.Insights/diagnosticSettings').filter((r) => r.file.name.endsWith('storage.bicep'));
+    expect(settings).toBeDefined();
+    expect(property(settings!.body, 'scope')?.text).toBe('account::blobService');
+    const categories = (property(settings!.body, 'properties.logs')?.namedChildren ?? [])
+      .filter((entry) => literal(property(entry, 'enabled')) === true)
+      .map((entry) => literal(property(entry, 'category')));
+    expect(categories.sort()).toEqual(['StorageDelete', 'StorageRead', 'StorageWrite']);
+    const main = files.find((f) => f.path === join(infraDir, 'main.bicep'))!;
+    const backup = descendants(main.root, 'module_declaration')
+      .map(declarationBody)
+      .find((body) => literal(property(body, 'name')) === 'backup-storage');
+    expect(property(backup ?? null, 'params.logAnalyticsWorkspaceId')?.text).toBe('monitoring.outputs.logAnalyticsWorkspaceId');
+    // The app knows the lifecycle rule's age, to refuse a policy that would outlive it.
+    const app = descendants(main.root, 'module_declaration').map(declarationBody).find((body) => property(body, 'params.backupLifecycleDeleteDays'));
+    expect(property(app ?? null, 'params.backupLifecycleDeleteDays')?.text).toBe('backupMaxRetentionDays');
   });
 });
 

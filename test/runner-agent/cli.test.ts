@@ -5,8 +5,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findPgDump } from '../../runner-agent/engines/postgres.js';
+import { createAgeEncryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
+import { createEncryptStream } from '../../runner-agent/pipeline/crypto.js';
+import { through } from './helpers.js';
+import { ageCliAvailable } from '../support/age-cli.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../support/postgres.js';
 
 const cli = fileURLToPath(new URL('../../runner-agent/cli.ts', import.meta.url));
@@ -43,10 +48,10 @@ describe('dbdist-runner CLI', () => {
     expect(stdout).toContain('--config');
     expect(stdout).toContain('DBDIST_RUNNER_CLIENT_SECRET');
     const backupHelp = (await runner(['backup', '--help'])).stdout;
-    for (const option of ['--engine', '--database', '--out', '--compression', '--encrypt']) expect(backupHelp).toContain(option);
+    for (const option of ['--engine', '--database', '--out', '--compression', '--recipient']) expect(backupHelp).toContain(option);
     expect(backupHelp).toContain('Examples:');
     const decryptHelp = (await runner(['decrypt', '--help'])).stdout;
-    for (const option of ['--key-file', '--in', '--out', '--decompress']) expect(decryptHelp).toContain(option);
+    for (const option of ['--identity', '--key-file', '--in', '--out', '--decompress']) expect(decryptHelp).toContain(option);
   });
 
   it('a bad option or command is a usage error (exit 2) that names it, before any connection is tried', async () => {
@@ -94,6 +99,26 @@ describe('dbdist-runner CLI', () => {
     expect(stderr).toMatch(/not a dbdist encrypted stream/);
     expect(existsSync(join(dir, 'garbage'))).toBe(false);
   });
+
+  it('decrypt still opens old runner-key (DBDE) copies', async () => {
+    const key = randomBytes(32);
+    writeFileSync(join(dir, 'old.key'), key.toString('hex'));
+    const plain = randomBytes(10_000);
+    writeFileSync(join(dir, 'old.bak.enc'), await through(plain, createEncryptStream(key, { chunkBytes: 4096 })));
+    const { code } = await runner(['decrypt', '--key-file', join(dir, 'old.key'), '--in', join(dir, 'old.bak.enc'), '--out', join(dir, 'old.bak')]);
+    expect(code).toBe(0);
+    expect(readFileSync(join(dir, 'old.bak')).equals(plain)).toBe(true);
+  });
+
+  it('decrypt with the wrong age identity says so and leaves no output behind', async () => {
+    const owner = generateAgeIdentity();
+    writeFileSync(join(dir, 'other.txt'), `${generateAgeIdentity().identity}\n`);
+    writeFileSync(join(dir, 'x.age'), await through(randomBytes(100), createAgeEncryptStream([owner.recipient])));
+    const { code, stderr } = await runner(['decrypt', '-i', join(dir, 'other.txt'), '--in', join(dir, 'x.age'), '--out', join(dir, 'x')]);
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/no identity given matches any recipient/);
+    expect(existsSync(join(dir, 'x'))).toBe(false);
+  });
 });
 
 describe.skipIf(!postgresAvailable)('dbdist-runner backup and decrypt against PostgreSQL', () => {
@@ -106,14 +131,7 @@ describe.skipIf(!postgresAvailable)('dbdist-runner backup and decrypt against Po
     const databaseUrl = await postgres.createDatabase();
     database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
     config = join(dir, 'local.json');
-    writeFileSync(join(dir, 'backup.key'), randomBytes(32));
-    writeFileSync(
-      config,
-      JSON.stringify({
-        postgres: { host: postgres.host, port: postgres.port, user: postgres.user },
-        encryptionKeyFile: join(dir, 'backup.key'),
-      }),
-    );
+    writeFileSync(config, JSON.stringify({ postgres: { host: postgres.host, port: postgres.port, user: postgres.user } }));
     const pg = (await import('pg')).default;
     const client = new pg.Client({ connectionString: databaseUrl });
     await client.connect();
@@ -125,20 +143,24 @@ describe.skipIf(!postgresAvailable)('dbdist-runner backup and decrypt against Po
     await postgres?.stop();
   });
 
-  it('writes an encrypted, compressed backup that decrypt turns back into a restorable dump', async () => {
+  it.skipIf(!ageCliAvailable)('writes an age-encrypted, compressed backup that decrypt (and the age CLI) turn back into a restorable dump', async () => {
     const password = new URL(postgres.url).password;
     const env: Record<string, string> = password ? { DBDIST_RUNNER_PG_PASSWORD: decodeURIComponent(password) } : {};
-    const out = join(dir, 'db.dump.gz.enc');
-    const backup = await runner(['backup', '-c', config, '--engine', 'postgres', '--database', database, '--compression', 'gzip', '--encrypt', '--out', out], env);
+    const { identity, recipient } = generateAgeIdentity();
+    writeFileSync(join(dir, 'key.txt'), `${identity}\n`);
+    const out = join(dir, 'db.dump.gz.age');
+    const backup = await runner(['backup', '-c', config, '--engine', 'postgres', '--database', database, '--compression', 'gzip', '--recipient', recipient, '--out', out], env);
     expect(backup.code).toBe(0);
     expect(backup.stderr).toMatch(/bytes, sha256 [0-9a-f]{64}/);
-    expect(readFileSync(out).subarray(0, 4).toString()).toBe('DBDE');
+    expect(readFileSync(out).subarray(0, 21).toString()).toBe('age-encryption.org/v1');
 
     const dump = join(dir, 'db.dump');
-    const decrypt = await runner(['decrypt', '--key-file', join(dir, 'backup.key'), '--in', out, '--decompress', 'gzip', '--out', dump]);
+    const decrypt = await runner(['decrypt', '-i', join(dir, 'key.txt'), '--in', out, '--decompress', 'gzip', '--out', dump]);
     expect(decrypt.code).toBe(0);
     const { stdout } = await run(join(dirname(findPgDump()), 'pg_restore'), ['--list', dump]);
     expect(stdout).toMatch(/TABLE DATA public t/);
+    await run('age', ['-d', '-i', join(dir, 'key.txt'), '-o', join(dir, 'cli.dump.gz'), out]);
+    expect(gunzipSync(readFileSync(join(dir, 'cli.dump.gz'))).equals(readFileSync(dump))).toBe(true);
   });
 
   it('fails with the engine code for a database that does not exist', async () => {

@@ -19,10 +19,12 @@ export interface HarnessOptions {
   subscription?: string;
   lockRenewalMaxMs?: number;
   shutdownGraceMs?: number;
-  encryptionKey?: Buffer;
   apiMaxAttempts?: number;
   verbose?: boolean;
   serverIds?: string[];
+  outageBoundMs?: number;
+  /** The engine also answers SQL Server jobs (default: PostgreSQL only). */
+  alsoSqlServer?: boolean;
 }
 
 export function startTestConsumer(options: HarnessOptions): { consumer: JobConsumer; client: ServiceBusClient; api: RunnerApiClient } {
@@ -46,11 +48,11 @@ export function startTestConsumer(options: HarnessOptions): { consumer: JobConsu
     jobs: {
       runnerId: 'test-runner',
       api,
-      engines: { postgres: options.engine },
-      ...(options.encryptionKey ? { encryptionKey: options.encryptionKey } : {}),
+      engines: { postgres: options.engine, ...(options.alsoSqlServer ? { sqlserver: options.engine } : {}) },
       semaphore: new KeyedSemaphore(1),
       uploadOptions: { blockBytes: 1024 * 1024, parallelism: 2 },
       progress: { minIntervalMs: 0, heartbeatMs: 0 },
+      outageBoundMs: options.outageBoundMs ?? 0,
     },
   });
   consumer.start();

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { ServiceBusClient } from '@azure/service-bus';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
@@ -13,7 +14,8 @@ import { startApiStandIn, type ApiStandIn } from './api-stand-in.js';
 import { gatewayWithContainer } from './blob-target.js';
 import { startTestConsumer, SUBSCRIPTION, TOPIC, type HarnessOptions } from './consumer-harness.js';
 import { fakeEngine } from './fake-engine.js';
-import { digestOf, pseudoRandomStream } from './helpers.js';
+import { collect, digestOf, pseudoRandomStream, through } from './helpers.js';
+import { createAgeDecryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
 
 const serverId = randomUUID();
 const LOCK_MS = 1500;
@@ -78,7 +80,7 @@ function jobMessage(overrides: Partial<BackupJobMessage> = {}): BackupJobMessage
     databaseId,
     databaseName: 'Sales',
     engine: 'postgres',
-    options: { compression: 'none', encryption: false },
+    options: { compression: 'none', encryption: 'none' },
     blobPath,
     requestedAt: new Date(now).toISOString(),
     runDeadline: new Date(now + 60 * 60_000).toISOString(),
@@ -209,7 +211,61 @@ describe('job consumer with the real Service Bus client', () => {
     expect(await gateway.getBlobFacts(job.blobPath)).toBeUndefined();
   });
 
-  it('abandons when the API stays unreachable, and the redelivery succeeds', async () => {
+  it('encrypts with age to the recipients the job names; a job for the retired DBDE format fails clearly', async () => {
+    consumerWith({ engine: fakeEngine({ bytes: 200_000, seed: 'age' }) });
+    const { identity, recipient } = generateAgeIdentity();
+    const job = jobMessage({ options: { compression: 'gzip', encryption: 'age' }, ageRecipients: [recipient] });
+    await send(job, job.jobId);
+    const uploaded = (await api.waitForEvent((e) => e.jobId === job.jobId && e.event.type === 'uploaded')).event as UploadedEvent;
+    expect(uploaded).toMatchObject({ compression: 'gzip', encrypted: true });
+    const stored = await azurite.serviceClient.getContainerClient(containerName).getBlobClient(job.blobPath).downloadToBuffer();
+    const plain = gunzipSync(await through(stored, createAgeDecryptStream([identity])));
+    expect(plain.equals(await collect(pseudoRandomStream(200_000, 'age')))).toBe(true);
+
+    const retired = jobMessage({ options: { compression: 'none', encryption: 'dbde' } });
+    await send(retired, retired.jobId);
+    const failed = await api.waitForEvent((e) => e.jobId === retired.jobId && e.event.type === 'failed');
+    expect(failed.event).toMatchObject({ code: 'encryption_format_retired' });
+    await eventually(subscriptionDrained);
+    expect(await gateway.getBlobFacts(retired.blobPath)).toBeUndefined();
+  });
+
+
+  it('keeps the message locked through an API outage longer than its own retries, within the bound', async () => {
+    const engine = fakeEngine({ bytes: 2 * 1024 * 1024 });
+    consumerWith({ engine, apiMaxAttempts: 2, outageBoundMs: 20_000 });
+    const job = jobMessage();
+    // Down for 3 s (over 2 lock durations and many client retries): accepted and uploaded both hit the outage.
+    let downUntil = 0;
+    api.answerEvent = (jobId, event) => {
+      if (jobId !== job.jobId || (event.type !== 'accepted' && event.type !== 'uploaded')) return undefined;
+      if (downUntil === 0) downUntil = Date.now() + 3_000;
+      return Date.now() < downUntil ? { status: 503, body: { status: 503, detail: 'down for maintenance' } } : undefined;
+    };
+    await send(job, job.jobId);
+    await api.waitForEvent((e) => e.jobId === job.jobId && e.event.type === 'uploaded');
+    await eventually(subscriptionDrained);
+    expect(engine.backups).toBe(1);
+    expect(eventsOf(job.jobId, 'accepted')).toEqual([expect.objectContaining({ attempt: 1 })]);
+    expect(broker.deadLetters(TOPIC, SUBSCRIPTION).filter((m) => (m.body as { jobId?: string })?.jobId === job.jobId)).toHaveLength(0);
+  });
+
+  it('completes a message for a job the API does not know (404), whatever the engine', async () => {
+    const engine = fakeEngine();
+    consumerWith({ engine, alsoSqlServer: true, outageBoundMs: 10_000 });
+    const jobs = [jobMessage({ engine: 'postgres' }), jobMessage({ engine: 'sqlserver' }), jobMessage({ engine: 'postgres', runDeadline: new Date(Date.now() - 1000).toISOString() })];
+    const unknown = new Set(jobs.map((job) => job.jobId));
+    api.answerEvent = (jobId) => (unknown.has(jobId) ? { status: 404, body: { status: 404, detail: 'no such job' } } : undefined);
+    for (const job of jobs) await send(job, job.jobId);
+    await eventually(() => subscriptionDrained() && broker.messages(TOPIC, SUBSCRIPTION).every((m) => !unknown.has(m.messageId ?? '')));
+    for (const job of jobs) {
+      expect(broker.messages(TOPIC, SUBSCRIPTION).find((m) => m.messageId === job.jobId)).toBeUndefined();
+      expect(broker.deadLetters(TOPIC, SUBSCRIPTION).find((m) => m.messageId === job.jobId)).toBeUndefined();
+    }
+    expect(engine.backups).toBe(0);
+  });
+
+  it('abandons once the outage bound has passed, and the redelivery succeeds', async () => {
     consumerWith({ engine: fakeEngine(), apiMaxAttempts: 2 });
     const job = jobMessage();
     let refused = 0;

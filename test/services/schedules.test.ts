@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseRecord, Store } from '../../shared/db/store.js';
 import { BackupJobMessage } from '../../shared/contracts/messages.js';
+import { DatabaseSchedule } from '../../shared/contracts/servers.js';
 import { latestDueSlot, runDueSchedules, scheduledJobId } from '../../services/schedules.js';
 import { RecordingOrchestrations, seedDatabase } from '../support/deps.js';
 import { createPgliteStore } from '../../dev/stores.js';
@@ -16,11 +17,11 @@ const systemAudit = { actorType: 'system', actorId: 'test-seed' } as const;
 
 async function scheduledDatabase(cron: string, options: { enabled?: boolean } = {}): Promise<DatabaseRecord> {
   const { database } = await seedDatabase(store, { enabled: options.enabled ?? true });
-  const updated = await store.updateDatabase(database.id, { schedule: { cron } }, { ...systemAudit, action: 'database.updated', target: `database/${database.id}` });
+  const updated = await store.updateDatabase(database.id, { schedule: DatabaseSchedule.parse({ cron }) }, { ...systemAudit, action: 'database.updated', target: `database/${database.id}` });
   return updated!;
 }
 
-const depsAt = (iso: string) => ({ store, now: () => new Date(iso) });
+const depsAt = (iso: string) => ({ store, now: () => new Date(iso), recoveryRecipients: [] });
 
 async function jobsOf(databaseId: string) {
   const page = await store.listJobs({ limit: 200 });
@@ -67,7 +68,7 @@ describe('runDueSchedules', () => {
       scheduleSlot: '2026-11-23T03:00:00.000Z',
       requesterOid: 'scheduler',
       databaseName: database.name,
-      options: { compression: 'none', encryption: false },
+      options: { compression: 'none', encryption: 'none' },
     });
     expect(job!.blobPath).toBe(`${database.serverId}/${database.id}/${job!.id}.bak`);
     // The id is a valid job id for the Service Bus message.

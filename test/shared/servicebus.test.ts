@@ -34,7 +34,7 @@ function jobFor(serverId: string, overrides: Partial<BackupJobMessage> = {}): Ba
     databaseId: randomUUID(),
     databaseName: 'Sales',
     engine: 'sqlserver',
-    options: { compression: 'gzip', encryption: false },
+    options: { compression: 'gzip', encryption: 'none' },
     blobPath: `backups/${serverId}/${jobId}.bak.gz`,
     requestedAt: new Date().toISOString(),
     runDeadline: new Date(Date.now() + 3_600_000).toISOString(),

@@ -31,7 +31,7 @@ export function preparedJob(overrides: Partial<PreparedJob['policy']> = {}): Pre
       databaseId: DATABASE_ID,
       databaseName: 'Sales',
       engine: 'sqlserver',
-      options: { compression: 'none', encryption: false },
+      options: { compression: 'none', encryption: 'none' },
       blobPath: BLOB_PATH,
       requestedAt: T0.toISOString(),
     },

@@ -1,8 +1,9 @@
 /**
  * A `Deps` for handler and service tests, built from the real pieces: the PGlite store, the production Entra
  * validator pointed at the local OIDC issuer (real JWKS over HTTP, real RS256 tokens) and the production blob
- * gateway on Azurite. The orchestrations and the job queue are small recording implementations of our own
- * ports: enough to see what a handler started or raised (end-to-end tests run the real orchestrator).
+ * gateway on Azurite. The orchestrations are the production port over a Durable client stand-in that answers like
+ * the real one, and the job queue is a small recording implementation: enough to see what a handler started or
+ * raised (end-to-end tests run the real orchestrator).
  *
  *   let t: TestDeps;
  *   beforeAll(async () => { t = await startTestDeps(); });
@@ -12,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import type { InvocationContext } from '@azure/functions';
 import type { AuditAction } from '../../shared/contracts/audit.js';
 import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { CopyRecipient } from '../../shared/contracts/encryption.js';
 import type { JobStatus } from '../../shared/contracts/jobs.js';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
 import { type DatabasePolicy, defaultDatabasePolicy } from '../../shared/contracts/servers.js';
@@ -22,8 +24,15 @@ import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { Deps, Limits } from '../../services/deps.js';
 import { setDeps } from '../../services/deps.js';
-import type { JobOrchestrations, OrchestrationEventName, OrchestrationState } from '../../services/orchestrations.js';
-import { type Azurite, startAzurite } from '../../dev/azurite.js';
+import { jobOrchestrationsOver, type DurableClientCalls } from '../../functions/durable-client.js';
+import {
+  LIVE_ORCHESTRATION_STATES,
+  type EventDelivery,
+  type JobOrchestrations,
+  type OrchestrationEventName,
+  type OrchestrationState,
+} from '../../services/orchestrations.js';
+import { type Azurite, azuriteGatewayOptions, startAzurite } from '../../dev/azurite.js';
 import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
 import { createPgliteStore } from '../../dev/stores.js';
 import { sandboxLimits } from '../../dev/stack.js';
@@ -34,36 +43,92 @@ export interface RaisedEvent {
   payload: unknown;
 }
 
-/** JobOrchestrations that records what it was asked to do and answers getState from that. */
-export class RecordingOrchestrations implements JobOrchestrations {
+/**
+ * A Durable client that answers as durable-functions' DurableClient does against the extension's HTTP API
+ * (functions/durable-client.ts names the sources): a start on an existing id rejects as HTTP 500, an event for an
+ * unknown instance rejects with "No instance with ID '…' found.", an event for an ended instance is dropped
+ * silently (410), an unknown instance's status rejects with the client's HTTP 404 text. Tests set instances'
+ * states directly.
+ */
+export class DurableClientStandIn implements DurableClientCalls {
+  readonly instances = new Map<string, OrchestrationState>();
   readonly started: string[] = [];
+  /** Events an instance took (202). */
   readonly raised: RaisedEvent[] = [];
-  private readonly states = new Map<string, OrchestrationState>();
-  /** Set to make the next startBackupJob fail, as a Durable client whose host is down would. */
+  /** Events the extension dropped because the instance had ended (410). */
+  readonly dropped: RaisedEvent[] = [];
+  /** Set to make the next start fail, as a client whose host is down would. */
   failNextStart: Error | undefined;
 
-  async startBackupJob(jobId: string): Promise<void> {
+  async startNew(_name: string, options: { instanceId: string }): Promise<string> {
     if (this.failNextStart) {
       const error = this.failNextStart;
       this.failNextStart = undefined;
       throw error;
     }
-    if (this.states.has(jobId)) return; // like the real port: a second start is a no-op
-    this.states.set(jobId, 'Running');
-    this.started.push(jobId);
+    if (this.instances.has(options.instanceId)) {
+      throw new Error('The operation failed with an unexpected status code: 500. Details: {"Message":"An error has occurred."}');
+    }
+    this.instances.set(options.instanceId, 'Pending');
+    this.started.push(options.instanceId);
+    return options.instanceId;
   }
 
-  async raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<void> {
-    this.raised.push({ jobId, eventName, payload });
+  async raiseEvent(instanceId: string, eventName: string, payload: unknown): Promise<void> {
+    const state = this.instances.get(instanceId);
+    if (!state) throw new Error(`No instance with ID '${instanceId}' found.`);
+    const event = { jobId: instanceId, eventName: eventName as OrchestrationEventName, payload };
+    (LIVE_ORCHESTRATION_STATES.includes(state) ? this.raised : this.dropped).push(event);
   }
 
-  async getState(jobId: string): Promise<OrchestrationState> {
-    return this.states.get(jobId) ?? 'NotFound';
+  async getStatus(instanceId: string): Promise<{ runtimeStatus: string }> {
+    const state = this.instances.get(instanceId);
+    if (!state) {
+      throw new Error(
+        `DurableClient error: Durable Functions extension replied with HTTP 404 response. This usually means we could not find any data associated with the instanceId provided: ${instanceId}.`,
+      );
+    }
+    return { runtimeStatus: state };
+  }
+}
+
+/** The production JobOrchestrations code over the client stand-in, with what it was asked to do recorded. */
+export class RecordingOrchestrations implements JobOrchestrations {
+  readonly client = new DurableClientStandIn();
+  private readonly port = jobOrchestrationsOver(this.client);
+
+  get started(): string[] {
+    return this.client.started;
+  }
+
+  get raised(): RaisedEvent[] {
+    return this.client.raised;
+  }
+
+  set failNextStart(error: Error | undefined) {
+    this.client.failNextStart = error;
+  }
+
+  /** The job's instance exists and is in `state` (started earlier, by whatever route). */
+  instance(jobId: string, state: OrchestrationState): void {
+    this.client.instances.set(jobId, state);
+  }
+
+  startBackupJob(jobId: string): Promise<void> {
+    return this.port.startBackupJob(jobId);
+  }
+
+  raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<EventDelivery> {
+    return this.port.raiseEvent(jobId, eventName, payload);
+  }
+
+  getState(jobId: string): Promise<OrchestrationState> {
+    return this.port.getState(jobId);
   }
 
   /** What a test can compare before and after a refused request: nothing may have changed. */
   snapshot(): { started: number; raised: number } {
-    return { started: this.started.length, raised: this.raised.length };
+    return { started: this.client.started.length, raised: this.client.raised.length };
   }
 }
 
@@ -97,11 +162,16 @@ export interface TestTokens {
   approver(options?: { oid?: string }): string;
   /** A user in the requester group (and `extraGroups`, e.g. a database's own requester group). */
   requester(options?: { oid?: string; extraGroups?: string[] }): string;
-  /** The runner agent: an application token with the Runner app role. */
+  /** The runner agent: an application token with the Runner app role, bound to every seeded server. */
   runner(): string;
+  /** Another application with the Runner role, bound to no server. */
+  unboundRunner(): string;
   /** A valid user token that carries no dbdist role. */
   noRole(options?: { oid?: string }): string;
 }
+
+/** The runner identity `tokens.runner()` carries; `seedDatabase` binds it to the servers it creates. */
+export const testRunner = { clientId: '7e57a000-0000-4000-8000-00000000a001', servicePrincipalId: '7e57a000-0000-4000-8000-00000000b001' } as const;
 
 function tokensFor(issuer: OidcIssuer): TestTokens {
   const user = (groups: string[], oid?: string) =>
@@ -111,7 +181,8 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
     auditor: (o = {}) => user([testGroupIds.auditor], o.oid),
     approver: (o = {}) => user([testGroupIds.approver, testGroupIds.requester], o.oid),
     requester: (o = {}) => user([testGroupIds.requester, ...(o.extraGroups ?? [])], o.oid),
-    runner: () => issuer.issueAppToken({ roles: ['Runner'] }),
+    runner: () => issuer.issueAppToken({ roles: ['Runner'], appId: testRunner.clientId, oid: testRunner.servicePrincipalId }),
+    unboundRunner: () => issuer.issueAppToken({ roles: ['Runner'] }),
     noRole: (o = {}) => user([], o.oid),
   };
 }
@@ -127,11 +198,13 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
   const queue = new RecordingJobQueue();
   const deps: Deps = {
     store,
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    deadLetters: { receive: async () => [], close: async () => {} },
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: { ...testLimits, ...options.limits },
+    recoveryRecipients: [],
     now: () => new Date(),
     notifications: [],
     orchestrations: (_context: InvocationContext) => orchestrations,
@@ -169,7 +242,7 @@ export async function seedDatabase(
 ): Promise<SeededDatabase> {
   const serverId = randomUUID();
   const server = await store.createServer(
-    { id: serverId, name: `sql-${serverId.slice(0, 8)}`, host: 'sql01.corp.example', engine: options.engine ?? 'sqlserver' },
+    { id: serverId, name: `sql-${serverId.slice(0, 8)}`, host: 'sql01.corp.example', engine: options.engine ?? 'sqlserver', runners: [testRunner] },
     { ...systemAudit, action: 'server.created', target: `server/${serverId}` },
   );
   const requesterGroupId = randomUUID();
@@ -216,7 +289,7 @@ export const testSha256 = 'a'.repeat(64);
 export async function seedJob(
   store: Store,
   seeded: SeededDatabase,
-  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date },
+  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date; encryptionRecipients?: CopyRecipient[] },
 ): Promise<JobRecord> {
   const id = randomUUID();
   const { server, database } = seeded;
@@ -227,11 +300,12 @@ export async function seedJob(
       serverId: server.id,
       databaseName: database.name,
       engine: server.engine,
-      options: { compression: 'gzip', encryption: false },
+      options: { compression: 'gzip', encryption: options.encryptionRecipients ? 'age' : 'none' },
+      ...(options.encryptionRecipients ? { encryptionRecipients: options.encryptionRecipients } : {}),
       requesterOid: options.requesterOid,
       requesterUpn: `${options.requesterOid}@contoso.example`,
       trigger: 'user',
-      blobPath: backupBlobPath({ jobId: id, serverId: server.id, databaseId: database.id, engine: server.engine, compression: 'gzip', encrypted: false }),
+      blobPath: backupBlobPath({ jobId: id, serverId: server.id, databaseId: database.id, engine: server.engine, compression: 'gzip', encryption: 'none' }),
       ...(options.createdAt ? { createdAt: options.createdAt } : {}),
     },
     { ...systemAudit, action: 'job.requested', target: `job/${id}`, jobId: id },

@@ -112,7 +112,7 @@ export function RequesterPage({ api }: { api: Api }) {
                   <tr key={job.id} data-job-id={job.id}>
                     <th scope="row">
                       {job.databaseName}
-                      <span className="sub">{job.engine} · {job.options.compression}{job.options.encryption ? ' · encrypted' : ''}</span>
+                      <span className="sub">{job.engine} · {job.options.compression}{job.options.encryption !== 'none' ? ` · encrypted (${job.options.encryption})` : ''}</span>
                     </th>
                     <td>
                       <JobStatusCell job={job} />
@@ -258,7 +258,7 @@ function RequestForm({ api, onRequested }: { api: Api; onRequested: (job: JobVie
     try {
       const job = await api.send<JobView>('POST', '/api/jobs', {
         databaseId: databaseId.trim(),
-        options: { compression, encryption },
+        options: { compression, encryption: encryption ? 'age' : 'none' },
         ...(reason.trim() ? { reason: reason.trim() } : {}),
       });
       setReason('');
@@ -323,7 +323,7 @@ function RequestForm({ api, onRequested }: { api: Api; onRequested: (job: JobVie
         </label>
         <label className="checkbox">
           <input type="checkbox" checked={encryption} onChange={(event) => setEncryption(event.target.checked)} />
-          Encrypt with the runner's key
+          Encrypt with age to my registered public key (PUT /api/me/recipients)
         </label>
         <label className="wide">
           Reason (shown in the audit trail)

@@ -4,18 +4,19 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobGateway } from '../../../shared/storage/gateway.js';
-import { createDecryptStream } from '../../../runner-agent/pipeline/crypto.js';
+import { generateAgeIdentity } from '../../../runner-agent/pipeline/age.js';
 import { classifyPgDumpError, createPostgresEngine, findPgDump } from '../../../runner-agent/engines/postgres.js';
 import type { PostgresSettings } from '../../../runner-agent/config.js';
 import { uploadBackup } from '../../../runner-agent/pipeline/upload.js';
 import { startAzurite, type Azurite } from '../../../dev/azurite.js';
+import { ageCliAvailable } from '../../support/age-cli.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../../support/postgres.js';
 import { gatewayWithContainer, targetProvider } from '../blob-target.js';
 
@@ -102,12 +103,12 @@ async function fingerprint(database: string): Promise<Record<string, { rows: num
 
 // Skips only on a machine with neither PG_URL nor PostgreSQL binaries; CI has both.
 describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipeline → Azurite → pg_restore', () => {
-  it('round-trips a database with a hostile name through gzip and encryption', async () => {
+  it.skipIf(!ageCliAvailable)('round-trips a database with a hostile name through gzip and age encryption, opened with the age CLI', async () => {
     const source = await createDatabase(`src "weird"; -- ${randomUUID().slice(0, 8)}`);
     await seed(source);
     const engine = createPostgresEngine(settings);
-    const key = randomBytes(32);
-    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump.gz.enc`;
+    const { identity, recipient } = generateAgeIdentity();
+    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump.gz.age`;
     const backup = await engine.backup(
       { jobId: randomUUID(), databaseName: source },
       { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
@@ -116,16 +117,21 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
       source: backup.stream,
       sourceDone: backup.done,
       compression: 'gzip',
-      encryptionKey: key,
+      ageRecipients: [recipient],
       getTarget: targetProvider(gateway, blobPath),
       metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: source },
     });
     await backup.cleanup();
     expect(result.sizeBytes).toBeGreaterThan(0);
 
+    // As the requester would: the age CLI with their key file, then gunzip.
     const dumpFile = join(workDir, 'restored.dump');
-    const download = await azurite.serviceClient.getContainerClient(container).getBlobClient(blobPath).download();
-    await pipeline(download.readableStreamBody as Readable, createDecryptStream(key), createGunzip(), createWriteStream(dumpFile));
+    const encryptedFile = join(workDir, 'download.dump.gz.age');
+    const keyFile = join(workDir, 'key.txt');
+    writeFileSync(keyFile, `${identity}\n`);
+    await azurite.serviceClient.getContainerClient(container).getBlobClient(blobPath).downloadToFile(encryptedFile);
+    await run('age', ['-d', '-i', keyFile, '-o', `${dumpFile}.gz`, encryptedFile], {});
+    await pipeline(createReadStream(`${dumpFile}.gz`), createGunzip(), createWriteStream(dumpFile));
 
     const target = await createDatabase(`restored_${randomUUID().slice(0, 8)}`);
     const pgRestore = join(dirname(findPgDump()), 'pg_restore');

@@ -5,7 +5,7 @@ import { BlobClient, BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BlobGateway } from '../../../shared/storage/gateway.js';
 import { createDecompressStream } from '../../../runner-agent/pipeline/compression.js';
-import { createDecryptStream } from '../../../runner-agent/pipeline/crypto.js';
+import { createAgeDecryptStream, generateAgeIdentity } from '../../../runner-agent/pipeline/age.js';
 import { JobFailure } from '../../../runner-agent/errors.js';
 import { chooseBlockBytes, uploadBackup, type UploadOptions } from '../../../runner-agent/pipeline/upload.js';
 import { startAzurite, type Azurite } from '../../../dev/azurite.js';
@@ -132,12 +132,12 @@ describe('upload pipeline against Azurite', () => {
     expect(await gateway.getBlobFacts(path)).toBeUndefined();
   });
 
-  it('round-trips through gzip and encryption; the reported digest is of the stored bytes', async () => {
+  it('round-trips through gzip and age encryption; the reported digest is of the stored bytes', async () => {
     const path = blobPath();
-    const key = randomBytes(32);
+    const { identity, recipient } = generateAgeIdentity();
     const plain = Buffer.concat([Buffer.alloc(2 * MiB, 'compressible '), randomBytes(MiB)]);
     const result = await uploadBackup(
-      options(path, { source: Readable.from([plain]), compression: 'gzip', encryptionKey: key, blockBytes: MiB }),
+      options(path, { source: Readable.from([plain]), compression: 'gzip', ageRecipients: [recipient], blockBytes: MiB }),
     );
     const stored = await collect(await download(path));
     expect(result.sizeBytes).toBe(stored.length);
@@ -145,7 +145,7 @@ describe('upload pipeline against Azurite', () => {
     expect(stored.length).toBeLessThan(plain.length); // the text part compressed
     expect((await readClient(path).getProperties()).metadata).toMatchObject({ compression: 'gzip', encrypted: 'true' });
 
-    const decrypted = await through(stored, createDecryptStream(key));
+    const decrypted = await through(stored, createAgeDecryptStream([identity]));
     expect((await through(decrypted, createGunzip())).equals(plain)).toBe(true);
   });
 

@@ -19,7 +19,7 @@ import { getTableConfig } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import sqlParser from 'node-sql-parser';
 import { describe, expect, it } from 'vitest';
-import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { DatabaseSchedule, defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { encodeCursor } from '../../../shared/db/cursor.js';
 import { assertNoTriggers, enabledTriggersStatement, mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
 import { createRepositoryStore } from '../../../shared/db/repository.js';
@@ -45,13 +45,18 @@ const universalRow = {
   description: null,
   serverId: randomUUID(),
   requesterGroupIds: '[]',
+  runners: '[]',
+  serverIds: '[]',
   policy: JSON.stringify(defaultDatabasePolicy),
   schedule: null,
   enabled: true,
   databaseId: randomUUID(),
   databaseName: 'n',
   status: 'Available',
-  options: '{"compression":"none","encryption":false}',
+  options: '{"compression":"none","encryption":"age"}',
+  encryptionRecipients: '[]',
+  recipient: 'age1x',
+  fingerprint: '0123456789abcdef',
   requesterOid: 'oid',
   requesterUpn: null,
   trigger: 'user',
@@ -103,7 +108,8 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     serverId: id,
     databaseName: 'n',
     engine: 'sqlserver' as const,
-    options: { compression: 'none' as const, encryption: false },
+    options: { compression: 'none' as const, encryption: 'age' as const },
+    encryptionRecipients: [],
     requesterOid: 'oid',
     requesterUpn: null,
     trigger: 'user' as const,
@@ -114,11 +120,23 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     createServer: () => store.createServer({ name: 'n', host: 'h', engine: 'sqlserver' }, audit),
     getServer: () => store.getServer(id),
     listServers: () => store.listServers(),
-    updateServer: () => store.updateServer(id, { name: 'n2', description: null }, audit),
+    updateServer: () => store.updateServer(id, { name: 'n2', description: null, runners: [{ clientId: id, servicePrincipalId: id }] }, audit),
     deleteServer: () => store.deleteServer(id, audit),
+    recordRunnerHeartbeat: () =>
+      store.recordRunnerHeartbeat({
+        runnerId: 'r1',
+        clientId: id,
+        servicePrincipalId: id,
+        version: '1.0.0',
+        serverIds: [id],
+        inFlightJobs: 1,
+        freeScratchBytes: 5,
+        lastSeenAt: new Date(),
+      }),
+    listRunnerHeartbeats: () => store.listRunnerHeartbeats(),
     createDatabase: () =>
       store.createDatabase(
-        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: { cron: '0 3 * * *' }, enabled: true },
+        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }), enabled: true },
         audit,
       ),
     getDatabase: () => store.getDatabase(id),
@@ -140,13 +158,22 @@ async function recordEveryStatement(): Promise<Recorded[]> {
       return store.listJobs({ requesterOid: 'oid', status: 'Queued', limit: 10, cursor });
     },
     transitionJob: () =>
-      store.transitionJob(id, { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date() } }, audit),
+      store.transitionJob(
+        id,
+        { from: ['Verifying', 'Available'], to: 'Available', patch: { sizeBytes: 1, expiresAt: new Date(), maskingVersion: 3, tableRowCounts: { 'dbo.t': 1 } } },
+        audit,
+      ),
+    recordRestoreRehearsal: () =>
+      store.recordRestoreRehearsal(id, { at: new Date(), durationMs: 1200, result: 'failed', error: 'row_count_mismatch' }, audit),
     updateJobProgress: async () => {
       await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
       return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
     },
-    recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
+    recordDownloadLink: () => store.recordDownloadLink(id, { expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
+    listRequesterRecipients: () => store.listRequesterRecipients('oid'),
+    replaceRequesterRecipients: () =>
+      store.replaceRequesterRecipients('oid', [{ recipient: 'age1x', fingerprint: '0123456789abcdef' }, { recipient: 'age1y', fingerprint: 'fedcba9876543210' }], audit),
     appendAudit: () => store.appendAudit(audit),
     tallyJobs: () => store.tallyJobs(),
     countAuditActions: () => store.countAuditActions(),
@@ -200,8 +227,9 @@ describe('SQL Server statements', async () => {
         'appendAudit', 'createDatabase', 'createJob', 'createScheduledJob', 'createServer', 'deleteDatabase', 'deleteServer',
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
+        'listRunnerHeartbeats', 'recordRunnerHeartbeat', 'listRequesterRecipients', 'replaceRequesterRecipients',
         'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
-        'recordNotificationAttempt',
+        'recordNotificationAttempt', 'recordRestoreRehearsal',
       ].sort(),
     );
     const operationOf = (sql: string) => {
@@ -212,13 +240,14 @@ describe('SQL Server statements', async () => {
     const operations = new Set(distinct.map(({ sql }) => operationOf(sql)));
     expect([...operations].sort()).toEqual(
       [
-        'insert into audit_events', 'insert into databases', 'insert into jobs', 'insert into servers',
-        'select databases', 'select jobs', 'select servers',
+        'insert into audit_events', 'insert into databases', 'insert into jobs', 'insert into servers', 'insert into runner_heartbeats',
+        'select databases', 'select jobs', 'select servers', 'select runner_heartbeats',
         'select top(@par0) audit_events', 'select top(@par0) databases', 'select top(@par0) jobs', 'select top(@par0) servers',
-        'update databases', 'update jobs', 'update servers',
+        'update databases', 'update jobs', 'update servers', 'update runner_heartbeats',
         'delete from databases', 'delete from servers',
         'insert into notification_outbox', 'select notification_outbox', 'select top(@par0) notification_outbox',
         'update notification_outbox', 'select audit_events',
+        'insert into requester_recipients', 'select requester_recipients', 'delete from requester_recipients',
       ].sort(),
     );
   });

@@ -41,7 +41,7 @@ function shape(config: TableConfig) {
   };
 }
 
-const tableNames = ['servers', 'databases', 'jobs', 'auditEvents', 'notificationOutbox'] as const;
+const tableNames = ['servers', 'databases', 'jobs', 'auditEvents', 'notificationOutbox', 'runnerHeartbeats', 'requesterRecipients'] as const;
 
 describe('schemas of both dialects', () => {
   it('export the same tables', () => {

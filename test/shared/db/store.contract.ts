@@ -9,7 +9,7 @@ import type { AuditAction } from '../../../shared/contracts/audit.js';
 import { errorCodeMaxLength, errorMessageMaxLength } from '../../../shared/contracts/common.js';
 import { allowedTransitions, type JobStatus } from '../../../shared/contracts/jobs.js';
 import { FailedEvent } from '../../../shared/contracts/runner.js';
-import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { DatabaseSchedule, defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { isAppError } from '../../../shared/errors.js';
 import type { AuditEntry, JobRecord, NewJob, Store } from '../../../shared/db/store.js';
 
@@ -67,7 +67,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         serverId: seeded.server.id,
         databaseName: seeded.database.name,
         engine: 'postgres',
-        options: { compression: 'gzip', encryption: true },
+        options: { compression: 'gzip', encryption: 'age' },
         requesterOid: `oid-${randomUUID()}`,
         requesterUpn: 'alice@example.com',
         trigger: 'user',
@@ -126,10 +126,10 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         const groups = [randomUUID(), randomUUID()];
         const policy = { ...defaultDatabasePolicy, retentionDays: 3, allowedEngines: ['postgres' as const] };
         const database = await store.createDatabase(
-          { serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: { cron: '0 3 * * *' }, enabled: true },
+          { serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }), enabled: true },
           actor('database.created'),
         );
-        expect(database).toMatchObject({ serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: { cron: '0 3 * * *' } });
+        expect(database).toMatchObject({ serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }) });
         expect(await store.getDatabase(database.id)).toEqual(database);
 
         const updated = await store.updateDatabase(database.id, { schedule: null, enabled: false }, actor('database.updated'));
@@ -143,7 +143,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         const { server } = await seed();
         const make = (name: string, schedule: { cron: string } | null, enabled: boolean) =>
           store.createDatabase(
-            { serverId: server.id, name, requesterGroupIds: [], policy: defaultDatabasePolicy, schedule, enabled },
+            { serverId: server.id, name, requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: schedule && DatabaseSchedule.parse(schedule), enabled },
             actor('database.created'),
           );
         const scheduled = await make('scheduled', { cron: '0 3 * * *' }, true);
@@ -178,12 +178,12 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         expect(created).toMatchObject({
           id: job.id,
           status: 'Pending',
-          options: { compression: 'gzip', encryption: true },
+          options: { compression: 'gzip', encryption: 'age' },
           trigger: 'user',
           scheduleSlot: null,
           createdAt: new Date('2026-01-02T03:04:05.678Z'),
           progressPercent: null,
-          downloadUrl: null,
+          downloadExpiresAt: null,
           expiresAt: null,
         });
         expect(await store.getJob(job.id)).toEqual(created);
@@ -299,16 +299,40 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
       it('records a download link on an Available job with its sas.download_issued audit row', async () => {
         const available = await jobIn('Available');
         const expiresAt = new Date(Date.now() + 60 * 60_000);
-        const url = 'https://account.blob.core.windows.net/backups/x.dump?sig=abc';
-        const linked = await store.recordDownloadLink(available.id, { url, expiresAt }, actor('sas.download_issued', { detail: { ttlMinutes: 60 } }));
-        expect(linked).toMatchObject({ id: available.id, downloadUrl: url, downloadExpiresAt: expiresAt, status: 'Available' });
+        const linked = await store.recordDownloadLink(available.id, { expiresAt }, actor('sas.download_issued', { detail: { ttlMinutes: 60 } }));
+        expect(linked).toMatchObject({ id: available.id, downloadExpiresAt: expiresAt, status: 'Available' });
+        expect(linked).not.toHaveProperty('downloadUrl');
         const [latest] = await auditOf(available.id);
         expect(latest).toMatchObject({ action: 'sas.download_issued', jobId: available.id, detail: { ttlMinutes: 60 } });
 
         const running = await jobIn('Running');
         const before = await auditOf(running.id);
-        expect(await store.recordDownloadLink(running.id, { url, expiresAt }, actor('sas.download_issued'))).toBeUndefined();
-        expect((await store.getJob(running.id))?.downloadUrl).toBeNull();
+        expect(await store.recordDownloadLink(running.id, { expiresAt }, actor('sas.download_issued'))).toBeUndefined();
+        expect((await store.getJob(running.id))?.downloadExpiresAt).toBeNull();
+        expect(await auditOf(running.id)).toEqual(before);
+      });
+      it('keeps masking version and row counts from a transition patch, and records a rehearsal on an Available job only', async () => {
+        const verifying = await jobIn('Verifying');
+        const counts = { 'public.users': 50, 'public."odd.name"': 0 };
+        const done = await store.transitionJob(
+          verifying.id,
+          { from: ['Verifying'], to: 'Available', patch: { maskingVersion: 7, tableRowCounts: counts } },
+          actor('job.available'),
+        );
+        expect(done).toMatchObject({ ok: true, job: { maskingVersion: 7, tableRowCounts: counts, restoreResult: null } });
+
+        const at = new Date('2026-06-01T10:00:00.000Z');
+        const rehearsed = await store.recordRestoreRehearsal(
+          verifying.id,
+          { at, durationMs: 4321, result: 'passed', error: null },
+          actor('restore.rehearsed', { detail: { durationMs: 4321 } }),
+        );
+        expect(rehearsed).toMatchObject({ restoreVerifiedAt: at, restoreDurationMs: 4321, restoreResult: 'passed', restoreError: null, status: 'Available' });
+        expect((await auditOf(verifying.id)).find((row) => row.action === 'restore.rehearsed')).toMatchObject({ at, detail: { durationMs: 4321 } });
+
+        const running = await jobIn('Running');
+        const before = await auditOf(running.id);
+        expect(await store.recordRestoreRehearsal(running.id, { at, durationMs: 1, result: 'failed', error: 'x' }, actor('restore.rehearsed'))).toBeUndefined();
         expect(await auditOf(running.id)).toEqual(before);
       });
     });
@@ -510,6 +534,33 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         } finally {
           await fresh.close();
         }
+      });
+    });
+
+    describe('encryption recipients', () => {
+      const keyA = { recipient: 'age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqa', fingerprint: 'aaaaaaaaaaaaaaaa' };
+      const keyB = { recipient: 'age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqb', fingerprint: 'bbbbbbbbbbbbbbbb' };
+
+      it("replaces a requester's keys with an audit row, leaving other requesters' alone", async () => {
+        const [alice, bob] = [`oid-${randomUUID()}`, `oid-${randomUUID()}`];
+        await store.replaceRequesterRecipients(bob, [keyA], actor('recipients.updated', { actorId: bob }));
+        const saved = await store.replaceRequesterRecipients(alice, [keyB, keyA], actor('recipients.updated', { actorId: alice }));
+        expect(saved.map((r) => r.fingerprint)).toEqual([keyB.fingerprint, keyA.fingerprint]);
+        expect((await store.listRequesterRecipients(alice)).map((r) => r.recipient)).toEqual([keyB.recipient, keyA.recipient]);
+        await store.replaceRequesterRecipients(alice, [], actor('recipients.updated', { actorId: alice }));
+        expect(await store.listRequesterRecipients(alice)).toEqual([]);
+        expect((await store.listRequesterRecipients(bob)).map((r) => r.fingerprint)).toEqual([keyA.fingerprint]);
+        const audit = await store.listAudit({ actor: alice, action: 'recipients.updated', limit: 10 });
+        expect(audit.items).toHaveLength(2);
+      });
+
+      it("keeps a job's recipients (public keys, fingerprints, roles) on its record", async () => {
+        const recipients = [{ ...keyA, role: 'requester' as const }, { ...keyB, role: 'recovery' as const }];
+        const job = await store.createJob(newJob(await seed(), { encryptionRecipients: recipients }), actor('job.requested'));
+        expect(job.encryptionRecipients).toEqual(recipients);
+        expect((await store.getJob(job.id))?.encryptionRecipients).toEqual(recipients);
+        const plain = await store.createJob(newJob(await seed(), { options: { compression: 'none', encryption: 'none' } }), actor('job.requested'));
+        expect(plain.encryptionRecipients).toBeNull();
       });
     });
 

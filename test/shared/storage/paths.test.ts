@@ -7,7 +7,7 @@ const naming: BackupNaming = {
   databaseId: 'd7e0f2b1-2222-4a6b-9c00-000000000002',
   engine: 'sqlserver',
   compression: 'none',
-  encrypted: false,
+  encryption: 'none',
 };
 const createdAt = new Date('2026-11-23T09:05:42.123Z');
 
@@ -19,11 +19,12 @@ describe('backupBlobPath', () => {
   });
 
   it.each([
-    [{ engine: 'sqlserver', compression: 'none', encrypted: false }, '.bak'],
-    [{ engine: 'sqlserver', compression: 'zstd', encrypted: true }, '.bak.zst.enc'],
-    [{ engine: 'postgres', compression: 'none', encrypted: false }, '.dump'],
-    [{ engine: 'postgres', compression: 'gzip', encrypted: false }, '.dump.gz'],
-    [{ engine: 'postgres', compression: 'gzip', encrypted: true }, '.dump.gz.enc'],
+    [{ engine: 'sqlserver', compression: 'none', encryption: 'none' }, '.bak'],
+    [{ engine: 'sqlserver', compression: 'zstd', encryption: 'age' }, '.bak.zst.age'],
+    [{ engine: 'sqlserver', compression: 'zstd', encryption: 'dbde' }, '.bak.zst.enc'],
+    [{ engine: 'postgres', compression: 'none', encryption: 'none' }, '.dump'],
+    [{ engine: 'postgres', compression: 'gzip', encryption: 'none' }, '.dump.gz'],
+    [{ engine: 'postgres', compression: 'gzip', encryption: 'dbde' }, '.dump.gz.enc'],
   ] as const)('ends %o with %s', (variant, suffix) => {
     const path = backupBlobPath({ ...naming, ...variant });
     expect(path.endsWith(`/${naming.jobId}${suffix}`)).toBe(true);
@@ -36,10 +37,10 @@ describe('backupBlobPath', () => {
 
 describe('downloadFileName', () => {
   it('names the database, the UTC creation minute and the extension', () => {
-    expect(downloadFileName('Sales', createdAt, { engine: 'sqlserver', compression: 'gzip', encrypted: false })).toBe(
+    expect(downloadFileName('Sales', createdAt, { engine: 'sqlserver', compression: 'gzip', encryption: 'none' })).toBe(
       'Sales-20261123-0905.bak.gz',
     );
-    expect(downloadFileName('orders_v2', createdAt, { engine: 'postgres', compression: 'none', encrypted: true })).toBe(
+    expect(downloadFileName('orders_v2', createdAt, { engine: 'postgres', compression: 'none', encryption: 'dbde' })).toBe(
       'orders_v2-20261123-0905.dump.enc',
     );
   });
@@ -56,23 +57,23 @@ describe('downloadFileName', () => {
     '%2e%2e%2fsecret',
     'name\u0000with-nul',
   ])('turns hostile name %j into one safe path segment', (hostile) => {
-    const name = downloadFileName(hostile, createdAt, { engine: 'postgres', compression: 'zstd', encrypted: false });
+    const name = downloadFileName(hostile, createdAt, { engine: 'postgres', compression: 'zstd', encryption: 'none' });
     // No separators, quotes, controls or non-ASCII; not hidden (no leading dot); the stamp and extension intact.
     expect(name).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*-20261123-0905\.dump\.zst$/);
   });
 
   it('falls back to a neutral name when nothing usable is left', () => {
     for (const empty of ['', '...', '___', '"""', '日本語']) {
-      const name = downloadFileName(empty, createdAt, { engine: 'sqlserver', compression: 'none', encrypted: false });
+      const name = downloadFileName(empty, createdAt, { engine: 'sqlserver', compression: 'none', encryption: 'none' });
       expect(name).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*-20261123-0905\.bak$/);
     }
-    expect(downloadFileName('', createdAt, { engine: 'sqlserver', compression: 'none', encrypted: false })).toBe(
+    expect(downloadFileName('', createdAt, { engine: 'sqlserver', compression: 'none', encryption: 'none' })).toBe(
       'database-20261123-0905.bak',
     );
   });
 
   it('caps a very long database name', () => {
-    const name = downloadFileName('x'.repeat(500), createdAt, { engine: 'sqlserver', compression: 'none', encrypted: false });
+    const name = downloadFileName('x'.repeat(500), createdAt, { engine: 'sqlserver', compression: 'none', encryption: 'none' });
     expect(name.length).toBeLessThanOrEqual(80 + '-20261123-0905.bak'.length);
     expect(name.startsWith('x'.repeat(80))).toBe(true);
   });

@@ -1,0 +1,90 @@
+/**
+ * A loopback TCP proxy for outage tests: put it between a client and a server, then `cut()` it (every open
+ * connection is reset and new ones are reset on arrival, as when a network path goes away) and `restore()` it.
+ * Optionally throttles the server → client direction, so a fast local backup takes long enough to cut mid-way.
+ * It counts the connections it accepted (for PostgreSQL: one per pg_dump run).
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { AddressInfo } from 'node:net';
+
+export interface TcpProxyOptions {
+  target: { host: string; port: number };
+  /** Limit on bytes per second from the server to the client; default none. */
+  bytesPerSecond?: number;
+}
+
+export interface TcpProxy {
+  host: string;
+  port: number;
+  /** Connections accepted while not cut. */
+  readonly connections: number;
+  readonly isCut: boolean;
+  cut(): void;
+  restore(): void;
+  close(): Promise<void>;
+}
+
+/** Delays chunks so the stream never runs faster than `bytesPerSecond`. */
+function throttle(bytesPerSecond: number): Transform {
+  const started = Date.now();
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      sent += chunk.length;
+      const due = started + (sent / bytesPerSecond) * 1000;
+      setTimeout(() => callback(null, chunk), Math.max(0, due - Date.now()));
+    },
+  });
+}
+
+export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy> {
+  const open = new Set<Socket>();
+  let cut = false;
+  let connections = 0;
+  const server: Server = createServer((client) => {
+    if (cut) {
+      client.resetAndDestroy();
+      return;
+    }
+    connections += 1;
+    const upstream = connect(options.target.port, options.target.host);
+    open.add(client);
+    open.add(upstream);
+    const drop = () => {
+      for (const socket of [client, upstream]) {
+        open.delete(socket);
+        socket.destroy();
+      }
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    if (options.bytesPerSecond) upstream.pipe(throttle(options.bytesPerSecond)).pipe(client);
+    else upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    host: '127.0.0.1',
+    port,
+    get connections() {
+      return connections;
+    },
+    get isCut() {
+      return cut;
+    },
+    cut() {
+      cut = true;
+      for (const socket of open) socket.resetAndDestroy();
+      open.clear();
+    },
+    restore() {
+      cut = false;
+    },
+    async close() {
+      for (const socket of open) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
