@@ -2,7 +2,8 @@
  * The Service Bus side of the runner: a peek-lock receiver on the runner's subscription of the jobs topic.
  *
  * - Messages are settled by us only (`autoCompleteMessages: false`): complete, abandon or dead-letter, as the
- *   job runner decides. A message that breaks the BackupJobMessage contract is dead-lettered with the reason.
+ *   job runner decides. A message that breaks the JobMessage contract is dead-lettered with the reason; a
+ *   rehearsal message goes to rehearsal-runner.ts, a backup message to job-runner.ts.
  * - Locks are renewed automatically for up to `lockRenewalMaxMs` (longer than the longest backup). If the
  *   process dies, the lock lapses and Service Bus redelivers; the next attempt starts clean.
  * - `processError` tells fatal errors (unauthorized, entity missing or disabled: no retry can fix them) from
@@ -17,10 +18,11 @@ import {
   type ServiceBusReceivedMessage,
   type ServiceBusReceiver,
 } from '@azure/service-bus';
-import { SERVER_ID_PROPERTY } from '../shared/contracts/messages.js';
+import { SERVER_ID_PROPERTY, isRehearsalMessage } from '../shared/contracts/messages.js';
 import { errorMessage } from '../shared/errors.js';
 import { parseJobMessage, runJob, type JobRunnerDeps, type Settlement } from './job-runner.js';
 import type { Logger } from './logger.js';
+import { runRehearsal, type RehearsalApi } from './rehearsal-runner.js';
 
 /** Errors after which receiving cannot succeed until someone changes the configuration. */
 const fatalErrorCodes = new Set(['UnauthorizedAccess', 'MessagingEntityNotFound', 'MessagingEntityDisabled']);
@@ -38,7 +40,8 @@ export interface ConsumerOptions {
   lockRenewalMaxMs: number;
   shutdownGraceMs: number;
   logger: Logger;
-  jobs: Omit<JobRunnerDeps, 'logger'>;
+  /** Backup jobs and rehearsals share the deps; the API client also serves rehearsal-source and rehearsal. */
+  jobs: Omit<JobRunnerDeps, 'logger'> & { api: JobRunnerDeps['api'] & RehearsalApi };
   /**
    * The servers this runner backs up. A job for another server is dead-lettered, never attempted: a misrouted
    * message (a subscription filter that lets everything through) must not back up a same-named database here.
@@ -142,11 +145,9 @@ export class JobConsumer {
           description: `This runner serves ${[...serves].join(', ')}, not server ${parsed.job.serverId}: check the subscription's filter rule`,
         };
       } else {
-        settlement = await runJob(
-          parsed.job,
-          { deliveryCount: message.deliveryCount ?? 0, signal: this.shutdown.signal },
-          { ...this.options.jobs, logger: this.options.logger },
-        );
+        const context = { deliveryCount: message.deliveryCount ?? 0, signal: this.shutdown.signal };
+        const deps = { ...this.options.jobs, logger: this.options.logger };
+        settlement = isRehearsalMessage(parsed.job) ? await runRehearsal(parsed.job, context, deps) : await runJob(parsed.job, context, deps);
       }
     }
     try {

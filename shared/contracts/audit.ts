@@ -26,7 +26,9 @@ export const auditActions = [
   'runner.denied',
   'rpo.breached',
   'rpo.recovered',
+  'restore.rehearsal_requested',
   'restore.rehearsed',
+  'sas.rehearsal_issued',
   'recipients.updated',
 ] as const;
 export const AuditAction = z.enum(auditActions);
