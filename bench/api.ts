@@ -110,7 +110,7 @@ async function measure(t: TestDeps): Promise<void> {
     {
       name: 'SAS alone: issueReadSas',
       authenticates: false,
-      call: async () => void (await t.deps.blobs.issueReadSas(available.blobPath, { expiresAt: new Date(Date.now() + 30 * 60_000), fileName: 'bench.dump' })),
+      call: async () => void (await t.deps.blobs.issueReadSas(available.blobPath, { expiresAt: new Date(Date.now() + 30 * 60_000), fileName: 'bench.dump', correlationId: randomUUID() })),
     },
   ];
 

@@ -16,13 +16,14 @@
  */
 import { DummyOrchestrationContext } from 'durable-functions';
 import { ACTIVITY } from '../orchestrations/backupJob.activities.js';
+import { INTEGRITY_ACTIVITY } from '../orchestrations/integrity.activities.js';
 import { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator } from '../orchestrations/backupJob.js';
 import { BACKUP_JOB2_ORCHESTRATOR, backupJob2Orchestrator } from '../orchestrations/backupJob2.js';
 import { ProgressThrottle, type ProgressSample } from '../runner-agent/pipeline/progress.js';
 import { reachesOrchestration } from '../services/runner.js';
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../shared/contracts/runner.js';
-import { BLOB_PATH, JOB_ID, SAMPLE_SHA256, T0, preparedJob } from '../test/support/backup-job-sample.js';
+import { BLOB_PATH, JOB_ID, SAMPLE_MANIFEST_KEY_ID, SAMPLE_REHASH, SAMPLE_SHA256, T0, preparedJob } from '../test/support/backup-job-sample.js';
 import { HistoryEventType, OrchestrationDriver, ReplaySchema, testingUtils, type HistoryEvent } from '../dev/durable-history.js';
 import { fixed, printTable, ratio } from './lib/report.js';
 import { elapsedMs, percentile } from './lib/stats.js';
@@ -154,6 +155,8 @@ async function playJob(orchestrator: Orchestrator, name: string, reports: Report
     [ACTIVITY.recordProgress]: () => ({ ok: true }),
     [ACTIVITY.beginVerification]: () => ({ ok: true, status: 'Verifying' }),
     [ACTIVITY.verifyUpload]: () => ({ ok: true, sizeBytes: 4096, sha256: SAMPLE_SHA256 }),
+    [INTEGRITY_ACTIVITY.rehashBlob]: () => SAMPLE_REHASH,
+    [INTEGRITY_ACTIVITY.publishManifest]: () => ({ ok: true, manifestKeyId: SAMPLE_MANIFEST_KEY_ID }),
     [ACTIVITY.markAvailable]: () => ({ ok: true, status: 'Available' }),
     [ACTIVITY.issueDownloadLink]: () => ({ ok: true, expiresAt: run.now.toISOString(), reused: false }),
     [ACTIVITY.expireBackup]: () => ({ ok: true, status: 'Expired' }),

@@ -9,6 +9,7 @@
  *   npm run bench -- --keep-files               keep the generated input files for the next run
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
  *   npm run bench -- encryption --crypto-mib 256  the encryption stage alone (age vs AES-GCM), smaller input
+ *   npm run bench -- rehash --size-mib 4096      the control plane's re-hash of a 4 GiB blob (--rehash-budget-mib N)
  */
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -19,10 +20,10 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption'] as const;
+const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption', 'rehash'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sanitize-users N] [--crypto-mib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -33,6 +34,7 @@ const { values, positionals } = parseArgs({
     'keep-files': { type: 'boolean', default: false },
     'all-variants': { type: 'boolean', default: false },
     'crypto-mib': { type: 'string' },
+    'rehash-budget-mib': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -64,6 +66,7 @@ const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
 const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
 const [sanitizeUsers] = positiveNumbers(values['sanitize-users'], [200_000], 'sanitize-users');
 const [cryptoMiB] = positiveNumbers(values['crypto-mib'], [1024], 'crypto-mib');
+const [rehashBudgetMiB] = positiveNumbers(values['rehash-budget-mib'], [1024], 'rehash-budget-mib');
 
 // Azurite (OAuth) and the OIDC issuer serve loopback HTTPS with a self-signed certificate, which Node trusts
 // only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once. The second run
@@ -129,6 +132,11 @@ async function runSection(name: Section): Promise<void> {
     case 'encryption': {
       const { runEncryptionBench } = await import('./encryption.js');
       return runEncryptionBench({ sizeMiB: cryptoMiB!, rounds: 5, npmSizeMiB: 64 });
+    }
+    case 'rehash': {
+      const { runRehashBench } = await import('./rehash.js');
+      // The 4 GiB figure is the target's; the upload sizes apply when given.
+      return runRehashBench({ sizesMiB: values['size-mib'] ? sizesMiB : [4096], workDir, budgetMiB: rehashBudgetMiB! });
     }
   }
 }

@@ -27,6 +27,13 @@ export interface Azurite {
 /** Azurite's fixed development account; with OAuth it is still the account segment of every URL. */
 export const azuriteAccountName = 'devstoreaccount1';
 
+/**
+ * Blob gateway options Azurite needs. Azurite 3.37 verifies a user-delegation SAS with `scid` left out of the
+ * string to sign, so a SAS carrying a correlation id is refused (403; test/dev/azurite.test.ts shows it). The
+ * correlation id still goes to the audit row and the API answer; only the SAS goes without it here.
+ */
+export const azuriteGatewayOptions = { signCorrelationIds: false } as const;
+
 const startTimeoutMs = 60_000;
 const stopTimeoutMs = 5_000;
 const tokenLifetimeSeconds = 60 * 60;

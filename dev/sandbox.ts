@@ -16,10 +16,10 @@
  *   --verbose          print the hosts' logs too
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from './tls.js';
@@ -82,6 +82,7 @@ const { startEmbeddedSource, restoreAndFingerprint } = await import('./embedded-
 const { createPostgresEngine } = await import('../runner-agent/engines/postgres.js');
 const { createLogger } = await import('../runner-agent/logger.js');
 const { createDecompressStream } = await import('../runner-agent/pipeline/compression.js');
+const { verifyDownload } = await import('../runner-agent/verify.js');
 type Compression = import('../shared/contracts/common.js').Compression;
 
 type Json = Record<string, any>;
@@ -212,6 +213,10 @@ try {
   }
   line('downloaded', `${bytes.length} bytes, sha256 matches (${download.headers.get('content-disposition')})`);
 
+  step = 'prove the download offline: sidecars, the signed manifest (dbdist-runner verify) and sha256sum -c';
+  const proof = await proveDownload(stack, link.body, bytes);
+  for (const proved of proof) line('proof', proved);
+
   let stored = bytes;
   if (aliceKey) {
     step = "decrypt the copy with the age CLI and alice's key";
@@ -225,7 +230,7 @@ try {
     step = 'restore the sanitized copy elsewhere and check that it holds no original value';
     if (job.maskingVersion !== sanitized.masking.version) throw new Error(`the job records masking version ${job.maskingVersion}`);
     const decompress = createDecompressStream(args.compression as Compression);
-    const plain = decompress ? await readAll(Readable.from([stored]).pipe(decompress)) : bytes;
+    const plain = decompress ? await readAll(Readable.from([stored]).pipe(decompress)) : stored;
     line('sanitized', `masking rules v${job.maskingVersion}: ${await sanitized.check(plain)}`);
   }
 
@@ -254,6 +259,7 @@ try {
   }
 
   line('summary', `PASS: job ${jobId} went Pending → Queued → Running → Verifying → Available; ${bytes.length} bytes downloaded and verified; ${rows.length} audit rows`);
+  for (const proved of proof) line('summary', proved);
 
   if (args.serve) {
     const api = stack.apiBaseUrl;
@@ -321,3 +327,32 @@ then request a backup it serves:
   await sanitized?.close().catch(() => undefined);
 }
 process.exit(exitCode);
+
+/**
+ * What a requester does with a download: fetch both sidecars with the link's SAS URLs, check the manifest's
+ * signature against the published keys (GET /api/manifest-keys) and the file's size and SHA-256 with the runner
+ * CLI's own verifier, then `sha256sum -c` on the pair. Returns one line per thing proved.
+ */
+async function proveDownload(stack: Awaited<ReturnType<typeof startLocalStack>>, link: Json, bytes: Buffer): Promise<string[]> {
+  if (!link.sidecars) return ['no sidecars: this job was verified without a manifest (backupJob v1)'];
+  const dir = mkdtempSync(join(tmpdir(), 'dbdist-sandbox-'));
+  try {
+    const file = join(dir, link.fileName as string);
+    writeFileSync(file, bytes);
+    for (const sidecar of [link.sidecars.sha256, link.sidecars.manifest] as { url: string; fileName: string }[]) {
+      const response = await fetch(sidecar.url);
+      if (response.status !== 200) throw new Error(`${sidecar.fileName} answered ${response.status}`);
+      writeFileSync(join(dir, sidecar.fileName), Buffer.from(await response.arrayBuffer()));
+    }
+    const keys = await stack.api<Json>('GET', '/api/manifest-keys');
+    expectStatus(keys, 200);
+    const verified = await verifyDownload({ file, manifestText: readFileSync(join(dir, link.sidecars.manifest.fileName), 'utf8'), keys: keys.body.keys });
+    if (!verified.proved) throw new Error(`dbdist-runner verify: ${verified.lines.join(' / ')}`);
+    const sha256sum = spawnSync('sha256sum', ['-c', link.sidecars.sha256.fileName], { cwd: dir, encoding: 'utf8' });
+    if (sha256sum.error) return [...verified.lines.slice(0, 3), `sha256sum not available here (${sha256sum.error.message})`];
+    if (sha256sum.status !== 0) throw new Error(`sha256sum -c failed: ${sha256sum.stdout.trim()} ${sha256sum.stderr.trim()}`);
+    return [...verified.lines.slice(0, 3), `sha256sum -c ${link.sidecars.sha256.fileName}: ${sha256sum.stdout.trim()}`];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

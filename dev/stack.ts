@@ -27,19 +27,20 @@ import { RunnerApiClient } from '../runner-agent/api/client.js';
 import { KeyedSemaphore } from '../runner-agent/semaphore.js';
 import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
 import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
-import { startAzurite, type Azurite } from './azurite.js';
+import { azuriteGatewayOptions, startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
-import { createPgliteStore } from './stores.js';
+import { allRows, createInspectablePgliteStore } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
 import type { DemoUser } from './oidc-sign-in.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type HttpHostOptions, type RunningHttpHost } from './http-host.js';
+import { LocalManifestSigner } from './manifest-signer.js';
 import { startPortalHost, type RunningPortalHost } from './portal-host.js';
 
 /** Link and upload-SAS lifetimes of the local stack (the production defaults). */
-export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30 };
+export const sandboxLimits: Limits = { sasTtlDefaultMinutes: 60, sasTtlMaxMinutes: 24 * 60, uploadSasTtlMinutes: 30, lifecycleDeleteDays: 30 };
 
 export const JOBS_TOPIC = 'backup-jobs';
 
@@ -94,6 +95,8 @@ export interface LocalStack {
   azurite: Azurite;
   broker: ServiceBusBroker;
   store: Store;
+  /** Every row of every table of the store, as stored (for scans such as "no secret anywhere"). */
+  storeRows(): Promise<Record<string, unknown[]>>;
   /** The control plane's dependencies as installed; tests may move `deps.now` to play with time. */
   deps: Deps;
   durable: InProcessDurableHost;
@@ -148,6 +151,10 @@ export interface StackOptions {
   maxDeliveryCount?: number;
   /** How often the dead-letter watch runs (the Function App's timer runs every minute); default 1 s. */
   deadLetterSweepMs?: number;
+  /** Signs the backups' manifests; a fresh local key by default. */
+  manifestSigner?: LocalManifestSigner;
+  /** Bytes per re-hash activity (small in tests, to run several slices). */
+  rehashBudgetBytes?: number;
   /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
   corsOrigins?: string[];
 }
@@ -192,12 +199,14 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   };
   const { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator, BACKUP_JOB2_ORCHESTRATOR, backupJob2Orchestrator } = await ready('HTTP functions and orchestrator code', loadFunctionRegistrations());
   const { activities } = await import('../orchestrations/backupJob.activities.js');
+  const { REVERIFY_BACKUP_ORCHESTRATOR, reverifyBackupOrchestrator } = await import('../orchestrations/reverifyBackup.js');
+  const { integrityActivities } = await import('../orchestrations/integrity.activities.js');
   const cert = ensureLoopbackCert();
   progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
-  const [issuer, azurite, store, broker] = await Promise.all([
+  const [issuer, azurite, { store, client: storeClient }, broker] = await Promise.all([
     ready('OIDC issuer', startOidcIssuer({ tls: cert })),
     ready('Azurite', startAzurite()),
-    ready('PGlite store (migrations applied)', createPgliteStore()),
+    ready('PGlite store (migrations applied)', createInspectablePgliteStore()),
     ready(
       'AMQP broker',
       ServiceBusBroker.start({
@@ -210,8 +219,12 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const container = await azurite.createContainer('backups');
   const queue = createJobQueue({ client: serviceBusClientFrom({ connectionString: broker.connectionString }), topic: JOBS_TOPIC });
   const durable = new InProcessDurableHost({
-    orchestrators: { [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator, [BACKUP_JOB2_ORCHESTRATOR]: backupJob2Orchestrator },
-    activities,
+    orchestrators: {
+      [BACKUP_JOB_ORCHESTRATOR]: backupJobOrchestrator,
+      [BACKUP_JOB2_ORCHESTRATOR]: backupJob2Orchestrator,
+      [REVERIFY_BACKUP_ORCHESTRATOR]: reverifyBackupOrchestrator,
+    },
+    activities: { ...activities, ...integrityActivities },
     log,
   });
   const orchestrations = inProcessJobOrchestrations(durable, BACKUP_JOB2_ORCHESTRATOR);
@@ -225,12 +238,13 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const deps: Deps = {
     store,
     deadLetters,
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: sandboxLimits,
     recoveryRecipients: [],
+    integrity: { signer: options.manifestSigner ?? new LocalManifestSigner(), rehashBudgetBytes: options.rehashBudgetBytes ?? 8 * 1024 * 1024, reverifyBatchSize: 20 },
     now: () => new Date(),
     notifications: [],
     orchestrations: () => orchestrations,
@@ -367,6 +381,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
     interceptApi: (next) => (intercept = next),
     bindRunner,
     startRunner,
+    storeRows: () => allRows(storeClient),
     async stop() {
       for (const runner of [...runners]) await runner.stop().catch(() => undefined);
       clearInterval(deadLetterTimer);
@@ -384,7 +399,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       // The sender first: closing it while the broker goes away makes the SDK reconnect just to detach.
       await timed('queue', queue.close()).catch(() => undefined);
       await Promise.allSettled([
-        timed('store', store.close()),
+        timed('store', store.close().finally(() => storeClient.close())),
         timed('issuer', issuer.close()),
         timed('azurite', azurite.stop()),
         timed('broker', broker.close()),

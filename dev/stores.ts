@@ -31,6 +31,25 @@ export async function createPgliteStore(options: { now?: () => Date } = {}): Pro
   return createPgliteStoreOn({ ...options, loadDataDir: await migratedTemplate() });
 }
 
+/** Every row of every table of a PostgreSQL database (the migrations' own included): what a secret scan reads. */
+export async function allRows(client: Pick<PGlite, 'query'>): Promise<Record<string, unknown[]>> {
+  const tables = await client.query<{ schema: string; name: string }>(
+    `select table_schema as schema, table_name as name from information_schema.tables
+      where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema')`,
+  );
+  const rows: Record<string, unknown[]> = {};
+  for (const { schema, name } of tables.rows) {
+    rows[`${schema}.${name}`] = (await client.query(`select * from "${schema}"."${name}"`)).rows;
+  }
+  return rows;
+}
+
+/** A fresh store as createPgliteStore makes it, with its PGlite instance for raw reads: close the store, then it. */
+export async function createInspectablePgliteStore(): Promise<{ store: Store; client: PGlite }> {
+  const client = new PGlite({ loadDataDir: await migratedTemplate() });
+  return { client, store: await createPgliteStoreOn({ client }) };
+}
+
 /** A migrated store on a real PostgreSQL database (e.g. one made by `createTestDatabase` in postgres.ts). */
 export function createPostgresStore(connectionString: string, options: { now?: () => Date } = {}): Promise<Store> {
   return createNodePostgresStore({ connectionString, migrate: true, ...options });

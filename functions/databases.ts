@@ -1,6 +1,6 @@
 /** Databases registered under a server (Admin only). */
 import { DatabaseInput, DatabaseUpdate, DatabaseView } from '../shared/contracts/servers.js';
-import { DatabaseList } from '../shared/openapi.js';
+import { DatabaseList, RequestableDatabaseList } from '../shared/openapi.js';
 import * as servers from '../services/servers.js';
 import { endpoint } from './endpoint.js';
 import { ServerDatabaseParams, ServerIdParams } from './params.js';
@@ -8,6 +8,15 @@ import { httpRoute } from './registry.js';
 import { created, noContent, ok } from './responses.js';
 
 const adminOnly = { anyOf: ['Admin'] } as const;
+
+export const listRequestableDatabases = endpoint({
+  summary: 'The databases the caller may request a backup of (their requester groups; an Admin gets all enabled ones)',
+  access: { anyOf: ['Requester', 'Admin'] },
+  responses: [{ status: 200, description: 'Requestable databases with the policy fields a request needs', schema: RequestableDatabaseList }],
+  async handle({ scope }) {
+    return ok({ items: await servers.listRequestableDatabases(scope) });
+  },
+});
 
 export const listDatabases = endpoint({
   summary: "A server's registered databases",
@@ -63,6 +72,7 @@ export const deleteDatabase = endpoint({
   },
 });
 
+httpRoute({ name: 'databases-requestable', route: 'databases', methods: ['GET'], handler: listRequestableDatabases });
 httpRoute({ name: 'databases-list', route: 'servers/{serverId}/databases', methods: ['GET'], handler: listDatabases });
 httpRoute({ name: 'databases-create', route: 'servers/{serverId}/databases', methods: ['POST'], handler: createDatabase });
 httpRoute({ name: 'databases-get', route: 'servers/{serverId}/databases/{id}', methods: ['GET'], handler: getDatabase });

@@ -16,6 +16,7 @@ import type { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 import type { BackupJobInput } from '../orchestrations/backupJob.js';
 import { BACKUP_JOB2_ORCHESTRATOR } from '../orchestrations/backupJob2.js';
+import { REVERIFY_BACKUP_ORCHESTRATOR } from '../orchestrations/reverifyBackup.js';
 import { LIVE_ORCHESTRATION_STATES, type JobOrchestrations, type OrchestrationState } from '../services/orchestrations.js';
 
 /** The calls of durable-functions' DurableClient the control plane makes (the dev host offers the same). */
@@ -67,6 +68,16 @@ export function jobOrchestrationsOver(client: DurableClientCalls, orchestratorNa
         throw error;
       }
       return { raised: true };
+    },
+    async startReverification(instanceId, input) {
+      if ((await getState(instanceId)) !== 'NotFound') return;
+      try {
+        await client.startNew(REVERIFY_BACKUP_ORCHESTRATOR, { instanceId, input });
+      } catch (error) {
+        // As for backup jobs: a start that lost a race fails like any other; the state tells them apart.
+        if ((await getState(instanceId)) !== 'NotFound') return;
+        throw error;
+      }
     },
   };
 }

@@ -12,7 +12,7 @@ import { AppError, errorMessage, isAppError } from '../shared/errors.js';
 import { problemFromError, statusByCode } from '../shared/http.js';
 import { parseOrThrow } from '../shared/validation.js';
 import { getDeps } from '../services/deps.js';
-import { withPolicyHeaders } from './http-policy.js';
+import { httpPolicy, withPolicyHeaders } from './http-policy.js';
 import type { JobOrchestrations } from '../services/orchestrations.js';
 import type { RequestScope } from '../services/scope.js';
 
@@ -84,7 +84,7 @@ export function endpoint<
       // Parsed after authentication: an anonymous caller learns nothing about the shape of a request.
       const params = (spec.params ? parseOrThrow(spec.params, request.params, 'params') : undefined) as Parsed<P>;
       const query = (spec.query ? parseOrThrow(spec.query, Object.fromEntries(request.query), 'query') : undefined) as Parsed<Q>;
-      const body = (spec.body ? parseOrThrow(spec.body, await readJsonBody(request), 'body') : undefined) as Parsed<B>;
+      const body = (spec.body ? parseOrThrow(spec.body, await readJsonBody(request, httpPolicy().maxBodyBytes), 'body') : undefined) as Parsed<B>;
       const call = { request, context, origin, params, query, body, scope } as Call<A, Parsed<P>, Parsed<Q>, Parsed<B>>;
       return withPolicyHeaders(await spec.handle(call), request);
     } catch (error) {
@@ -116,10 +116,22 @@ async function authenticate(
   };
 }
 
-/** An empty body reads as `{}` so optional bodies need no special case; anything else must be JSON. */
-async function readJsonBody(request: HttpRequest): Promise<unknown> {
-  const text = await request.text();
+/**
+ * An empty body reads as `{}` so optional bodies need no special case; anything else must be declared
+ * `application/json` (415) and be at most `maxBytes` long (413, decided before parsing and without reading
+ * more than the limit).
+ */
+async function readJsonBody(request: HttpRequest, maxBytes: number): Promise<unknown> {
+  const declaredLength = Number(request.headers.get('content-length') ?? 0);
+  if (declaredLength > maxBytes) throw bodyTooLarge(maxBytes);
+  const text = new TextDecoder().decode(await readAtMost(request, maxBytes));
   if (text.trim() === '') return {};
+  const mediaType = request.headers.get('content-type')?.split(';')[0]?.trim().toLowerCase();
+  if (mediaType !== 'application/json') {
+    throw new AppError('unsupported_media_type', `The body must be sent as content-type: application/json (got ${mediaType ? mediaType.slice(0, 100) : 'none'}).`, {
+      fieldErrors: [{ field: 'content-type', message: 'must be application/json' }],
+    });
+  }
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -127,6 +139,29 @@ async function readJsonBody(request: HttpRequest): Promise<unknown> {
       fieldErrors: [{ field: 'body', message: 'must be valid JSON' }],
     });
   }
+}
+
+function bodyTooLarge(maxBytes: number): AppError {
+  return new AppError('payload_too_large', `The body is larger than ${maxBytes} bytes.`, {
+    fieldErrors: [{ field: 'body', message: `must be at most ${maxBytes} bytes` }],
+  });
+}
+
+/** The body's bytes, refusing (and no longer reading) once past `maxBytes`: a chunked body has no length to check. */
+async function readAtMost(request: HttpRequest, maxBytes: number): Promise<Uint8Array> {
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (let next = await reader.read(); !next.done; next = await reader.read()) {
+    total += next.value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw bodyTooLarge(maxBytes);
+    }
+    chunks.push(next.value);
+  }
+  return Buffer.concat(chunks);
 }
 
 /** Client address as the Functions front end reports it (first `x-forwarded-for` hop, port removed). */

@@ -12,10 +12,12 @@ import { NEXT_CURSOR_HEADER } from './responses.js';
 export interface HttpPolicy {
   /** Serialized origins (`https://portal.example.com`) allowed to call the API from a browser. */
   corsOrigins: readonly string[];
+  /** Largest request body read (bytes). */
+  maxBodyBytes: number;
 }
 
 export function httpPolicyFromSettings(settings: HttpSettings): HttpPolicy {
-  return { corsOrigins: settings.CORS_ORIGINS };
+  return { corsOrigins: settings.CORS_ORIGINS, maxBodyBytes: settings.MAX_REQUEST_BODY_BYTES };
 }
 
 let current: HttpPolicy | undefined;
@@ -68,6 +70,14 @@ export function policyHeaders(request: HttpRequest, policy: HttpPolicy = httpPol
 /** The handler's response with the policy headers; the handler's own headers win except for the policy's. */
 export function withPolicyHeaders(response: HttpResponseInit, request: HttpRequest): HttpResponseInit {
   const headers = new Headers(response.headers as ConstructorParameters<typeof Headers>[0]);
-  for (const [name, value] of Object.entries(policyHeaders(request))) headers.set(name, value);
+  let policy: HttpPolicy | undefined;
+  try {
+    policy = httpPolicy();
+  } catch {
+    // A malformed setting fails the request itself (500 config_invalid, logged); its answer still gets the
+    // security headers, and no CORS header.
+    policy = { corsOrigins: [], maxBodyBytes: 0 };
+  }
+  for (const [name, value] of Object.entries(policyHeaders(request, policy))) headers.set(name, value);
   return { ...response, headers: Object.fromEntries(headers) };
 }

@@ -15,12 +15,14 @@ import './recipients.js';
 import './audit.js';
 import './metrics.js';
 import './runner.js';
+import './integrity.js';
 import './timers.js';
 import './preflight.js';
 // Orchestrators and activities register themselves with durable-functions: backupJob2 for new jobs, backupJob
 // (and the shared activities) for the instances started before it.
 import '../orchestrations/backupJob.js';
 import '../orchestrations/backupJob2.js';
+import '../orchestrations/reverifyBackup.js';
 // Last: the API document describes everything registered above.
 import './openapi.js';
 

@@ -21,8 +21,8 @@ export const createJob = endpoint({
 });
 
 export const listJobs = endpoint({
-  summary: "The caller's jobs, newest first (an Admin sees everyone's)",
-  access: { anyOf: ['Requester', 'Admin'] },
+  summary: "The caller's jobs, newest first (an Admin or an Auditor sees everyone's)",
+  access: { anyOf: ['Requester', 'Admin', 'Auditor'] },
   query: ListJobsQuery,
   responses: [{ status: 200, description: 'One page of jobs', schema: JobPage }],
   async handle({ scope, query }) {
@@ -31,7 +31,7 @@ export const listJobs = endpoint({
 });
 
 export const getJob = endpoint({
-  summary: "One job (its requester, Admin or Auditor); includes the live download link for its requester only",
+  summary: 'One job (its requester, Admin or Auditor); never a download link (POST …/download-link returns one, once)',
   access: { anyOf: ['Requester', 'Admin', 'Auditor'] },
   params: IdParams,
   responses: [{ status: 200, description: 'The job', schema: JobView }],
@@ -77,9 +77,12 @@ export const createDownloadLink = endpoint({
   access: 'authenticated',
   params: IdParams,
   body: DownloadLinkRequest,
-  responses: [{ status: 200, description: 'The link', schema: DownloadLink }],
-  async handle({ scope, params, body }) {
-    return ok(await jobs.issueDownloadLink(scope, params.id, body));
+  responses: [{ status: 200, description: 'The link, returned this once (stored nowhere), with its correlation id', schema: DownloadLink }],
+  async handle({ scope, params, body, context }) {
+    const link = await jobs.issueDownloadLink(scope, params.id, body);
+    // What docs/audit-downloads.md joins storage logs on (AppTraces); never the URL, a bearer secret.
+    context.log(`sas.download_issued job=${params.id} correlationId=${link.correlationId} for=${scope.principal.oid} expiresAt=${link.expiresAt}`);
+    return ok(link);
   },
 });
 

@@ -10,6 +10,7 @@ import { rbacPolicyFromSettings } from '../shared/auth/rbac.js';
 import { type ControlPlaneSettings, controlPlaneSettings } from '../shared/config.js';
 import { createMssqlStore } from '../shared/db/mssql.js';
 import { createDeadLetterInbox, createJobQueue, serviceBusClientFrom } from '../shared/servicebus.js';
+import { keyVaultManifestSigner } from '../shared/integrity/keyvault-signer.js';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { durableJobOrchestrations } from './durable-client.js';
 import { eventGridChannel, webhookChannel, type NotificationChannel } from '../services/notification-channels.js';
@@ -20,6 +21,7 @@ export function limitsFromSettings(settings: ControlPlaneSettings): Limits {
     sasTtlDefaultMinutes: settings.SAS_TTL_DEFAULT_MINUTES,
     sasTtlMaxMinutes: settings.SAS_TTL_MAX_MINUTES,
     uploadSasTtlMinutes: settings.UPLOAD_SAS_TTL_MINUTES,
+    lifecycleDeleteDays: settings.BACKUP_LIFECYCLE_DELETE_DAYS,
   };
 }
 
@@ -44,6 +46,11 @@ export async function productionDeps(settings: ControlPlaneSettings = controlPla
     rbac: rbacPolicyFromSettings(settings),
     limits: limitsFromSettings(settings),
     recoveryRecipients: settings.ENCRYPTION_RECOVERY_RECIPIENTS,
+    integrity: {
+      signer: keyVaultManifestSigner(settings.MANIFEST_SIGNING_KEY_ID, credential),
+      rehashBudgetBytes: settings.REHASH_BUDGET_MIB * 1024 * 1024,
+      reverifyBatchSize: settings.REVERIFY_BATCH_SIZE,
+    },
     now: () => new Date(),
     notifications: notificationChannelsFromSettings(settings, credential),
     orchestrations: durableJobOrchestrations,

@@ -1,12 +1,14 @@
 /**
- * Timer triggers: the retention safety net, the backup schedules, the stalled-request sweep and the dead-letter
- * watch (these need the Durable client, hence the durableClient input binding), the notifier and the RPO check. Handlers are exported so tests and an in-process host
+ * Timer triggers: the retention safety net, the backup schedules, the stalled-request sweep, the dead-letter
+ * watch and re-verification (these need the Durable client, hence the durableClient input binding), the notifier
+ * and the RPO check. Handlers are exported so tests and an in-process host
  * can call them; registration is at the bottom.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 import { getDeps } from '../services/deps.js';
 import { failDeadLetteredJobs } from '../services/dead-letters.js';
+import { startDueReverifications } from '../services/integrity.js';
 import { dispatchNotifications } from '../services/notifications.js';
 import { resumeStalledJobs } from '../services/recovery.js';
 import { checkRpo } from '../services/rpo.js';
@@ -49,6 +51,15 @@ export async function deadLetterSweep(_timer: Timer, context: InvocationContext)
   else context.log(summary);
 }
 
+/** Every 30 minutes: start the re-verification of Available backups that are due (at most REVERIFY_BATCH_SIZE). */
+export async function reverifyTick(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await startDueReverifications(deps, deps.orchestrations(context), { log: (line) => context.log(line) });
+  const summary = `Re-verification: ${report.started.length} started, ${report.failed.length} failed to start`;
+  if (report.failed.length > 0) context.warn(summary, report.failed);
+  else context.log(summary);
+}
+
 /** Every minute: deliver the notification outbox (Event Grid, webhooks). */
 export async function notifyTick(_timer: Timer, context: InvocationContext): Promise<void> {
   const deps = await getDeps();
@@ -70,6 +81,7 @@ export async function rpoCheck(_timer: Timer, context: InvocationContext): Promi
 app.timer('dead-letter-sweep', { schedule: '45 * * * * *', extraInputs: [df.input.durableClient()], handler: deadLetterSweep });
 app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
 app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
+app.timer('reverify-tick', { schedule: '15 */30 * * * *', extraInputs: [df.input.durableClient()], handler: reverifyTick });
 app.timer('stalled-jobs-sweep', { schedule: '45 */10 * * * *', extraInputs: [df.input.durableClient()], handler: stalledJobsSweep });
 app.timer('notify', { schedule: '15 * * * * *', handler: notifyTick });
 app.timer('rpo-check', { schedule: '20 */15 * * * *', handler: rpoCheck });

@@ -63,6 +63,11 @@ param corsOrigins string[] = []
 @description('The organisation\'s recovery keys: age X25519 public keys (age1…) every encrypted copy is also encrypted to.')
 param encryptionRecoveryRecipients string[] = []
 
+@description('Largest request body the API reads (bytes); larger ones get 413.')
+@minValue(1024)
+@maxValue(4194304)
+param maxRequestBodyBytes int = 65536
+
 // ---------------------------------------------------------------- portal
 
 @description('Deploy the portal (a Static Web App, azd service `portal`).')
@@ -185,6 +190,8 @@ var tags = {
 }
 var deploymentContainerName = 'app-package-${resourceToken}'
 var usePrivateEndpoint = sqlConnectivity == 'PrivateEndpoint'
+var keyVaultName = 'kv-${take(resourceToken, 21)}'
+var manifestKeyName = 'manifest-signing'
 
 // Bicep has no pattern decorator: a GUID is five dash-separated groups of 8-4-4-4-12 hexadecimal digits.
 var guidCharacters = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f', '-']
@@ -224,6 +231,7 @@ module backupStorage 'modules/storage.bicep' = {
     deleteBlobsAfterDays: backupMaxRetentionDays
     // Every blob of the backup container is a backup (shared/storage/paths.ts names them backups/<server>/…).
     deleteBlobsPrefix: '${backupContainerName}/'
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
@@ -339,9 +347,26 @@ module functionApp 'modules/functionapp.bicep' = {
     uploadSasTtlMinutes: uploadSasTtlMinutes
     corsOrigins: deployPortal ? union(corsOrigins, [portal!.outputs.origin]) : corsOrigins
     encryptionRecoveryRecipients: encryptionRecoveryRecipients
+    maxRequestBodyBytes: maxRequestBodyBytes
+    // The API refuses a policy that keeps backups longer than the lifecycle rule would let them live.
+    backupLifecycleDeleteDays: backupMaxRetentionDays
     eventGridTopicEndpoint: eventGrid.outputs.endpoint
     notifyWebhookUrls: notifyWebhookUrls
     notifyWebhookSigningKeyUri: notifyWebhookSigningKeyUri
+    // Known before the vault exists (its name is derived), so the app and the vault need not wait on each other.
+    manifestSigningKeyId: 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/keys/${manifestKeyName}'
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: keyVaultName
+    location: location
+    tags: tags
+    keyName: manifestKeyName
+    principalId: functionApp.outputs.principalId
   }
 }
 
@@ -384,6 +409,8 @@ output AZURE_TENANT_ID string = entraTenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = functionApp.outputs.principalId
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output MANIFEST_SIGNING_KEY_ID string = keyVault.outputs.keyId
 
 // What clients and the runner agent need (docs/infra.md maps them to the runner's config).
 output PORTAL_URL string = deployPortal ? '${portal!.outputs.origin}/' : ''

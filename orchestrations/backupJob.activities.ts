@@ -16,9 +16,10 @@ import type { BackupJobMessage } from '../shared/contracts/messages.js';
 import { defaultDatabasePolicy, type DatabasePolicy } from '../shared/contracts/servers.js';
 import type { JobPatch } from '../shared/db/store.js';
 import { getDeps, type Deps } from '../services/deps.js';
-import { downloadLinkExpiry } from '../services/job-rules.js';
 import { expireBackup as expireJobBackup, type AuditActor, type ExpiryReason } from '../services/retention.js';
 import { jobFileName } from '../services/views.js';
+import { nextReverifyDue, reverifyEveryDaysFor } from '../services/integrity.js';
+import { deleteBackupFiles } from '../shared/storage/gateway.js';
 
 /** Activity function names (global in the Function App). Renaming one breaks in-flight orchestrations. */
 export const ACTIVITY = {
@@ -39,7 +40,6 @@ export type ActivityName = (typeof ACTIVITY)[keyof typeof ACTIVITY];
 /** The audit actor of the orchestration's own steps. */
 export const ORCHESTRATOR_ACTOR: AuditActor = { actorType: 'system', actorId: 'orchestrator', actorName: null };
 
-const MINUTE_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Inputs and results
@@ -114,6 +114,11 @@ export interface MarkAvailableInput extends JobStep {
   sizeBytes: number;
   sha256: string;
   expiresAt: string;
+  /**
+   * backupJob2: the key that signed the manifest. Its presence also says the control plane re-hashed the stored
+   * bytes itself (verifiedAt = at) and starts the re-verification schedule.
+   */
+  manifestKeyId?: string;
 }
 
 export interface IssueDownloadLinkInput {
@@ -123,7 +128,7 @@ export interface IssueDownloadLinkInput {
 export type IssueDownloadLinkResult =
   | { ok: true; expiresAt: string; reused: boolean }
   | Refusal
-  | { ok: false; code: 'backup_expiring' };
+  | { ok: false; code: 'backup_expiring' | 'minted_on_request' };
 
 export interface FailJobInput extends JobStep {
   to: 'Failed' | 'Cancelled';
@@ -307,51 +312,39 @@ export async function verifyUpload(input: VerifyUploadInput): Promise<VerifyUplo
 export async function markAvailable(input: MarkAvailableInput): Promise<StepDone | Refusal> {
   const deps = await getDeps();
   const at = new Date(input.at);
+  let proof: JobPatch = {};
+  if (input.manifestKeyId) {
+    const job = await deps.store.getJob(input.jobId);
+    const reverifyEveryDays = job ? await reverifyEveryDaysFor(deps, job) : 0;
+    proof = { verifiedAt: at, reverifyDueAt: nextReverifyDue(at, reverifyEveryDays), manifestKeyId: input.manifestKeyId };
+  }
   return transition(
     deps,
     input,
     {
       from: ['Verifying'],
       to: 'Available',
-      patch: { sizeBytes: input.sizeBytes, sha256: input.sha256, completedAt: at, expiresAt: new Date(input.expiresAt) },
+      patch: { sizeBytes: input.sizeBytes, sha256: input.sha256, completedAt: at, expiresAt: new Date(input.expiresAt), ...proof },
     },
-    { action: 'job.available', detail: { sizeBytes: input.sizeBytes, sha256: input.sha256, expiresAt: input.expiresAt } },
+    {
+      action: 'job.available',
+      detail: {
+        sizeBytes: input.sizeBytes,
+        sha256: input.sha256,
+        expiresAt: input.expiresAt,
+        ...(input.manifestKeyId ? { rehashedByControlPlane: true, manifestKeyId: input.manifestKeyId, reverifyDueAt: proof.reverifyDueAt?.toISOString() ?? null } : {}),
+      },
+    },
   );
 }
 
 /**
- * The requester's first download link: a read-only SAS with the service's default lifetime, capped by the policy
- * (services/job-rules.ts), recorded with its `sas.download_issued` row. A re-run finds the live link and keeps it.
- * The link's lifetime is wall-clock time (`deps.now()`), not the orchestration's: it starts when it is issued.
+ * Kept for backupJob v1 instances in flight, which call it after Available: it no longer mints anything. A link
+ * is a bearer secret, so it is minted only by POST …/download-link, returned once to its caller and stored nowhere;
+ * a link minted here would have nobody to go to. v1 logs the refusal and goes on (a missing link never fails a job).
  */
-export async function issueDownloadLink(input: IssueDownloadLinkInput): Promise<IssueDownloadLinkResult> {
-  const deps = await getDeps();
-  const job = await deps.store.getJob(input.jobId);
-  if (!job) return { ok: false, code: 'job_not_found' };
-  if (job.status !== 'Available') return { ok: false, code: 'conflict', status: job.status };
-  const now = deps.now();
-  if (job.downloadUrl && job.downloadExpiresAt && job.downloadExpiresAt > now) {
-    return { ok: true, expiresAt: job.downloadExpiresAt.toISOString(), reused: true };
-  }
-  const { expiresAt, ttlMinutes } = downloadLinkExpiry({
-    now,
-    policy: { maxSasTtlMinutes: input.maxSasTtlMinutes },
-    limits: deps.limits,
-    backupExpiresAt: job.expiresAt,
-  });
-  if (expiresAt.getTime() - now.getTime() < MINUTE_MS) return { ok: false, code: 'backup_expiring' };
-  const link = await deps.blobs.issueReadSas(job.blobPath, { expiresAt, fileName: jobFileName(job) });
-  const recorded = await deps.store.recordDownloadLink(job.id, link, {
-    ...ORCHESTRATOR_ACTOR,
-    action: 'sas.download_issued',
-    target: `job/${job.id}`,
-    jobId: job.id,
-    // Never the URL: it is a bearer secret.
-    detail: { expiresAt: link.expiresAt.toISOString(), ttlMinutes, for: job.requesterOid },
-    at: now,
-  });
-  if (!recorded) return { ok: false, code: 'job_not_found' };
-  return { ok: true, expiresAt: link.expiresAt.toISOString(), reused: false };
+export async function issueDownloadLink(_input: IssueDownloadLinkInput): Promise<IssueDownloadLinkResult> {
+  return { ok: false, code: 'minted_on_request' };
 }
 
 /**
@@ -364,7 +357,8 @@ export async function failJob(input: FailJobInput): Promise<StepDone | Refusal> 
   if (!job) return { ok: false, code: 'job_not_found' };
   const from: readonly JobStatus[] = input.to === 'Cancelled' ? ['Pending', 'Queued', 'Running'] : ['Pending', 'Queued', 'Running', 'Verifying'];
   if (job.status !== input.to && !from.includes(job.status)) return { ok: false, code: 'conflict', status: job.status };
-  const partialBlobDeleted = await deps.blobs.deleteBlob(job.blobPath);
+  // Sidecars too: a manifest written before a later step failed must not outlive the job.
+  const partialBlobDeleted = await deleteBackupFiles(deps.blobs, job.blobPath);
   return transition(
     deps,
     input,
@@ -411,7 +405,7 @@ export async function expireBackup(input: ExpireBackupInput): Promise<ExpireBack
 
 /** An activity as a host calls it: the input is whatever the orchestrator sent (our own, typed, JSON). */
 export type ActivityFunction = (input: unknown, context?: InvocationContext) => Promise<unknown>;
-const asActivity =
+export const asActivity =
   <I>(handler: (input: I) => Promise<unknown>): ActivityFunction =>
   (input) =>
     handler(input as I);

@@ -309,6 +309,9 @@ export function* verify(
 export interface VerifiedUpload {
   sizeBytes: number;
   sha256: string;
+  /** backupJob2: the retention expiry the signed manifest states, and the key that signed it (v1: absent). */
+  expiresAt?: Date;
+  manifestKeyId?: string;
 }
 
 /** Available until the end of retention, and the requester's first link. */
@@ -317,12 +320,13 @@ export function* publish(
   prepared: PreparedJob,
   verified: VerifiedUpload,
 ): Generator<Task, { expiresAt: Date } | BackupJobOutcome, unknown> {
-  const expiresAt = new Date(flow.now().getTime() + prepared.policy.retentionDays * DAY_MS);
+  const expiresAt = verified.expiresAt ?? new Date(flow.now().getTime() + prepared.policy.retentionDays * DAY_MS);
   const availableInput: MarkAvailableInput = {
     ...flow.step(),
     sizeBytes: verified.sizeBytes,
     sha256: verified.sha256,
     expiresAt: expiresAt.toISOString(),
+    ...(verified.manifestKeyId ? { manifestKeyId: verified.manifestKeyId } : {}),
   };
   const marked = yield* flow.call<StepDone | Refusal>(ACTIVITY.markAvailable, availableInput);
   if (!marked.ok) return flow.letGo(marked);

@@ -3,7 +3,7 @@
  * orchestrations/backupJob.ts) stays registered for the instances started before it; both use the same
  * activities (backupJob.activities.ts) and the shared steps in backupJob.flow.ts.
  *
- *   prepare → [approval] → enqueue and wait for the upload (Queued, Running) → verify (Verifying)
+ *   prepare → [approval] → enqueue and wait for the upload (Queued, Running) → verify: metadata, the control plane's re-hash, signed manifest (Verifying)
  *   → publish (Available + first link) → wait out retention in chunks, or `Delete` → expire (Expired)
  *
  * Each step is one generator below; a step returns its result or the outcome that ended the job. New steps go
@@ -38,6 +38,7 @@ import {
   type BackupJobOutcome,
   type VerifiedUpload,
 } from './backupJob.flow.js';
+import { rehashAgainstReport, signAndPublish } from './backupJob2.integrity.js';
 
 /** Orchestrator function name; what new jobs start. */
 export const BACKUP_JOB2_ORCHESTRATOR = 'backupJob2';
@@ -77,13 +78,21 @@ function* awaitUpload(flow: JobFlow, prepared: PreparedJob): Generator<Task, Upl
   return yield* enqueueAndAwaitUpload(flow, prepared, 'ignore');
 }
 
-/** Verifying: the stored blob against the runner's report. [An independent re-hash of the stored bytes goes here.] */
+/**
+ * Verifying: the stored blob against the runner's report (metadata), then the control plane's own re-hash of the
+ * stored bytes, then the signed manifest and sidecars (orchestrations/backupJob2.integrity.ts). Any of them
+ * failing ends the job Failed with its blob and sidecars deleted: nothing half-published.
+ */
 function* verifyStoredBlob(
   flow: JobFlow,
   prepared: PreparedJob,
   uploaded: UploadedEvent,
 ): Generator<Task, VerifiedUpload | BackupJobOutcome, unknown> {
-  return yield* verify(flow, prepared, uploaded);
+  const verified = yield* verify(flow, prepared, uploaded);
+  if (isOutcome(verified)) return verified;
+  const rehashed = yield* rehashAgainstReport(flow, uploaded, verified);
+  if (isOutcome(rehashed)) return rehashed;
+  return yield* signAndPublish(flow, prepared, uploaded, rehashed);
 }
 
 /** Until `Delete` or the end of retention, in chunks of at most 6 days (see the header); then the blob goes. */

@@ -6,6 +6,7 @@
  *   check    tests every connection, one PASS/FAIL line each
  *   backup   one manual backup to a file or stdout
  *   decrypt  turns an encrypted download back into the backup
+ *   verify   proves a download against its signed manifest, offline
  */
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -69,6 +70,7 @@ Examples:
   dbdist-runner start --config /etc/dbdist-runner/config.json
   dbdist-runner backup --engine postgres --database sales --out sales.dump.gz --compression gzip
   dbdist-runner decrypt --key-file /etc/dbdist-runner/backup.key --in sales.dump.gz.enc --out sales.dump.gz
+  dbdist-runner verify --manifest sales.dump.gz.manifest.json --jwks-url https://<app>.azurewebsites.net/api/manifest-keys sales.dump.gz
 
 Environment variables (each sets the config field named after it):
 ${envHelp}
@@ -214,6 +216,40 @@ Configuration reference and installation: docs/runner.md`,
         if (!toStdout) rmSync(partPath, { force: true });
         throw error;
       }
+    });
+
+  program
+    .command('verify')
+    .description(
+      'Prove a downloaded backup offline against its signed manifest: signature (published keys), size and SHA-256. ' +
+        'Exit 0 proved, 1 a check failed (the message says which), 2 usage.',
+    )
+    .argument('<file>', 'the downloaded backup')
+    .requiredOption('--manifest <path>', "the backup's <name>.manifest.json")
+    .option('--keys <path>', 'JWKS file with the published manifest keys (saved from GET /api/manifest-keys)')
+    .option('--jwks-url <url>', 'fetch the published keys from this URL (GET /api/manifest-keys)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  dbdist-runner verify --manifest Sales-20261201-0900.bak.gz.manifest.json --keys manifest-keys.json Sales-20261201-0900.bak.gz\n' +
+        '  dbdist-runner verify --manifest x.dump.manifest.json --jwks-url https://dbdist.example.com/api/manifest-keys x.dump\n' +
+        'Verify the downloaded file as it was stored (before decrypting or decompressing it).',
+    )
+    .action(async (file: string, options: { manifest: string; keys?: string; jwksUrl?: string }) => {
+      if (Boolean(options.keys) === Boolean(options.jwksUrl)) {
+        process.stderr.write('error: give exactly one of --keys <path> or --jwks-url <url>\n');
+        throw new Exit(EXIT_CONFIG);
+      }
+      const [{ verifyDownload, keysFromJwks, fetchJwks }, { readFileSync, existsSync }] = await Promise.all([import('./verify.js'), import('node:fs')]);
+      for (const path of [file, options.manifest, ...(options.keys ? [options.keys] : [])]) {
+        if (!existsSync(path)) {
+          process.stderr.write(`error: ${path} does not exist\n`);
+          throw new Exit(EXIT_CONFIG);
+        }
+      }
+      const keys = options.keys ? keysFromJwks(readFileSync(options.keys, 'utf8'), options.keys) : await fetchJwks(options.jwksUrl!);
+      const outcome = await verifyDownload({ file, manifestText: readFileSync(options.manifest, 'utf8'), keys });
+      process.stdout.write(`${outcome.lines.join('\n')}\n`);
+      if (!outcome.proved) throw new Exit(EXIT_FAILED);
     });
 
   return program;

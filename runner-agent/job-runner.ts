@@ -246,6 +246,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       },
     );
     let result;
+    let restoreCheck;
     try {
       result = await uploadBackup({
         source: backup.stream,
@@ -274,6 +275,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         },
         ...deps.uploadOptions,
       });
+      restoreCheck = backup.restoreCheck?.();
     } finally {
       await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
     }
@@ -285,6 +287,9 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       compression: result.compression,
       encrypted: result.encrypted,
       ...(backup.tableRowCounts ? { tableRowCounts: backup.tableRowCounts } : {}),
+      runnerId: deps.runnerId,
+      attempt,
+      ...(restoreCheck ? { restoreCheck } : {}),
     });
     return { action: 'complete', reason: 'uploaded' };
   } catch (caught) {

@@ -4,6 +4,7 @@ import type { RbacPolicy } from '../shared/auth/rbac.js';
 import type { Store } from '../shared/db/store.js';
 import type { DeadLetterInbox, JobQueue } from '../shared/messaging.js';
 import type { BlobGateway } from '../shared/storage/gateway.js';
+import type { ManifestSigner } from '../shared/integrity/manifest.js';
 import type { NotificationChannel } from './notification-channels.js';
 import type { JobOrchestrations } from './orchestrations.js';
 
@@ -11,6 +12,17 @@ export interface Limits {
   sasTtlDefaultMinutes: number;
   sasTtlMaxMinutes: number;
   uploadSasTtlMinutes: number;
+  /** Age at which the storage lifecycle rule deletes backup blobs: every policy's retention must stay below it. */
+  lifecycleDeleteDays: number;
+}
+
+/** How the control plane proves stored backups (services/integrity.ts, orchestrations/rehash.ts). */
+export interface Integrity {
+  signer: ManifestSigner;
+  /** Bytes one re-hash activity reads before it hands its state back to the orchestration. */
+  rehashBudgetBytes: number;
+  /** Re-verifications the timer starts per tick at most. */
+  reverifyBatchSize: number;
 }
 
 /** Everything the handlers, services and activities depend on. Built once per process. */
@@ -25,6 +37,7 @@ export interface Deps {
   limits: Limits;
   /** The organisation's current recovery recipients (age1…), from ENCRYPTION_RECOVERY_RECIPIENTS. */
   recoveryRecipients: readonly string[];
+  integrity: Integrity;
   now(): Date;
   /** Where notifications go (Event Grid, webhooks); none configured means the notifier only drains the outbox. */
   notifications: NotificationChannel[];

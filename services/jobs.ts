@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../shared/auth/principal.js';
-import { hasRole } from '../shared/auth/rbac.js';
+import { hasRole, isInAnyGroup } from '../shared/auth/rbac.js';
 import type { Page } from '../shared/contracts/common.js';
 import {
   type CreateJobRequest,
@@ -25,6 +25,7 @@ import type { Deps } from './deps.js';
 import { copyRecipientsFor } from './encryption.js';
 import type { OrchestrationState } from './orchestrations.js';
 import { expireBackup } from './retention.js';
+import { sidecarLinks } from './integrity.js';
 import { buildNewJob, downloadLinkExpiry } from './job-rules.js';
 import { type RequestScope, auditActor } from './scope.js';
 import { jobFileName, jobView } from './views.js';
@@ -46,6 +47,17 @@ function mayActOn(principal: Principal, job: JobRecord): boolean {
   return hasRole(principal, 'Admin') || (hasRole(principal, 'Requester') && isRequesterOf(principal, job));
 }
 
+/**
+ * Who may read and download a job's backup: whoever may act on it, and for a scheduled job the members of the
+ * schedule's recipients group (as the database's schedule names it now).
+ */
+async function mayReceive(deps: Deps, principal: Principal, job: JobRecord): Promise<boolean> {
+  if (mayActOn(principal, job)) return true;
+  if (job.trigger !== 'schedule' || principal.isApplication) return false;
+  const recipients = (await deps.store.getDatabase(job.databaseId))?.schedule?.recipientGroupId;
+  return recipients ? isInAnyGroup(principal, [recipients]) : false;
+}
+
 function assertMayActOn(principal: Principal, job: JobRecord, action: string): void {
   if (!mayActOn(principal, job)) {
     throw new AppError('forbidden', `Only the job's requester or an Admin may ${action} job ${job.id}.`);
@@ -64,8 +76,6 @@ export function conflictUnlessIn(job: JobRecord, allowed: readonly JobStatus[], 
   }
 }
 
-const sameId = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
-
 /**
  * Records a backup request (job Pending + `job.requested`, one transaction) and starts its orchestration.
  * The caller must be Admin or in one of the database's requester groups.
@@ -74,8 +84,7 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
   const { deps, principal } = scope;
   const database = await deps.store.getDatabase(request.databaseId);
   if (!database) throw new AppError('not_found', `Database ${request.databaseId} is not registered.`);
-  const isMember = principal.groups.some((group) => database.requesterGroupIds.some((allowed) => sameId(group, allowed)));
-  if (!hasRole(principal, 'Admin') && !isMember) {
+  if (!hasRole(principal, 'Admin') && !isInAnyGroup(principal, database.requesterGroupIds)) {
     throw new AppError('forbidden', `You are not in a group allowed to request backups of database ${database.name}.`);
   }
   if (!database.enabled) throw new AppError('conflict', `Database ${database.name} is disabled for backups.`);
@@ -119,7 +128,7 @@ export async function requestBackup(scope: RequestScope, request: CreateJobReque
     },
   );
   await startOrFail(scope, job);
-  return jobView(job, principal, now);
+  return jobView(job);
 }
 
 /**
@@ -154,23 +163,22 @@ async function startOrFail(scope: RequestScope, job: JobRecord): Promise<void> {
 export async function listJobs(scope: RequestScope, query: ListJobsQuery): Promise<Page<JobView>> {
   const { deps, principal } = scope;
   const page = await deps.store.listJobs({
-    ...(hasRole(principal, 'Admin') ? {} : { requesterOid: principal.oid }),
+    ...(hasRole(principal, 'Admin', 'Auditor') ? {} : { requesterOid: principal.oid }),
     ...(query.status ? { status: query.status } : {}),
     ...(query.cursor ? { cursor: query.cursor } : {}),
     limit: query.limit,
   });
-  const now = deps.now();
-  return { items: page.items.map((job) => jobView(job, principal, now)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
+  return { items: page.items.map((job) => jobView(job)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
 }
 
-/** One job, for its requester, an Admin or an Auditor. */
+/** One job, for its requester, an Admin, an Auditor or (scheduled jobs) a recipient of its schedule. */
 export async function getJob(scope: RequestScope, jobId: string): Promise<JobView> {
   const { deps, principal } = scope;
   const job = await loadJob(deps, jobId);
-  if (!hasRole(principal, 'Admin', 'Auditor') && !mayActOn(principal, job)) {
+  if (!hasRole(principal, 'Admin', 'Auditor') && !(await mayReceive(deps, principal, job))) {
     throw new AppError('forbidden', `Only the job's requester, an Admin or an Auditor may read job ${jobId}.`);
   }
-  return jobView(job, principal, deps.now());
+  return jobView(job);
 }
 
 /** What a cancel or delete request came to: handed to the job's orchestration, or done here because it had none. */
@@ -248,9 +256,9 @@ async function actViaOrchestration(
     by: { type: actor.actorType, id: actor.actorId, name: actor.actorName },
     requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
   });
-  if (delivery.raised) return { job: jobView(job, principal, now), outcome: 'requested' };
+  if (delivery.raised) return { job: jobView(job), outcome: 'requested' };
   const after = (await actDirectly(delivery.state, now)) ?? job;
-  return { job: jobView(after, principal, deps.now()), outcome: 'done' };
+  return { job: jobView(after), outcome: 'done' };
 }
 
 /**
@@ -261,16 +269,17 @@ async function actViaOrchestration(
 export async function issueDownloadLink(scope: RequestScope, jobId: string, request: DownloadLinkRequest): Promise<DownloadLink> {
   const { deps, principal } = scope;
   const job = await loadJob(deps, jobId);
-  if (!mayActOn(principal, job)) {
+  if (!(await mayReceive(deps, principal, job))) {
     await deps.store.appendAudit({
       ...auditActor(scope),
       action: 'sas.download_denied',
       target: `job/${job.id}`,
       jobId: job.id,
-      detail: { reason: 'not the requester of the job nor an Admin' },
+      detail: { reason: 'not the requester of the job, a recipient of its schedule nor an Admin' },
     });
     throw new AppError('forbidden', `Only the job's requester or an Admin may download the backup of job ${job.id}.`);
   }
+  if (job.status === 'Corrupt') await refuseCorruptDownload(scope, job);
   conflictUnlessIn(job, ['Available'], 'a download link');
   if (job.sizeBytes === null || job.sha256 === null) {
     throw new AppError('internal', `Job ${job.id} is Available without a verified size and digest.`);
@@ -288,16 +297,57 @@ export async function issueDownloadLink(scope: RequestScope, jobId: string, requ
   if (expiresAt <= now) throw new AppError('conflict', `The backup of job ${job.id} has reached its retention expiry.`, { details: { jobStatus: job.status } });
 
   const fileName = jobFileName(job);
-  const link = await deps.blobs.issueReadSas(job.blobPath, { expiresAt, fileName });
+  // One id per link, in the SAS and in the audit row: a download in the storage logs names the row that let it.
+  const correlationId = randomUUID();
+  const boundToObjectId = policy.bindLinksToRequester ? principal.oid : undefined;
+  const link = await deps.blobs.issueReadSas(job.blobPath, {
+    expiresAt,
+    fileName,
+    correlationId,
+    ...(boundToObjectId ? { delegatedUserObjectId: boundToObjectId } : {}),
+  });
   const recorded = await deps.store.recordDownloadLink(job.id, link, {
     ...auditActor(scope),
     action: 'sas.download_issued',
     target: `job/${job.id}`,
     jobId: job.id,
-    // Never the URL itself: it is a bearer secret.
-    detail: { expiresAt: link.expiresAt.toISOString(), ttlMinutes, requestedTtlMinutes: request.ttlMinutes ?? null },
+    // Never the URL itself: it is a bearer secret, returned once below and stored nowhere.
+    detail: {
+      expiresAt: link.expiresAt.toISOString(),
+      ttlMinutes,
+      requestedTtlMinutes: request.ttlMinutes ?? null,
+      correlationId,
+      boundToObjectId: boundToObjectId ?? null,
+    },
     at: now,
   });
   if (!recorded) throw new AppError('not_found', `Job ${job.id} does not exist.`);
-  return { url: link.url, expiresAt: link.expiresAt.toISOString(), fileName, sizeBytes: job.sizeBytes, sha256: job.sha256 };
+  // Jobs verified before manifests existed have no sidecars.
+  const sidecars = job.manifestKeyId ? { sidecars: await sidecarLinks(deps, job, link.expiresAt, { correlationId, ...(boundToObjectId ? { delegatedUserObjectId: boundToObjectId } : {}) }) } : {};
+  return {
+    url: link.url,
+    expiresAt: link.expiresAt.toISOString(),
+    fileName,
+    sizeBytes: job.sizeBytes,
+    sha256: job.sha256,
+    correlationId,
+    ...(boundToObjectId ? { boundToObjectId } : {}),
+    ...sidecars,
+  };
+}
+
+/** A Corrupt backup is never handed out: the refusal is audited and names when and why it was found corrupt. */
+async function refuseCorruptDownload(scope: RequestScope, job: JobRecord): Promise<never> {
+  const reason = job.errorMessage ?? 'its stored bytes no longer match the verified digest';
+  const corruptAt = job.corruptAt?.toISOString() ?? null;
+  await scope.deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'sas.download_denied',
+    target: `job/${job.id}`,
+    jobId: job.id,
+    detail: { reason: 'corrupt', errorCode: job.errorCode, corruptAt },
+  });
+  throw new AppError('conflict', `The backup of job ${job.id} failed its integrity re-check${corruptAt ? ` at ${corruptAt}` : ''}: ${reason} Download links are refused.`, {
+    details: { jobStatus: job.status, reason: job.errorCode, corruptAt },
+  });
 }

@@ -1,4 +1,5 @@
 import type { ORCHESTRATION_EVENTS } from '../shared/contracts/runner.js';
+import type { AuditActor } from './retention.js';
 
 export type OrchestrationEventName = (typeof ORCHESTRATION_EVENTS)[keyof typeof ORCHESTRATION_EVENTS];
 
@@ -32,4 +33,6 @@ export interface JobOrchestrations {
    */
   raiseEvent(jobId: string, eventName: OrchestrationEventName, payload: unknown): Promise<EventDelivery>;
   getState(jobId: string): Promise<OrchestrationState>;
+  /** Starts a `reverifyBackup` instance (orchestrations/reverifyBackup.ts); a no-op when `instanceId` exists. */
+  startReverification(instanceId: string, input: { jobId: string; requestedBy?: AuditActor }): Promise<void>;
 }

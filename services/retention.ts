@@ -6,6 +6,7 @@
  */
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import type { AuditEntry } from '../shared/db/store.js';
+import { deleteBackupFiles } from '../shared/storage/gateway.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Deps } from './deps.js';
 import type { JobOrchestrations, OrchestrationState } from './orchestrations.js';
@@ -34,14 +35,17 @@ export async function expireBackup(
 ): Promise<ExpireResult> {
   const job = await deps.store.getJob(input.jobId);
   if (!job) return { ok: false, code: 'job_not_found' };
-  if (job.status !== 'Available' && job.status !== 'Expired') return { ok: false, code: 'not_available', status: job.status };
+  if (job.status !== 'Available' && job.status !== 'Corrupt' && job.status !== 'Expired') {
+    return { ok: false, code: 'not_available', status: job.status };
+  }
 
-  const blobDeleted = await deps.blobs.deleteBlob(job.blobPath);
+  const blobDeleted = await deleteBackupFiles(deps.blobs, job.blobPath);
   if (job.status === 'Expired') return { ok: true, status: 'Expired', blobDeleted, alreadyExpired: true };
 
   const result = await deps.store.transitionJob(
     job.id,
-    { from: ['Available'], to: 'Expired', at: input.at },
+    // A Corrupt backup (kept as evidence, links refused) still goes when its retention ends.
+    { from: ['Available', 'Corrupt'], to: 'Expired', at: input.at },
     {
       ...input.actor,
       action: 'job.expired',

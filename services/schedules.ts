@@ -10,7 +10,6 @@
  */
 import { createHash } from 'node:crypto';
 import { CronExpressionParser } from 'cron-parser';
-import { BackupOptions } from '../shared/contracts/jobs.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Deps } from './deps.js';
 import { copyRecipientsFor } from './encryption.js';
@@ -23,8 +22,6 @@ export const SCHEDULE_LOOK_BACK_MINUTES = 120;
 
 export const SCHEDULER_ACTOR: AuditActor = { actorType: 'system', actorId: 'scheduler', actorName: null };
 
-/** Scheduled jobs use the contract's default options (the schedule has none of its own). */
-const scheduledJobOptions: BackupOptions = BackupOptions.parse({});
 
 /**
  * The latest slot of `cron` at or before `now`, when it lies within `lookBackMinutes`; undefined otherwise.
@@ -85,7 +82,8 @@ export async function runDueSchedules(
       }
 
       // A policy that requires encryption gets it on schedule too: to the recovery and policy keys (no requester).
-      const jobOptions: BackupOptions = database.policy.encryption === 'required' ? { ...scheduledJobOptions, encryption: 'age' } : scheduledJobOptions;
+      const scheduled = database.schedule.options;
+      const jobOptions: typeof scheduled = database.policy.encryption === 'required' ? { ...scheduled, encryption: 'age' } : scheduled;
       const encryptionRecipients = await copyRecipientsFor(deps, {
         encryption: jobOptions.encryption === 'age' ? 'age' : 'none',
         policy: database.policy,

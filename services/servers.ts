@@ -8,6 +8,7 @@ import {
   DatabasePolicy,
   type DatabaseUpdate,
   type DatabaseView,
+  type RequestableDatabaseView,
   type ServerInput,
   type ServerUpdate,
   type ServerView,
@@ -17,7 +18,8 @@ import { AppError } from '../shared/errors.js';
 import { parseOrThrow } from '../shared/validation.js';
 import { lastGoodBackups } from './metrics.js';
 import { type RequestScope, auditActor } from './scope.js';
-import { databaseView, serverView } from './views.js';
+import { databaseView, requestableDatabaseView, serverView } from './views.js';
+import { hasRole, isInAnyGroup } from '../shared/auth/rbac.js';
 
 async function loadServer(scope: RequestScope, serverId: string): Promise<ServerRecord> {
   const server = await scope.deps.store.getServer(serverId);
@@ -79,6 +81,24 @@ export async function listDatabases(scope: RequestScope, serverId: string): Prom
   return (await scope.deps.store.listDatabases(serverId)).map(databaseView);
 }
 
+/**
+ * The databases the caller may request a backup of: enabled, engine allowed by the policy, and (unless Admin)
+ * listing one of the caller's groups among its requesters. Registries are small: one query per server.
+ */
+export async function listRequestableDatabases(scope: RequestScope): Promise<RequestableDatabaseView[]> {
+  const { store } = scope.deps;
+  const isAdmin = hasRole(scope.principal, 'Admin');
+  const requestable: RequestableDatabaseView[] = [];
+  for (const server of await store.listServers()) {
+    for (const database of await store.listDatabases(server.id)) {
+      if (!database.enabled || !database.policy.allowedEngines.includes(server.engine)) continue;
+      if (!isAdmin && !isInAnyGroup(scope.principal, database.requesterGroupIds)) continue;
+      requestable.push(requestableDatabaseView(database, server));
+    }
+  }
+  return requestable;
+}
+
 /** One database, with how recoverable it is now (last good backup against its RPO). */
 export async function getDatabase(scope: RequestScope, serverId: string, databaseId: string): Promise<DatabaseView> {
   const database = await loadDatabase(scope, serverId, databaseId);
@@ -93,7 +113,22 @@ export async function getDatabase(scope: RequestScope, serverId: string, databas
   };
 }
 
+/**
+ * The storage lifecycle rule deletes backup blobs by age, whatever their job says: a policy keeping backups as
+ * long would have a job call Available a blob that is gone. Strictly below, because the rule runs once a day.
+ */
+function assertRetentionWithinLifecycle(scope: RequestScope, policy: DatabasePolicy): void {
+  const lifecycleDays = scope.deps.limits.lifecycleDeleteDays;
+  if (policy.retentionDays < lifecycleDays) return;
+  throw new AppError(
+    'validation_failed',
+    `retentionDays ${policy.retentionDays} is not below the ${lifecycleDays} days after which the storage lifecycle rule deletes backups (BACKUP_LIFECYCLE_DELETE_DAYS).`,
+    { fieldErrors: [{ field: 'body.policy.retentionDays', message: `is ${policy.retentionDays}; must be below the storage lifecycle rule's ${lifecycleDays} days` }] },
+  );
+}
+
 export async function createDatabase(scope: RequestScope, serverId: string, input: DatabaseInput): Promise<DatabaseView> {
+  assertRetentionWithinLifecycle(scope, input.policy);
   await loadServer(scope, serverId);
   const id = randomUUID();
   const database = await scope.deps.store.createDatabase(
@@ -108,7 +143,10 @@ export async function updateDatabase(scope: RequestScope, serverId: string, data
   const current = await loadDatabase(scope, serverId, databaseId);
   const { policy, ...rest } = patch;
   const changes: Partial<Omit<NewDatabase, 'id' | 'serverId'>> = { ...rest };
-  if (policy) changes.policy = parseOrThrow(DatabasePolicy, { ...current.policy, ...policy }, 'body.policy');
+  if (policy) {
+    changes.policy = parseOrThrow(DatabasePolicy, { ...current.policy, ...policy }, 'body.policy');
+    assertRetentionWithinLifecycle(scope, changes.policy);
+  }
   const database = await scope.deps.store.updateDatabase(databaseId, changes, {
     ...auditActor(scope),
     action: 'database.updated',

@@ -1,7 +1,7 @@
 /** Store records → the JSON views of shared/contracts. Dates become ISO strings; nothing else is invented. */
 import type { AuditEventView } from '../shared/contracts/audit.js';
-import type { DownloadLink, JobView } from '../shared/contracts/jobs.js';
-import type { DatabaseView, ServerView } from '../shared/contracts/servers.js';
+import type { JobView } from '../shared/contracts/jobs.js';
+import type { DatabaseView, RequestableDatabaseView, ServerView } from '../shared/contracts/servers.js';
 import type { AuditRecord, DatabaseRecord, JobRecord, ServerRecord } from '../shared/db/store.js';
 import { downloadFileName } from '../shared/storage/paths.js';
 
@@ -44,12 +44,9 @@ export function jobFileName(job: JobRecord): string {
   });
 }
 
-/**
- * The job as its viewer may see it. The current download link is a bearer secret: it is shown only to the
- * job's requester, and only while the backup is Available and the link has not expired.
- */
-export function jobView(job: JobRecord, viewer: { oid: string; isApplication: boolean }, now: Date): JobView {
-  const view: JobView = {
+/** The job. Never a download link: a link is a bearer secret, returned once by POST …/download-link. */
+export function jobView(job: JobRecord): JobView {
+  return {
     id: job.id,
     databaseId: job.databaseId,
     serverId: job.serverId,
@@ -77,17 +74,19 @@ export function jobView(job: JobRecord, viewer: { oid: string; isApplication: bo
         ? { verifiedAt: iso(job.restoreVerifiedAt), durationMs: job.restoreDurationMs ?? 0, result: job.restoreResult, error: job.restoreError }
         : null,
     recipients: job.encryptionRecipients?.map(({ fingerprint, role }) => ({ fingerprint, role })) ?? null,
+    integrity: { verifiedAt: isoOrNull(job.verifiedAt), reverifyDueAt: isoOrNull(job.reverifyDueAt), corruptAt: isoOrNull(job.corruptAt) },
   };
-  const isRequester = !viewer.isApplication && viewer.oid === job.requesterOid;
-  const link = isRequester ? liveDownloadLink(job, now) : undefined;
-  return link ? { ...view, downloadLink: link } : view;
 }
 
-function liveDownloadLink(job: JobRecord, now: Date): DownloadLink | undefined {
-  const { downloadUrl, downloadExpiresAt, sizeBytes, sha256 } = job;
-  if (job.status !== 'Available' || !downloadUrl || !downloadExpiresAt || sizeBytes === null || sha256 === null) return undefined;
-  if (downloadExpiresAt <= now) return undefined;
-  return { url: downloadUrl, expiresAt: iso(downloadExpiresAt), fileName: jobFileName(job), sizeBytes, sha256 };
+export function requestableDatabaseView(database: DatabaseRecord, server: Pick<ServerRecord, 'engine'>): RequestableDatabaseView {
+  const { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester } = database.policy;
+  return {
+    id: database.id,
+    serverId: database.serverId,
+    name: database.name,
+    engine: server.engine,
+    policy: { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester },
+  };
 }
 
 export function auditEventView(record: AuditRecord): AuditEventView {

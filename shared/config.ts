@@ -70,6 +70,16 @@ const controlPlaneSettingsObject = z.object({
     UPLOAD_SAS_TTL_MINUTES: positiveMinutes.default(30),
     /** Browser origins allowed to call the API; the app answers CORS itself (platform CORS stays off). */
     CORS_ORIGINS: originList.default([]),
+    /** Age (days) at which the storage lifecycle rule deletes backup blobs; no policy may keep them longer. */
+    BACKUP_LIFECYCLE_DELETE_DAYS: z.coerce.number().int().min(1).max(3650).default(30),
+    /** Largest request body accepted (bytes); larger ones get 413 before being read whole or parsed. */
+    MAX_REQUEST_BODY_BYTES: z.coerce.number().int().min(1024).max(4 * 1024 * 1024).default(64 * 1024),
+    /** Key Vault key that signs backup manifests, without a version (the newest version signs), e.g. https://kv-dbdist.vault.azure.net/keys/manifest-signing */
+    MANIFEST_SIGNING_KEY_ID: httpsUrl.regex(/\/keys\/[A-Za-z0-9-]+\/?$/, 'must be a Key Vault key URL without a version: https://<vault>.vault.azure.net/keys/<name>'),
+    /** MiB one re-hash activity reads before it hands its state back (one call stays well under the Functions timeout). */
+    REHASH_BUDGET_MIB: z.coerce.number().int().min(1).max(64 * 1024).default(4096),
+    /** Re-verifications the timer starts per tick at most. */
+    REVERIFY_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(20),
     /** Event Grid topic endpoint that gets notifications as CloudEvents (managed identity, EventGrid Data Sender). */
     EVENTGRID_TOPIC_ENDPOINT: optionalSetting(httpsUrl),
     /** Webhooks (Teams Workflows, Slack-compatible) that get notifications: comma-separated https URLs. */
@@ -96,7 +106,7 @@ export const controlPlaneSettingsSchema = controlPlaneSettingsObject
 export type ControlPlaneSettings = z.output<typeof controlPlaneSettingsSchema>;
 
 /** The settings every HTTP response depends on, readable without the rest (probes and preflights need no SQL). */
-export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true });
+export const httpSettingsSchema = controlPlaneSettingsObject.pick({ CORS_ORIGINS: true, MAX_REQUEST_BODY_BYTES: true });
 export type HttpSettings = z.output<typeof httpSettingsSchema>;
 
 /** Setting names, for infra tests and the sample settings file. */

@@ -12,6 +12,10 @@ export type ErrorCode =
   /** The token carries a groups overage marker instead of groups: RBAC cannot be decided from it. */
   | 'groups_overage'
   | 'not_found'
+  /** A request body over the size limit (refused before it is parsed). */
+  | 'payload_too_large'
+  /** A request body that is not declared `application/json`. */
+  | 'unsupported_media_type'
   /** The resource is in a state that does not allow the operation (e.g. cancelling a finished job). */
   | 'conflict'
   /** Uploaded bytes do not match what the runner reported (size or SHA-256). */

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { AuditEventView } from './contracts/audit.js';
 import { RetiredRecipientCopy } from './contracts/encryption.js';
 import { JobView } from './contracts/jobs.js';
-import { DatabaseView, ServerView } from './contracts/servers.js';
+import { DatabaseView, RequestableDatabaseView, ServerView } from './contracts/servers.js';
 import { statusByCode } from './http.js';
 
 // ---- Schemas that exist only to describe responses ------------------------------------------------------
@@ -27,6 +27,7 @@ export const AuditPage = pageOf(AuditEventView, 'AuditPage');
 export const ServerList = z.object({ items: z.array(ServerView) }).meta({ id: 'ServerList' });
 export const DatabaseList = z.object({ items: z.array(DatabaseView) }).meta({ id: 'DatabaseList' });
 export const RetiredRecipientCopyList = z.object({ items: z.array(RetiredRecipientCopy) }).meta({ id: 'RetiredRecipientCopyList' });
+export const RequestableDatabaseList = z.object({ items: z.array(RequestableDatabaseView) }).meta({ id: 'RequestableDatabaseList' });
 
 export const HealthStatus = z
   .object({
@@ -147,6 +148,10 @@ function errorResponses(route: DocumentedRoute, method: string): Record<string, 
   const responses: Record<string, unknown> = {};
   const takesInput = Boolean(route.params || route.query || route.body);
   if (takesInput) responses['400'] = problemResponse('The request is not valid; `errors` names the fields');
+  if (route.body) {
+    responses['413'] = problemResponse('The body is larger than the limit (MAX_REQUEST_BODY_BYTES, 64 KiB by default)');
+    responses['415'] = problemResponse('The body is not declared `content-type: application/json`');
+  }
   if (route.access !== 'anonymous') {
     responses['401'] = problemResponse('No valid bearer token');
     responses['403'] = problemResponse('The caller lacks the role or ownership needed, or the token has a groups overage');

@@ -111,8 +111,23 @@ param sasTtlMaxMinutes int
 @description('UPLOAD_SAS_TTL_MINUTES: lifetime of the runner\'s write SAS.')
 param uploadSasTtlMinutes int
 
+@description('MANIFEST_SIGNING_KEY_ID: Key Vault key (versionless) that signs backup manifests.')
+param manifestSigningKeyId string
+
+@description('REHASH_BUDGET_MIB: MiB one re-hash activity reads before handing its state on (keep one call well under the Functions timeout).')
+param rehashBudgetMiB int = 4096
+
+@description('REVERIFY_BATCH_SIZE: re-verifications the timer starts per tick at most.')
+param reverifyBatchSize int = 20
+
 @description('CORS_ORIGINS: browser origins allowed to call the API (handled by the app, not platform CORS).')
 param corsOrigins string[]
+
+@description('MAX_REQUEST_BODY_BYTES: largest request body the API reads.')
+param maxRequestBodyBytes int
+
+@description('BACKUP_LIFECYCLE_DELETE_DAYS: age at which the storage lifecycle rule deletes backup blobs.')
+param backupLifecycleDeleteDays int
 
 @description('EVENTGRID_TOPIC_ENDPOINT: the topic notifications are published to.')
 param eventGridTopicEndpoint string
@@ -212,7 +227,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       SAS_TTL_DEFAULT_MINUTES: string(sasTtlDefaultMinutes)
       SAS_TTL_MAX_MINUTES: string(sasTtlMaxMinutes)
       UPLOAD_SAS_TTL_MINUTES: string(uploadSasTtlMinutes)
+      MANIFEST_SIGNING_KEY_ID: manifestSigningKeyId
+      REHASH_BUDGET_MIB: string(rehashBudgetMiB)
+      REVERIFY_BATCH_SIZE: string(reverifyBatchSize)
       CORS_ORIGINS: join(corsOrigins, ',')
+      MAX_REQUEST_BODY_BYTES: string(maxRequestBodyBytes)
+      BACKUP_LIFECYCLE_DELETE_DAYS: string(backupLifecycleDeleteDays)
       EVENTGRID_TOPIC_ENDPOINT: eventGridTopicEndpoint
       NOTIFY_WEBHOOK_URLS: join(notifyWebhookUrls, ',')
       NOTIFY_WEBHOOK_SECRET: empty(notifyWebhookSigningKeyUri) ? '' : '@Microsoft.KeyVault(SecretUri=${notifyWebhookSigningKeyUri})'

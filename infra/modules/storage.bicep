@@ -30,6 +30,9 @@ param deleteBlobsAfterDays int = 0
 @description('Prefix the lifecycle rule applies to, starting with the container name (e.g. "backups/").')
 param deleteBlobsPrefix string = ''
 
+@description('Log Analytics workspace receiving the blob service logs (reads, writes, deletes); empty for none.')
+param logAnalyticsWorkspaceId string = ''
+
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -116,6 +119,21 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
         ]
       }
     }
+  }
+}
+
+// Every download (a read through a SAS) lands in StorageBlobLogs with the SAS correlation id (scid) in its Uri:
+// docs/audit-downloads.md joins it to the `sas.download_issued` audit row.
+resource blobLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = if (!empty(logAnalyticsWorkspaceId)) {
+  name: 'blob-logs-to-log-analytics'
+  scope: account::blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      { category: 'StorageRead', enabled: true }
+      { category: 'StorageWrite', enabled: true }
+      { category: 'StorageDelete', enabled: true }
+    ]
   }
 }
 

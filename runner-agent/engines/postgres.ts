@@ -3,6 +3,8 @@
  * the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) so no name is ever parsed as a connection
  * string or an option. stdout goes straight into the upload (no temp file); stderr is kept (bounded) for the
  * failure reason; a non-zero exit fails the stream even when bytes were produced, so nothing is committed.
+ * The same chunks feed `pg_restore --list` (engines/archive-listing.ts): an archive it cannot list fails the
+ * backup before the commit, and its verdict goes into the report and the manifest.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -12,6 +14,8 @@ import pg from 'pg';
 import { AppError, errorMessage } from '../../shared/errors.js';
 import type { PostgresSettings } from '../config.js';
 import { BoundedText, JobFailure } from '../errors.js';
+import type { RestoreCheck } from '../../shared/contracts/runner.js';
+import { pgRestoreBeside, startArchiveListing } from './archive-listing.js';
 import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
 
 const executable = process.platform === 'win32' ? 'pg_dump.exe' : 'pg_dump';
@@ -162,17 +166,33 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       // The stream ends only once pg_dump exited 0; a non-zero exit errors it after the last byte.
       const stream = new PassThrough();
       child.stdout.pipe(stream, { end: false });
+      const listing = startArchiveListing(pgRestoreBeside(pgDump()));
+      child.stdout.on('data', (chunk: Buffer) => listing.feed(chunk));
+      let restoreCheck: RestoreCheck | undefined;
       const done = new Promise<void>((resolve, reject) => {
         let stdoutEnded = false;
         let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+        let settled = false;
         const settle = () => {
-          if (!stdoutEnded || !exit) return;
+          if (!stdoutEnded || !exit || settled) return;
+          settled = true;
           signal.removeEventListener('abort', onAbort);
           if (exit.code === 0) {
-            stream.end();
-            resolve();
+            // The stream ends only after the restore check passed: the upload commits nothing before.
+            void listing.finish().then((check) => {
+              restoreCheck = check;
+              if (check.ok) {
+                stream.end();
+                resolve();
+                return;
+              }
+              const failure = new JobFailure('restore_check_failed', `pg_restore --list could not read the archive: ${check.detail ?? 'unknown reason'}`);
+              stream.destroy(failure);
+              reject(failure);
+            });
             return;
           }
+          listing.abort();
           const reason = signal.aborted ? 'aborted' : stderr.toString() || `exit ${exit.code ?? exit.signal}`;
           const failure = new JobFailure(
             signal.aborted ? 'aborted' : classifyPgDumpError(reason),
@@ -191,6 +211,7 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
           settle();
         });
         child.on('error', (error) => {
+          listing.abort();
           const failure = new JobFailure('engine_start_failed', `pg_dump could not be started: ${errorMessage(error)}`);
           stream.destroy(failure);
           reject(failure);
@@ -199,11 +220,12 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       // When the consumer gives up (upload failed), pg_dump must not keep running.
       stream.on('close', () => {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+        if (!restoreCheck) listing.abort();
       });
       done.catch(() => undefined); // observed by the upload pipeline; never an unhandled rejection
       // The snapshot lives as long as its transaction: until pg_dump is done with it.
       void done.catch(() => undefined).finally(() => snapshot?.release());
-      return { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}) };
+      return { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}), restoreCheck: () => restoreCheck };
     },
 
     async check(): Promise<string> {

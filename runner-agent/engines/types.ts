@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { RestoreCheck } from '../../shared/contracts/runner.js';
 import { JobFailure } from '../errors.js';
 
 export interface EngineJob {
@@ -32,6 +33,8 @@ export interface EngineBackup {
   sizeHint?: number;
   /** Overall percent once `bytesRead` bytes of the stream were consumed, when the engine can tell. */
   percentAfter?: (bytesRead: number) => number;
+  /** The pre-commit restore check's verdict, once `done` resolved (undefined when the engine ran none). */
+  restoreCheck?: () => RestoreCheck | undefined;
   /** Removes temp files; called once, whatever happened. */
   cleanup: () => Promise<void>;
   /** Rows per table (`schema.table`) in exactly what the stream holds, when the engine can count them. */

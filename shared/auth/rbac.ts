@@ -54,6 +54,12 @@ export function resolveRoles(claims: RoleClaims, policy: RbacPolicy): Set<Role> 
   return granted;
 }
 
+/** The principal is in at least one of the groups (a database's requesters, a schedule's recipients). */
+export function isInAnyGroup(principal: Pick<Principal, 'groups'>, groupIds: readonly string[]): boolean {
+  const wanted = new Set(groupIds.map(normalizeId));
+  return principal.groups.some((group) => wanted.has(normalizeId(group)));
+}
+
 export function hasRole(principal: Pick<Principal, 'roles'>, ...anyOf: Role[]): boolean {
   return anyOf.some((role) => principal.roles.has(role));
 }

@@ -24,6 +24,10 @@ export const auditActions = [
   'sas.download_denied',
   'sas.upload_issued',
   'runner.denied',
+  // Re-verification outcomes: the audit row is the event a notifier reads (by cursor over the audit trail).
+  'integrity.verify_requested',
+  'integrity.verified',
+  'integrity.failed',
   'rpo.breached',
   'rpo.recovered',
   'restore.rehearsal_requested',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
-export const uuid = z.uuid();
+/** Any case accepted, lower case kept: ids are stored and compared in lower case. */
+export const uuid = z.uuid().toLowerCase();
 export const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256 digest');
 export const isoDateTime = z.iso.datetime({ offset: true });
 

@@ -8,6 +8,8 @@ import { EncryptionFormat, RecipientFingerprint, RecipientRole } from './encrypt
  *
  *   Pending → Queued → Running → Verifying → Available → Expired
  *      └────────┴─────────┴──────────┴──→ Failed | Cancelled (Verifying cannot be cancelled)
+ *                                            Available → Corrupt → Expired (a re-verification found the stored
+ *                                            bytes changed or gone; links are refused, retention still deletes)
  */
 export const jobStatuses = [
   'Pending',
@@ -18,6 +20,7 @@ export const jobStatuses = [
   'Expired',
   'Failed',
   'Cancelled',
+  'Corrupt',
 ] as const;
 export const JobStatus = z.enum(jobStatuses);
 export type JobStatus = z.infer<typeof JobStatus>;
@@ -27,10 +30,11 @@ export const allowedTransitions: Record<JobStatus, readonly JobStatus[]> = {
   Queued: ['Running', 'Failed', 'Cancelled'],
   Running: ['Verifying', 'Failed', 'Cancelled'],
   Verifying: ['Available', 'Failed'],
-  Available: ['Expired'],
+  Available: ['Expired', 'Corrupt'],
   Expired: [],
   Failed: [],
   Cancelled: [],
+  Corrupt: ['Expired'],
 };
 
 /** States in which the runner may still report on a job; any other answers 409. */
@@ -81,6 +85,10 @@ export const DownloadLinkRequest = z
   .meta({ id: 'DownloadLinkRequest' });
 export type DownloadLinkRequest = z.infer<typeof DownloadLinkRequest>;
 
+/** A read-only link to one file of a backup (the backup itself or one of its sidecars). */
+export const FileLink = z.object({ url: z.url(), fileName: z.string() }).meta({ id: 'FileLink' });
+export type FileLink = z.infer<typeof FileLink>;
+
 export const DownloadLink = z
   .object({
     url: z.url(),
@@ -88,6 +96,15 @@ export const DownloadLink = z
     fileName: z.string(),
     sizeBytes: z.number().int().nonnegative(),
     sha256: sha256Hex,
+    /** Signed into the SAS (`scid`) and recorded in the `sas.download_issued` audit row: joins storage logs to it. */
+    correlationId: uuid,
+    /** Set when the database binds links to their requester: only this user's Entra token can use the link. */
+    boundToObjectId: z.string().optional(),
+    /**
+     * The backup's sidecars, valid as long as the link: `<fileName>.sha256` (sha256sum format, for
+     * `sha256sum -c`) and `<fileName>.manifest.json` (signed by the control plane, for `dbdist-runner verify`).
+     */
+    sidecars: z.object({ sha256: FileLink, manifest: FileLink }).optional(),
   })
   .meta({ id: 'DownloadLink' });
 export type DownloadLink = z.infer<typeof DownloadLink>;
@@ -121,8 +138,13 @@ export const JobView = z
       .nullable(),
     /** Who can open an `age` copy, by fingerprint (shared/age-keys.ts); null when the copy is not age-encrypted. */
     recipients: z.array(z.object({ fingerprint: RecipientFingerprint, role: RecipientRole })).nullable(),
-    /** Only to the job's requester, and only while the link is live. */
-    downloadLink: DownloadLink.optional(),
+    /**
+     * What the control plane proved about the stored bytes: when it last hashed them itself, when the next
+     * scheduled re-check is due, and when one found them changed or gone (the job is then Corrupt; `error` says why).
+     */
+    integrity: z
+      .object({ verifiedAt: isoDateTime.nullable(), reverifyDueAt: isoDateTime.nullable(), corruptAt: isoDateTime.nullable() })
+      .meta({ id: 'JobIntegrity' }),
   })
   .meta({ id: 'Job' });
 export type JobView = z.infer<typeof JobView>;

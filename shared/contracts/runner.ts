@@ -24,6 +24,18 @@ export const ProgressEvent = z
   })
   .strict();
 
+/** What the runner checked before committing: `RESTORE VERIFYONLY` (SQL Server) or `pg_restore --list` (PostgreSQL). */
+export const RestoreCheck = z
+  .object({
+    tool: z.enum(['RESTORE VERIFYONLY', 'pg_restore --list']),
+    ok: z.boolean(),
+    /** e.g. how many archive entries pg_restore listed. */
+    detail: z.string().max(500).optional(),
+  })
+  .strict()
+  .meta({ id: 'RestoreCheck' });
+export type RestoreCheck = z.infer<typeof RestoreCheck>;
+
 export const UploadedEvent = z
   .object({
     type: z.literal('uploaded'),
@@ -36,6 +48,11 @@ export const UploadedEvent = z
     encrypted: z.boolean(),
     /** Rows per table (`schema.table`) in what was stored, so a restore rehearsal can compare. */
     tableRowCounts: z.record(z.string().max(300), z.number().int().nonnegative()).optional(),
+    /** Who took it: the runner's id and attempt, for the signed manifest (optional: older runners omit them). */
+    runnerId: z.string().min(1).max(128).optional(),
+    attempt: z.number().int().positive().optional(),
+    /** The pre-commit restore check the engine ran (RESTORE VERIFYONLY, pg_restore --list). */
+    restoreCheck: RestoreCheck.optional(),
   })
   .strict();
 

@@ -7,14 +7,20 @@ export const distributions = ['raw', 'sanitized', 'raw-needs-approval'] as const
 export const Distribution = z.enum(distributions);
 export type Distribution = z.infer<typeof Distribution>;
 import { AgeRecipient, EncryptionPolicy } from './encryption.js';
+import { BackupOptions } from './jobs.js';
 
 const name = z
   .string()
   .trim()
-  .min(1)
+  .min(1, 'must not be empty')
   .max(128)
   // Printable, no control characters: names end up in T-SQL identifiers, blob paths and file names.
-  .regex(/^[^\u0000-\u001f\u007f]+$/, 'must not contain control characters');
+  .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters')
+  // Bidi overrides make a name display as something else (`Sales\u202Egpj.exe`).
+  .regex(
+    /^[^\u202a-\u202e\u2066-\u2069]*$/,
+    'must not contain bidirectional control characters (U+202A to U+202E, U+2066 to U+2069): they make a name display differently from what it is',
+  );
 
 /** A runner identity allowed to serve a server: its app registration's client id and service principal object id. */
 export const RunnerBinding = z
@@ -59,6 +65,10 @@ const databasePolicyFields = {
   allowedEngines: z.array(BackupEngine).min(1),
   acceptTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
   runTimeoutMinutes: z.number().int().positive().max(7 * 24 * 60),
+  /** Links usable only with the Entra token of the person they were minted for (SAS `sduoid`). */
+  bindLinksToRequester: z.boolean(),
+  /** Days between re-verifications of an Available backup's stored bytes; 0 = never. */
+  reverifyEveryDays: z.number().int().nonnegative().max(3650),
   /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
   rpoHours: z.number().int().positive().max(24 * 366),
   distribution: Distribution,
@@ -82,6 +92,8 @@ export const DatabasePolicy = z
     allowedEngines: databasePolicyFields.allowedEngines.default([...backupEngines]),
     acceptTimeoutMinutes: databasePolicyFields.acceptTimeoutMinutes.default(60),
     runTimeoutMinutes: databasePolicyFields.runTimeoutMinutes.default(12 * 60),
+    bindLinksToRequester: databasePolicyFields.bindLinksToRequester.default(false),
+    reverifyEveryDays: databasePolicyFields.reverifyEveryDays.default(7),
     rpoHours: databasePolicyFields.rpoHours.optional(),
     distribution: databasePolicyFields.distribution.default('raw'),
     masking: databasePolicyFields.masking.default(null),
@@ -105,6 +117,10 @@ export const DatabaseSchedule = z
   .object({
     /** Five-field cron expression, evaluated in UTC (e.g. `0 3 * * *` for 03:00 daily). */
     cron: z.string().trim().min(9).max(100),
+    /** Options of every scheduled job. */
+    options: BackupOptions.default({ compression: 'none', encryption: 'none' }),
+    /** Entra group whose members may read and download this schedule's backups (Admins always may). */
+    recipientGroupId: uuid.nullable().default(null),
   })
   .strict();
 export type DatabaseSchedule = z.infer<typeof DatabaseSchedule>;
@@ -161,3 +177,15 @@ export const DatabaseView = z
   })
   .meta({ id: 'Database' });
 export type DatabaseView = z.infer<typeof DatabaseView>;
+
+/** A database as a Requester sees it: what they may ask for and the policy that shapes their request. */
+export const RequestableDatabaseView = z
+  .object({
+    id: uuid,
+    serverId: uuid,
+    name: z.string(),
+    engine: BackupEngine,
+    policy: DatabasePolicy.pick({ allowedEngines: true, maxSasTtlMinutes: true, retentionDays: true, bindLinksToRequester: true }),
+  })
+  .meta({ id: 'RequestableDatabase' });
+export type RequestableDatabaseView = z.infer<typeof RequestableDatabaseView>;

@@ -27,6 +27,9 @@ import {
 } from './rows.js';
 import type { AuditEntry, JobPatch, JobRecord, PageOf, Store } from './store.js';
 
+/** Statuses in which a job's backup (and its manifest) still exists. */
+const backupHoldingStatuses: JobStatus[] = ['Available', 'Corrupt'];
+
 export interface SelectQuery {
   where?: SQL;
   orderBy?: SQL[];
@@ -220,7 +223,6 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       sha256: null,
       errorCode: null,
       errorMessage: null,
-      downloadUrl: null,
       downloadExpiresAt: null,
       createdAt: at,
       updatedAt: at,
@@ -234,6 +236,10 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
       restoreResult: null,
       restoreError: null,
       encryptionRecipients: job.encryptionRecipients ? JSON.stringify(job.encryptionRecipients) : null,
+      verifiedAt: null,
+      reverifyDueAt: null,
+      corruptAt: null,
+      manifestKeyId: null,
     };
     return insertAudited('jobs', row, audit, at, toJobRecord, job.id);
   }
@@ -435,13 +441,13 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
     async recordDownloadLink(id, link, audit) {
       const at = audit.at ?? now();
       // Links are only for backups that exist and are verified.
-      const set = { downloadUrl: link.url, downloadExpiresAt: link.expiresAt, updatedAt: at };
+      const set = { downloadExpiresAt: link.expiresAt, updatedAt: at };
       return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, at, toJobRecord, id);
     },
 
     async listExpiredJobs(at, limit) {
       const rows = await ops.select('jobs', {
-        where: and(eq(t.jobs.status, 'Available'), lt(t.jobs.expiresAt, at)),
+        where: and(inArray(t.jobs.status, backupHoldingStatuses), lt(t.jobs.expiresAt, at)),
         orderBy: [asc(t.jobs.expiresAt), asc(t.jobs.id)],
         limit,
       });
@@ -470,6 +476,29 @@ export function createRepositoryStore(adapter: DialectAdapter, options: Reposito
         await tx.insert('auditEvents', auditRow(audit, at));
         return kept;
       });
+    },
+
+    async listReverifyDue(at, limit) {
+      const rows = await ops.select('jobs', {
+        where: and(eq(t.jobs.status, 'Available'), lte(t.jobs.reverifyDueAt, at)),
+        orderBy: [asc(t.jobs.reverifyDueAt), asc(t.jobs.id)],
+        limit,
+      });
+      return rows.map(toJobRecord);
+    },
+
+    async recordVerification(id, result, audit) {
+      const at = audit.at ?? now();
+      const set = { verifiedAt: result.verifiedAt, reverifyDueAt: result.reverifyDueAt, updatedAt: at };
+      return updateAudited('jobs', set, and(eq(t.jobs.id, id), eq(t.jobs.status, 'Available'))!, audit, at, toJobRecord, id);
+    },
+
+    async isManifestKeyInUse(keyId, at) {
+      const rows = await ops.select('jobs', {
+        where: and(eq(t.jobs.manifestKeyId, keyId), inArray(t.jobs.status, backupHoldingStatuses), gte(t.jobs.expiresAt, at)),
+        limit: 1,
+      });
+      return rows.length > 0;
     },
 
     async appendAudit(entry) {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AnyColumn } from 'drizzle-orm';
-import { defaultDatabasePolicy } from '../contracts/servers.js';
+import { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
 import type * as pg from './schema.pg.js';
 import type * as mssql from './schema.mssql.js';
 import type { CopyRecipient } from '../contracts/encryption.js';
@@ -57,9 +57,9 @@ export function toDatabaseRecord(row: DatabaseRow): DatabaseRecord {
   return {
     ...row,
     requesterGroupIds: JSON.parse(row.requesterGroupIds) as string[],
-    // Policies stored before a field existed read with that field's default.
-    policy: { ...defaultDatabasePolicy, ...(JSON.parse(row.policy) as Partial<DatabaseRecord['policy']>) },
-    schedule: row.schedule === null ? null : (JSON.parse(row.schedule) as DatabaseRecord['schedule']),
+    // Parsed, not cast: a row written before a field existed reads with that field's default.
+    policy: DatabasePolicy.parse(JSON.parse(row.policy)),
+    schedule: row.schedule === null ? null : DatabaseSchedule.parse(JSON.parse(row.schedule)),
   };
 }
 

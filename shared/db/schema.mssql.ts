@@ -89,7 +89,7 @@ export const jobs = mssqlTable(
     sha256: nvarchar('sha256', { length: len.sha256 }),
     errorCode: nvarchar('error_code', { length: len.errorCode }),
     errorMessage: nvarchar('error_message', { length: len.errorMessage }),
-    downloadUrl: nvarchar('download_url', { length: len.url }),
+    // Expiry of the latest link only: the link itself is a bearer secret, returned once and never stored.
     downloadExpiresAt: instant('download_expires_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
@@ -107,11 +107,16 @@ export const jobs = mssqlTable(
     restoreError: nvarchar('restore_error', { length: len.errorMessage }),
     /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
     encryptionRecipients: json('encryption_recipients'),
+    verifiedAt: instant('verified_at'),
+    reverifyDueAt: instant('reverify_due_at'),
+    corruptAt: instant('corrupt_at'),
+    manifestKeyId: nvarchar('manifest_key_id', { length: len.keyId }),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
     index('jobs_created_idx').on(t.createdAt, t.id),
     index('jobs_status_expires_idx').on(t.status, t.expiresAt),
+    index('jobs_status_reverify_idx').on(t.status, t.reverifyDueAt),
     // A schedule slot is filled once per database, however often the timer fires.
     uniqueIndex('jobs_schedule_slot_uq').on(t.databaseId, t.scheduleSlot).where(sql`${sql.identifier('schedule_slot')} is not null`),
     check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),

@@ -99,7 +99,7 @@ export const jobs = pgTable(
     sha256: varchar('sha256', { length: len.sha256 }),
     errorCode: varchar('error_code', { length: len.errorCode }),
     errorMessage: varchar('error_message', { length: len.errorMessage }),
-    downloadUrl: varchar('download_url', { length: len.url }),
+    // Expiry of the latest link only: the link itself is a bearer secret, returned once and never stored.
     downloadExpiresAt: instant('download_expires_at'),
     createdAt: instant('created_at').notNull(),
     updatedAt: instant('updated_at').notNull(),
@@ -117,11 +117,20 @@ export const jobs = pgTable(
     restoreError: varchar('restore_error', { length: len.errorMessage }),
     /** JSON CopyRecipient[] of an age-encrypted copy (public keys, fingerprints, roles); null otherwise. */
     encryptionRecipients: text('encryption_recipients'),
+    /** Last time the control plane hashed the stored bytes itself and found the verified digest. */
+    verifiedAt: instant('verified_at'),
+    /** When the next scheduled re-verification is due (null: never, per the database's policy). */
+    reverifyDueAt: instant('reverify_due_at'),
+    /** When a re-verification found the stored bytes changed or gone (status Corrupt). */
+    corruptAt: instant('corrupt_at'),
+    /** Key that signed the backup's manifest (its public key stays published while the backup exists). */
+    manifestKeyId: varchar('manifest_key_id', { length: len.keyId }),
   },
   (t) => [
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
     index('jobs_created_idx').on(t.createdAt, t.id),
     index('jobs_status_expires_idx').on(t.status, t.expiresAt),
+    index('jobs_status_reverify_idx').on(t.status, t.reverifyDueAt),
     // A schedule slot is filled once per database, however often the timer fires.
     uniqueIndex('jobs_schedule_slot_uq').on(t.databaseId, t.scheduleSlot).where(sql`${sql.identifier('schedule_slot')} is not null`),
     check('jobs_engine_check', oneOf(t.engine, enumValues.engine)),

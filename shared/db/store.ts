@@ -81,8 +81,7 @@ export interface JobRecord {
   sha256: string | null;
   errorCode: string | null;
   errorMessage: string | null;
-  /** Current download link (a short-lived read SAS) and its expiry, if one was issued. */
-  downloadUrl: string | null;
+  /** Expiry of the latest download link issued (the link itself is never stored: it is a bearer secret). */
   downloadExpiresAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
@@ -90,6 +89,14 @@ export interface JobRecord {
   completedAt: Date | null;
   /** When the backup is deleted (retention). Set when the job becomes Available. */
   expiresAt: Date | null;
+  /** Last time the control plane hashed the stored bytes itself and found the verified digest. */
+  verifiedAt: Date | null;
+  /** When the next scheduled re-verification is due; null when the policy says never. */
+  reverifyDueAt: Date | null;
+  /** When a re-verification found the stored bytes changed or gone (status Corrupt). */
+  corruptAt: Date | null;
+  /** Key id that signed the backup's manifest. */
+  manifestKeyId: string | null;
   /** Masking rule set version of a sanitized copy (sent to the runner with the job); null for a raw copy. */
   maskingVersion: number | null;
   /** Rows per table in the stored backup, as reported with the upload; a rehearsal compares against them. */
@@ -177,12 +184,15 @@ export type JobPatch = Partial<
     | 'acceptedAt'
     | 'completedAt'
     | 'expiresAt'
-    | 'downloadUrl'
     | 'downloadExpiresAt'
     | 'progressPercent'
     | 'progressBytes'
     | 'maskingVersion'
     | 'tableRowCounts'
+    | 'verifiedAt'
+    | 'reverifyDueAt'
+    | 'corruptAt'
+    | 'manifestKeyId'
   >
 >;
 
@@ -301,9 +311,18 @@ export interface Store {
    * Records a newly issued download link with its `sas.download_issued` audit row, in one transaction.
    * Only while the job is Available: otherwise (or for an unknown job) returns undefined and writes nothing.
    */
-  recordDownloadLink(id: string, link: { url: string; expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
-  /** Available jobs whose expiresAt is before `now`, oldest first. */
+  recordDownloadLink(id: string, link: { expiresAt: Date }, audit: AuditEntry): Promise<JobRecord | undefined>;
+  /** Available (or Corrupt) jobs whose expiresAt is before `now`, oldest first. */
   listExpiredJobs(now: Date, limit: number): Promise<JobRecord[]>;
+  /** Available jobs whose re-verification is due by `now`, most overdue first. */
+  listReverifyDue(now: Date, limit: number): Promise<JobRecord[]>;
+  /**
+   * Records a re-verification that found the stored bytes intact (`integrity.verified` audit row), in one
+   * transaction. Only while the job is Available; otherwise returns undefined and writes nothing.
+   */
+  recordVerification(id: string, result: { verifiedAt: Date; reverifyDueAt: Date | null }, audit: AuditEntry): Promise<JobRecord | undefined>;
+  /** Whether a backup that still exists (Available or Corrupt, not yet past expiry) has a manifest signed by `keyId`. */
+  isManifestKeyInUse(keyId: string, now: Date): Promise<boolean>;
 
   /** A requester's registered age public keys, oldest first. */
   listRequesterRecipients(requesterOid: string): Promise<RequesterRecipientRecord[]>;

@@ -43,3 +43,13 @@ export function downloadFileName(
   const stamp = createdAt.toISOString().slice(0, 16).replace(/[-:]/g, '').replace('T', '-');
   return `${safeName}-${stamp}.${extension(n)}`;
 }
+
+/** Where a backup's sidecars live: beside it, named after it. */
+export function sidecarPaths(blobPath: string): { sha256: string; manifest: string } {
+  return { sha256: `${blobPath}.sha256`, manifest: `${blobPath}.manifest.json` };
+}
+
+/** File names of the sidecars of a download called `fileName`. */
+export function sidecarFileNames(fileName: string): { sha256: string; manifest: string } {
+  return { sha256: `${fileName}.sha256`, manifest: `${fileName}.manifest.json` };
+}

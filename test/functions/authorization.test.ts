@@ -6,11 +6,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// Every function file, as the Function App loads them: the matrix must cover every route the app registers.
+import '../../functions/index.js';
 import { queryAudit } from '../../functions/audit.js';
-import { createDatabase, deleteDatabase, getDatabase, listDatabases, updateDatabase } from '../../functions/databases.js';
+import { createDatabase, deleteDatabase, getDatabase, listDatabases, listRequestableDatabases, updateDatabase } from '../../functions/databases.js';
 import type { EndpointHandler } from '../../functions/endpoint.js';
 import { live, ready } from '../../functions/health.js';
+import { corsPreflight } from '../../functions/preflight.js';
 import { cancelJob, createDownloadLink, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
+import { getMetrics } from '../../functions/metrics.js';
 import { getOpenApiDocument } from '../../functions/openapi.js';
 import { registeredRoutes } from '../../functions/registry.js';
 import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
@@ -34,7 +38,16 @@ beforeAll(async () => {
   tokenOf.requester = t.tokens.requester({ oid: requesterOid, extraGroups: [seeded.requesterGroupId] });
   tokenOf.runner = t.tokens.runner();
   tokenOf.noRole = t.tokens.noRole();
+  // Records which handler reached for the Durable client (services ask `scope.orchestrations` lazily).
+  const orchestrationsOf = t.deps.orchestrations;
+  t.deps.orchestrations = (context) => {
+    if (handlerUnderTest) usedDurableClient.add(handlerUnderTest);
+    return orchestrationsOf(context);
+  };
 });
+
+let handlerUnderTest: EndpointHandler | undefined;
+const usedDurableClient = new Set<EndpointHandler>();
 afterAll(() => t?.close());
 
 /** Builds a fresh request for one call: each call gets its own resources so that successes do not interfere. */
@@ -73,6 +86,7 @@ async function lonelyServerId() {
 }
 
 const cases: EndpointCase[] = [
+  { name: 'OPTIONS {*path}', handler: corsPreflight, prepare: async () => ({ method: 'OPTIONS', path: 'jobs' }), expected: everyone(204) },
   { name: 'GET health/live', handler: live, prepare: async () => ({ path: 'health/live' }), expected: everyone(200) },
   { name: 'GET health/ready', handler: ready, prepare: async () => ({ path: 'health/ready' }), expected: everyone(200) },
   { name: 'GET openapi.json', handler: getOpenApiDocument, prepare: async () => ({ path: 'openapi.json' }), expected: everyone(200) },
@@ -160,7 +174,9 @@ const cases: EndpointCase[] = [
     prepare: async () => ({ method: 'POST', path: 'jobs', body: { databaseId: seeded.database.id } }),
     expected: only({ admin: 202, requester: 202 }),
   },
-  { name: 'GET jobs', handler: listJobs, prepare: async () => ({ path: 'jobs' }), expected: only({ admin: 200, requester: 200 }) },
+  { name: 'GET jobs', handler: listJobs, prepare: async () => ({ path: 'jobs' }), expected: only({ admin: 200, auditor: 200, requester: 200 }) },
+  { name: 'GET metrics', handler: getMetrics, prepare: async () => ({ path: 'metrics' }), expected: only({ admin: 200, auditor: 200 }) },
+  { name: 'GET databases', handler: listRequestableDatabases, prepare: async () => ({ path: 'databases' }), expected: only({ admin: 200, requester: 200 }) },
   {
     name: 'GET jobs/{id}',
     handler: getJob,
@@ -275,7 +291,8 @@ describe('authorization matrix: endpoint × caller', () => {
       it(`${endpointCase.name} as ${caller} → ${expected}`, async () => {
         const request = await endpointCase.prepare();
         const before = await footprint(request);
-        const res = await invoke(endpointCase.handler, { ...request, token: tokenOf[caller] });
+        handlerUnderTest = endpointCase.handler;
+        const res = await invoke(endpointCase.handler, { ...request, token: tokenOf[caller] }).finally(() => (handlerUnderTest = undefined));
         expect(res.status, res.text).toBe(expected);
         if (expected !== 403) return;
         expect(res.headers.get('content-type')).toBe('application/problem+json');
@@ -291,6 +308,15 @@ describe('authorization matrix: endpoint × caller', () => {
       });
     }
   }
+});
+
+describe('Durable client binding', () => {
+  // Outside Azure the binding is not needed, so a missing `durableClient: true` would only fail there.
+  it('is declared by every route whose handler used the Durable client in the matrix above', () => {
+    const needed = registeredRoutes().filter((route) => usedDurableClient.has(route.handler));
+    expect(needed.map((route) => route.name)).toEqual(expect.arrayContaining(['jobs-create', 'jobs-cancel', 'jobs-delete-backup']));
+    expect(needed.filter((route) => !route.durableClient).map((route) => route.name)).toEqual([]);
+  });
 });
 
 describe('bad tokens are refused by every authenticated endpoint, writing nothing', () => {
@@ -325,7 +351,7 @@ describe('bad tokens are refused by every authenticated endpoint, writing nothin
   // One prepared request per endpoint serves every bad token: none of them may change anything.
   let prepared: Array<{ endpointCase: EndpointCase; request: Omit<InvokeOptions, 'token'> }>;
   beforeAll(async () => {
-    const authenticated = cases.filter((c) => c.expected.noRole !== 200);
+    const authenticated = cases.filter((c) => c.handler.spec.access !== 'anonymous');
     prepared = [];
     for (const endpointCase of authenticated) prepared.push({ endpointCase, request: await endpointCase.prepare() });
   });

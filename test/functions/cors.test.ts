@@ -99,7 +99,7 @@ describe('CORS on actual responses', () => {
   });
 
   it('sends no Vary and no CORS header when no origin is configured', async () => {
-    setHttpPolicy({ corsOrigins: [] });
+    setHttpPolicy(httpPolicyFromSettings(parseSettings(httpSettingsSchema, {})));
     try {
       const res = await invoke(live, { path: 'health/live', headers: { origin: PORTAL } });
       expect(corsHeaderNames(res.headers)).toEqual([]);

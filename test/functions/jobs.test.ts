@@ -129,33 +129,16 @@ describe('GET /api/jobs', () => {
 });
 
 describe('GET /api/jobs/{id}', () => {
-  async function availableWithLink(requesterOid: string) {
-    const job = await seedJob(t.deps.store, seeded, { requesterOid, status: 'Available' });
-    const link = { url: 'https://storage.example/backup?sig=secret', expiresAt: new Date(Date.now() + 30 * 60_000) };
-    await t.deps.store.recordDownloadLink(job.id, link, { actorType: 'system', actorId: 'test', action: 'sas.download_issued', target: `job/${job.id}`, jobId: job.id });
-    return job;
-  }
-
-  it('includes the live download link for the requester only', async () => {
+  it('never shows a download link, to anyone: a link is returned once, by POST …/download-link', async () => {
     const oid = randomUUID();
-    const job = await availableWithLink(oid);
-    const own = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
-    expect(own.status).toBe(200);
-    expect(own.json.downloadLink).toMatchObject({ url: 'https://storage.example/backup?sig=secret', sizeBytes: 1234, sha256: testSha256 });
-    for (const token of [t.tokens.admin(), t.tokens.auditor()]) {
-      const other = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token });
-      expect(other.status).toBe(200);
-      expect(other.json.id).toBe(job.id);
-      expect(other.json.downloadLink).toBeUndefined();
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
+    await t.deps.store.recordDownloadLink(job.id, { expiresAt: new Date(Date.now() + 30 * 60_000) }, { actorType: 'system', actorId: 'test', action: 'sas.download_issued', target: `job/${job.id}`, jobId: job.id });
+    for (const token of [t.tokens.requester({ oid }), t.tokens.admin(), t.tokens.auditor()]) {
+      const res = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token });
+      expect(res.status).toBe(200);
+      expect(res.json.id).toBe(job.id);
+      expect(res.json).not.toHaveProperty('downloadLink');
     }
-  });
-
-  it('drops the link once it has expired', async () => {
-    const oid = randomUUID();
-    const job = await availableWithLink(oid);
-    t.deps.now = () => new Date(Date.now() + 31 * 60_000);
-    const res = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
-    expect(res.json.downloadLink).toBeUndefined();
   });
 
   it('refuses another Requester, and answers 404 for an unknown id and 400 for a malformed one', async () => {
@@ -288,7 +271,39 @@ describe('POST /api/jobs/{id}/download-link', () => {
     const issued = (await auditOf(job.id)).filter((a) => a.action === 'sas.download_issued');
     expect(issued).toHaveLength(1);
     expect(JSON.stringify(issued[0])).not.toContain('sig=');
-    expect((await t.deps.store.getJob(job.id))?.downloadUrl).toBe(res.json.url);
+    // The link is returned once: the job keeps its expiry only, and shows no link to anyone.
+    expect((await t.deps.store.getJob(job.id))?.downloadExpiresAt?.toISOString()).toBe(res.json.expiresAt);
+    const view = await invoke(getJob, { path: `jobs/${job.id}`, params: { id: job.id }, token: t.tokens.requester({ oid }) });
+    expect(view.json).not.toHaveProperty('downloadLink');
+    expect(view.text).not.toContain('sig=');
+  });
+
+  it('gives each link its own correlation id, recorded in the sas.download_issued row', async () => {
+    const oid = randomUUID();
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: oid, status: 'Available' });
+    const first = await requestLink(job.id, t.tokens.requester({ oid }));
+    const second = await requestLink(job.id, t.tokens.requester({ oid }));
+    expect(first.json.correlationId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(second.json.correlationId).not.toBe(first.json.correlationId);
+    expect(first.json).not.toHaveProperty('boundToObjectId');
+    const issued = (await auditOf(job.id)).filter((a) => a.action === 'sas.download_issued');
+    expect(issued.map((a) => a.detail?.correlationId).sort()).toEqual([first.json.correlationId, second.json.correlationId].sort());
+  });
+
+  it('binds the link to its requester when the database policy says so (SAS sduoid = the caller)', async () => {
+    const oid = randomUUID();
+    const bound = await seedDatabase(t.deps.store, { policy: { bindLinksToRequester: true } });
+    const job = await seedJob(t.deps.store, bound, { requesterOid: oid, status: 'Available' });
+    const res = await requestLink(job.id, t.tokens.requester({ oid }));
+    expect(res.status).toBe(200);
+    expect(res.json.boundToObjectId).toBe(oid);
+    expect(new URL(res.json.url).searchParams.get('sduoid')).toBe(oid);
+    const [issued] = (await auditOf(job.id)).filter((a) => a.action === 'sas.download_issued');
+    expect(issued?.detail).toMatchObject({ boundToObjectId: oid, correlationId: res.json.correlationId });
+    // An Admin's link for the same job is bound to the Admin, who is the one downloading it.
+    const adminOid = randomUUID();
+    const admin = await requestLink(job.id, t.tokens.admin({ oid: adminOid }));
+    expect(new URL(admin.json.url).searchParams.get('sduoid')).toBe(adminOid);
   });
 
   it('caps the lifetime by the database policy, the service maximum and the backup expiry', async () => {

@@ -88,6 +88,17 @@ describe('GET /api/openapi.json', () => {
     expect(operation('/api/jobs/{id}/download-link', 'post').requestBody.required).toBe(false);
   });
 
+  it('documents 413 and 415 wherever a body is read, and nowhere else', () => {
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(methods as Record<string, any>)) {
+        const takesBody = op.requestBody !== undefined;
+        expect(Boolean(op.responses['413']), `${method} ${path}`).toBe(takesBody);
+        expect(Boolean(op.responses['415']), `${method} ${path}`).toBe(takesBody);
+      }
+    }
+    expect(operation('/api/jobs', 'post').responses['415'].content['application/problem+json']).toBeDefined();
+  });
+
   it('has only components that are valid JSON Schema 2020-12 and whose refs all resolve', () => {
     const names = Object.keys(doc.components.schemas);
     expect(names).toEqual(expect.arrayContaining(['Job', 'CreateJobRequest', 'DownloadLink', 'RunnerEvent', 'AuditEvent', 'Problem', 'Server', 'Database']));
@@ -124,11 +135,15 @@ describe('GET /api/openapi.json', () => {
       maskingVersion: 3,
       restoreRehearsal: { verifiedAt: now, durationMs: 1234, result: 'passed', error: null },
       recipients: null,
-      downloadLink: { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) },
+      integrity: { verifiedAt: now, reverifyDueAt: now, corruptAt: null },
     });
     expect(validator('Job')(job)).toBe(true);
     expect(validator('JobPage')({ items: [job], nextCursor: 'abc' })).toBe(true);
     expect(validator('Job')({ ...job, status: 'Exploded' })).toBe(false);
+    const link = { url: 'https://st.blob.core.windows.net/c/b?sig=x', expiresAt: now, fileName: 'Sales.bak.gz', sizeBytes: 10, sha256: 'b'.repeat(64) };
+    expect(validator('DownloadLink')({ ...link, correlationId: randomUUID(), boundToObjectId: randomUUID() })).toBe(true);
+    expect(validator('DownloadLink')(link)).toBe(false); // every link carries its correlation id
+    expect(validator('Job')({ ...job, status: 'Corrupt', error: { code: 'integrity_failed', message: 'changed' } })).toBe(true);
 
     const server = ServerView.parse({ id: randomUUID(), name: 'sql01', host: 'sql01', engine: 'postgres', description: null, runners: [{ clientId: randomUUID(), servicePrincipalId: randomUUID() }], createdAt: now, updatedAt: now });
     expect(validator('Server')(server)).toBe(true);

@@ -43,11 +43,13 @@ describe('tokenValidatorFromSettings', () => {
 });
 
 describe('limitsFromSettings', () => {
-  it('carries the SAS lifetimes over', () => {
-    expect(limitsFromSettings(settingsFor({ SAS_TTL_DEFAULT_MINUTES: '15', SAS_TTL_MAX_MINUTES: '120', UPLOAD_SAS_TTL_MINUTES: '20' }))).toEqual({
+  it('carries the SAS lifetimes and the lifecycle rule age over', () => {
+    const settings = settingsFor({ SAS_TTL_DEFAULT_MINUTES: '15', SAS_TTL_MAX_MINUTES: '120', UPLOAD_SAS_TTL_MINUTES: '20', BACKUP_LIFECYCLE_DELETE_DAYS: '90' });
+    expect(limitsFromSettings(settings)).toEqual({
       sasTtlDefaultMinutes: 15,
       sasTtlMaxMinutes: 120,
       uploadSasTtlMinutes: 20,
+      lifecycleDeleteDays: 90,
     });
   });
 });

@@ -118,4 +118,23 @@ describe('databases', () => {
     expect(res.status).toBe(400);
     expect(res.json.errors[0].field).toBe('body.policy.maxSasTtlMinutes');
   });
+  it('refuses a retention the storage lifecycle rule would cut short, naming both numbers, writing nothing', async () => {
+    expect(t.deps.limits.lifecycleDeleteDays).toBe(30);
+    const server = await newServer();
+    const path = `servers/${server.id}/databases`;
+    const tooLong = await invoke(createDatabase, { method: 'POST', path, params: { serverId: server.id }, token, body: { name: 'Sales', policy: { retentionDays: 45 } } });
+    expect(tooLong.status).toBe(400);
+    expect(tooLong.json.detail).toMatch(/retentionDays 45 .*30 days/);
+    expect(tooLong.json.errors).toEqual([{ field: 'body.policy.retentionDays', message: expect.stringMatching(/45.*30/) }]);
+    // Equal is refused too: the rule runs once a day and may delete the blob before the job expires it.
+    expect((await invoke(createDatabase, { method: 'POST', path, params: { serverId: server.id }, token, body: { name: 'Sales', policy: { retentionDays: 30 } } })).status).toBe(400);
+    expect(await t.deps.store.listDatabases(server.id)).toEqual([]);
+
+    const db = (await invoke(createDatabase, { method: 'POST', path, params: { serverId: server.id }, token, body: { name: 'Sales', policy: { retentionDays: 29 } } })).json;
+    expect(db.policy.retentionDays).toBe(29);
+    const update = await invoke(updateDatabase, { method: 'PATCH', path: `${path}/${db.id}`, params: { serverId: server.id, id: db.id }, token, body: { policy: { retentionDays: 31 } } });
+    expect(update.status).toBe(400);
+    expect(update.json.detail).toMatch(/retentionDays 31 .*30 days/);
+    expect((await t.deps.store.getDatabase(db.id))?.policy.retentionDays).toBe(29);
+  });
 });

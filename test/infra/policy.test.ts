@@ -70,6 +70,13 @@ function grantedRoleIds(assignment: BicepResource): string[] {
   return resolveStrings(assignment.file, roleDefinitionId?.childForFieldName('arguments')?.namedChildren.at(-1) ?? null);
 }
 
+/** The custom role definition (declared in the same file) an assignment grants, if it grants one. */
+function customRoleOf(assignment: BicepResource): BicepResource | undefined {
+  const id = property(assignment.body, 'properties.roleDefinitionId')?.text ?? '';
+  const symbol = /^(\w+)\.id$/.exec(id)?.[1];
+  return resourcesOfType(files, 'Microsoft.Authorization/roleDefinitions').find((r) => r.file === assignment.file && r.symbol === symbol);
+}
+
 describe('role assignments', () => {
   const assignments = (): BicepResource[] => deployed('Microsoft.Authorization/roleAssignments');
 
@@ -84,7 +91,7 @@ describe('role assignments', () => {
   });
 
   it('grant only the expected built-in roles, each on the narrowest kind of scope', () => {
-    const grants = assignments().flatMap((r) => {
+    const grants = assignments().filter((r) => !customRoleOf(r)).flatMap((r) => {
       const roleIds = grantedRoleIds(r);
       const scope = resolveScope(r.file, property(r.body, 'scope'));
       if (roleIds.length === 0) return [`${where(r)}: role definition id not resolvable to a GUID`];
@@ -99,6 +106,18 @@ describe('role assignments', () => {
     });
     expect(grants.filter((g) => g !== 'ok')).toEqual([]);
     expect(grants.length).toBeGreaterThanOrEqual(8);
+  });
+
+  it('grant the one custom role (manifest signing) only sign and read on keys, on the signing key itself', () => {
+    const custom = assignments().filter((r) => customRoleOf(r));
+    expect(custom.map(where)).toEqual(['infra/modules/keyvault.bicep signerAssignment']);
+    const role = customRoleOf(custom[0]!)!;
+    const permissions = property(role.body, 'properties.permissions');
+    const [permission] = permissions?.namedChildren ?? [];
+    const strings = (path: string) => (property(permission ?? null, path)?.namedChildren ?? []).map((node) => literal(node));
+    expect(strings('actions')).toEqual([]);
+    expect(strings('dataActions').sort()).toEqual(['Microsoft.KeyVault/vaults/keys/read', 'Microsoft.KeyVault/vaults/keys/sign/action']);
+    expect(resolveScope(custom[0]!.file, property(custom[0]!.body, 'scope'))?.type).toBe('Microsoft.KeyVault/vaults/keys');
   });
 
   it('give each runner Data Receiver on its own subscription, for its own principal', () => {
@@ -158,6 +177,24 @@ describe('storage accounts', () => {
       .find((body) => literal(property(body, 'name')) === 'backup-storage');
     expect(property(backup ?? null, 'params.deleteBlobsAfterDays')?.text).toBe('backupMaxRetentionDays');
     expect(property(backup ?? null, 'params.blobSoftDeleteDays')?.text).toBe('backupSoftDeleteDays');
+  });
+
+  it('send the backup account blob logs (read, write, delete) to Log Analytics, where downloads are joined to the audit', () => {
+    const [settings] = deployed('Microsoft.Insights/diagnosticSettings').filter((r) => r.file.name.endsWith('storage.bicep'));
+    expect(settings).toBeDefined();
+    expect(property(settings!.body, 'scope')?.text).toBe('account::blobService');
+    const categories = (property(settings!.body, 'properties.logs')?.namedChildren ?? [])
+      .filter((entry) => literal(property(entry, 'enabled')) === true)
+      .map((entry) => literal(property(entry, 'category')));
+    expect(categories.sort()).toEqual(['StorageDelete', 'StorageRead', 'StorageWrite']);
+    const main = files.find((f) => f.path === join(infraDir, 'main.bicep'))!;
+    const backup = descendants(main.root, 'module_declaration')
+      .map(declarationBody)
+      .find((body) => literal(property(body, 'name')) === 'backup-storage');
+    expect(property(backup ?? null, 'params.logAnalyticsWorkspaceId')?.text).toBe('monitoring.outputs.logAnalyticsWorkspaceId');
+    // The app knows the lifecycle rule's age, to refuse a policy that would outlive it.
+    const app = descendants(main.root, 'module_declaration').map(declarationBody).find((body) => property(body, 'params.backupLifecycleDeleteDays'));
+    expect(property(app ?? null, 'params.backupLifecycleDeleteDays')?.text).toBe('backupMaxRetentionDays');
   });
 });
 

@@ -46,18 +46,24 @@ describe('Azure SQL Entra-only authentication', () => {
 });
 
 describe('diagnostics to the Log Analytics workspace', () => {
-  it('sends every log and metric of the Service Bus namespace and the SQL database, and the SQL audit', () => {
+  it('sends every log and metric of the Service Bus namespace and the SQL database, the SQL audit and the backup blob logs', () => {
     const settings = deployed('Microsoft.Insights/diagnosticSettings');
     const byScope = Object.fromEntries(settings.map((s) => [`${s.file.name} ${property(s.body, 'scope')?.text}`, s]));
     expect(Object.keys(byScope).sort()).toEqual(
-      ['infra/modules/servicebus.bicep namespace', 'infra/modules/sql.bicep server::database', 'infra/modules/sql.bicep server::master'].sort(),
+      [
+        'infra/modules/servicebus.bicep namespace',
+        'infra/modules/sql.bicep server::database',
+        'infra/modules/sql.bicep server::master',
+        // Downloads joined to the audit trail (docs/audit-downloads.md); test/infra/policy.test.ts checks its categories.
+        'infra/modules/storage.bicep account::blobService',
+      ].sort(),
     );
     for (const setting of settings) expect(property(setting.body, 'properties.workspaceId')?.text).toBe('logAnalyticsWorkspaceId');
     const logs = (s: BicepResource) => property(s.body, 'properties.logs')!.text;
     expect(logs(byScope['infra/modules/servicebus.bicep namespace']!)).toContain("categoryGroup: 'allLogs'");
     expect(logs(byScope['infra/modules/sql.bicep server::database']!)).toContain("categoryGroup: 'allLogs'");
     expect(logs(byScope['infra/modules/sql.bicep server::master']!)).toContain("category: 'SQLSecurityAuditEvents'");
-    for (const module of ['serviceBus', 'sql']) {
+    for (const module of ['serviceBus', 'sql', 'backupStorage']) {
       expect(moduleArgument(module, 'logAnalyticsWorkspaceId')?.text).toBe('monitoring.outputs.logAnalyticsWorkspaceId');
     }
   });

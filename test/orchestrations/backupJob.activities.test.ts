@@ -3,7 +3,6 @@
  * Azurite (test/support/deps.ts). The job queue is a recording implementation of our own port.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { BlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { AuditAction } from '../../shared/contracts/audit.js';
 import type { JobStatus } from '../../shared/contracts/jobs.js';
@@ -221,39 +220,13 @@ describe('verification against a real blob', () => {
   });
 });
 
-describe('issueDownloadLink', () => {
-  it('issues a read SAS that downloads the backup, records it with its audit row, and keeps it on a re-run', async () => {
+describe('issueDownloadLink (kept for v1 instances in flight)', () => {
+  it('mints nothing, stores nothing and audits nothing: links are minted on request only', async () => {
     const available = await newJob('Available', { expiresAt: new Date(Date.now() + 3 * 24 * 3600_000) });
-    const bytes = Buffer.from('backup bytes');
-    await putBlob(available.blobPath, bytes, { sha256: sha256(bytes) });
-
-    const before = Date.now();
-    const first = await issueDownloadLink({ jobId: available.id, maxSasTtlMinutes: 30 });
-    if (!first.ok) throw new Error(`expected a link, got ${first.code}`);
-    expect(first.reused).toBe(false);
-    // The policy's 30 minutes cap the service default of 60.
-    const ttl = new Date(first.expiresAt).getTime() - before;
-    expect(ttl).toBeGreaterThan(29 * 60_000);
-    expect(ttl).toBeLessThanOrEqual(30 * 60_000 + 5_000);
-
-    const recorded = await job(available.id);
-    expect(recorded.downloadUrl).toBeTruthy();
-    expect(recorded.downloadExpiresAt?.toISOString()).toBe(first.expiresAt);
-    const downloaded = await new BlobClient(recorded.downloadUrl!).downloadToBuffer();
-    expect(downloaded.equals(bytes)).toBe(true);
-
-    const second = await issueDownloadLink({ jobId: available.id, maxSasTtlMinutes: 30 });
-    expect(second).toEqual({ ok: true, expiresAt: first.expiresAt, reused: true });
-    const rows = await t.deps.store.listAudit({ jobId: available.id, action: 'sas.download_issued', limit: 10 });
-    expect(rows.items).toHaveLength(1);
-    // The audit row tells when and for whom, never the URL (a bearer secret).
-    expect(rows.items[0]?.detail).toMatchObject({ ttlMinutes: 30, for: requesterOid });
-    expect(JSON.stringify(rows.items[0])).not.toContain('sig=');
-  });
-
-  it('issues nothing for a job that is not Available', async () => {
-    const running = await newJob('Running');
-    expect(await issueDownloadLink({ jobId: running.id, maxSasTtlMinutes: 30 })).toEqual({ ok: false, code: 'conflict', status: 'Running' });
+    const auditBefore = await t.deps.store.listAudit({ jobId: available.id, limit: 50 });
+    expect(await issueDownloadLink({ jobId: available.id, maxSasTtlMinutes: 30 })).toEqual({ ok: false, code: 'minted_on_request' });
+    expect((await job(available.id)).downloadExpiresAt).toBeNull();
+    expect(await t.deps.store.listAudit({ jobId: available.id, limit: 50 })).toEqual(auditBefore);
   });
 });
 

@@ -1,6 +1,6 @@
 import type { OrchestrationContext, Task } from 'durable-functions';
 import { describe, expect, it } from 'vitest';
-import { ORCHESTRATION_EVENTS } from '../../shared/contracts/runner.js';
+import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../../shared/contracts/runner.js';
 import { BACKUP_JOB2_ORCHESTRATOR, backupJob2Orchestrator } from '../../orchestrations/backupJob2.js';
 import { BACKUP_JOB_ORCHESTRATOR, backupJobOrchestrator, MAX_WAIT_MINUTES, type BackupJobOutcome } from '../../orchestrations/backupJob.js';
 import {
@@ -15,6 +15,7 @@ import {
   type BackupJobInput,
 } from '../../orchestrations/backupJob.flow.js';
 import { ACTIVITY } from '../../orchestrations/backupJob.activities.js';
+import { INTEGRITY_ACTIVITY } from '../../orchestrations/integrity.activities.js';
 import { reachesOrchestration } from '../../services/runner.js';
 import type { JobStatus } from '../../shared/contracts/jobs.js';
 import { OrchestrationDriver, ReplayDivergenceError, ReplaySchema } from '../../dev/durable-history.js';
@@ -23,6 +24,9 @@ import {
   SAMPLE_SHA256 as SHA,
   accepted,
   availableSampleJob,
+  answerIntegritySteps,
+  SAMPLE_MANIFEST_KEY_ID,
+  BLOB_PATH,
   done,
   preparedJob,
   progress,
@@ -112,6 +116,8 @@ describe('backupJob2 happy path, replay schema V4 (Azure)', () => {
       ACTIVITY.markRunning,
       ACTIVITY.beginVerification,
       ACTIVITY.verifyUpload,
+      INTEGRITY_ACTIVITY.rehashBlob,
+      INTEGRITY_ACTIVITY.publishManifest,
       ACTIVITY.markAvailable,
       ACTIVITY.issueDownloadLink,
       ACTIVITY.expireBackup,
@@ -219,6 +225,7 @@ describe('backupJob2 retention', () => {
     await runnerSays(run, uploaded());
     await run.completeActivity(ACTIVITY.beginVerification, done('Verifying'));
     await run.completeActivity(ACTIVITY.verifyUpload, { ok: true, sizeBytes: 4096, sha256: SHA });
+    await answerIntegritySteps(run);
     await run.completeActivity(ACTIVITY.markAvailable, done('Available'));
     await run.raiseEvent(ORCHESTRATION_EVENTS.delete, ALICE_REQUEST);
     await run.completeActivity(ACTIVITY.issueDownloadLink, { ok: true, expiresAt: run.now.toISOString(), reused: false });
@@ -299,5 +306,61 @@ describe('the replay driver is as strict as the extension (issue 18)', () => {
     // Second back-off: 5 s × 2.
     expect(run.now.getTime() - before).toBe(15 * SECOND);
     expect(run.waitingActivities.map((activity) => activity.name)).toEqual([ACTIVITY.expireBackup]);
+  });
+});
+
+describe('backupJob2 integrity: the control plane re-hashes the stored bytes and signs a manifest before Available', () => {
+  async function uploadedJob(): Promise<OrchestrationDriver> {
+    const run = await queuedSampleJob(backupJob2Orchestrator, BACKUP_JOB2_ORCHESTRATOR);
+    await runnerSays(run, accepted());
+    await run.completeActivity(ACTIVITY.markRunning, done('Running'));
+    await runnerSays(run, uploaded({ runnerId: 'runner-eu-1', attempt: 2, restoreCheck: { tool: 'pg_restore --list', ok: true, detail: '12 archive entries' } } as Partial<RunnerEvent>));
+    await run.completeActivity(ACTIVITY.beginVerification, done('Verifying'));
+    // The runner's metadata agrees with its report: that alone proved nothing.
+    await run.completeActivity(ACTIVITY.verifyUpload, { ok: true, sizeBytes: 4096, sha256: SHA });
+    return run;
+  }
+
+  it('publishes a manifest stating who took it and the retention expiry, then marks Available with the signing key', async () => {
+    const run = await uploadedJob();
+    expect(run.inputOf(INTEGRITY_ACTIVITY.rehashBlob)).toEqual({ blobPath: BLOB_PATH, offset: 0, state: null, etag: null });
+    await run.completeActivity(INTEGRITY_ACTIVITY.rehashBlob, { ok: true, done: false, offset: 2048, state: 's', etag: '"e"', sizeBytes: 4096 });
+    await run.completeActivity(INTEGRITY_ACTIVITY.rehashBlob, { ok: true, done: true, sizeBytes: 4096, sha256: SHA });
+    const manifest = run.inputOf<Record<string, unknown>>(INTEGRITY_ACTIVITY.publishManifest);
+    expect(manifest).toMatchObject({
+      jobId: JOB_ID,
+      sizeBytes: 4096,
+      sha256: SHA,
+      runner: { id: 'runner-eu-1', attempt: 2 },
+      restoreCheck: { tool: 'pg_restore --list', ok: true, detail: '12 archive entries' },
+    });
+    await run.completeActivity(INTEGRITY_ACTIVITY.publishManifest, { ok: true, manifestKeyId: SAMPLE_MANIFEST_KEY_ID });
+    // The job's expiry is the one the manifest states.
+    expect(run.inputOf(ACTIVITY.markAvailable)).toMatchObject({ manifestKeyId: SAMPLE_MANIFEST_KEY_ID, expiresAt: manifest.expiresAt });
+    await run.completeActivity(ACTIVITY.markAvailable, done('Available'));
+    expect(run.customStatus).toMatchObject({ status: 'Available' });
+  });
+
+  it('fails a job whose stored bytes do not hash to the reported digest, with both digests, and publishes nothing', async () => {
+    const run = await uploadedJob();
+    const found = 'ee'.repeat(32);
+    await run.completeActivity(INTEGRITY_ACTIVITY.rehashBlob, { ok: true, done: true, sizeBytes: 4096, sha256: found });
+    expect(run.inputOf(ACTIVITY.failJob)).toMatchObject({
+      to: 'Failed',
+      errorCode: 'integrity_mismatch',
+      errorMessage: `The stored blob's SHA-256 is ${found}; the runner reported ${SHA}.`,
+      detail: { check: 'sha256_mismatch', reportedSha256: SHA, foundSha256: found, reportedSizeBytes: 4096, foundSizeBytes: 4096 },
+    });
+    expect(names(run)).not.toContain(INTEGRITY_ACTIVITY.publishManifest);
+    expect(names(run)).not.toContain(ACTIVITY.markAvailable);
+  });
+
+  it('fails the job when the manifest cannot be signed or written after every retry: never Available unsigned', async () => {
+    const run = await uploadedJob();
+    await run.completeActivity(INTEGRITY_ACTIVITY.rehashBlob, { ok: true, done: true, sizeBytes: 4096, sha256: SHA });
+    for (let attempt = 1; attempt <= 5; attempt++) await run.failActivity(INTEGRITY_ACTIVITY.publishManifest, 'Key Vault refused (403) for https://kv/keys/manifest-signing');
+    expect(run.inputOf(ACTIVITY.failJob)).toMatchObject({ to: 'Failed', errorCode: 'manifest_unpublished' });
+    expect(run.inputOf<{ errorMessage: string }>(ACTIVITY.failJob).errorMessage).toContain('Key Vault refused (403)');
+    expect(names(run)).not.toContain(ACTIVITY.markAvailable);
   });
 });

@@ -44,7 +44,7 @@ describe('dbdist-runner CLI', () => {
   it('--help lists every command, and each command explains its options with examples', async () => {
     const { code, stdout } = await runner(['--help']);
     expect(code).toBe(0);
-    for (const command of ['start', 'check', 'backup', 'decrypt']) expect(stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+    for (const command of ['start', 'check', 'backup', 'decrypt', 'verify']) expect(stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
     expect(stdout).toContain('--config');
     expect(stdout).toContain('DBDIST_RUNNER_CLIENT_SECRET');
     const backupHelp = (await runner(['backup', '--help'])).stdout;

@@ -131,6 +131,8 @@ describe('job consumer with the real Service Bus client', () => {
     await eventually(subscriptionDrained);
     const expected = await digestOf(pseudoRandomStream(3 * 1024 * 1024, 'happy'));
     expect(uploaded).toMatchObject({ blobPath: job.blobPath, sizeBytes: expected.bytes, sha256: expected.sha256, compression: 'none', encrypted: false });
+    // Who took it, for the signed manifest.
+    expect(uploaded).toMatchObject({ runnerId: expect.any(String), attempt: 1 });
     const types = eventsOf(job.jobId).map((e) => e.type);
     expect(types[0]).toBe('accepted');
     expect(types.at(-1)).toBe('uploaded');

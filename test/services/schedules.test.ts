@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseRecord, Store } from '../../shared/db/store.js';
 import { BackupJobMessage } from '../../shared/contracts/messages.js';
+import { DatabaseSchedule } from '../../shared/contracts/servers.js';
 import { latestDueSlot, runDueSchedules, scheduledJobId } from '../../services/schedules.js';
 import { RecordingOrchestrations, seedDatabase } from '../support/deps.js';
 import { createPgliteStore } from '../../dev/stores.js';
@@ -16,7 +17,7 @@ const systemAudit = { actorType: 'system', actorId: 'test-seed' } as const;
 
 async function scheduledDatabase(cron: string, options: { enabled?: boolean } = {}): Promise<DatabaseRecord> {
   const { database } = await seedDatabase(store, { enabled: options.enabled ?? true });
-  const updated = await store.updateDatabase(database.id, { schedule: { cron } }, { ...systemAudit, action: 'database.updated', target: `database/${database.id}` });
+  const updated = await store.updateDatabase(database.id, { schedule: DatabaseSchedule.parse({ cron }) }, { ...systemAudit, action: 'database.updated', target: `database/${database.id}` });
   return updated!;
 }
 

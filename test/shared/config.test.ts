@@ -10,6 +10,7 @@ const valid = {
   SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
   SQL_SERVER: 'sql-dbdist.database.windows.net',
   SQL_DATABASE: 'dbdist',
+  MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing',
 };
 
 function problemsOf(env: Record<string, string | undefined>): string[] {
@@ -30,7 +31,16 @@ describe('control-plane settings', () => {
     expect(settings.SAS_TTL_MAX_MINUTES).toBe(120);
     expect(settings.SERVICEBUS_JOBS_TOPIC).toBe('backup-jobs');
     expect(settings.ENTRA_AUTHORITY_HOST).toBe('https://login.microsoftonline.com');
+    expect(settings.REHASH_BUDGET_MIB).toBe(4096);
+    expect(settings.REVERIFY_BATCH_SIZE).toBe(20);
     expect(settings.SQL_TOKEN_SCOPE).toBe('https://database.windows.net/.default');
+  });
+
+  it('wants the manifest signing key without a version (the newest version signs)', () => {
+    expect(problemsOf({ ...valid, MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing/0123456789abcdef' })).toEqual([
+      expect.stringMatching(/^MANIFEST_SIGNING_KEY_ID: must be a Key Vault key URL without a version/),
+    ]);
+    expect(problemsOf({ ...valid, MANIFEST_SIGNING_KEY_ID: undefined })).toEqual(['MANIFEST_SIGNING_KEY_ID: is required but not set']);
   });
 
   it('takes a sovereign cloud’s Azure SQL token scope, and refuses one that is not a .default scope', () => {

@@ -4,6 +4,7 @@
  * the orchestrators with the same answers.
  */
 import { ACTIVITY, type PreparedJob } from '../../orchestrations/backupJob.activities.js';
+import { INTEGRITY_ACTIVITY } from '../../orchestrations/integrity.activities.js';
 import { ORCHESTRATION_EVENTS, type RunnerEvent } from '../../shared/contracts/runner.js';
 import { OrchestrationDriver } from '../../dev/durable-history.js';
 
@@ -98,7 +99,19 @@ export async function availableSampleJob(orchestrator: Orchestrator, name: strin
   await runnerSays(run, uploaded());
   await run.completeActivity(ACTIVITY.beginVerification, done('Verifying'));
   await run.completeActivity(ACTIVITY.verifyUpload, { ok: true, sizeBytes: 4096, sha256: SAMPLE_SHA256 });
+  await answerIntegritySteps(run);
   await run.completeActivity(ACTIVITY.markAvailable, done('Available'));
   await run.completeActivity(ACTIVITY.issueDownloadLink, { ok: true, expiresAt: new Date(run.now.getTime() + 3_600_000).toISOString(), reused: false });
   return run;
+}
+
+/** The sample's re-hash result (one slice: the sample blob is small) and the key that signs its manifest. */
+export const SAMPLE_REHASH = { ok: true, done: true, sizeBytes: 4096, sha256: SAMPLE_SHA256 } as const;
+export const SAMPLE_MANIFEST_KEY_ID = 'https://kv-sample.vault.azure.net/keys/manifest-signing/0001';
+
+/** backupJob2's integrity steps, answered as for an honest upload (v1 has none: nothing is pending then). */
+export async function answerIntegritySteps(run: OrchestrationDriver): Promise<void> {
+  if (!run.waitingActivities.some((activity) => activity.name === INTEGRITY_ACTIVITY.rehashBlob)) return;
+  await run.completeActivity(INTEGRITY_ACTIVITY.rehashBlob, SAMPLE_REHASH);
+  await run.completeActivity(INTEGRITY_ACTIVITY.publishManifest, { ok: true, manifestKeyId: SAMPLE_MANIFEST_KEY_ID });
 }

@@ -32,10 +32,11 @@ import {
   type OrchestrationEventName,
   type OrchestrationState,
 } from '../../services/orchestrations.js';
-import { type Azurite, startAzurite } from '../../dev/azurite.js';
+import { type Azurite, azuriteGatewayOptions, startAzurite } from '../../dev/azurite.js';
 import { type OidcIssuer, startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor } from '../../dev/oidc-issuer.js';
 import { createPgliteStore } from '../../dev/stores.js';
 import { sandboxLimits } from '../../dev/stack.js';
+import { LocalManifestSigner } from '../../dev/manifest-signer.js';
 
 export interface RaisedEvent {
   jobId: string;
@@ -126,6 +127,12 @@ export class RecordingOrchestrations implements JobOrchestrations {
     return this.port.getState(jobId);
   }
 
+  readonly reverifications: { instanceId: string; input: { jobId: string; requestedBy?: unknown } }[] = [];
+  async startReverification(instanceId: string, input: { jobId: string; requestedBy?: unknown }): Promise<void> {
+    if (this.reverifications.some((started) => started.instanceId === instanceId)) return;
+    this.reverifications.push({ instanceId, input });
+  }
+
   /** What a test can compare before and after a refused request: nothing may have changed. */
   snapshot(): { started: number; raised: number } {
     return { started: this.client.started.length, raised: this.client.raised.length };
@@ -188,7 +195,7 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
  * Starts the stand-ins (once per test file), builds Deps on them and installs it with `setDeps`, so the
  * handlers' own `getDeps()` finds it. `now` can be replaced per test through `deps.now`.
  */
-export async function startTestDeps(options: { limits?: Partial<Limits> } = {}): Promise<TestDeps> {
+export async function startTestDeps(options: { limits?: Partial<Limits>; rehashBudgetBytes?: number } = {}): Promise<TestDeps> {
   const [issuer, azurite, store] = await Promise.all([startOidcIssuer(), startAzurite(), createPgliteStore()]);
   const container = await azurite.createContainer(`backups-${randomUUID().slice(0, 8)}`);
   const orchestrations = new RecordingOrchestrations();
@@ -196,12 +203,13 @@ export async function startTestDeps(options: { limits?: Partial<Limits> } = {}):
   const deps: Deps = {
     store,
     deadLetters: { receive: async () => [], close: async () => {} },
-    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential }),
+    blobs: createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: container.containerName, credential: azurite.credential, ...azuriteGatewayOptions }),
     queue,
     tokens: validatorFor(issuer),
     rbac: testRbacPolicy,
     limits: { ...testLimits, ...options.limits },
     recoveryRecipients: [],
+    integrity: { signer: new LocalManifestSigner(), rehashBudgetBytes: options.rehashBudgetBytes ?? 64 * 1024, reverifyBatchSize: 20 },
     now: () => new Date(),
     notifications: [],
     orchestrations: (_context: InvocationContext) => orchestrations,
@@ -269,6 +277,7 @@ const pathTo: Record<JobStatus, JobStatus[]> = {
   Expired: ['Queued', 'Running', 'Verifying', 'Available', 'Expired'],
   Failed: ['Failed'],
   Cancelled: ['Cancelled'],
+  Corrupt: ['Queued', 'Running', 'Verifying', 'Available', 'Corrupt'],
 };
 
 export const testSha256 = 'a'.repeat(64);
@@ -280,7 +289,15 @@ export const testSha256 = 'a'.repeat(64);
 export async function seedJob(
   store: Store,
   seeded: SeededDatabase,
-  options: { requesterOid: string; status?: JobStatus; expiresAt?: Date; createdAt?: Date; encryptionRecipients?: CopyRecipient[] },
+  options: {
+    requesterOid: string;
+    status?: JobStatus;
+    expiresAt?: Date;
+    createdAt?: Date;
+    encryptionRecipients?: CopyRecipient[];
+    /** What the job's verification found (a real blob's size and digest), and when it is due again. */
+    verified?: { sizeBytes: number; sha256: string; reverifyDueAt?: Date; manifestKeyId?: string };
+  },
 ): Promise<JobRecord> {
   const id = randomUUID();
   const { server, database } = seeded;
@@ -305,9 +322,15 @@ export async function seedJob(
   for (const to of pathTo[options.status ?? 'Pending']) {
     const patch =
       to === 'Available'
-        ? { sizeBytes: 1234, sha256: testSha256, completedAt: new Date(), expiresAt: options.expiresAt ?? new Date(Date.now() + 7 * 24 * 3600_000) }
+        ? {
+            sizeBytes: options.verified?.sizeBytes ?? 1234,
+            sha256: options.verified?.sha256 ?? testSha256,
+            completedAt: new Date(),
+            expiresAt: options.expiresAt ?? new Date(Date.now() + 7 * 24 * 3600_000),
+            ...(options.verified ? { verifiedAt: new Date(), reverifyDueAt: options.verified.reverifyDueAt ?? null, manifestKeyId: options.verified.manifestKeyId ?? null } : {}),
+          }
         : {};
-    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: `job.${to.toLowerCase()}` as AuditAction, target: `job/${id}`, jobId: id });
+    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: (to === 'Corrupt' ? 'integrity.failed' : `job.${to.toLowerCase()}`) as AuditAction, target: `job/${id}`, jobId: id });
     if (!result.ok) throw new Error(`seedJob: could not move job ${id} from ${from} to ${to}`);
     job = result.job;
     from = to;

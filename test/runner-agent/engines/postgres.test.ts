@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -123,6 +123,9 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
     });
     await backup.cleanup();
     expect(result.sizeBytes).toBeGreaterThan(0);
+    // The pre-commit restore check listed the archive from the same stream (no second pass).
+    expect(backup.restoreCheck?.()).toEqual({ tool: 'pg_restore --list', ok: true, detail: expect.stringMatching(/^\d+ archive entries$/) });
+    expect(Number(/^(\d+)/.exec(backup.restoreCheck?.()?.detail ?? '')?.[1])).toBeGreaterThanOrEqual(3);
 
     // As the requester would: the age CLI with their key file, then gunzip.
     const dumpFile = join(workDir, 'restored.dump');
@@ -160,6 +163,33 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
       metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'missing' },
     });
     await expect(upload).rejects.toMatchObject({ name: 'JobFailure', code: 'database_not_found' });
+    expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
+  });
+
+  it('fails the restore check before the commit when pg_restore cannot list what pg_dump produced', async () => {
+    // A stand-in pg_dump that "succeeds" with bytes that are no archive, beside the real pg_restore.
+    const binDir = join(workDir, `bin-${randomUUID().slice(0, 8)}`);
+    mkdirSync(binDir);
+    symlinkSync(join(dirname(findPgDump()), 'pg_restore'), join(binDir, 'pg_restore'));
+    const fake = join(binDir, 'pg_dump');
+    writeFileSync(fake, '#!/bin/sh\nhead -c 2097152 /dev/urandom\nexit 0\n');
+    chmodSync(fake, 0o755);
+    const engine = createPostgresEngine(settings, { pgDumpPath: fake });
+    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
+    const backup = await engine.backup(
+      { jobId: randomUUID(), databaseName: 'whatever' },
+      { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
+    );
+    const upload = uploadBackup({
+      source: backup.stream,
+      sourceDone: backup.done,
+      compression: 'none',
+      blockBytes: 1024 * 1024,
+      getTarget: targetProvider(gateway, blobPath),
+      metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'whatever' },
+    });
+    await expect(upload).rejects.toMatchObject({ code: 'restore_check_failed', message: expect.stringContaining('pg_restore --list could not read the archive') });
+    expect(backup.restoreCheck?.()).toMatchObject({ tool: 'pg_restore --list', ok: false });
     expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
   });
 

@@ -45,7 +45,7 @@ async function storedBackup(compression: Compression, encryptionKey?: Buffer) {
     getTarget: targetProvider(gateway, blobPath),
     metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database },
   });
-  const readSas = await gateway.issueReadSas(blobPath, { expiresAt: new Date(Date.now() + 600_000), fileName: 'x.dump' });
+  const readSas = await gateway.issueReadSas(blobPath, { expiresAt: new Date(Date.now() + 600_000), fileName: 'x.dump', correlationId: randomUUID() });
   return { blobPath, sha256: result.sha256, tableRowCounts: backup.tableRowCounts!, url: readSas.url, compression, encrypted: Boolean(encryptionKey) };
 }
 

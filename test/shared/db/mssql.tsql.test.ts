@@ -19,7 +19,7 @@ import { getTableConfig } from 'drizzle-orm/mssql-core';
 import { drizzle } from 'drizzle-orm/node-mssql';
 import sqlParser from 'node-sql-parser';
 import { describe, expect, it } from 'vitest';
-import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { DatabaseSchedule, defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { encodeCursor } from '../../../shared/db/cursor.js';
 import { assertNoTriggers, enabledTriggersStatement, mssqlAdapter, mssqlOps, type QueryRunner } from '../../../shared/db/mssql.js';
 import { createRepositoryStore } from '../../../shared/db/repository.js';
@@ -136,7 +136,7 @@ async function recordEveryStatement(): Promise<Recorded[]> {
     listRunnerHeartbeats: () => store.listRunnerHeartbeats(),
     createDatabase: () =>
       store.createDatabase(
-        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: { cron: '0 3 * * *' }, enabled: true },
+        { serverId: id, name: 'n', requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }), enabled: true },
         audit,
       ),
     getDatabase: () => store.getDatabase(id),
@@ -169,11 +169,14 @@ async function recordEveryStatement(): Promise<Recorded[]> {
       await store.updateJobProgress(id, { percent: 1.5, bytes: 2 });
       return store.updateJobProgress(id, { percent: 1.5, bytes: 2 }, { notWithinMs: 15_000 });
     },
-    recordDownloadLink: () => store.recordDownloadLink(id, { url: 'https://x', expiresAt: new Date() }, audit),
+    recordDownloadLink: () => store.recordDownloadLink(id, { expiresAt: new Date() }, audit),
     listExpiredJobs: () => store.listExpiredJobs(new Date(), 5),
     listRequesterRecipients: () => store.listRequesterRecipients('oid'),
     replaceRequesterRecipients: () =>
       store.replaceRequesterRecipients('oid', [{ recipient: 'age1x', fingerprint: '0123456789abcdef' }, { recipient: 'age1y', fingerprint: 'fedcba9876543210' }], audit),
+    listReverifyDue: () => store.listReverifyDue(new Date(), 5),
+    recordVerification: () => store.recordVerification(id, { verifiedAt: new Date(), reverifyDueAt: null }, audit),
+    isManifestKeyInUse: () => store.isManifestKeyInUse('https://kv.vault.azure.net/keys/m/1', new Date()),
     appendAudit: () => store.appendAudit(audit),
     tallyJobs: () => store.tallyJobs(),
     countAuditActions: () => store.countAuditActions(),
@@ -228,6 +231,7 @@ describe('SQL Server statements', async () => {
         'getDatabase', 'getJob', 'getServer', 'listAudit', 'listDatabases', 'listExpiredJobs', 'listJobs', 'listScheduledDatabases',
         'listServers', 'ping', 'recordDownloadLink', 'transitionJob', 'updateDatabase', 'updateJobProgress', 'updateServer',
         'listRunnerHeartbeats', 'recordRunnerHeartbeat', 'listRequesterRecipients', 'replaceRequesterRecipients',
+        'isManifestKeyInUse', 'listReverifyDue', 'recordVerification',
         'listAllDatabases', 'setRpoBreach', 'tallyJobs', 'countAuditActions', 'listCompletedJobs', 'listPendingNotifications',
         'recordNotificationAttempt', 'recordRestoreRehearsal',
       ].sort(),

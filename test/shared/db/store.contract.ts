@@ -9,7 +9,7 @@ import type { AuditAction } from '../../../shared/contracts/audit.js';
 import { errorCodeMaxLength, errorMessageMaxLength } from '../../../shared/contracts/common.js';
 import { allowedTransitions, type JobStatus } from '../../../shared/contracts/jobs.js';
 import { FailedEvent } from '../../../shared/contracts/runner.js';
-import { defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
+import { DatabaseSchedule, defaultDatabasePolicy } from '../../../shared/contracts/servers.js';
 import { isAppError } from '../../../shared/errors.js';
 import type { AuditEntry, JobRecord, NewJob, Store } from '../../../shared/db/store.js';
 
@@ -126,10 +126,10 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         const groups = [randomUUID(), randomUUID()];
         const policy = { ...defaultDatabasePolicy, retentionDays: 3, allowedEngines: ['postgres' as const] };
         const database = await store.createDatabase(
-          { serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: { cron: '0 3 * * *' }, enabled: true },
+          { serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }), enabled: true },
           actor('database.created'),
         );
-        expect(database).toMatchObject({ serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: { cron: '0 3 * * *' } });
+        expect(database).toMatchObject({ serverId: server.id, name: 'hr', requesterGroupIds: groups, policy, schedule: DatabaseSchedule.parse({ cron: '0 3 * * *' }) });
         expect(await store.getDatabase(database.id)).toEqual(database);
 
         const updated = await store.updateDatabase(database.id, { schedule: null, enabled: false }, actor('database.updated'));
@@ -143,7 +143,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
         const { server } = await seed();
         const make = (name: string, schedule: { cron: string } | null, enabled: boolean) =>
           store.createDatabase(
-            { serverId: server.id, name, requesterGroupIds: [], policy: defaultDatabasePolicy, schedule, enabled },
+            { serverId: server.id, name, requesterGroupIds: [], policy: defaultDatabasePolicy, schedule: schedule && DatabaseSchedule.parse(schedule), enabled },
             actor('database.created'),
           );
         const scheduled = await make('scheduled', { cron: '0 3 * * *' }, true);
@@ -183,7 +183,7 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
           scheduleSlot: null,
           createdAt: new Date('2026-01-02T03:04:05.678Z'),
           progressPercent: null,
-          downloadUrl: null,
+          downloadExpiresAt: null,
           expiresAt: null,
         });
         expect(await store.getJob(job.id)).toEqual(created);
@@ -299,16 +299,16 @@ export function storeContract(backend: string, createStore: StoreFactory): void 
       it('records a download link on an Available job with its sas.download_issued audit row', async () => {
         const available = await jobIn('Available');
         const expiresAt = new Date(Date.now() + 60 * 60_000);
-        const url = 'https://account.blob.core.windows.net/backups/x.dump?sig=abc';
-        const linked = await store.recordDownloadLink(available.id, { url, expiresAt }, actor('sas.download_issued', { detail: { ttlMinutes: 60 } }));
-        expect(linked).toMatchObject({ id: available.id, downloadUrl: url, downloadExpiresAt: expiresAt, status: 'Available' });
+        const linked = await store.recordDownloadLink(available.id, { expiresAt }, actor('sas.download_issued', { detail: { ttlMinutes: 60 } }));
+        expect(linked).toMatchObject({ id: available.id, downloadExpiresAt: expiresAt, status: 'Available' });
+        expect(linked).not.toHaveProperty('downloadUrl');
         const [latest] = await auditOf(available.id);
         expect(latest).toMatchObject({ action: 'sas.download_issued', jobId: available.id, detail: { ttlMinutes: 60 } });
 
         const running = await jobIn('Running');
         const before = await auditOf(running.id);
-        expect(await store.recordDownloadLink(running.id, { url, expiresAt }, actor('sas.download_issued'))).toBeUndefined();
-        expect((await store.getJob(running.id))?.downloadUrl).toBeNull();
+        expect(await store.recordDownloadLink(running.id, { expiresAt }, actor('sas.download_issued'))).toBeUndefined();
+        expect((await store.getJob(running.id))?.downloadExpiresAt).toBeNull();
         expect(await auditOf(running.id)).toEqual(before);
       });
       it('keeps masking version and row counts from a transition patch, and records a rehearsal on an Available job only', async () => {

@@ -5,7 +5,7 @@ import { BlobServiceClient, BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { attachmentContentDisposition, createBlobGateway } from '../../../shared/storage/blob-gateway.js';
 import type { BlobGateway } from '../../../shared/storage/gateway.js';
-import { startAzurite, type Azurite } from '../../../dev/azurite.js';
+import { azuriteGatewayOptions, startAzurite, type Azurite } from '../../../dev/azurite.js';
 
 const minutes = (n: number) => n * 60_000;
 const fromNow = (ms: number) => new Date(Date.now() + ms);
@@ -39,7 +39,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
   beforeAll(async () => {
     azurite = await startAzurite();
     containerName = (await azurite.createContainer()).containerName;
-    gateway = createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: containerName, credential: azurite.credential });
+    gateway = createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: containerName, credential: azurite.credential, ...azuriteGatewayOptions });
   });
 
   afterAll(async () => {
@@ -58,7 +58,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
     const bytes = randomBytes(200_000);
     await putBlob(path, bytes);
 
-    const link = await gateway.issueReadSas(path, { expiresAt: fromNow(minutes(15)), fileName: 'Sales-20261123-0905.bak.gz' });
+    const link = await gateway.issueReadSas(path, { correlationId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'Sales-20261123-0905.bak.gz' });
 
     const query = new URL(link.url).searchParams;
     expect(query.get('sp')).toBe('r');
@@ -68,6 +68,40 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
     expect(response.status).toBe(200);
     expect(response.headers.get('content-disposition')).toBe('attachment; filename="Sales-20261123-0905.bak.gz"');
     expect(Buffer.from(await response.arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
+  it('signs the correlation id (scid) and the delegated user (sduoid) into the SAS, as Azure verifies them', async () => {
+    const signing = createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: containerName, credential: azurite.credential });
+    const path = uniquePath();
+    await putBlob(path, Buffer.from('traceable'));
+    const correlationId = randomUUID();
+    const oid = randomUUID();
+    const plain = new URL((await signing.issueReadSas(path, { correlationId, expiresAt: fromNow(minutes(15)), fileName: 'a.bak' })).url).searchParams;
+    expect(plain.get('scid')).toBe(correlationId);
+    expect(plain.get('sduoid')).toBeNull();
+    // The delegated user field exists from service version 2025-07-05 on.
+    expect(plain.get('sv')! >= '2025-07-05').toBe(true);
+    const bound = new URL(
+      (await signing.issueReadSas(path, { correlationId, delegatedUserObjectId: oid, expiresAt: fromNow(minutes(15)), fileName: 'a.bak' })).url,
+    ).searchParams;
+    expect(bound.get('sduoid')).toBe(oid);
+    expect(bound.get('scid')).toBe(correlationId);
+    // Each field is under the signature: a link with the field edited is another link.
+    expect(bound.get('sig')).not.toBe(plain.get('sig'));
+  });
+
+  it('Azurite 3.37 implements neither scid nor sduoid: it refuses such a SAS, so the local stack signs no scid', async () => {
+    // When this starts failing, Azurite checks these fields: drop azuriteGatewayOptions and test enforcement.
+    const signing = createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: containerName, credential: azurite.credential });
+    const path = uniquePath();
+    await putBlob(path, Buffer.from('traceable'));
+    const withScid = await signing.issueReadSas(path, { correlationId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'a.bak' });
+    expect((await fetch(withScid.url)).status).toBe(403);
+    const bound = await gateway.issueReadSas(path, { correlationId: randomUUID(), delegatedUserObjectId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'a.bak' });
+    expect((await fetch(bound.url)).status).toBe(403);
+    const unsigned = await gateway.issueReadSas(path, { correlationId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'a.bak' });
+    expect(new URL(unsigned.url).searchParams.get('scid')).toBeNull();
+    expect((await fetch(unsigned.url)).status).toBe(200);
   });
 
   it('write SAS: uploads a multi-block blob (stage + commit) but cannot read it back', async () => {
@@ -95,7 +129,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
   it('read SAS: cannot upload, stage or overwrite', async () => {
     const path = uniquePath();
     await putBlob(path, Buffer.from('original'));
-    const link = await gateway.issueReadSas(path, { expiresAt: fromNow(minutes(15)), fileName: 'x.bak' });
+    const link = await gateway.issueReadSas(path, { correlationId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'x.bak' });
 
     const client = sasClient(link.url);
     await expect(client.upload('replaced', 8)).rejects.toMatchObject({ statusCode: 403 });
@@ -107,7 +141,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
     const [mine, other] = [uniquePath(), uniquePath()];
     await putBlob(mine, Buffer.from('mine'));
     await putBlob(other, Buffer.from('other'));
-    const read = await gateway.issueReadSas(mine, { expiresAt: fromNow(minutes(15)), fileName: 'mine.bak' });
+    const read = await gateway.issueReadSas(mine, { correlationId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'mine.bak' });
     const write = await gateway.issueWriteSas(mine, { expiresAt: fromNow(minutes(15)) });
 
     const otherUrl = azurite.serviceClient.getContainerClient(containerName).getBlobClient(other).url;
@@ -120,6 +154,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
     const path = uniquePath();
     await putBlob(path, Buffer.from('old'));
     const expired = await gateway.issueReadSas(path, {
+      correlationId: randomUUID(),
       startsAt: fromNow(-minutes(10)),
       expiresAt: fromNow(-minutes(1)),
       fileName: 'old.bak',
@@ -130,7 +165,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
   it('refuses a SAS whose permissions or signature were edited', async () => {
     const path = uniquePath();
     await putBlob(path, Buffer.from('guarded'));
-    const link = await gateway.issueReadSas(path, { expiresAt: fromNow(minutes(15)), fileName: 'guarded.bak' });
+    const link = await gateway.issueReadSas(path, { correlationId: randomUUID(), expiresAt: fromNow(minutes(15)), fileName: 'guarded.bak' });
     expect((await fetch(link.url)).status).toBe(200);
 
     const widened = withQueryParam(link.url, 'sp', () => 'rcwd');
@@ -181,18 +216,18 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
     try {
       const fresh = createBlobGateway({ blobEndpoint: azurite.blobEndpoint, container: containerName, credential: azurite.credential });
       await Promise.all(
-        Array.from({ length: 8 }, (_, i) => fresh.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(60)), fileName: `f${i}.bak` })),
+        Array.from({ length: 8 }, (_, i) => fresh.issueReadSas(uniquePath(), { correlationId: randomUUID(), expiresAt: fromNow(minutes(60)), fileName: `f${i}.bak` })),
       );
       for (let i = 0; i < 4; i++) await fresh.issueWriteSas(uniquePath(), { expiresAt: fromNow(minutes(30)) });
       expect(keyRequests).toHaveBeenCalledTimes(1);
 
       // Past the cached key's expiry (it was asked for two days): a SAS must not outlive its key.
-      const longLink = await fresh.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(3 * 24 * 60)), fileName: 'long.bak' });
+      const longLink = await fresh.issueReadSas(uniquePath(), { correlationId: randomUUID(), expiresAt: fromNow(minutes(3 * 24 * 60)), fileName: 'long.bak' });
       expect(keyRequests).toHaveBeenCalledTimes(2);
       const keyExpiresOn = keyRequests.mock.calls[1]![1] as Date;
       expect(keyExpiresOn.getTime()).toBeGreaterThanOrEqual(longLink.expiresAt.getTime());
 
-      await fresh.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(60)), fileName: 'short.bak' });
+      await fresh.issueReadSas(uniquePath(), { correlationId: randomUUID(), expiresAt: fromNow(minutes(60)), fileName: 'short.bak' });
       expect(keyRequests).toHaveBeenCalledTimes(2);
     } finally {
       keyRequests.mockRestore();
@@ -202,13 +237,13 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
   it('issues a SAS almost as long as a delegation key may live, and it works', async () => {
     const path = uniquePath();
     await putBlob(path, Buffer.from('long-lived'));
-    const link = await gateway.issueReadSas(path, { expiresAt: fromNow(minutes(7 * 24 * 60 - 10)), fileName: 'long.bak' });
+    const link = await gateway.issueReadSas(path, { correlationId: randomUUID(), expiresAt: fromNow(minutes(7 * 24 * 60 - 10)), fileName: 'long.bak' });
     expect(await (await fetch(link.url)).text()).toBe('long-lived');
   });
 
   it('refuses a SAS longer than a delegation key may live, or one that ends before it starts', async () => {
     await expect(
-      gateway.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(8 * 24 * 60)), fileName: 'x.bak' }),
+      gateway.issueReadSas(uniquePath(), { correlationId: randomUUID(), expiresAt: fromNow(minutes(8 * 24 * 60)), fileName: 'x.bak' }),
     ).rejects.toMatchObject({ name: 'AppError', code: 'validation_failed' });
     await expect(
       gateway.issueWriteSas(uniquePath(), { startsAt: fromNow(minutes(10)), expiresAt: fromNow(minutes(5)) }),
@@ -236,7 +271,7 @@ describe('createBlobGateway against Azurite (user-delegation SAS over HTTPS)', (
       () => unreachable.ping(),
       () => unreachable.getBlobFacts(uniquePath()),
       () => unreachable.deleteBlob(uniquePath()),
-      () => unreachable.issueReadSas(uniquePath(), { expiresAt: fromNow(minutes(5)), fileName: 'x.bak' }),
+      () => unreachable.issueReadSas(uniquePath(), { correlationId: randomUUID(), expiresAt: fromNow(minutes(5)), fileName: 'x.bak' }),
     ]) {
       await expect(attempt()).rejects.toMatchObject({ name: 'AppError', code: 'dependency_unavailable' });
     }
