@@ -160,16 +160,19 @@ export async function issueRehearsalSource(scope: RequestScope, jobId: string): 
   if (job.sha256 === null) throw new AppError('internal', `Job ${job.id} is Available without a verified digest.`);
   const { deps } = scope;
   const now = deps.now();
+  // As for download links: the id in the SAS names this audit row in the storage logs.
+  const correlationId = randomUUID();
   const sas = await deps.blobs.issueReadSas(job.blobPath, {
     expiresAt: new Date(now.getTime() + deps.limits.uploadSasTtlMinutes * MINUTE_MS),
     fileName: jobFileName(job),
+    correlationId,
   });
   await deps.store.appendAudit({
     ...auditActor(scope),
     action: 'sas.rehearsal_issued',
     target: `job/${job.id}`,
     jobId: job.id,
-    detail: { blobPath: job.blobPath, expiresAt: sas.expiresAt.toISOString() },
+    detail: { blobPath: job.blobPath, expiresAt: sas.expiresAt.toISOString(), correlationId },
     at: now,
   });
   return {

@@ -46,7 +46,7 @@ async function storedSource(): Promise<{ blobPath: string; source: RehearsalSour
     getTarget: targetProvider(gateway, blobPath),
     metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database },
   });
-  const sas = await gateway.issueReadSas(blobPath, { expiresAt: new Date(Date.now() + 600_000), fileName: 'x.dump.gz' });
+  const sas = await gateway.issueReadSas(blobPath, { expiresAt: new Date(Date.now() + 600_000), fileName: 'x.dump.gz', correlationId: randomUUID() });
   return { blobPath, source: { url: sas.url, expiresAt: sas.expiresAt.toISOString(), compression: 'gzip', encrypted: false, sha256: result.sha256, tableRowCounts: backup.tableRowCounts! } };
 }
 
