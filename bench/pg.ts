@@ -15,8 +15,10 @@ import { startPostgres, postgresAvailable, type PostgresServer } from '../test/s
 import type { PostgresSettings } from '../runner-agent/config.js';
 import { runInChild, type ChildOutcome } from './lib/child.js';
 import { withFreshAzurite } from './lib/fresh-azurite.js';
-import { fixed, MiB, printTable, ratio } from './lib/report.js';
-import type { PgVariant, PgVariantInput, PgVariantResult } from './pg-variant.js';
+import { fixed, metOrNot, MiB, printTable, ratio } from './lib/report.js';
+import type { PgVariantInput, PgVariantResult } from './pg-variant.js';
+import { findPgDump, pgDumpFormatArguments } from '../runner-agent/engines/postgres.js';
+import { spawnSync } from 'node:child_process';
 
 const variantEntry = new URL('./pg-variant.ts', import.meta.url);
 /** Bytes a generated row takes on disk, tuple header and TOAST-free storage included (measured, roughly). */
@@ -56,50 +58,81 @@ async function measure(server: PostgresServer, options: PgBenchOptions): Promise
     ...(server.binDir ? { binDir: server.binDir } : {}),
   };
   const file = join(options.workDir, 'pg-bench.dump');
-  const rows: Array<{ variant: PgVariant; outcome: ChildOutcome<PgVariantResult>; azuriteCpuSeconds?: number; load: number }> = [];
-  for (const variant of ['pg_dump-to-file', 'dbdist-to-file', 'dbdist-upload'] as const) {
-    process.stdout.write(`  ${variant.padEnd(16)} … `);
-    const input: PgVariantInput = { variant, settings, database, file };
+  type Run = { label: string; input: Omit<PgVariantInput, 'settings' | 'database' | 'file'> };
+  const runs: Run[] = [
+    { label: 'pg_dump -Fc (zlib 6) to file', input: { variant: 'pg_dump-to-file', compression: 'none', pgDumpArgs: ['--format=custom'] } },
+    { label: 'before: -Fc (zlib 6) to blob', input: { variant: 'before-upload', compression: 'none' } },
+    { label: `pg_dump ${pgDumpFormatArguments('none').join(' ')} to file`, input: { variant: 'pg_dump-to-file', compression: 'none', pgDumpArgs: pgDumpFormatArguments('none') } },
+    { label: 'pg_dump -Fc -Z0 to file', input: { variant: 'pg_dump-to-file', compression: 'none', pgDumpArgs: ['--format=custom', '--compress=0'] } },
+  ];
+  for (const compression of ['none', 'zstd', 'gzip'] as const) {
+    runs.push({ label: `dbdist ${compression} to file`, input: { variant: 'dbdist-to-file', compression } });
+    runs.push({ label: `dbdist ${compression} to blob`, input: { variant: 'dbdist-upload', compression } });
+  }
+  const rows: Array<{ label: string; outcome: ChildOutcome<PgVariantResult>; azuriteCpuSeconds?: number; load: number }> = [];
+  for (const { label, input: partial } of runs) {
+    process.stdout.write(`  ${label.padEnd(34)} … `);
+    const input: PgVariantInput = { ...partial, settings, database, file };
     const measured =
-      variant === 'dbdist-upload'
+      input.variant === 'dbdist-upload' || input.variant === 'before-upload'
         ? await withFreshAzurite((blob) => runInChild<PgVariantResult>(variantEntry, { ...input, blob }))
         : { value: await runInChild<PgVariantResult>(variantEntry, input) };
     rmSync(file, { force: true });
     const outcome = measured.value;
     console.log(outcome.ok ? `${fixed(outcome.result.seconds, 1)} s` : `FAILED: ${outcome.error}`);
-    rows.push({ variant, outcome, ...(measured.azuriteCpuSeconds !== undefined ? { azuriteCpuSeconds: measured.azuriteCpuSeconds } : {}), load: loadavg()[0]! });
+    rows.push({ label, outcome, ...(measured.azuriteCpuSeconds !== undefined ? { azuriteCpuSeconds: measured.azuriteCpuSeconds } : {}), load: loadavg()[0]! });
   }
 
-  const seconds = (variant: PgVariant) => {
-    const row = rows.find((r) => r.variant === variant);
+  const seconds = (label: string) => {
+    const row = rows.find((r) => r.label === label);
     return row?.outcome.ok ? row.outcome.result.seconds : undefined;
   };
-  const alone = seconds('pg_dump-to-file');
+  const databaseMiB = generated.bytes / MiB;
+  const before = seconds('before: -Fc (zlib 6) to blob');
   printTable(
-    `pg_dump --format=custom of a ${fixed(generated.bytes / MiB, 0)} MiB database (ratios from this run)`,
-    ['variant', 'seconds', 'dump MiB', 'dump MiB/s', 'node CPU s', 'Azurite CPU s', 'peak RSS MiB', 'time vs pg_dump alone', 'load'],
-    rows.map(({ variant, outcome, azuriteCpuSeconds, load }) =>
+    `pg_dump --format=custom of a ${fixed(databaseMiB, 0)} MiB database (throughput in MiB of database per second; ratios from this run)`,
+    ['variant', 'seconds', 'stored MiB', 'database MiB/s', 'node CPU s', 'node CPU s/GiB of db', 'Azurite CPU s', 'peak RSS MiB', 'throughput vs before', 'load'],
+    rows.map(({ label, outcome, azuriteCpuSeconds, load }) =>
       outcome.ok
         ? [
-            variant,
+            label,
             fixed(outcome.result.seconds, 2),
-            fixed(outcome.result.dumpBytes / MiB),
-            fixed(outcome.result.dumpBytes / MiB / outcome.result.seconds),
+            fixed(outcome.result.storedBytes / MiB),
+            fixed(databaseMiB / outcome.result.seconds),
             fixed(outcome.result.cpuSeconds, 2),
+            fixed(outcome.result.cpuSeconds / (databaseMiB / 1024), 2),
             fixed(azuriteCpuSeconds, 2),
             fixed(outcome.peakRssMiB),
-            ratio(outcome.result.seconds, alone),
+            ratio(before, outcome.result.seconds),
             fixed(load),
           ]
-        : [variant, 'FAILED', '-', '-', '-', '-', fixed(outcome.peakRssMiB), '-', fixed(load)],
+        : [label, 'FAILED', '-', '-', '-', '-', '-', fixed(outcome.peakRssMiB), '-', fixed(load)],
     ),
   );
-  for (const row of rows) if (!row.outcome.ok) console.log(`  ${row.variant} failed: ${row.outcome.error}`);
-  const upload = seconds('dbdist-upload');
+  for (const row of rows) if (!row.outcome.ok) console.log(`  ${row.label} failed: ${row.outcome.error}`);
+  console.log(`pg_dump --compress=zstd|lz4: ${pgDumpCompressionMethods(settings)}`);
+  console.log('Targets:');
+  const defaultPath = seconds('dbdist none to blob');
   console.log(
-    `pg_dump straight into the upload took ${ratio(upload, alone)} the time of pg_dump to a local file alone ` +
-      `(throughput ratio ${ratio(alone, upload)}).`,
+    `  default path (no runner compression: pg_dump ${pgDumpFormatArguments('none').join(' ')}, coalesced) throughput >= 3 x before: ` +
+      `${ratio(before, defaultPath)} -> ${metOrNot(before && defaultPath ? before / defaultPath >= 3 : undefined)}`,
   );
+  const zstdPath = seconds('dbdist zstd to blob');
+  console.log(`  zstd path (pg_dump -Z0, runner zstd) throughput vs before: ${ratio(before, zstdPath)} -> ${metOrNot(before && zstdPath ? before / zstdPath >= 3 : undefined)}`);
+  for (const compression of ['none', 'zstd', 'gzip']) {
+    const toFile = seconds(`dbdist ${compression} to file`);
+    const toBlob = seconds(`dbdist ${compression} to blob`);
+    console.log(
+      `  ${compression}: dump-to-blob >= 0.9 x dump-to-file throughput: ${ratio(toFile, toBlob)} -> ${metOrNot(toFile && toBlob ? toFile / toBlob >= 0.9 : undefined)}`,
+    );
+  }
+}
+
+/** Whether this pg_dump offers --compress=zstd/lz4 (PostgreSQL 16+), from its --help. */
+function pgDumpCompressionMethods(settings: PostgresSettings): string {
+  const help = spawnSync(findPgDump(settings.binDir), ['--help'], { encoding: 'utf8' }).stdout ?? '';
+  const line = help.split('\n').find((l) => l.includes('--compress')) ?? '(no --compress line)';
+  return /zstd|lz4|METHOD/i.test(line) ? `offered (${line.trim()})` : `not offered by this pg_dump (${line.trim()}): not measured`;
 }
 
 /** Fills one table to about `sizeMiB` MiB on disk with generate_series; returns what it made. */

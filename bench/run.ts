@@ -23,13 +23,14 @@ import { machineDescription, section } from './lib/report.js';
 const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption', 'rehash'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     'size-mib': { type: 'string' },
     'pg-size-mib': { type: 'string' },
+    'load-seconds': { type: 'string' },
     'sanitize-users': { type: 'string' },
     'keep-files': { type: 'boolean', default: false },
     'all-variants': { type: 'boolean', default: false },
@@ -119,7 +120,7 @@ async function runSection(name: Section): Promise<void> {
     }
     case 'api': {
       const { runApiBench } = await import('./api.js');
-      return runApiBench();
+      return runApiBench({ loadSeconds: positiveNumbers(values['load-seconds'], [10], 'load-seconds')[0]! });
     }
     case 'replay': {
       const { runReplayBench } = await import('./replay.js');

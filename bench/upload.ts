@@ -10,6 +10,9 @@
  *   uploadFile             what a user would pick: BlockBlobClient.uploadFile, default options, no hashing
  *   naive                  the seed's approach: readFile into memory, then uploadData
  *   dbdist                 runner-agent/pipeline/upload.ts: hash + upload in one stream; then with gzip, zstd, AES-256-GCM
+ *   uploadFile-null, dbdist-null  the same two against the null target (bench/lib/null-blob-server.mjs: Put Block
+ *                          and Put Block List over loopback HTTPS, bytes discarded), which takes bytes faster than
+ *                          Azurite: the client's own limit, and the fair CPU comparison
  * Besides wall-clock MiB/s it records CPU seconds per GiB, in the client and in Azurite: on a shared machine
  * the CPU cost moves far less with other load than the wall clock does. "client-bound MiB/s" is 1024 divided by
  * the client's CPU s/GiB: the rate the client alone could reach on one core if storage cost nothing.
@@ -23,6 +26,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { runInChild, type ChildOutcome } from './lib/child.js';
 import { ensureInputFile, type Content } from './lib/files.js';
 import { withFreshAzurite } from './lib/fresh-azurite.js';
+import { withFreshNullTarget } from './lib/fresh-null-target.js';
 import { fixed, metOrNot, MiB, printTable, ratio } from './lib/report.js';
 import type { UploadVariant, VariantInput, VariantResult } from './upload-variant.js';
 
@@ -42,12 +46,19 @@ interface Row {
   variant: UploadVariant;
   content: Content;
   outcome: ChildOutcome<VariantResult | undefined>;
-  azuriteCpuSeconds?: number;
+  /** CPU of the storage end (Azurite, or the null target) during the variant. */
+  targetCpuSeconds?: number;
   /** 1-minute load average when the variant ended: how busy the machine was. */
   load: number;
 }
 
-const everySize: UploadVariant[] = ['uploadFile', 'naive', 'dbdist'];
+const everySize: UploadVariant[] = ['uploadFile', 'uploadFile-null', 'naive', 'dbdist', 'dbdist-null'];
+/** Client CPU per GiB allowed beyond uploadFile's (which does not hash). */
+const cpuVsUploadFileTarget = 1.4;
+/** Throughput against the null target, as a share of the hash-only read. */
+const nullVsHashOnlyTarget = 0.8;
+/** Peak RSS at the largest size may exceed the smallest size's by this share at most. */
+const rssGrowthTarget = 0.1;
 const smallestSizeOnly: UploadVariant[] = ['azurite-ceiling', 'azurite-ceiling-crc64', 'dbdist+gzip', 'dbdist+zstd', 'dbdist+aes'];
 const textVariants: UploadVariant[] = ['dbdist', 'dbdist+gzip', 'dbdist+zstd'];
 
@@ -59,6 +70,7 @@ export async function runUploadBench(options: UploadBenchOptions): Promise<void>
   printCpuBreakdown();
 
   const smallest = Math.min(...options.sizesMiB);
+  const dbdistRssBySize = new Map<number, number>();
   for (const sizeMiB of options.sizesMiB) {
     const full = options.allVariants || sizeMiB === smallest;
     console.log(`\nPreparing the ${sizeMiB} MiB input file(s) in ${options.workDir} …`);
@@ -70,6 +82,19 @@ export async function runUploadBench(options: UploadBenchOptions): Promise<void>
       for (const variant of textVariants) rows.push(await runVariant(variant, 'text', textFile, true));
     }
     report(sizeMiB, rows);
+    const dbdistRow = find(rows, 'dbdist-null') ?? find(rows, 'dbdist');
+    if (dbdistRow?.outcome.ok) dbdistRssBySize.set(sizeMiB, dbdistRow.outcome.peakRssMiB);
+  }
+  const largest = Math.max(...options.sizesMiB);
+  if (largest !== smallest) {
+    const small = dbdistRssBySize.get(smallest);
+    const large = dbdistRssBySize.get(largest);
+    const growth = small && large ? large / small - 1 : undefined;
+    console.log(
+      `\nPeak RSS flat with size (dbdist-null): ${fixed(small)} MiB at ${smallest} MiB, ${fixed(large)} MiB at ${largest} MiB ` +
+        `(${growth === undefined ? '-' : `${fixed(growth * 100)} %`}); < ${rssTargetMiB} MiB and within ${rssGrowthTarget * 100} %: ` +
+        metOrNot(growth === undefined ? undefined : large! < rssTargetMiB && growth <= rssGrowthTarget),
+    );
   }
 }
 
@@ -111,28 +136,36 @@ function printCpuBreakdown(): void {
       ['MD5', fixed(md5, 2), fixed(1024 / md5, 0)],
       ['copy into 8 MiB blocks', fixed(copy, 2), fixed(1024 / copy, 0)],
       ['AES-256-GCM', fixed(aes, 2), fixed(1024 / aes, 0)],
-      ['dbdist per byte: SHA-256 + 2 x MD5 + copy', fixed(sha256 + 2 * md5 + copy, 2), fixed(1024 / (sha256 + 2 * md5 + copy), 0)],
+      ['dbdist per byte before issue 16: SHA-256 + 2 x MD5 + copy', fixed(sha256 + 2 * md5 + copy, 2), fixed(1024 / (sha256 + 2 * md5 + copy), 0)],
+      ['dbdist per byte now: SHA-256', fixed(sha256, 2), fixed(1024 / sha256, 0)],
     ],
   );
 }
 
-/** Runs one variant in a child; uploads get a fresh in-memory Azurite whose CPU time is measured around it. */
+/**
+ * Runs one variant in a child; uploads get a fresh in-memory Azurite (or, for "-null" variants, a fresh null
+ * target) whose CPU time is measured around it.
+ */
 async function runVariant(variant: UploadVariant, content: Content, file: string, upload: boolean): Promise<Row> {
   process.stdout.write(`  ${variant.padEnd(22)} ${content.padEnd(6)} … `);
   let outcome: ChildOutcome<VariantResult | undefined>;
-  let azuriteCpuSeconds: number | undefined;
+  let targetCpuSeconds: number | undefined;
   if (!upload) {
     outcome = await runInChild<VariantResult>(variantEntry, { variant, file } satisfies VariantInput);
+  } else if (variant.endsWith('-null')) {
+    const measured = await withFreshNullTarget((blob) => runInChild<VariantResult>(variantEntry, { variant, file, blob } satisfies VariantInput));
+    outcome = measured.value;
+    targetCpuSeconds = measured.serverCpuSeconds;
   } else {
     const ceilingBytes = Math.min(ceilingMiB * MiB, statSync(file).size);
     const measured = await withFreshAzurite((blob) =>
       runInChild<VariantResult>(variantEntry, { variant, file, blob, ceilingBytes } satisfies VariantInput),
     );
     outcome = measured.value;
-    azuriteCpuSeconds = measured.azuriteCpuSeconds;
+    targetCpuSeconds = measured.azuriteCpuSeconds;
   }
   console.log(outcome.ok ? `${fixed(throughput(outcome.result))} MiB/s` : `FAILED: ${outcome.error}`);
-  return { variant, content, outcome, ...(azuriteCpuSeconds !== undefined ? { azuriteCpuSeconds } : {}), load: loadavg()[0]! };
+  return { variant, content, outcome, ...(targetCpuSeconds !== undefined ? { targetCpuSeconds } : {}), load: loadavg()[0]! };
 }
 
 function throughput(result: VariantResult | undefined): number | undefined {
@@ -157,7 +190,7 @@ function report(sizeMiB: number, rows: Row[]): void {
   const uploadFile = mibPerSecond(rows, 'uploadFile');
   printTable(
     `Upload, ${sizeMiB} MiB file (MiB/s of source bytes; ratios from this run; CPU s per GiB of source)`,
-    ['variant', 'content', 'MiB/s', 'seconds', 'stored MiB', 'client CPU s/GiB', 'client-bound MiB/s', 'Azurite CPU s/GiB', 'peak RSS MiB', 'vs limit', 'vs uploadFile', 'load'],
+    ['variant', 'content', 'MiB/s', 'seconds', 'stored MiB', 'client CPU s/GiB', 'client-bound MiB/s', 'target CPU s/GiB', 'peak RSS MiB', 'vs limit', 'vs uploadFile', 'load'],
     rows.map((row) => {
       const { variant, content, outcome } = row;
       if (!outcome.ok) {
@@ -174,7 +207,7 @@ function report(sizeMiB: number, rows: Row[]): void {
         result.storedBytes === undefined ? '-' : fixed(result.storedBytes / MiB),
         fixed(clientCpuPerGiB(row), 2),
         fixed(1024 / clientCpuPerGiB(row)!, 0),
-        row.azuriteCpuSeconds === undefined ? '-' : fixed(row.azuriteCpuSeconds / gib, 2),
+        row.targetCpuSeconds === undefined ? '-' : fixed(row.targetCpuSeconds / gib, 2),
         fixed(outcome.peakRssMiB),
         ratio(speed, limit),
         ratio(speed, uploadFile),
@@ -206,7 +239,7 @@ function report(sizeMiB: number, rows: Row[]): void {
       console.log(`  dbdist >= 0.8 x Azurite's ceiling for the same requests: ${ratio(dbdist, ceiling)} -> ${metOrNot(dbdist ? dbdist >= 0.8 * ceiling : undefined)}`);
     }
   }
-  const dbdistAzurite = dbdistRow?.azuriteCpuSeconds !== undefined && dbdistRow.outcome.ok ? dbdistRow.azuriteCpuSeconds / (dbdistRow.outcome.result!.sourceBytes / GiB) : undefined;
+  const dbdistAzurite = dbdistRow?.targetCpuSeconds !== undefined && dbdistRow.outcome.ok ? dbdistRow.targetCpuSeconds / (dbdistRow.outcome.result!.sourceBytes / GiB) : undefined;
   const dbdistClient = clientCpuPerGiB(dbdistRow);
   if (dbdistAzurite !== undefined && dbdistClient !== undefined) {
     // Client and Azurite share this machine's cores: their CPU per GiB together bounds the rate.
@@ -215,7 +248,22 @@ function report(sizeMiB: number, rows: Row[]): void {
       `  dbdist's client + Azurite CPU: ${fixed(dbdistClient + dbdistAzurite, 2)} s/GiB; on ${cores} shared cores that allows at most ~${fixed((cores * 1024) / (dbdistClient + dbdistAzurite), 0)} MiB/s (measured ${fixed(dbdist)})`,
     );
   }
-  console.log(`  client CPU per GiB, dbdist / uploadFile: ${ratio(clientCpuPerGiB(dbdistRow), clientCpuPerGiB(find(rows, 'uploadFile')))}; dbdist / hash-only: ${ratio(clientCpuPerGiB(dbdistRow), clientCpuPerGiB(hashRow))}`);
+  console.log(`  client CPU per GiB against Azurite, dbdist / uploadFile: ${ratio(clientCpuPerGiB(dbdistRow), clientCpuPerGiB(find(rows, 'uploadFile')))}; dbdist / hash-only: ${ratio(clientCpuPerGiB(dbdistRow), clientCpuPerGiB(hashRow))}`);
+  // Issue 16's targets, on the null target (the client's own limit; Azurite's CPU no longer competes).
+  const nullCpu = clientCpuPerGiB(find(rows, 'dbdist-null'));
+  const uploadFileNullCpu = clientCpuPerGiB(find(rows, 'uploadFile-null'));
+  const dbdistNull = mibPerSecond(rows, 'dbdist-null');
+  console.log(
+    `  client CPU per GiB on the null target, dbdist <= ${cpuVsUploadFileTarget} x uploadFile: ${fixed(nullCpu, 2)} vs ${fixed(uploadFileNullCpu, 2)} s/GiB = ` +
+      `${ratio(nullCpu, uploadFileNullCpu)} -> ${metOrNot(nullCpu && uploadFileNullCpu ? nullCpu <= cpuVsUploadFileTarget * uploadFileNullCpu : undefined)}`,
+  );
+  console.log(
+    `  dbdist on the null target >= ${nullVsHashOnlyTarget} x hash-only: ${fixed(dbdistNull)} vs ${fixed(limit)} MiB/s = ${ratio(dbdistNull, limit)} -> ` +
+      metOrNot(dbdistNull && limit ? dbdistNull >= nullVsHashOnlyTarget * limit : undefined),
+  );
+  const nullOutcome = find(rows, 'dbdist-null')?.outcome;
+  const nullShaMatches = nullOutcome?.ok && hashRow?.outcome.ok ? nullOutcome.result?.sourceSha256 === hashRow.outcome.result?.sourceSha256 : undefined;
+  console.log(`  dbdist-null's sha256 equals the hash-only pass's: ${nullShaMatches === undefined ? 'not compared' : nullShaMatches ? 'yes' : 'NO'}`);
   console.log(`  dbdist peak RSS < ${rssTargetMiB} MiB (every dbdist variant here; worst ${fixed(worstRss)} MiB): ${metOrNot(dbdistRss.length ? worstRss < rssTargetMiB : undefined)}`);
   const naiveOutcome = naive?.outcome;
   console.log(`  naive: ${!naiveOutcome ? 'not run' : naiveOutcome.ok ? `peak RSS ${fixed(naiveOutcome.peakRssMiB)} MiB` : `failed: ${naiveOutcome.error}`}`);

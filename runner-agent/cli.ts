@@ -147,7 +147,7 @@ Configuration reference and installation: docs/runner.md`,
       process.once('SIGTERM', onSignal);
       const partPath = `${options.out}.part-${randomBytes(4).toString('hex')}`;
       const backup = await engine.backup(
-        { jobId: 'manual', databaseName: options.database },
+        { jobId: 'manual', databaseName: options.database, compression },
         { signal: aborter.signal, attemptId: randomBytes(8).toString('hex'), onProgress: (percent) => logger.info({ percent }, 'progress') },
       );
       try {

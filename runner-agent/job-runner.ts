@@ -235,7 +235,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     const backup = job.masking
       ? await sanitizedBackup({ jobId: job.jobId, databaseName: job.databaseName, masking: job.masking }, scratch!, { signal: stop.signal, attemptId, logger: log })
       : await engine.backup(
-      { jobId: job.jobId, databaseName: job.databaseName },
+      { jobId: job.jobId, databaseName: job.databaseName, compression: job.options.compression },
       {
         signal: stop.signal,
         attemptId,

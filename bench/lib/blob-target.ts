@@ -4,15 +4,17 @@
  * OAuth client (the write SAS cannot read).
  */
 import { randomBytes } from 'node:crypto';
+import { get } from 'node:https';
 import { BlobServiceClient } from '@azure/storage-blob';
 import type { UploadTarget } from '../../shared/contracts/runner.js';
 import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
 import { TestTokenCredential } from '../../dev/azurite.js';
 
-/** Azurite's endpoint and a container that exists there. */
+/** Azurite's endpoint and a container that exists there; or the null target (bench/lib/fresh-null-target.ts). */
 export interface BlobLocation {
   endpoint: string;
   container: string;
+  kind?: 'azurite' | 'null';
 }
 
 export interface BenchTarget extends UploadTarget {
@@ -21,6 +23,7 @@ export interface BenchTarget extends UploadTarget {
 }
 
 export async function benchTarget(blob: BlobLocation, name: string): Promise<BenchTarget> {
+  if (blob.kind === 'null') return nullTarget(blob, name);
   const credential = new TestTokenCredential();
   const gateway = createBlobGateway({ blobEndpoint: blob.endpoint, container: blob.container, credential });
   const blobPath = `bench/${name}/${randomBytes(8).toString('hex')}.bin`;
@@ -33,6 +36,26 @@ export async function benchTarget(blob: BlobLocation, name: string): Promise<Ben
       const blobClient = new BlobServiceClient(blob.endpoint, credential).getContainerClient(blob.container).getBlobClient(blobPath);
       return (await blobClient.getProperties()).contentLength;
     },
+  };
+}
+
+/** The null target checks no SAS: any query string will do. It reports the committed size itself. */
+function nullTarget(blob: BlobLocation, name: string): BenchTarget {
+  const blobPath = `bench/${name}/${randomBytes(8).toString('hex')}.bin`;
+  const path = `${new URL(blob.endpoint).pathname}/${blob.container}/${blobPath}`;
+  return {
+    blobPath,
+    url: `${blob.endpoint}/${blob.container}/${blobPath}?sv=2025-01-05&sig=null`,
+    expiresAt: new Date(Date.now() + 60 * 60_000).toISOString(),
+    storedBytes: () =>
+      new Promise((resolve, reject) => {
+        get(`${new URL(blob.endpoint).origin}/__stored?path=${encodeURIComponent(path)}`, (response) => {
+          let text = '';
+          response.setEncoding('utf8');
+          response.on('data', (piece: string) => (text += piece));
+          response.on('end', () => resolve(response.statusCode === 200 ? (JSON.parse(text) as { size: number }).size : undefined));
+        }).on('error', reject);
+      }),
   };
 }
 

@@ -9,13 +9,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import pg from 'pg';
+import type { Compression } from '../../shared/contracts/common.js';
 import { AppError, errorMessage } from '../../shared/errors.js';
 import type { PostgresSettings } from '../config.js';
 import { BoundedText, JobFailure } from '../errors.js';
 import type { RestoreCheck } from '../../shared/contracts/runner.js';
 import { pgRestoreBeside, startArchiveListing } from './archive-listing.js';
+import { CoalescingStream } from '../pipeline/coalesce.js';
 import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
 
 const executable = process.platform === 'win32' ? 'pg_dump.exe' : 'pg_dump';
@@ -60,6 +61,20 @@ export function pgEnvironment(settings: PostgresSettings, database: string): Nod
   if (settings.sslMode) env.PGSSLMODE = settings.sslMode;
   return env;
 }
+
+/**
+ * pg_dump's format and compression for the runner's `compression`. When the runner compresses (gzip, zstd),
+ * pg_dump does not (`--compress=0`): compressing twice costs pg_dump's single thread the most and stores more.
+ * Without runner compression pg_dump compresses at zlib level 1, not its default 6: on the benchmark database
+ * level 1 is several times faster for a few percent more bytes (bench/RESULTS.md). PostgreSQL 16+'s
+ * `--compress=zstd|lz4` is not used: the runner's zstd does that job whatever pg_dump's version.
+ */
+export function pgDumpFormatArguments(compression: Compression): string[] {
+  return ['--format=custom', `--compress=${compression === 'none' ? PG_DUMP_OWN_COMPRESSION_LEVEL : 0}`];
+}
+
+/** zlib level pg_dump uses when the runner does not compress. */
+export const PG_DUMP_OWN_COMPRESSION_LEVEL = 1;
 
 /** pg_dump's stderr → a failure code an operator can act on. */
 export function classifyPgDumpError(stderr: string): string {
@@ -147,7 +162,7 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       const snapshot = settings.recordRowCounts === false ? undefined : await countInSnapshot(settings, job.databaseName);
       const excluded = job.excludeTableData ?? [];
       const args = [
-        '--format=custom',
+        ...pgDumpFormatArguments(job.compression ?? 'none'),
         '--no-password',
         ...(snapshot ? [`--snapshot=${snapshot.id}`] : []),
         ...excluded.map((t) => `--exclude-table-data=${dumpPattern(t.schema, t.table)}`),
@@ -164,7 +179,7 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       signal.addEventListener('abort', onAbort, { once: true });
 
       // The stream ends only once pg_dump exited 0; a non-zero exit errors it after the last byte.
-      const stream = new PassThrough();
+      const stream = new CoalescingStream();
       child.stdout.pipe(stream, { end: false });
       const listing = startArchiveListing(pgRestoreBeside(pgDump()));
       child.stdout.on('data', (chunk: Buffer) => listing.feed(chunk));

@@ -3,7 +3,7 @@
  * pipeline decides where it goes. Engines know nothing about Service Bus, the API or Blob Storage.
  */
 import type { Readable } from 'node:stream';
-import type { BackupEngine } from '../../shared/contracts/common.js';
+import type { BackupEngine, Compression } from '../../shared/contracts/common.js';
 import type { RestoreCheck } from '../../shared/contracts/runner.js';
 import { JobFailure } from '../errors.js';
 
@@ -11,6 +11,8 @@ export interface EngineJob {
   jobId: string;
   /** The database to back up, exactly as named in the job message. */
   databaseName: string;
+  /** How the runner will compress the stream: an engine that can compress itself leaves it to the runner then. */
+  compression?: Compression;
   /** Tables whose definition is kept but whose rows are left out (PostgreSQL only; others refuse). */
   excludeTableData?: Array<{ schema: string; table: string }>;
 }

@@ -193,10 +193,10 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
 
 /**
  * Starts the stand-ins (once per test file), builds Deps on them and installs it with `setDeps`, so the
- * handlers' own `getDeps()` finds it. `now` can be replaced per test through `deps.now`.
+ * handlers' own `getDeps()` finds it. The store is a fresh PGlite unless `store` gives another (closed here too). `now` can be replaced per test through `deps.now`.
  */
-export async function startTestDeps(options: { limits?: Partial<Limits>; rehashBudgetBytes?: number } = {}): Promise<TestDeps> {
-  const [issuer, azurite, store] = await Promise.all([startOidcIssuer(), startAzurite(), createPgliteStore()]);
+export async function startTestDeps(options: { limits?: Partial<Limits>; rehashBudgetBytes?: number; store?: Promise<Store> } = {}): Promise<TestDeps> {
+  const [issuer, azurite, store] = await Promise.all([startOidcIssuer(), startAzurite(), options.store ?? createPgliteStore()]);
   const container = await azurite.createContainer(`backups-${randomUUID().slice(0, 8)}`);
   const orchestrations = new RecordingOrchestrations();
   const queue = new RecordingJobQueue();

@@ -216,6 +216,31 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
     expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
   });
 
+  it('leaves compression to the runner when it compresses, else asks pg_dump for zlib level 1; output arrives coalesced', async () => {
+    // A stand-in pg_dump: prints its arguments, then 2 MiB in 4 KiB writes (as pg_dump writes its custom format).
+    const fake = join(workDir, 'args-pg_dump');
+    writeFileSync(fake, '#!/bin/sh\necho "$@"\nhead -c 2097152 /dev/zero | dd bs=4096 status=none\n');
+    chmodSync(fake, 0o755);
+    const engine = createPostgresEngine(settings, { pgDumpPath: fake });
+    const argumentsFor = async (compression: 'none' | 'gzip' | 'zstd') => {
+      const backup = await engine.backup(
+        { jobId: randomUUID(), databaseName: 'whatever', compression },
+        { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
+      );
+      const chunks: Buffer[] = [];
+      for await (const chunk of backup.stream) chunks.push(chunk as Buffer);
+      await backup.done;
+      const output = Buffer.concat(chunks);
+      expect(output.length).toBeGreaterThan(2 * 1024 * 1024);
+      // Everything but the last chunk is at least 1 MiB: the 4 KiB writes were joined.
+      expect(chunks.slice(0, -1).every((chunk) => chunk.length >= 1024 * 1024)).toBe(true);
+      return output.subarray(0, output.indexOf('\n')).toString('utf8').split(' ');
+    };
+    expect(await argumentsFor('gzip')).toContain('--compress=0');
+    expect(await argumentsFor('zstd')).toContain('--compress=0');
+    expect(await argumentsFor('none')).toContain('--compress=1');
+  });
+
   it('check() connects and reports the server and pg_dump versions', async () => {
     expect(await createPostgresEngine(settings).check()).toMatch(/^PostgreSQL \d+.*pg_dump \(PostgreSQL\) \d+/);
   });

@@ -1,1 +1,0 @@
-ALTER TABLE [jobs] ALTER COLUMN [error_message] nvarchar(4000);

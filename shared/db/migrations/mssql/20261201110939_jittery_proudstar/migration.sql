@@ -1,1 +1,0 @@
-ALTER TABLE [jobs] ADD [progress_updated_at] datetime2(3);

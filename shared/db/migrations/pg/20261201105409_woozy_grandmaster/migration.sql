@@ -1,1 +1,0 @@
-ALTER TABLE "jobs" ALTER COLUMN "error_message" SET DATA TYPE varchar(4000) USING "error_message"::varchar(4000);
