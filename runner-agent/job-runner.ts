@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { BackupEngine } from '../shared/contracts/common.js';
-import { type BackupJobMessage, JobMessage } from '../shared/contracts/messages.js';
+import { BackupJobMessage, type JobMessage, RehearsalJobMessage } from '../shared/contracts/messages.js';
 import type { RunnerEvent, UploadTarget, UploadedEvent } from '../shared/contracts/runner.js';
 import { errorMessage, isAppError } from '../shared/errors.js';
 import type { ApiOutcome, RunnerApiClient } from './api/client.js';
@@ -61,10 +61,13 @@ export function parseJobMessage(body: unknown): ParsedMessage {
       description: `schemaVersion ${JSON.stringify(version)} is not supported by this runner (it reads version 1); upgrade the runner`,
     };
   }
-  const parsed = JobMessage.safeParse(value);
+  // The kind picks the contract, so the dead-letter description names the fields that are wrong.
+  const rehearsal = (value as { kind?: unknown } | null)?.kind === 'rehearsal';
+  const parsed = rehearsal ? RehearsalJobMessage.safeParse(value) : BackupJobMessage.safeParse(value);
   if (parsed.success) return { ok: true, job: parsed.data };
   const problems = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ');
-  return { ok: false, reason: 'InvalidJobMessage', description: `The message does not match JobMessage v1: ${problems}`.slice(0, 1000) };
+  const contract = rehearsal ? 'RehearsalJobMessage' : 'BackupJobMessage';
+  return { ok: false, reason: 'InvalidJobMessage', description: `The message does not match ${contract} v1: ${problems}`.slice(0, 1000) };
 }
 
 type Api = Pick<RunnerApiClient, 'postEvent' | 'uploadTarget'>;

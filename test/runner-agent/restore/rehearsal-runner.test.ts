@@ -81,7 +81,8 @@ describe.skipIf(!postgresAvailable)('runRehearsal (rehearsal messages on the run
     const settlement = await runRehearsal(m, context(), { api, scratch: { postgres: fx.driver }, logger: silentLogger() });
     expect(settlement.action).toBe('complete');
     expect(reports).toHaveLength(1);
-    expect(reports[0]).toMatchObject({ jobId: m.jobId, report: { rehearsalId: m.rehearsalId, result: 'passed' } });
+    expect(reports[0]!.jobId).toBe(m.jobId);
+    expect(reports[0]!.report).toMatchObject({ rehearsalId: m.rehearsalId, result: 'passed' });
     expect(reports[0]!.report.restoreDurationMs).toBeGreaterThan(0);
     expect(await fx.scratchDatabases()).toEqual([]);
   });
