@@ -20,7 +20,7 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption', 'rehash'] as const;
+const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics'] as const;
 type Section = (typeof sections)[number];
 
 const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
@@ -133,6 +133,10 @@ async function runSection(name: Section): Promise<void> {
     case 'encryption': {
       const { runEncryptionBench } = await import('./encryption.js');
       return runEncryptionBench({ sizeMiB: cryptoMiB!, rounds: 5, npmSizeMiB: 64 });
+    }
+    case 'metrics': {
+      const { runMetricsBench } = await import('./metrics.js');
+      return runMetricsBench();
     }
     case 'rehash': {
       const { runRehashBench } = await import('./rehash.js');

@@ -26,12 +26,14 @@ import { InteractiveSignIn, readTokenRequest } from './oidc-sign-in.js';
 export const testGroupIds = {
   admin: '0a11a0a0-0000-4000-8000-00000000ad01',
   auditor: '0a11a0a0-0000-4000-8000-00000000a0d1',
+  approver: '0a11a0a0-0000-4000-8000-00000000a991',
   requester: '0a11a0a0-0000-4000-8000-0000000e0e51',
 } as const;
 
 export const testRbacPolicy: RbacPolicy = {
   adminGroupIds: [testGroupIds.admin],
   auditorGroupIds: [testGroupIds.auditor],
+  approverGroupIds: [testGroupIds.approver],
   requesterGroupIds: [testGroupIds.requester],
 };
 

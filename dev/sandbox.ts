@@ -16,7 +16,7 @@
  *   --verbose          print the hosts' logs too
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +83,9 @@ const { createPostgresEngine } = await import('../runner-agent/engines/postgres.
 const { createLogger } = await import('../runner-agent/logger.js');
 const { createDecompressStream } = await import('../runner-agent/pipeline/compression.js');
 const { verifyDownload } = await import('../runner-agent/verify.js');
+const { startWebhookReceiver } = await import('./webhook-receiver.js');
+const { dispatchNotifications } = await import('../services/notifications.js');
+const { webhookChannel } = await import('../services/notification-channels.js');
 type Compression = import('../shared/contracts/common.js').Compression;
 
 type Json = Record<string, any>;
@@ -257,6 +260,24 @@ try {
   for (const required of ['job.requested', 'job.queued', 'job.running', 'job.verifying', 'job.available', 'sas.download_issued', 'sas.download_denied']) {
     if (!rows.some((row) => row.action === required)) throw new Error(`no ${required} audit row`);
   }
+
+  step = 'deliver the notifications to a local webhook (as the notify timer does) and check what alice was told';
+  const webhookSecret = randomBytes(32).toString('hex');
+  const receiver = await startWebhookReceiver({ secret: webhookSecret });
+  try {
+    await dispatchNotifications({ ...stack.deps, notifications: [webhookChannel({ url: receiver.url, secret: webhookSecret, name: 'sandbox-webhook' })] });
+    const told = receiver.received.find((event) => event.type === 'dbdist.job.available' && event.jobId === jobId);
+    if (!told) throw new Error(`no dbdist.job.available notification for job ${jobId} (received ${receiver.received.length}, refused ${receiver.refused})`);
+    line('notified', `${told.audience} ${told.requester?.upn ?? told.requester?.oid}: "${told.text}" (webhook signature checked)`);
+  } finally {
+    await receiver.close();
+  }
+
+  step = 'scrape GET /api/metrics (Prometheus text) as the auditor';
+  const metrics = await stack.api<string>('GET', '/api/metrics', { token: stack.tokens.auditor });
+  expectStatus(metrics, 200);
+  const shown = metrics.text.split('\n').filter((row) => /^dbdist_(jobs|backup_bytes_stored|sas_issued_total|last_good_backup_age_seconds)\{?/.test(row));
+  for (const row of shown.slice(0, 6)) line('metrics', row);
 
   line('summary', `PASS: job ${jobId} went Pending → Queued → Running → Verifying → Available; ${bytes.length} bytes downloaded and verified; ${rows.length} audit rows`);
   for (const proved of proof) line('summary', proved);

@@ -1,5 +1,13 @@
 /** Backup jobs: request, list, read, cancel, delete the backup, download link. */
-import { CreateJobRequest, DownloadLink, DownloadLinkRequest, JobView, ListJobsQuery } from '../shared/contracts/jobs.js';
+import {
+  ApprovalDecisionRequest,
+  CreateJobRequest,
+  DownloadLink,
+  DownloadLinkRequest,
+  JobView,
+  ListJobsQuery,
+  RejectionRequest,
+} from '../shared/contracts/jobs.js';
 import { JobPage } from '../shared/openapi.js';
 import * as jobs from '../services/jobs.js';
 import { requestRehearsal } from '../services/rehearsals.js';
@@ -21,8 +29,8 @@ export const createJob = endpoint({
 });
 
 export const listJobs = endpoint({
-  summary: "The caller's jobs, newest first (an Admin or an Auditor sees everyone's)",
-  access: { anyOf: ['Requester', 'Admin', 'Auditor'] },
+  summary: "The caller's jobs, newest first (an Admin or an Auditor sees everyone's; an Approver with status=AwaitingApproval sees all pending ones)",
+  access: { anyOf: ['Requester', 'Admin', 'Auditor', 'Approver'] },
   query: ListJobsQuery,
   responses: [{ status: 200, description: 'One page of jobs', schema: JobPage }],
   async handle({ scope, query }) {
@@ -31,8 +39,8 @@ export const listJobs = endpoint({
 });
 
 export const getJob = endpoint({
-  summary: 'One job (its requester, Admin or Auditor); never a download link (POST …/download-link returns one, once)',
-  access: { anyOf: ['Requester', 'Admin', 'Auditor'] },
+  summary: 'One job (its requester, Admin, Auditor, or an Approver for jobs under approval); never a download link (POST …/download-link returns one, once)',
+  access: { anyOf: ['Requester', 'Admin', 'Auditor', 'Approver'] },
   params: IdParams,
   responses: [{ status: 200, description: 'The job', schema: JobView }],
   async handle({ scope, params }) {
@@ -68,6 +76,29 @@ export const deleteJobBackup = endpoint({
   ],
   async handle({ scope, params }) {
     return actionResponse(await jobs.requestBackupDeletion(scope, params.id), params.id);
+  },
+});
+
+export const approveJob = endpoint({
+  summary: 'Approve a job awaiting approval (an Approver who did not request it; a refusal is audited)',
+  // Any valid caller reaches the service, so that a refused attempt (self-approval, no role) is recorded.
+  access: 'authenticated',
+  params: IdParams,
+  body: ApprovalDecisionRequest,
+  responses: [{ status: 202, description: 'Approval handed to the orchestration; the job as it was', schema: JobView }],
+  async handle({ scope, params, body }) {
+    return accepted(await jobs.decideApproval(scope, params.id, 'approved', body.reason), `jobs/${params.id}`);
+  },
+});
+
+export const rejectJob = endpoint({
+  summary: 'Reject a job awaiting approval, with a reason (an Approver who did not request it; a refusal is audited)',
+  access: 'authenticated',
+  params: IdParams,
+  body: RejectionRequest,
+  responses: [{ status: 202, description: 'Rejection handed to the orchestration; the job as it was', schema: JobView }],
+  async handle({ scope, params, body }) {
+    return accepted(await jobs.decideApproval(scope, params.id, 'rejected', body.reason), `jobs/${params.id}`);
   },
 });
 
@@ -110,4 +141,6 @@ httpRoute({ name: 'jobs-list', route: 'jobs', methods: ['GET'], handler: listJob
 httpRoute({ name: 'jobs-get', route: 'jobs/{id}', methods: ['GET'], handler: getJob });
 httpRoute({ name: 'jobs-cancel', route: 'jobs/{id}/cancel', methods: ['POST'], handler: cancelJob, durableClient: true });
 httpRoute({ name: 'jobs-delete-backup', route: 'jobs/{id}/backup', methods: ['DELETE'], handler: deleteJobBackup, durableClient: true });
+httpRoute({ name: 'jobs-approve', route: 'jobs/{id}/approve', methods: ['POST'], handler: approveJob, durableClient: true });
+httpRoute({ name: 'jobs-reject', route: 'jobs/{id}/reject', methods: ['POST'], handler: rejectJob, durableClient: true });
 httpRoute({ name: 'jobs-download-link', route: 'jobs/{id}/download-link', methods: ['POST'], handler: createDownloadLink });

@@ -53,6 +53,8 @@ param rbacAdminGroupIds string[] = []
 
 @description('Entra group object ids granting the Auditor role.')
 param rbacAuditorGroupIds string[] = []
+@description('Entra group object ids granting the Approver role (approve raw copies of raw-needs-approval databases).')
+param rbacApproverGroupIds string[] = []
 
 @description('Entra group object ids granting the Requester role.')
 param rbacRequesterGroupIds string[] = []
@@ -334,6 +336,7 @@ module functionApp 'modules/functionapp.bicep' = {
     entraV1IssuerHost: entraV1IssuerHost
     rbacAdminGroupIds: rbacAdminGroupIds
     rbacAuditorGroupIds: rbacAuditorGroupIds
+    rbacApproverGroupIds: rbacApproverGroupIds
     rbacRequesterGroupIds: rbacRequesterGroupIds
     backupBlobEndpoint: backupStorage.outputs.blobEndpoint
     backupContainerName: backupContainerName

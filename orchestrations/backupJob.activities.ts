@@ -11,7 +11,7 @@
 import type { InvocationContext } from '@azure/functions';
 import type { AuditAction } from '../shared/contracts/audit.js';
 import type { BackupEngine, Compression } from '../shared/contracts/common.js';
-import type { BackupOptions, JobStatus } from '../shared/contracts/jobs.js';
+import type { ApprovalDecision, BackupOptions, JobStatus } from '../shared/contracts/jobs.js';
 import type { BackupJobMessage } from '../shared/contracts/messages.js';
 import { defaultDatabasePolicy, type DatabasePolicy } from '../shared/contracts/servers.js';
 import type { JobPatch } from '../shared/db/store.js';
@@ -34,6 +34,8 @@ export const ACTIVITY = {
   failJob: 'backupJob-failJob',
   removeLateUpload: 'backupJob-removeLateUpload',
   expireBackup: 'backupJob-expireBackup',
+  awaitApproval: 'backupJob-awaitApproval',
+  decideApproval: 'backupJob-decideApproval',
 } as const;
 export type ActivityName = (typeof ACTIVITY)[keyof typeof ACTIVITY];
 
@@ -60,7 +62,10 @@ export type PrepareJobInput = JobStep;
 export interface PreparedJob {
   ok: true;
   blobPath: string;
-  policy: Pick<DatabasePolicy, 'acceptTimeoutMinutes' | 'runTimeoutMinutes' | 'retentionDays' | 'maxSasTtlMinutes'>;
+  policy: Pick<DatabasePolicy, 'acceptTimeoutMinutes' | 'runTimeoutMinutes' | 'retentionDays' | 'maxSasTtlMinutes'> &
+    Partial<Pick<DatabasePolicy, 'distribution' | 'approvalTimeoutHours'>>;
+  /** Who asked: an Approver other than this user must approve (absent in results recorded before approvals). */
+  requesterOid?: string;
   /** Lifetime of the runner's write SAS: after a failure, no upload can land once the last one has expired. */
   uploadSasTtlMinutes: number;
   /** Built without its deadline: the orchestrator knows the timeouts and adds `runDeadline`. */
@@ -70,6 +75,15 @@ export type PrepareJobResult =
   | PreparedJob
   | Refusal
   | { ok: false; code: 'database_not_found' | 'server_not_found'; status: JobStatus };
+
+/** An approval decision as the orchestration applies it: by a user (the event's sender) or by the timeout. */
+export interface DecideApprovalInput extends JobStep {
+  decision: ApprovalDecision;
+  by: { oid: string; upn: string | null } | null;
+  reason: string | null;
+  /** `approval_timeout` when no one decided in time; `rejected` for an Approver's rejection. */
+  errorCode?: 'rejected' | 'approval_timeout';
+}
 
 export interface EnqueueJobInput extends JobStep {
   message: BackupJobMessage;
@@ -184,7 +198,10 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
   const job = await deps.store.getJob(input.jobId);
   if (!job) return { ok: false, code: 'job_not_found' };
   // Queued too: an instance started again for a job already enqueued re-sends (deduplicated by message id).
-  if (job.status !== 'Pending' && job.status !== 'Queued') return { ok: false, code: 'conflict', status: job.status };
+  // AwaitingApproval: an instance started again for a job that waits for its approval waits again.
+  if (job.status !== 'Pending' && job.status !== 'Queued' && job.status !== 'AwaitingApproval') {
+    return { ok: false, code: 'conflict', status: job.status };
+  }
   const database = await deps.store.getDatabase(job.databaseId);
   if (!database) return { ok: false, code: 'database_not_found', status: job.status };
   const server = await deps.store.getServer(job.serverId);
@@ -198,7 +215,10 @@ export async function prepareJob(input: PrepareJobInput): Promise<PrepareJobResu
       runTimeoutMinutes: policy.runTimeoutMinutes,
       retentionDays: policy.retentionDays,
       maxSasTtlMinutes: policy.maxSasTtlMinutes,
+      distribution: policy.distribution,
+      approvalTimeoutHours: policy.approvalTimeoutHours,
     },
+    requesterOid: job.requesterOid,
     uploadSasTtlMinutes: deps.limits.uploadSasTtlMinutes,
     message: {
       schemaVersion: 1,
@@ -355,7 +375,10 @@ export async function failJob(input: FailJobInput): Promise<StepDone | Refusal> 
   const deps = await getDeps();
   const job = await deps.store.getJob(input.jobId);
   if (!job) return { ok: false, code: 'job_not_found' };
-  const from: readonly JobStatus[] = input.to === 'Cancelled' ? ['Pending', 'Queued', 'Running'] : ['Pending', 'Queued', 'Running', 'Verifying'];
+  const from: readonly JobStatus[] =
+    input.to === 'Cancelled'
+      ? ['Pending', 'AwaitingApproval', 'Queued', 'Running']
+      : ['Pending', 'AwaitingApproval', 'Queued', 'Running', 'Verifying'];
   if (job.status !== input.to && !from.includes(job.status)) return { ok: false, code: 'conflict', status: job.status };
   // Sidecars too: a manifest written before a later step failed must not outlive the job.
   const partialBlobDeleted = await deleteBackupFiles(deps.blobs, job.blobPath);
@@ -371,6 +394,48 @@ export async function failJob(input: FailJobInput): Promise<StepDone | Refusal> 
       action: input.to === 'Cancelled' ? 'job.cancelled' : 'job.failed',
       actor: input.actor,
       detail: { ...input.detail, errorCode: input.errorCode, errorMessage: input.errorMessage, from: job.status, partialBlobDeleted },
+    },
+  );
+}
+
+/** Pending → AwaitingApproval (`job.awaiting_approval`, a notifiable event: approvers learn of it). */
+export async function awaitApproval(input: JobStep & { timeoutHours: number }): Promise<StepDone | Refusal> {
+  const deps = await getDeps();
+  return transition(
+    deps,
+    input,
+    { from: ['Pending'], to: 'AwaitingApproval' },
+    { action: 'job.awaiting_approval', detail: { timeoutHours: input.timeoutHours } },
+  );
+}
+
+/**
+ * Applies a decision: approved → Pending again (`job.approved`), the enqueue follows; rejected or timed out →
+ * Rejected (`job.rejected`). Who decided, when and why go on the job row with the transition.
+ */
+export async function decideApproval(input: DecideApprovalInput): Promise<StepDone | Refusal> {
+  const deps = await getDeps();
+  const at = new Date(input.at);
+  const approved = input.decision === 'approved';
+  const patch: JobPatch = {
+    approvalDecision: input.decision,
+    approvalByOid: input.by?.oid ?? ORCHESTRATOR_ACTOR.actorId,
+    approvalByUpn: input.by?.upn ?? null,
+    approvalAt: at,
+    approvalReason: input.reason?.slice(0, 500) ?? null,
+    ...(approved
+      ? {}
+      : { errorCode: input.errorCode ?? 'rejected', errorMessage: (input.reason ?? 'Rejected.').slice(0, 4000), completedAt: at }),
+  };
+  const actor: AuditActor | undefined = input.by ? { actorType: 'user', actorId: input.by.oid, actorName: input.by.upn } : undefined;
+  return transition(
+    deps,
+    input,
+    { from: ['AwaitingApproval'], to: approved ? 'Pending' : 'Rejected', patch },
+    {
+      action: approved ? 'job.approved' : 'job.rejected',
+      ...(actor ? { actor } : {}),
+      detail: { reason: input.reason, ...(approved ? {} : { errorCode: input.errorCode ?? 'rejected' }) },
     },
   );
 }
@@ -423,4 +488,6 @@ export const activities: Record<ActivityName, ActivityFunction> = {
   [ACTIVITY.failJob]: asActivity(failJob),
   [ACTIVITY.removeLateUpload]: asActivity(removeLateUpload),
   [ACTIVITY.expireBackup]: asActivity(expireBackup),
+  [ACTIVITY.awaitApproval]: asActivity(awaitApproval),
+  [ACTIVITY.decideApproval]: asActivity(decideApproval),
 };

@@ -200,6 +200,8 @@ export function* enqueueAndAwaitUpload(
   flow: JobFlow,
   prepared: PreparedJob,
   progressHandling: ProgressHandling,
+  /** An earlier step's Cancel waiter (a Cancel goes to the oldest open waiter, so there must be only one). */
+  cancelWaiter?: Task,
 ): Generator<Task, UploadedEvent | BackupJobOutcome, unknown> {
   const { context } = flow;
   const acceptTimeout = Math.min(prepared.policy.acceptTimeoutMinutes, MAX_WAIT_MINUTES);
@@ -214,7 +216,7 @@ export function* enqueueAndAwaitUpload(
   flow.log('enqueued; waiting for a runner');
 
   // One Cancel waiter for the whole wait (see the header).
-  const cancel = context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.cancel);
+  const cancel = cancelWaiter ?? context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.cancel);
   const seen = new Set<string>();
   let runDeadline: Date | undefined;
   let progressRecordedAt: Date | undefined;

@@ -3,7 +3,7 @@
  * orchestrations/backupJob.ts) stays registered for the instances started before it; both use the same
  * activities (backupJob.activities.ts) and the shared steps in backupJob.flow.ts.
  *
- *   prepare → [approval] → enqueue and wait for the upload (Queued, Running) → verify: metadata, the control plane's re-hash, signed manifest (Verifying)
+ *   prepare → approval (raw-needs-approval only: AwaitingApproval) → enqueue and wait for the upload (Queued, Running) → verify: metadata, the control plane's re-hash, signed manifest (Verifying)
  *   → publish (Available + first link) → wait out retention in chunks, or `Delete` → expire (Expired)
  *
  * Each step is one generator below; a step returns its result or the outcome that ended the job. New steps go
@@ -22,8 +22,9 @@
 import * as df from 'durable-functions';
 import type { OrchestrationContext, Task } from 'durable-functions';
 import { ORCHESTRATION_EVENTS, type UploadedEvent } from '../shared/contracts/runner.js';
-import type { PreparedJob } from './backupJob.activities.js';
+import { ACTIVITY, type DecideApprovalInput, type PreparedJob, type Refusal, type StepDone } from './backupJob.activities.js';
 import {
+  JobActionRequest,
   JobFlow,
   MAX_WAIT_MINUTES,
   addMinutes,
@@ -52,8 +53,10 @@ export function* backupJob2Orchestrator(context: OrchestrationContext): Generato
 
   let available: { expiresAt: Date };
   try {
-    // [approval: a wait before anything is enqueued goes here]
-    const uploaded = yield* awaitUpload(flow, prepared);
+    const cancel = context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.cancel);
+    const approval = yield* awaitApproval(flow, prepared, cancel);
+    if (isOutcome(approval)) return approval;
+    const uploaded = yield* awaitUpload(flow, prepared, cancel);
     if (isOutcome(uploaded)) return uploaded;
     const verified = yield* verifyStoredBlob(flow, prepared, uploaded);
     if (isOutcome(verified)) return verified;
@@ -74,8 +77,82 @@ export function* backupJob2Orchestrator(context: OrchestrationContext): Generato
  * lifecycle events reach this wait: the runner endpoint (services/runner.ts) writes progress to the job row, so
  * the history stays the same length however long the backup runs.
  */
-function* awaitUpload(flow: JobFlow, prepared: PreparedJob): Generator<Task, UploadedEvent | BackupJobOutcome, unknown> {
-  return yield* enqueueAndAwaitUpload(flow, prepared, 'ignore');
+function* awaitUpload(flow: JobFlow, prepared: PreparedJob, cancel: Task): Generator<Task, UploadedEvent | BackupJobOutcome, unknown> {
+  return yield* enqueueAndAwaitUpload(flow, prepared, 'ignore', cancel);
+}
+
+/** Default of `approvalTimeoutHours` for results prepared before the policy had it. */
+const DEFAULT_APPROVAL_TIMEOUT_HOURS = 72;
+
+/**
+ * `raw-needs-approval` only: AwaitingApproval until an Approver's `Approved` (→ Pending, on to the queue) or
+ * `Rejected`, the policy's timeout (→ Rejected, `approval_timeout`), or `Cancel`. Timers at most 6 days each, one
+ * waiter per event for the whole wait (see the header). The HTTP endpoint refuses self-approval; an event that is
+ * one anyway (sent around the API) is ignored here too.
+ */
+function* awaitApproval(flow: JobFlow, prepared: PreparedJob, cancel: Task): Generator<Task, 'approved' | BackupJobOutcome, unknown> {
+  const { context } = flow;
+  if (prepared.policy.distribution !== 'raw-needs-approval') return 'approved';
+  const timeoutHours = prepared.policy.approvalTimeoutHours ?? DEFAULT_APPROVAL_TIMEOUT_HOURS;
+  const deadline = addMinutes(flow.now(), timeoutHours * 60);
+  const waiting = yield* flow.call<StepDone | Refusal>(ACTIVITY.awaitApproval, { ...flow.step(), timeoutHours });
+  if (!waiting.ok) return flow.letGo(waiting);
+  flow.setStatus('AwaitingApproval');
+  flow.log(`awaiting approval until ${deadline.toISOString()}`);
+
+  let approved = context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.approved);
+  let rejected = context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.rejected);
+  for (;;) {
+    if (cancel.isCompleted) return yield* flow.cancel(cancel.result);
+    for (const [decision, waiter] of [['approved', approved], ['rejected', rejected]] as const) {
+      if (!waiter.isCompleted) continue;
+      const decider = decidedBy(waiter.result);
+      if (decider && decider.oid !== prepared.requesterOid) return yield* applyDecision(flow, decision, decider);
+      flow.log(`ignored an ${decision} event from ${decider ? 'the requester' : 'an unknown sender'}`);
+      if (decision === 'approved') approved = context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.approved);
+      else rejected = context.df.waitForExternalEvent(ORCHESTRATION_EVENTS.rejected);
+    }
+    const now = flow.now();
+    if (now >= deadline) {
+      return yield* applyDecision(flow, 'rejected', null, `No approver decided within ${timeoutHours} hours.`);
+    }
+    const chunk = context.df.createTimer(new Date(Math.min(deadline.getTime(), addMinutes(now, MAX_WAIT_MINUTES).getTime())));
+    const winner = yield context.df.Task.any([approved, rejected, cancel, chunk]);
+    if (winner !== chunk) chunk.cancel();
+  }
+}
+
+/** Who sent an `Approved`/`Rejected` event, and why (services/jobs.ts decideApproval sends it). */
+function decidedBy(payload: unknown): { oid: string; upn: string | null; reason: string | null } | undefined {
+  const parsed = JobActionRequest.safeParse(payload);
+  if (!parsed.success || !parsed.data.requestedBy) return undefined;
+  const { requestedBy: user, reason } = parsed.data;
+  return { oid: user.oid, upn: user.upn ?? null, reason: reason ?? null };
+}
+
+function* applyDecision(
+  flow: JobFlow,
+  decision: 'approved' | 'rejected',
+  by: { oid: string; upn: string | null; reason: string | null } | null,
+  timeoutReason?: string,
+): Generator<Task, 'approved' | BackupJobOutcome, unknown> {
+  const errorCode = by ? 'rejected' : 'approval_timeout';
+  const input: DecideApprovalInput = {
+    ...flow.step(),
+    decision,
+    by: by ? { oid: by.oid, upn: by.upn } : null,
+    reason: by ? by.reason : (timeoutReason ?? null),
+    ...(decision === 'rejected' ? { errorCode } : {}),
+  };
+  const decided = yield* flow.call<StepDone | Refusal>(ACTIVITY.decideApproval, input);
+  if (!decided.ok) return flow.letGo(decided);
+  flow.log(`${decision}${by ? ` by ${by.upn ?? by.oid}` : ' (timeout)'}`);
+  if (decision === 'approved') {
+    flow.setStatus('Pending');
+    return 'approved';
+  }
+  flow.setStatus('Rejected');
+  return { jobId: flow.jobId, status: 'Rejected', code: errorCode };
 }
 
 /**

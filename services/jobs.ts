@@ -9,6 +9,7 @@ import type { Principal } from '../shared/auth/principal.js';
 import { hasRole, isInAnyGroup } from '../shared/auth/rbac.js';
 import type { Page } from '../shared/contracts/common.js';
 import {
+  type ApprovalDecision,
   type CreateJobRequest,
   type DownloadLink,
   type DownloadLinkRequest,
@@ -163,7 +164,10 @@ async function startOrFail(scope: RequestScope, job: JobRecord): Promise<void> {
 export async function listJobs(scope: RequestScope, query: ListJobsQuery): Promise<Page<JobView>> {
   const { deps, principal } = scope;
   const page = await deps.store.listJobs({
-    ...(hasRole(principal, 'Admin', 'Auditor') ? {} : { requesterOid: principal.oid }),
+    // Approvers see every job awaiting approval (of all databases): the ones they may act on.
+    ...(hasRole(principal, 'Admin', 'Auditor') || (hasRole(principal, 'Approver') && query.status === 'AwaitingApproval')
+      ? {}
+      : { requesterOid: principal.oid }),
     ...(query.status ? { status: query.status } : {}),
     ...(query.cursor ? { cursor: query.cursor } : {}),
     limit: query.limit,
@@ -171,11 +175,12 @@ export async function listJobs(scope: RequestScope, query: ListJobsQuery): Promi
   return { items: page.items.map((job) => jobView(job)), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) };
 }
 
-/** One job, for its requester, an Admin, an Auditor or (scheduled jobs) a recipient of its schedule. */
+/** One job, for its requester, an Admin, an Auditor, (scheduled jobs) a recipient of its schedule, or an Approver of it. */
 export async function getJob(scope: RequestScope, jobId: string): Promise<JobView> {
   const { deps, principal } = scope;
   const job = await loadJob(deps, jobId);
-  if (!hasRole(principal, 'Admin', 'Auditor') && !(await mayReceive(deps, principal, job))) {
+  const approverMayRead = hasRole(principal, 'Approver') && (job.status === 'AwaitingApproval' || job.approvalDecision !== null);
+  if (!hasRole(principal, 'Admin', 'Auditor') && !approverMayRead && !(await mayReceive(deps, principal, job))) {
     throw new AppError('forbidden', `Only the job's requester, an Admin or an Auditor may read job ${jobId}.`);
   }
   return jobView(job);
@@ -259,6 +264,47 @@ async function actViaOrchestration(
   if (delivery.raised) return { job: jobView(job), outcome: 'requested' };
   const after = (await actDirectly(delivery.state, now)) ?? job;
   return { job: jobView(after), outcome: 'done' };
+}
+
+/**
+ * An Approver's decision on a job awaiting approval, handed to its orchestration (which applies it, records who
+ * decided on the job row and audits `job.approved`/`job.rejected`). Self-approval is refused with 403 and audited
+ * (`job.approval_denied`), as is approving without the role.
+ */
+export async function decideApproval(
+  scope: RequestScope,
+  jobId: string,
+  decision: ApprovalDecision,
+  reason: string | undefined,
+): Promise<JobView> {
+  const { deps, principal } = scope;
+  const job = await loadJob(deps, jobId);
+  const verb = decision === 'approved' ? 'approve' : 'reject';
+  const refusal = !hasRole(principal, 'Approver')
+    ? `Only an Approver may ${verb} job ${job.id}.`
+    : principal.isApplication || isRequesterOf(principal, job)
+      ? `An Approver may not ${verb} a job they requested themselves (job ${job.id}).`
+      : undefined;
+  if (refusal) {
+    await deps.store.appendAudit({
+      ...auditActor(scope),
+      action: 'job.approval_denied',
+      target: `job/${job.id}`,
+      jobId: job.id,
+      detail: { decision, reason: refusal },
+    });
+    throw new AppError('forbidden', refusal);
+  }
+  conflictUnlessIn(job, ['AwaitingApproval'], verb);
+  const actor = auditActor(scope);
+  const delivery = await scope.orchestrations.raiseEvent(job.id, decision === 'approved' ? ORCHESTRATION_EVENTS.approved : ORCHESTRATION_EVENTS.rejected, {
+    by: { type: actor.actorType, id: actor.actorId, name: actor.actorName },
+    requestedBy: { oid: principal.oid, upn: principal.upn ?? null },
+    ...(reason ? { reason } : {}),
+  });
+  // No live instance can apply the decision (it alone moves the job on); the requester can cancel the job.
+  if (!delivery.raised) throw new AppError('conflict', `Job ${job.id} has no running orchestration to ${verb} (${delivery.state}).`);
+  return jobView(job);
 }
 
 /**

@@ -68,6 +68,15 @@ export function jobView(job: JobRecord): JobView {
     acceptedAt: isoOrNull(job.acceptedAt),
     completedAt: isoOrNull(job.completedAt),
     expiresAt: isoOrNull(job.expiresAt),
+    approval:
+      job.approvalDecision === null
+        ? null
+        : {
+            decision: job.approvalDecision,
+            by: { oid: job.approvalByOid ?? '', upn: job.approvalByUpn },
+            at: iso(job.approvalAt ?? job.updatedAt),
+            reason: job.approvalReason,
+          },
     maskingVersion: job.maskingVersion,
     restoreRehearsal:
       job.restoreVerifiedAt && job.restoreResult
@@ -80,12 +89,13 @@ export function jobView(job: JobRecord): JobView {
 
 export function requestableDatabaseView(database: DatabaseRecord, server: Pick<ServerRecord, 'engine'>): RequestableDatabaseView {
   const { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester } = database.policy;
+  const distribution = database.policy.distribution ?? 'raw';
   return {
     id: database.id,
     serverId: database.serverId,
     name: database.name,
     engine: server.engine,
-    policy: { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester },
+    policy: { allowedEngines, maxSasTtlMinutes, retentionDays, bindLinksToRequester, distribution },
   };
 }
 

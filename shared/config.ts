@@ -45,6 +45,8 @@ const controlPlaneSettingsObject = z.object({
     ENTRA_V1_ISSUER_HOST: httpsUrl.default('https://sts.windows.net'),
     RBAC_ADMIN_GROUP_IDS: guidList.default([]),
     RBAC_AUDITOR_GROUP_IDS: guidList.default([]),
+    /** Groups whose members may approve or reject raw copies of `raw-needs-approval` databases (not their own). */
+    RBAC_APPROVER_GROUP_IDS: guidList.default([]),
     RBAC_REQUESTER_GROUP_IDS: guidList.default([]),
     /** Blob endpoint of the backup storage account, e.g. https://stbackups.blob.core.windows.net */
     BACKUP_BLOB_ENDPOINT: httpsUrl,

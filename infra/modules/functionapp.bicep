@@ -74,6 +74,9 @@ param rbacAdminGroupIds string[]
 @description('RBAC_AUDITOR_GROUP_IDS: Entra group object ids granting the Auditor role.')
 param rbacAuditorGroupIds string[]
 
+@description('RBAC_APPROVER_GROUP_IDS: Entra group object ids granting the Approver role (approve raw copies).')
+param rbacApproverGroupIds string[] = []
+
 @description('RBAC_REQUESTER_GROUP_IDS: Entra group object ids granting the Requester role.')
 param rbacRequesterGroupIds string[]
 
@@ -215,6 +218,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       ENTRA_V1_ISSUER_HOST: entraV1IssuerHost
       RBAC_ADMIN_GROUP_IDS: join(rbacAdminGroupIds, ',')
       RBAC_AUDITOR_GROUP_IDS: join(rbacAuditorGroupIds, ',')
+      RBAC_APPROVER_GROUP_IDS: join(rbacApproverGroupIds, ',')
       RBAC_REQUESTER_GROUP_IDS: join(rbacRequesterGroupIds, ',')
       BACKUP_BLOB_ENDPOINT: backupBlobEndpoint
       BACKUP_CONTAINER: backupContainerName

@@ -5,9 +5,11 @@ import type { PortalConfig } from './config';
 import { RequesterPage } from './pages/Requester';
 import { AuditorPage } from './pages/Auditor';
 import { AdminPage } from './pages/Admin';
+import { ApproverPage } from './pages/Approver';
 
 const pages = [
   { route: 'request', label: 'My backups', Page: RequesterPage },
+  { route: 'approvals', label: 'Approvals', Page: ApproverPage },
   { route: 'audit', label: 'Audit', Page: AuditorPage },
   { route: 'admin', label: 'Admin', Page: AdminPage },
 ] as const;

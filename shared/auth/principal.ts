@@ -1,5 +1,5 @@
 /** dbdist's roles. Users get them from group membership or app roles; the runner from the `Runner` app role. */
-export const roles = ['Admin', 'Auditor', 'Requester', 'Runner'] as const;
+export const roles = ['Admin', 'Approver', 'Auditor', 'Requester', 'Runner'] as const;
 export type Role = (typeof roles)[number];
 /** The delegated permission the API app registration exposes to people (Entra: "Expose an API"). */
 export const API_SCOPE_NAME = 'access_as_user';

@@ -5,6 +5,7 @@ import { type Principal, type Role, roles as knownRoles } from './principal.js';
 /** Which Entra groups grant which dbdist role (app roles in the token grant them too). */
 export interface RbacPolicy {
   adminGroupIds: readonly string[];
+  approverGroupIds: readonly string[];
   auditorGroupIds: readonly string[];
   requesterGroupIds: readonly string[];
 }
@@ -25,6 +26,7 @@ type GroupGrantedRole = Exclude<Role, 'Runner'>;
 function groupRoleMap(policy: RbacPolicy): ReadonlyArray<[GroupGrantedRole, readonly string[]]> {
   return [
     ['Admin', policy.adminGroupIds],
+    ['Approver', policy.approverGroupIds],
     ['Auditor', policy.auditorGroupIds],
     ['Requester', policy.requesterGroupIds],
   ];
@@ -74,10 +76,11 @@ export function requireRole(principal: Pick<Principal, 'roles'>, ...anyOf: Role[
 }
 
 export function rbacPolicyFromSettings(
-  settings: Pick<ControlPlaneSettings, 'RBAC_ADMIN_GROUP_IDS' | 'RBAC_AUDITOR_GROUP_IDS' | 'RBAC_REQUESTER_GROUP_IDS'>,
+  settings: Pick<ControlPlaneSettings, 'RBAC_ADMIN_GROUP_IDS' | 'RBAC_APPROVER_GROUP_IDS' | 'RBAC_AUDITOR_GROUP_IDS' | 'RBAC_REQUESTER_GROUP_IDS'>,
 ): RbacPolicy {
   return {
     adminGroupIds: settings.RBAC_ADMIN_GROUP_IDS,
+    approverGroupIds: settings.RBAC_APPROVER_GROUP_IDS,
     auditorGroupIds: settings.RBAC_AUDITOR_GROUP_IDS,
     requesterGroupIds: settings.RBAC_REQUESTER_GROUP_IDS,
   };

@@ -10,9 +10,14 @@ import { EncryptionFormat, RecipientFingerprint, RecipientRole } from './encrypt
  *      └────────┴─────────┴──────────┴──→ Failed | Cancelled (Verifying cannot be cancelled)
  *                                            Available → Corrupt → Expired (a re-verification found the stored
  *                                            bytes changed or gone; links are refused, retention still deletes)
+ *
+ * A `raw-needs-approval` database adds a wait before the queue (backupJob2 only):
+ *   Pending → AwaitingApproval → Pending (approved) → Queued …
+ *                    └──→ Rejected (rejected, or approval_timeout) | Cancelled | Failed
  */
 export const jobStatuses = [
   'Pending',
+  'AwaitingApproval',
   'Queued',
   'Running',
   'Verifying',
@@ -21,12 +26,14 @@ export const jobStatuses = [
   'Failed',
   'Cancelled',
   'Corrupt',
+  'Rejected',
 ] as const;
 export const JobStatus = z.enum(jobStatuses);
 export type JobStatus = z.infer<typeof JobStatus>;
 
 export const allowedTransitions: Record<JobStatus, readonly JobStatus[]> = {
-  Pending: ['Queued', 'Failed', 'Cancelled'],
+  Pending: ['AwaitingApproval', 'Queued', 'Failed', 'Cancelled'],
+  AwaitingApproval: ['Pending', 'Rejected', 'Failed', 'Cancelled'],
   Queued: ['Running', 'Failed', 'Cancelled'],
   Running: ['Verifying', 'Failed', 'Cancelled'],
   Verifying: ['Available', 'Failed'],
@@ -35,13 +42,14 @@ export const allowedTransitions: Record<JobStatus, readonly JobStatus[]> = {
   Failed: [],
   Cancelled: [],
   Corrupt: ['Expired'],
+  Rejected: [],
 };
 
 /** States in which the runner may still report on a job; any other answers 409. */
 export const runnableStatuses: readonly JobStatus[] = ['Queued', 'Running'];
 /** States from which a cancel request is accepted. */
-export const cancellableStatuses: readonly JobStatus[] = ['Pending', 'Queued', 'Running'];
-export const terminalStatuses: readonly JobStatus[] = ['Expired', 'Failed', 'Cancelled'];
+export const cancellableStatuses: readonly JobStatus[] = ['Pending', 'AwaitingApproval', 'Queued', 'Running'];
+export const terminalStatuses: readonly JobStatus[] = ['Expired', 'Failed', 'Cancelled', 'Rejected'];
 
 export function canTransition(from: JobStatus, to: JobStatus): boolean {
   return allowedTransitions[from].includes(to);
@@ -66,6 +74,22 @@ export const CreateJobRequest = z
   .strict()
   .meta({ id: 'CreateJobRequest' });
 export type CreateJobRequest = z.infer<typeof CreateJobRequest>;
+
+/** Body of approve and reject: why (required to reject, shown to the requester and in the audit trail). */
+export const ApprovalDecisionRequest = z
+  .object({ reason: z.string().trim().min(1).max(500).optional() })
+  .strict()
+  .meta({ id: 'ApprovalDecisionRequest' });
+export type ApprovalDecisionRequest = z.infer<typeof ApprovalDecisionRequest>;
+export const RejectionRequest = z
+  .object({ reason: z.string().trim().min(1).max(500) })
+  .strict()
+  .meta({ id: 'RejectionRequest' });
+export type RejectionRequest = z.infer<typeof RejectionRequest>;
+
+export const approvalDecisions = ['approved', 'rejected'] as const;
+export const ApprovalDecision = z.enum(approvalDecisions);
+export type ApprovalDecision = z.infer<typeof ApprovalDecision>;
 
 export const ListJobsQuery = z
   .object({
@@ -130,6 +154,15 @@ export const JobView = z
     acceptedAt: isoDateTime.nullable(),
     completedAt: isoDateTime.nullable(),
     expiresAt: isoDateTime.nullable(),
+    /** For a `raw-needs-approval` database, once decided: who approved or rejected it (system: the timeout), when, why. */
+    approval: z
+      .object({
+        decision: ApprovalDecision,
+        by: z.object({ oid: z.string(), upn: z.string().nullable() }),
+        at: isoDateTime,
+        reason: z.string().nullable(),
+      })
+      .nullable(),
     /** Masking rule set version a sanitized copy was made with; null for a raw copy. */
     maskingVersion: z.number().int().nullable(),
     /** The latest restore rehearsal of this backup (RTO evidence), if any. */

@@ -191,4 +191,7 @@ export const ORCHESTRATION_EVENTS = {
   runner: 'RunnerEvent',
   cancel: 'Cancel',
   delete: 'Delete',
+  /** An Approver's decision on a `raw-needs-approval` job (services/jobs.ts decideApproval). */
+  approved: 'Approved',
+  rejected: 'Rejected',
 } as const;

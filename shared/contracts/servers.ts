@@ -71,6 +71,8 @@ const databasePolicyFields = {
   reverifyEveryDays: z.number().int().nonnegative().max(3650),
   /** Recovery point objective: the last good backup may be at most this old (optional; checked by a timer). */
   rpoHours: z.number().int().positive().max(24 * 366),
+  /** How long a request may wait for approval before it is Rejected (`approval_timeout`). */
+  approvalTimeoutHours: z.number().int().positive().max(24 * 90),
   distribution: Distribution,
   /** The masking rule set a sanitized copy is made with; required when distribution is `sanitized`. */
   masking: MaskingRuleSet.nullable(),
@@ -96,6 +98,7 @@ export const DatabasePolicy = z
     reverifyEveryDays: databasePolicyFields.reverifyEveryDays.default(7),
     rpoHours: databasePolicyFields.rpoHours.optional(),
     distribution: databasePolicyFields.distribution.default('raw'),
+    approvalTimeoutHours: databasePolicyFields.approvalTimeoutHours.default(72),
     masking: databasePolicyFields.masking.default(null),
     rehearseEveryDays: databasePolicyFields.rehearseEveryDays.default(null),
     encryption: databasePolicyFields.encryption.default('optional'),
@@ -185,7 +188,14 @@ export const RequestableDatabaseView = z
     serverId: uuid,
     name: z.string(),
     engine: BackupEngine,
-    policy: DatabasePolicy.pick({ allowedEngines: true, maxSasTtlMinutes: true, retentionDays: true, bindLinksToRequester: true }),
+    // From the fields, not DatabasePolicy: zod 4 refuses .pick() on a refined object. Requesters see whether they need approval.
+    policy: z.object({
+      allowedEngines: databasePolicyFields.allowedEngines,
+      maxSasTtlMinutes: databasePolicyFields.maxSasTtlMinutes,
+      retentionDays: databasePolicyFields.retentionDays,
+      bindLinksToRequester: databasePolicyFields.bindLinksToRequester,
+      distribution: databasePolicyFields.distribution,
+    }),
   })
   .meta({ id: 'RequestableDatabase' });
 export type RequestableDatabaseView = z.infer<typeof RequestableDatabaseView>;

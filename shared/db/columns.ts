@@ -5,7 +5,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { actorTypes, auditActions } from '../contracts/audit.js';
 import { backupEngines, errorCodeMaxLength, errorMessageMaxLength } from '../contracts/common.js';
-import { jobStatuses } from '../contracts/jobs.js';
+import { approvalDecisions, jobStatuses } from '../contracts/jobs.js';
 
 export const jobTriggers = ['user', 'schedule'] as const;
 export const restoreResults = ['passed', 'failed'] as const;
@@ -40,6 +40,8 @@ export const len = {
   runnerId: 128,
   version: 64,
   channels: 1000,
+  decision: 16,
+  reason: 500,
   restoreResult: 16,
   /** `age1…` X25519 recipients are 62 characters; room for a longer recipient type later. */
   ageRecipient: 200,
@@ -62,5 +64,6 @@ export const enumValues = {
   trigger: jobTriggers,
   actorType: actorTypes,
   action: auditActions,
+  decision: approvalDecisions,
   restoreResult: restoreResults,
 } as const;

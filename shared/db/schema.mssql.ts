@@ -96,6 +96,12 @@ export const jobs = mssqlTable(
     acceptedAt: instant('accepted_at'),
     completedAt: instant('completed_at'),
     expiresAt: instant('expires_at'),
+    /** The approval decision of a `raw-needs-approval` job (set by the orchestration when it applies it). */
+    approvalDecision: nvarchar('approval_decision', { length: len.decision, enum: enumValues.decision }),
+    approvalByOid: nvarchar('approval_by_oid', { length: len.oid }),
+    approvalByUpn: nvarchar('approval_by_upn', { length: len.upn }),
+    approvalAt: instant('approval_at'),
+    approvalReason: nvarchar('approval_reason', { length: len.reason }),
     /** Version of the masking rule set the copy was made with; null for a raw copy. */
     maskingVersion: int('masking_version'),
     /** JSON rows per table (`schema.table`) as the runner counted them in what it stored. */
@@ -113,6 +119,7 @@ export const jobs = mssqlTable(
     manifestKeyId: nvarchar('manifest_key_id', { length: len.keyId }),
   },
   (t) => [
+    check('jobs_approval_decision_check', oneOf(t.approvalDecision, enumValues.decision)),
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
     index('jobs_created_idx').on(t.createdAt, t.id),
     index('jobs_status_expires_idx').on(t.status, t.expiresAt),

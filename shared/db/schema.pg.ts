@@ -106,6 +106,12 @@ export const jobs = pgTable(
     acceptedAt: instant('accepted_at'),
     completedAt: instant('completed_at'),
     expiresAt: instant('expires_at'),
+    /** The approval decision of a `raw-needs-approval` job (set by the orchestration when it applies it). */
+    approvalDecision: varchar('approval_decision', { length: len.decision, enum: enumValues.decision }),
+    approvalByOid: varchar('approval_by_oid', { length: len.oid }),
+    approvalByUpn: varchar('approval_by_upn', { length: len.upn }),
+    approvalAt: instant('approval_at'),
+    approvalReason: varchar('approval_reason', { length: len.reason }),
     /** Version of the masking rule set the copy was made with; null for a raw copy. */
     maskingVersion: integer('masking_version'),
     /** JSON rows per table (`schema.table`) as the runner counted them in what it stored. */
@@ -127,6 +133,7 @@ export const jobs = pgTable(
     manifestKeyId: varchar('manifest_key_id', { length: len.keyId }),
   },
   (t) => [
+    check('jobs_approval_decision_check', oneOf(t.approvalDecision, enumValues.decision)),
     index('jobs_requester_created_idx').on(t.requesterOid, t.createdAt, t.id),
     index('jobs_created_idx').on(t.createdAt, t.id),
     index('jobs_status_expires_idx').on(t.status, t.expiresAt),

@@ -11,7 +11,7 @@
 import type { ActorType, AuditAction } from '../contracts/audit.js';
 import type { BackupEngine } from '../contracts/common.js';
 import type { CopyRecipient } from '../contracts/encryption.js';
-import type { BackupOptions, JobStatus } from '../contracts/jobs.js';
+import type { ApprovalDecision, BackupOptions, JobStatus } from '../contracts/jobs.js';
 import type { DatabasePolicy, DatabaseSchedule } from '../contracts/servers.js';
 
 export interface ServerRecord {
@@ -97,6 +97,12 @@ export interface JobRecord {
   corruptAt: Date | null;
   /** Key id that signed the backup's manifest. */
   manifestKeyId: string | null;
+  /** Approval of a `raw-needs-approval` job, once decided. */
+  approvalDecision: ApprovalDecision | null;
+  approvalByOid: string | null;
+  approvalByUpn: string | null;
+  approvalAt: Date | null;
+  approvalReason: string | null;
   /** Masking rule set version of a sanitized copy (sent to the runner with the job); null for a raw copy. */
   maskingVersion: number | null;
   /** Rows per table in the stored backup, as reported with the upload; a rehearsal compares against them. */
@@ -187,6 +193,11 @@ export type JobPatch = Partial<
     | 'downloadExpiresAt'
     | 'progressPercent'
     | 'progressBytes'
+    | 'approvalDecision'
+    | 'approvalByOid'
+    | 'approvalByUpn'
+    | 'approvalAt'
+    | 'approvalReason'
     | 'maskingVersion'
     | 'tableRowCounts'
     | 'verifiedAt'

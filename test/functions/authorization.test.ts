@@ -13,7 +13,7 @@ import { createDatabase, deleteDatabase, getDatabase, listDatabases, listRequest
 import type { EndpointHandler } from '../../functions/endpoint.js';
 import { live, ready } from '../../functions/health.js';
 import { corsPreflight } from '../../functions/preflight.js';
-import { cancelJob, createDownloadLink, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
+import { approveJob, cancelJob, createDownloadLink, rejectJob, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
 import { getMetrics } from '../../functions/metrics.js';
 import { getOpenApiDocument } from '../../functions/openapi.js';
 import { registeredRoutes } from '../../functions/registry.js';
@@ -58,8 +58,8 @@ interface EndpointCase {
   handler: EndpointHandler;
   prepare: Prepare;
   expected: Record<CallerKind, number>;
-  /** The refusal is audited (download link only). */
-  refusalAudited?: boolean;
+  /** The refusal is audited with this action (download link, approve, reject). */
+  refusalAudited?: 'sas.download_denied' | 'job.approval_denied';
 }
 
 const only = (allowed: Partial<Record<CallerKind, number>>): Record<CallerKind, number> => ({
@@ -212,7 +212,28 @@ const cases: EndpointCase[] = [
       return { method: 'POST', path: `jobs/${id}/download-link`, params: { id } };
     },
     expected: only({ admin: 200, requester: 200 }),
-    refusalAudited: true,
+    refusalAudited: 'sas.download_denied',
+  },
+  // No caller here holds the Approver role (test/functions/approvals.test.ts covers approvers).
+  {
+    name: 'POST jobs/{id}/approve',
+    handler: approveJob,
+    prepare: async () => {
+      const { id } = await job('AwaitingApproval');
+      return { method: 'POST', path: `jobs/${id}/approve`, params: { id } };
+    },
+    expected: only({}),
+    refusalAudited: 'job.approval_denied',
+  },
+  {
+    name: 'POST jobs/{id}/reject',
+    handler: rejectJob,
+    prepare: async () => {
+      const { id } = await job('AwaitingApproval');
+      return { method: 'POST', path: `jobs/${id}/reject`, params: { id }, body: { reason: 'no' } };
+    },
+    expected: only({}),
+    refusalAudited: 'job.approval_denied',
   },
   { name: 'GET audit', handler: queryAudit, prepare: async () => ({ path: 'audit' }), expected: only({ admin: 200, auditor: 200 }) },
   {
@@ -301,7 +322,7 @@ describe('authorization matrix: endpoint × caller', () => {
         if (endpointCase.refusalAudited) {
           expect(after).toEqual({ ...before, audit: before.audit + 1 });
           const newest = (await t.deps.store.listAudit({ limit: 1 })).items[0];
-          expect(newest).toMatchObject({ action: 'sas.download_denied', jobId: request.params?.id });
+          expect(newest).toMatchObject({ action: endpointCase.refusalAudited, jobId: request.params?.id });
         } else {
           expect(after).toEqual(before);
         }

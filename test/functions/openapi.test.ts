@@ -132,6 +132,7 @@ describe('GET /api/openapi.json', () => {
       acceptedAt: now,
       completedAt: now,
       expiresAt: now,
+      approval: { decision: 'approved', by: { oid: randomUUID(), upn: 'amir@contoso.example' }, at: now, reason: 'OPS-7' },
       maskingVersion: 3,
       restoreRehearsal: { verifiedAt: now, durationMs: 1234, result: 'passed', error: null },
       recipients: null,

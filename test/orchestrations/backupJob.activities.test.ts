@@ -9,6 +9,8 @@ import type { JobStatus } from '../../shared/contracts/jobs.js';
 import { BackupJobMessage } from '../../shared/contracts/messages.js';
 import type { JobRecord } from '../../shared/db/store.js';
 import {
+  awaitApproval,
+  decideApproval,
   beginVerification,
   enqueueJob,
   expireBackup,
@@ -64,7 +66,15 @@ describe('prepareJob', () => {
     const pending = await newJob();
     const result = await prepareJob({ jobId: pending.id, at: at() });
     if (!result.ok) throw new Error(`expected ok, got ${result.code}`);
-    expect(result.policy).toEqual({ acceptTimeoutMinutes: 45, runTimeoutMinutes: 300, retentionDays: 3, maxSasTtlMinutes: 30 });
+    expect(result.policy).toEqual({
+      acceptTimeoutMinutes: 45,
+      runTimeoutMinutes: 300,
+      retentionDays: 3,
+      maxSasTtlMinutes: 30,
+      distribution: 'raw',
+      approvalTimeoutHours: 72,
+    });
+    expect(result.requesterOid).toBe(requesterOid);
     expect(result.blobPath).toBe(pending.blobPath);
     // With the orchestrator's deadline added it is a valid Service Bus job message.
     const message = BackupJobMessage.parse({ ...result.message, runDeadline: '2026-11-23T15:45:00.000Z' });
@@ -227,6 +237,45 @@ describe('issueDownloadLink (kept for v1 instances in flight)', () => {
     expect(await issueDownloadLink({ jobId: available.id, maxSasTtlMinutes: 30 })).toEqual({ ok: false, code: 'minted_on_request' });
     expect((await job(available.id)).downloadExpiresAt).toBeNull();
     expect(await t.deps.store.listAudit({ jobId: available.id, limit: 50 })).toEqual(auditBefore);
+  });
+});
+
+describe('approval steps', () => {
+  const amir = { oid: 'oid-amir', upn: 'amir@contoso.example' };
+
+  it('awaitApproval moves Pending to AwaitingApproval with job.awaiting_approval, once', async () => {
+    const pending = await newJob();
+    expect(await awaitApproval({ jobId: pending.id, at: at(), timeoutHours: 72 })).toEqual({ ok: true, status: 'AwaitingApproval' });
+    expect(await awaitApproval({ jobId: pending.id, at: at(), timeoutHours: 72 })).toEqual({ ok: true, status: 'AwaitingApproval' });
+    expect(await auditActions(pending.id, 'job.awaiting_approval')).toHaveLength(1);
+  });
+
+  it('decideApproval approved: back to Pending with who, when and why, audited as the approver; the job can be enqueued', async () => {
+    const waiting = await newJob('AwaitingApproval');
+    const input = { jobId: waiting.id, at: at('2026-11-23T10:00:00.000Z'), decision: 'approved' as const, by: amir, reason: 'OPS-7' };
+    expect(await decideApproval(input)).toEqual({ ok: true, status: 'Pending' });
+    expect(await job(waiting.id)).toMatchObject({
+      status: 'Pending',
+      approvalDecision: 'approved',
+      approvalByOid: 'oid-amir',
+      approvalByUpn: 'amir@contoso.example',
+      approvalAt: new Date('2026-11-23T10:00:00.000Z'),
+      approvalReason: 'OPS-7',
+    });
+    const rows = await t.deps.store.listAudit({ jobId: waiting.id, action: 'job.approved', limit: 10 });
+    expect(rows.items.map((row) => [row.actorId, row.detail])).toEqual([['oid-amir', { reason: 'OPS-7' }]]);
+  });
+
+  it('decideApproval on timeout: Rejected with approval_timeout, by the orchestrator; refused once the job moved on', async () => {
+    const waiting = await newJob('AwaitingApproval');
+    const input = { jobId: waiting.id, at: at(), decision: 'rejected' as const, by: null, reason: 'No approver decided within 72 hours.', errorCode: 'approval_timeout' as const };
+    expect(await decideApproval(input)).toEqual({ ok: true, status: 'Rejected' });
+    expect(await job(waiting.id)).toMatchObject({ status: 'Rejected', errorCode: 'approval_timeout', approvalDecision: 'rejected', approvalByOid: 'orchestrator' });
+    const rows = await t.deps.store.listAudit({ jobId: waiting.id, action: 'job.rejected', limit: 10 });
+    expect(rows.items[0]).toMatchObject({ actorType: 'system', actorId: 'orchestrator' });
+
+    const queued = await newJob('Queued');
+    expect(await decideApproval({ ...input, jobId: queued.id })).toEqual({ ok: false, code: 'conflict', status: 'Queued' });
   });
 });
 

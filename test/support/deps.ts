@@ -165,6 +165,8 @@ export interface TestDeps {
 export interface TestTokens {
   admin(options?: { oid?: string }): string;
   auditor(options?: { oid?: string }): string;
+  /** A user in the approver group (also a Requester, as approvers often are). */
+  approver(options?: { oid?: string }): string;
   /** A user in the requester group (and `extraGroups`, e.g. a database's own requester group). */
   requester(options?: { oid?: string; extraGroups?: string[] }): string;
   /** The runner agent: an application token with the Runner app role, bound to every seeded server. */
@@ -184,6 +186,7 @@ function tokensFor(issuer: OidcIssuer): TestTokens {
   return {
     admin: (o = {}) => user([testGroupIds.admin], o.oid),
     auditor: (o = {}) => user([testGroupIds.auditor], o.oid),
+    approver: (o = {}) => user([testGroupIds.approver, testGroupIds.requester], o.oid),
     requester: (o = {}) => user([testGroupIds.requester, ...(o.extraGroups ?? [])], o.oid),
     runner: () => issuer.issueAppToken({ roles: ['Runner'], appId: testRunner.clientId, oid: testRunner.servicePrincipalId }),
     unboundRunner: () => issuer.issueAppToken({ roles: ['Runner'] }),
@@ -270,6 +273,7 @@ export async function seedDatabase(
 /** The path a job takes to reach `status` (the store checks transitions as compare-and-set on `from`). */
 const pathTo: Record<JobStatus, JobStatus[]> = {
   Pending: [],
+  AwaitingApproval: ['AwaitingApproval'],
   Queued: ['Queued'],
   Running: ['Queued', 'Running'],
   Verifying: ['Queued', 'Running', 'Verifying'],
@@ -278,7 +282,13 @@ const pathTo: Record<JobStatus, JobStatus[]> = {
   Failed: ['Failed'],
   Cancelled: ['Cancelled'],
   Corrupt: ['Queued', 'Running', 'Verifying', 'Available', 'Corrupt'],
+  Rejected: ['AwaitingApproval', 'Rejected'],
 };
+
+/** The audit action of a move to `status` (`job.<status>` in snake case). */
+/** The audit action of a move to `status` (a move to Corrupt is recorded as the failed integrity check). */
+export const statusAuditAction = (status: JobStatus): AuditAction =>
+  status === 'Corrupt' ? 'integrity.failed' : (`job.${status.replace(/(?<=[a-z])(?=[A-Z])/g, '_').toLowerCase()}` as AuditAction);
 
 export const testSha256 = 'a'.repeat(64);
 
@@ -330,7 +340,7 @@ export async function seedJob(
             ...(options.verified ? { verifiedAt: new Date(), reverifyDueAt: options.verified.reverifyDueAt ?? null, manifestKeyId: options.verified.manifestKeyId ?? null } : {}),
           }
         : {};
-    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: (to === 'Corrupt' ? 'integrity.failed' : `job.${to.toLowerCase()}`) as AuditAction, target: `job/${id}`, jobId: id });
+    const result = await store.transitionJob(id, { from: [from], to, patch }, { ...systemAudit, action: statusAuditAction(to), target: `job/${id}`, jobId: id });
     if (!result.ok) throw new Error(`seedJob: could not move job ${id} from ${from} to ${to}`);
     job = result.job;
     from = to;

@@ -7,9 +7,11 @@ import { type RbacPolicy, rbacPolicyFromSettings, requireRole, resolveRoles } fr
 const adminGroup = '11111111-1111-4111-8111-111111111111';
 const auditorGroup = '22222222-2222-4222-8222-222222222222';
 const requesterGroup = '33333333-3333-4333-8333-333333333333';
+const approverGroup = '66666666-6666-4666-8666-666666666666';
 const policy: RbacPolicy = {
   adminGroupIds: [adminGroup],
   auditorGroupIds: [auditorGroup],
+  approverGroupIds: [approverGroup],
   requesterGroupIds: [requesterGroup],
 };
 
@@ -41,6 +43,11 @@ describe('resolveRoles', () => {
   it('gives no roles for unmapped groups and no claims', () => {
     expect(resolveRoles({ groups: ['44444444-4444-4444-8444-444444444444'], isApplication: false }, policy).size).toBe(0);
     expect(resolveRoles({ isApplication: true }, policy).size).toBe(0);
+  });
+
+  it('grants Approver from its group or its app role', () => {
+    expect(sorted(resolveRoles({ groups: [approverGroup], isApplication: false }, policy))).toEqual(['Approver']);
+    expect(sorted(resolveRoles({ roles: ['Approver'], isApplication: false }, policy))).toEqual(['Approver']);
   });
 
   it('grants Runner from an app role on an application token', () => {
@@ -90,6 +97,7 @@ describe('rbacPolicyFromSettings', () => {
       ENTRA_AUDIENCES: 'api://dbdist',
       RBAC_ADMIN_GROUP_IDS: adminGroup,
       RBAC_AUDITOR_GROUP_IDS: `${auditorGroup}, ${adminGroup}`,
+      RBAC_APPROVER_GROUP_IDS: approverGroup,
       BACKUP_BLOB_ENDPOINT: 'https://stbackups.blob.core.windows.net',
       BACKUP_CONTAINER: 'backups',
       SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
@@ -99,6 +107,7 @@ describe('rbacPolicyFromSettings', () => {
     expect(rbacPolicyFromSettings(settings)).toEqual({
       adminGroupIds: [adminGroup],
       auditorGroupIds: [auditorGroup, adminGroup],
+      approverGroupIds: [approverGroup],
       requesterGroupIds: [],
     });
   });

@@ -37,6 +37,11 @@ ALTER TABLE [audit_events] DROP CONSTRAINT [audit_events_action_check];--> state
 ALTER TABLE [jobs] DROP CONSTRAINT [jobs_status_check];--> statement-breakpoint
 ALTER TABLE [databases] ADD [rpo_breached_at] datetime2(3);--> statement-breakpoint
 ALTER TABLE [jobs] ADD [progress_updated_at] datetime2(3);--> statement-breakpoint
+ALTER TABLE [jobs] ADD [approval_decision] nvarchar(16);--> statement-breakpoint
+ALTER TABLE [jobs] ADD [approval_by_oid] nvarchar(64);--> statement-breakpoint
+ALTER TABLE [jobs] ADD [approval_by_upn] nvarchar(320);--> statement-breakpoint
+ALTER TABLE [jobs] ADD [approval_at] datetime2(3);--> statement-breakpoint
+ALTER TABLE [jobs] ADD [approval_reason] nvarchar(500);--> statement-breakpoint
 ALTER TABLE [jobs] ADD [masking_version] int;--> statement-breakpoint
 ALTER TABLE [jobs] ADD [table_row_counts] nvarchar(max);--> statement-breakpoint
 ALTER TABLE [jobs] ADD [restore_verified_at] datetime2(3);--> statement-breakpoint
@@ -54,6 +59,7 @@ CREATE INDEX [jobs_status_reverify_idx] ON [jobs] ([status],[reverify_due_at]);-
 CREATE INDEX [notification_outbox_pending_idx] ON [notification_outbox] ([done_at],[next_attempt_at]);--> statement-breakpoint
 CREATE UNIQUE INDEX [requester_recipients_oid_fingerprint_uq] ON [requester_recipients] ([requester_oid],[fingerprint]);--> statement-breakpoint
 ALTER TABLE [jobs] DROP COLUMN [download_url];--> statement-breakpoint
+ALTER TABLE [jobs] ADD CONSTRAINT [jobs_approval_decision_check] CHECK ([approval_decision] in ('approved', 'rejected'));--> statement-breakpoint
 ALTER TABLE [jobs] ADD CONSTRAINT [jobs_restore_result_check] CHECK ([restore_result] in ('passed', 'failed'));--> statement-breakpoint
-ALTER TABLE [audit_events] ADD CONSTRAINT [audit_events_action_check] CHECK ([action] in ('server.created', 'server.updated', 'server.deleted', 'database.created', 'database.updated', 'database.deleted', 'job.requested', 'job.queued', 'job.running', 'job.verifying', 'job.available', 'job.expired', 'job.failed', 'job.cancelled', 'job.cancel_requested', 'job.delete_requested', 'job.progress', 'sas.download_issued', 'sas.download_denied', 'sas.upload_issued', 'runner.denied', 'integrity.verify_requested', 'integrity.verified', 'integrity.failed', 'rpo.breached', 'rpo.recovered', 'restore.rehearsed', 'recipients.updated'));--> statement-breakpoint
-ALTER TABLE [jobs] ADD CONSTRAINT [jobs_status_check] CHECK ([status] in ('Pending', 'Queued', 'Running', 'Verifying', 'Available', 'Expired', 'Failed', 'Cancelled', 'Corrupt'));
+ALTER TABLE [audit_events] ADD CONSTRAINT [audit_events_action_check] CHECK ([action] in ('server.created', 'server.updated', 'server.deleted', 'database.created', 'database.updated', 'database.deleted', 'job.requested', 'job.queued', 'job.running', 'job.verifying', 'job.available', 'job.expired', 'job.failed', 'job.cancelled', 'job.awaiting_approval', 'job.approved', 'job.rejected', 'job.approval_denied', 'job.cancel_requested', 'job.delete_requested', 'job.progress', 'sas.download_issued', 'sas.download_denied', 'sas.upload_issued', 'runner.denied', 'integrity.verify_requested', 'integrity.verified', 'integrity.failed', 'rpo.breached', 'rpo.recovered', 'restore.rehearsed', 'recipients.updated'));--> statement-breakpoint
+ALTER TABLE [jobs] ADD CONSTRAINT [jobs_status_check] CHECK ([status] in ('Pending', 'AwaitingApproval', 'Queued', 'Running', 'Verifying', 'Available', 'Expired', 'Failed', 'Cancelled', 'Corrupt', 'Rejected'));
