@@ -10,6 +10,8 @@ import {
 } from '../shared/contracts/jobs.js';
 import { JobPage } from '../shared/openapi.js';
 import * as jobs from '../services/jobs.js';
+import { requestRehearsal } from '../services/rehearsals.js';
+import { z } from 'zod';
 import { endpoint } from './endpoint.js';
 import { IdParams } from './params.js';
 import { httpRoute } from './registry.js';
@@ -115,6 +117,25 @@ export const createDownloadLink = endpoint({
   },
 });
 
+export const rehearseJob = endpoint({
+  summary: 'Ask the runner of the backup’s server to restore-rehearse an Available backup (Admin); the outcome lands on the job',
+  access: { anyOf: ['Admin'] },
+  params: IdParams,
+  responses: [
+    {
+      status: 202,
+      description: 'Rehearsal requested (audited); `restoreRehearsal` on the job shows the outcome',
+      schema: z.object({ jobId: z.uuid(), rehearsalId: z.uuid(), requestedAt: z.iso.datetime() }).meta({ id: 'RehearsalRequested' }),
+      headers: { location: 'URL of the job' },
+    },
+    { status: 409, description: 'The job is not Available, or its copy is age-encrypted (no runner can open it); `jobStatus` says which' },
+  ],
+  async handle({ scope, params }) {
+    return accepted(await requestRehearsal(scope, params.id), `jobs/${params.id}`);
+  },
+});
+
+httpRoute({ name: 'jobs-rehearse', route: 'jobs/{id}/rehearse', methods: ['POST'], handler: rehearseJob });
 httpRoute({ name: 'jobs-create', route: 'jobs', methods: ['POST'], handler: createJob, durableClient: true });
 httpRoute({ name: 'jobs-list', route: 'jobs', methods: ['GET'], handler: listJobs });
 httpRoute({ name: 'jobs-get', route: 'jobs/{id}', methods: ['GET'], handler: getJob });

@@ -1,5 +1,6 @@
 /** Endpoints of the on-prem runner agent (app role Runner on an application token). */
-import { ProbeTarget, RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, UploadTarget } from '../shared/contracts/runner.js';
+import { z } from 'zod';
+import { ProbeTarget, RehearsalReport, RehearsalSource, RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, UploadTarget } from '../shared/contracts/runner.js';
 import * as runner from '../services/runner.js';
 import { endpoint } from './endpoint.js';
 import { IdParams } from './params.js';
@@ -28,6 +29,33 @@ export const postRunnerEvent = endpoint({
   ],
   async handle({ scope, params, body }) {
     return accepted(await runner.reportRunnerEvent(scope, params.id, body));
+  },
+});
+
+export const issueRehearsalSource = endpoint({
+  summary: 'A short read SAS for an Available backup to restore-rehearse, with its recorded digest and row counts (bound runner only)',
+  access: runnerOnly,
+  params: IdParams,
+  responses: [
+    { status: 200, description: 'Where to read the backup and what to check it against', schema: RehearsalSource },
+    { status: 409, description: 'The backup is not Available; `jobStatus` says what it is' },
+  ],
+  async handle({ scope, params }) {
+    return ok(await runner.issueRehearsalSource(scope, params.id));
+  },
+});
+
+export const postRehearsalReport = endpoint({
+  summary: "Report how a restore rehearsal of the job's backup ended (bound runner only); recorded on the job and audited",
+  access: runnerOnly,
+  params: IdParams,
+  body: RehearsalReport,
+  responses: [
+    { status: 200, description: 'Recorded', schema: z.object({ jobId: z.uuid(), result: z.enum(['passed', 'failed']) }) },
+    { status: 409, description: 'The backup is not Available any more; `jobStatus` says what it is' },
+  ],
+  async handle({ scope, params, body }) {
+    return ok(await runner.reportRehearsal(scope, params.id, body));
   },
 });
 
@@ -63,4 +91,6 @@ httpRoute({ name: 'runner-probe-target', route: 'runner/probe-target', methods: 
 httpRoute({ name: 'runner-heartbeat', route: 'runner/heartbeat', methods: ['POST'], handler: postRunnerHeartbeat });
 httpRoute({ name: 'runners-list', route: 'runners', methods: ['GET'], handler: listRunners });
 httpRoute({ name: 'runner-upload-target', route: 'runner/jobs/{id}/upload-target', methods: ['POST'], handler: issueUploadTarget });
+httpRoute({ name: 'runner-rehearsal-source', route: 'runner/jobs/{id}/rehearsal-source', methods: ['POST'], handler: issueRehearsalSource });
+httpRoute({ name: 'runner-rehearsal', route: 'runner/jobs/{id}/rehearsal', methods: ['POST'], handler: postRehearsalReport });
 httpRoute({ name: 'runner-events', route: 'runner/jobs/{id}/events', methods: ['POST'], handler: postRunnerEvent, durableClient: true });

@@ -2,7 +2,8 @@
  * The Service Bus side of the runner: a peek-lock receiver on the runner's subscription of the jobs topic.
  *
  * - Messages are settled by us only (`autoCompleteMessages: false`): complete, abandon or dead-letter, as the
- *   job runner decides. A message that breaks the BackupJobMessage contract is dead-lettered with the reason.
+ *   job runner decides. A message that breaks the JobMessage contract is dead-lettered with the reason; a
+ *   rehearsal message goes to rehearsal-runner.ts, a backup message to job-runner.ts.
  * - Locks are renewed automatically for up to `lockRenewalMaxMs` (longer than the longest backup). If the
  *   process dies, the lock lapses and Service Bus redelivers; the next attempt starts clean.
  * - `processError` tells fatal errors (unauthorized, entity missing or disabled: no retry can fix them) from
@@ -18,10 +19,11 @@ import {
   type ServiceBusReceivedMessage,
   type ServiceBusReceiver,
 } from '@azure/service-bus';
-import { SERVER_ID_PROPERTY } from '../shared/contracts/messages.js';
+import { SERVER_ID_PROPERTY, isRehearsalMessage } from '../shared/contracts/messages.js';
 import { errorMessage } from '../shared/errors.js';
 import { parseJobMessage, runJob, type JobRunnerDeps, type Settlement } from './job-runner.js';
 import type { Logger } from './logger.js';
+import { runRehearsal, type RehearsalApi } from './rehearsal-runner.js';
 
 /** Errors after which receiving cannot succeed until someone changes the configuration. */
 const fatalErrorCodes = new Set(['UnauthorizedAccess', 'MessagingEntityNotFound', 'MessagingEntityDisabled']);
@@ -39,7 +41,8 @@ export interface ConsumerOptions {
   lockRenewalMaxMs: number;
   shutdownGraceMs: number;
   logger: Logger;
-  jobs: Omit<JobRunnerDeps, 'logger'>;
+  /** Backup jobs and rehearsals share the deps; the API client also serves rehearsal-source and rehearsal. */
+  jobs: Omit<JobRunnerDeps, 'logger'> & { api: JobRunnerDeps['api'] & RehearsalApi };
   /**
    * The servers this runner backs up. A job for another server is dead-lettered, never attempted: a misrouted
    * message (a subscription filter that lets everything through) must not back up a same-named database here.
@@ -144,20 +147,18 @@ export class JobConsumer {
         };
       } else {
         const job = parsed.job;
+        const context = { deliveryCount: message.deliveryCount ?? 0, signal: this.shutdown.signal };
+        const deps = { ...this.options.jobs, logger: this.options.logger };
         // The job's span continues the trace the control plane put on the message (shared/servicebus.ts).
         settlement = await inSpan(
-          'runner job',
+          isRehearsalMessage(job) ? 'runner rehearsal' : 'runner job',
           {
             kind: SpanKind.CONSUMER,
             parent: contextFromTraceparent(message.applicationProperties?.[TRACEPARENT]),
-            attributes: { 'job.id': job.jobId, 'database.id': job.databaseId, 'db.engine': job.engine, 'messaging.delivery_count': message.deliveryCount },
+            attributes: { 'job.id': job.jobId, ...('databaseId' in job ? { 'database.id': job.databaseId } : {}), 'db.engine': job.engine, 'messaging.delivery_count': message.deliveryCount },
           },
           async (span) => {
-            const done = await runJob(
-              job,
-              { deliveryCount: message.deliveryCount ?? 0, signal: this.shutdown.signal },
-              { ...this.options.jobs, logger: this.options.logger },
-            );
+            const done = isRehearsalMessage(job) ? await runRehearsal(job, context, deps) : await runJob(job, context, deps);
             setSpanAttributes(span, { outcome: done.action });
             return done;
           },

@@ -17,7 +17,7 @@
 import { inSpan } from '../shared/telemetry.js';
 import { randomBytes } from 'node:crypto';
 import type { BackupEngine } from '../shared/contracts/common.js';
-import { BackupJobMessage } from '../shared/contracts/messages.js';
+import { BackupJobMessage, type JobMessage, RehearsalJobMessage } from '../shared/contracts/messages.js';
 import type { RunnerEvent, UploadTarget, UploadedEvent } from '../shared/contracts/runner.js';
 import { errorMessage, isAppError } from '../shared/errors.js';
 import type { ApiOutcome, RunnerApiClient } from './api/client.js';
@@ -36,7 +36,7 @@ export type Settlement =
   | { action: 'abandon'; reason: string }
   | { action: 'deadLetter'; reason: string; description: string };
 
-export type ParsedMessage = { ok: true; job: BackupJobMessage } | { ok: false; reason: string; description: string };
+export type ParsedMessage = { ok: true; job: JobMessage } | { ok: false; reason: string; description: string };
 
 /** Service Bus bodies arrive parsed (JSON), as text or as bytes, depending on the sender. */
 function decodeBody(body: unknown): unknown {
@@ -45,7 +45,7 @@ function decodeBody(body: unknown): unknown {
   return body;
 }
 
-/** Checks a message against the BackupJobMessage contract; the reason is what the dead-letter queue shows. */
+/** Checks a message against the JobMessage contract (a backup or a rehearsal); the reason is what the dead-letter queue shows. */
 export function parseJobMessage(body: unknown): ParsedMessage {
   let value: unknown;
   try {
@@ -62,10 +62,13 @@ export function parseJobMessage(body: unknown): ParsedMessage {
       description: `schemaVersion ${JSON.stringify(version)} is not supported by this runner (it reads version 1); upgrade the runner`,
     };
   }
-  const parsed = BackupJobMessage.safeParse(value);
+  // The kind picks the contract, so the dead-letter description names the fields that are wrong.
+  const rehearsal = (value as { kind?: unknown } | null)?.kind === 'rehearsal';
+  const parsed = rehearsal ? RehearsalJobMessage.safeParse(value) : BackupJobMessage.safeParse(value);
   if (parsed.success) return { ok: true, job: parsed.data };
   const problems = parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(root)'}: ${i.message}`).join('; ');
-  return { ok: false, reason: 'InvalidJobMessage', description: `The message does not match BackupJobMessage v1: ${problems}`.slice(0, 1000) };
+  const contract = rehearsal ? 'RehearsalJobMessage' : 'BackupJobMessage';
+  return { ok: false, reason: 'InvalidJobMessage', description: `The message does not match ${contract} v1: ${problems}`.slice(0, 1000) };
 }
 
 type Api = Pick<RunnerApiClient, 'postEvent' | 'uploadTarget'>;
@@ -77,6 +80,8 @@ export interface JobRunnerDeps {
   /** Scratch targets for sanitized copies; a job with masking rules fails without one for its engine. */
   scratch?: Partial<Record<BackupEngine, ScratchDriver>>;
   semaphore: KeyedSemaphore;
+  /** The retired DBDE key, to rehearse old `.enc` backups; none: such a rehearsal fails `encryption_key_missing`. */
+  encryptionKey?: Buffer;
   logger: Logger;
   /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
   uploadOptions?: Pick<UploadOptions, 'blockBytes' | 'parallelism' | 'clientFor' | 'refreshMarginMs'>;

@@ -15,6 +15,7 @@ import { createPostgresEngine } from './engines/postgres.js';
 import { createSqlServerEngine, defaultConnector } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
+import { readKeyFile } from './pipeline/crypto.js';
 import { createPostgresScratch } from './sanitize/postgres.js';
 import { createSqlServerScratch } from './sanitize/sqlserver.js';
 import type { ScratchDriver } from './sanitize/types.js';
@@ -121,6 +122,8 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       api,
       engines,
       scratch,
+      // The retired DBDE key: only to rehearse old `.enc` backups.
+      ...(config.encryptionKeyFile ? { encryptionKey: readKeyFile(config.encryptionKeyFile) } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
       outageBoundMs: config.outageBoundSeconds * 1000,
     },

@@ -70,7 +70,7 @@ function assertMayActOn(principal: Principal, job: JobRecord, action: string): v
  * 409 naming the job's status in the `jobStatus` extension member (the problem's own `status` stays the HTTP
  * status code, as RFC 9457 defines it).
  */
-function conflictUnlessIn(job: JobRecord, allowed: readonly JobStatus[], action: string): void {
+export function conflictUnlessIn(job: JobRecord, allowed: readonly JobStatus[], action: string): void {
   if (!allowed.includes(job.status)) {
     throw new AppError('conflict', `Job ${job.id} is ${job.status}; ${action} needs one of: ${allowed.join(', ')}.`, {
       details: { jobStatus: job.status },

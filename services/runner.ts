@@ -16,6 +16,8 @@ import {
   ORCHESTRATION_EVENTS,
   PROGRESS_RECORD_INTERVAL_MS,
   type ProbeTarget,
+  type RehearsalReport,
+  type RehearsalSource,
   type RunnerEvent,
   type RunnerEventAck,
   type RunnerHeartbeat,
@@ -27,7 +29,8 @@ import type { JobRecord, RunnerBinding, ServerRecord } from '../shared/db/store.
 import { probeBlobPath } from '../shared/storage/paths.js';
 import { AppError } from '../shared/errors.js';
 import { randomUUID } from 'node:crypto';
-import { loadJob } from './jobs.js';
+import { conflictUnlessIn, loadJob } from './jobs.js';
+import { jobFileName } from './views.js';
 import { type RequestScope, auditActor } from './scope.js';
 
 const MINUTE_MS = 60_000;
@@ -137,6 +140,73 @@ export async function reportRunnerEvent(scope: RequestScope, jobId: string, even
   }
   if (reachesOrchestration(event, job.status)) await scope.orchestrations.raiseEvent(job.id, ORCHESTRATION_EVENTS.runner, event);
   return { jobId: job.id, status: job.status, duplicate: false };
+}
+
+/** An Available backup of a server the calling runner is bound to (403 + `runner.denied` otherwise). */
+async function loadRehearsableJob(scope: RequestScope, jobId: string, endpoint: string): Promise<JobRecord> {
+  assertRunnerApplication(scope);
+  const job = await loadJob(scope.deps, jobId);
+  await assertServesJob(scope, job, endpoint);
+  conflictUnlessIn(job, ['Available'], 'a restore rehearsal');
+  return job;
+}
+
+/**
+ * A short read SAS for the backup to rehearse (audited like any SAS), with the facts recorded at upload that the
+ * rehearsal checks against: the digest of the stored bytes and the per-table row counts.
+ */
+export async function issueRehearsalSource(scope: RequestScope, jobId: string): Promise<RehearsalSource> {
+  const job = await loadRehearsableJob(scope, jobId, 'rehearsal-source');
+  if (job.sha256 === null) throw new AppError('internal', `Job ${job.id} is Available without a verified digest.`);
+  const { deps } = scope;
+  const now = deps.now();
+  // As for download links: the id in the SAS names this audit row in the storage logs.
+  const correlationId = randomUUID();
+  const sas = await deps.blobs.issueReadSas(job.blobPath, {
+    expiresAt: new Date(now.getTime() + deps.limits.uploadSasTtlMinutes * MINUTE_MS),
+    fileName: jobFileName(job),
+    correlationId,
+  });
+  await deps.store.appendAudit({
+    ...auditActor(scope),
+    action: 'sas.rehearsal_issued',
+    target: `job/${job.id}`,
+    jobId: job.id,
+    detail: { blobPath: job.blobPath, expiresAt: sas.expiresAt.toISOString(), correlationId },
+    at: now,
+  });
+  return {
+    url: sas.url,
+    expiresAt: sas.expiresAt.toISOString(),
+    compression: job.options.compression,
+    encrypted: job.options.encryption !== 'none',
+    sha256: job.sha256,
+    tableRowCounts: job.tableRowCounts,
+  };
+}
+
+/**
+ * Records a rehearsal's outcome on the job with its `restore.rehearsed` audit row (one transaction); a failed
+ * rehearsal's row is the notification event. 409 when the backup is no longer Available.
+ */
+export async function reportRehearsal(scope: RequestScope, jobId: string, report: RehearsalReport): Promise<{ jobId: string; result: 'passed' | 'failed' }> {
+  const job = await loadRehearsableJob(scope, jobId, 'rehearsal');
+  const at = scope.deps.now();
+  const error = report.result === 'failed' ? `${report.code ?? 'restore_failed'}: ${report.message ?? 'no detail'}`.slice(0, 4000) : null;
+  const recorded = await scope.deps.store.recordRestoreRehearsal(
+    job.id,
+    { at, durationMs: report.restoreDurationMs, result: report.result, error },
+    {
+      ...auditActor(scope),
+      action: 'restore.rehearsed',
+      target: `job/${job.id}`,
+      jobId: job.id,
+      detail: { rehearsalId: report.rehearsalId, result: report.result, durationMs: report.restoreDurationMs, code: report.code ?? null },
+      at,
+    },
+  );
+  if (!recorded) throw new AppError('conflict', `Job ${job.id} is no longer Available.`, { details: { jobStatus: (await scope.deps.store.getJob(job.id))?.status ?? null } });
+  return { jobId: job.id, result: report.result };
 }
 
 /** A heartbeat is "live" for three of the runner's one-minute intervals. */

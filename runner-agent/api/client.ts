@@ -2,6 +2,7 @@
  * Client of the control plane's runner endpoints:
  *   POST /api/runner/jobs/{id}/events         RunnerEvent → 202 RunnerEventAck | 409 (job no longer runnable)
  *   POST /api/runner/jobs/{id}/upload-target  → 200 UploadTarget (write-only SAS) | 409
+ *   POST /api/runner/jobs/{id}/rehearsal-source → 200 RehearsalSource (read SAS) | 409;  …/rehearsal RehearsalReport
  *
  * Authenticates with an app-only bearer token (client credentials, the `Runner` app role). Retries with
  * exponential backoff and full jitter on 429 (honouring Retry-After), 5xx and network errors; never on another
@@ -11,7 +12,7 @@ import { SpanKind, inSpan, setSpanAttributes, traceparentField } from '../../sha
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
-import { ProbeTarget, RunnerEventAck, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
+import { ProbeTarget, RehearsalSource, RunnerEventAck, type RehearsalReport, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
 import { backoffDelayMs, type RetryPolicy } from '../../shared/retry.js';
@@ -143,6 +144,20 @@ export class RunnerApiClient {
     const target = UploadTarget.safeParse(outcome.value);
     if (!target.success) throw new AppError('internal', `The API answered upload-target with an unexpected body: ${target.error.message}`);
     return { kind: 'ok', value: target.data };
+  }
+
+  /** A read SAS for an Available backup to rehearse, with the digest and row counts recorded at upload. */
+  async rehearsalSource(jobId: string, options: { signal?: AbortSignal } = {}): Promise<ApiOutcome<RehearsalSource>> {
+    const outcome = await this.call(`/api/runner/jobs/${encodeURIComponent(jobId)}/rehearsal-source`, {}, options.signal);
+    if (outcome.kind !== 'ok') return outcome;
+    const source = RehearsalSource.safeParse(outcome.value);
+    if (!source.success) throw new AppError('internal', `The API answered rehearsal-source with an unexpected body: ${source.error.message}`);
+    return { kind: 'ok', value: source.data };
+  }
+
+  /** Reports a rehearsal's outcome; a 409 means the backup is gone, nothing to record. */
+  async reportRehearsal(jobId: string, report: RehearsalReport, options: { signal?: AbortSignal } = {}): Promise<ApiOutcome<unknown>> {
+    return this.call(`/api/runner/jobs/${encodeURIComponent(jobId)}/rehearsal`, report, options.signal);
   }
 
   /** A job-less SAS for `check`'s probe blob (write, then delete). */

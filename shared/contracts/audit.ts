@@ -34,7 +34,9 @@ export const auditActions = [
   'integrity.failed',
   'rpo.breached',
   'rpo.recovered',
+  'restore.rehearsal_requested',
   'restore.rehearsed',
+  'sas.rehearsal_issued',
   'recipients.updated',
 ] as const;
 export const AuditAction = z.enum(auditActions);

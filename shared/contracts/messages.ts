@@ -34,5 +34,34 @@ export const BackupJobMessage = z
   .strict();
 export type BackupJobMessage = z.infer<typeof BackupJobMessage>;
 
+/**
+ * The message that asks a runner to restore-rehearse an Available backup (issue 11). `messageId` = rehearsal id
+ * (the backup's job id was already used by its backup message). A runner that predates this variant fails the
+ * strict BackupJobMessage parse on `kind` and dead-letters it, rather than backing anything up.
+ */
+export const RehearsalJobMessage = z
+  .object({
+    schemaVersion: z.literal(1),
+    kind: z.literal('rehearsal'),
+    rehearsalId: uuid,
+    /** The Available backup job to rehearse; its facts (digest, row counts) come with the read link. */
+    jobId: uuid,
+    serverId: uuid,
+    engine: BackupEngine,
+    requestedAt: isoDateTime,
+  })
+  .strict();
+export type RehearsalJobMessage = z.infer<typeof RehearsalJobMessage>;
+
+/** Anything on the jobs topic: a backup (no `kind`, as runners before rehearsals expect) or a rehearsal. */
+export const JobMessage = z.union([RehearsalJobMessage, BackupJobMessage]);
+export type JobMessage = z.infer<typeof JobMessage>;
+
+export const isRehearsalMessage = (message: JobMessage): message is RehearsalJobMessage => 'kind' in message && message.kind === 'rehearsal';
+
+/** Service Bus message id: the job id for a backup, the rehearsal id for a rehearsal. */
+export const jobMessageId = (message: JobMessage): string => (isRehearsalMessage(message) ? message.rehearsalId : message.jobId);
+
 export const JOB_MESSAGE_SUBJECT = 'backup-job';
+export const REHEARSAL_MESSAGE_SUBJECT = 'restore-rehearsal';
 export const SERVER_ID_PROPERTY = 'serverId';

@@ -104,6 +104,35 @@ export const UploadTarget = z
   .meta({ id: 'UploadTarget' });
 export type UploadTarget = z.infer<typeof UploadTarget>;
 
+/**
+ * Answer to `POST /api/runner/jobs/{id}/rehearsal-source`: a short read SAS for an Available backup and the facts
+ * the control plane recorded at upload, which the rehearsal checks the bytes and the restore against.
+ */
+export const RehearsalSource = z
+  .object({
+    url: z.url(),
+    expiresAt: isoDateTime,
+    compression: Compression,
+    encrypted: z.boolean(),
+    sha256: sha256Hex,
+    tableRowCounts: z.record(z.string(), z.number().int().nonnegative()).nullable(),
+  })
+  .meta({ id: 'RehearsalSource' });
+export type RehearsalSource = z.infer<typeof RehearsalSource>;
+
+/** `POST /api/runner/jobs/{id}/rehearsal`: how a restore rehearsal of the job's backup ended. */
+export const RehearsalReport = z
+  .object({
+    rehearsalId: z.uuid(),
+    result: z.enum(['passed', 'failed']),
+    restoreDurationMs: z.number().int().nonnegative(),
+    code: z.string().min(1).max(errorCodeMaxLength).optional(),
+    message: z.string().max(errorMessageMaxLength).optional(),
+  })
+  .strict()
+  .meta({ id: 'RehearsalReport' });
+export type RehearsalReport = z.infer<typeof RehearsalReport>;
+
 /** Answer to `POST /api/runner/probe-target`: a short create+write+delete SAS for a job-less probe blob. */
 export const ProbeTarget = z.object({ blobPath: z.string(), url: z.url(), expiresAt: isoDateTime }).meta({ id: 'ProbeTarget' });
 export type ProbeTarget = z.infer<typeof ProbeTarget>;

@@ -6,7 +6,7 @@ import { createBlobGateway } from '../../shared/storage/blob-gateway.js';
 import type { BlobGateway } from '../../shared/storage/gateway.js';
 import type { UploadTarget } from '../../shared/contracts/runner.js';
 import type { UploadTargetProvider } from '../../runner-agent/pipeline/upload.js';
-import type { Azurite } from '../../dev/azurite.js';
+import { type Azurite, azuriteGatewayOptions } from '../../dev/azurite.js';
 
 export async function gatewayWithContainer(azurite: Azurite): Promise<{ gateway: BlobGateway; container: string }> {
   const container = await azurite.createContainer();
@@ -15,6 +15,7 @@ export async function gatewayWithContainer(azurite: Azurite): Promise<{ gateway:
     container: container.containerName,
     credential: azurite.credential,
     retryOptions: { maxTries: 2, retryDelayInMs: 50 },
+    ...azuriteGatewayOptions,
   });
   return { gateway, container: container.containerName };
 }

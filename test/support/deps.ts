@@ -15,7 +15,7 @@ import type { AuditAction } from '../../shared/contracts/audit.js';
 import type { BackupEngine } from '../../shared/contracts/common.js';
 import type { CopyRecipient } from '../../shared/contracts/encryption.js';
 import type { JobStatus } from '../../shared/contracts/jobs.js';
-import type { BackupJobMessage } from '../../shared/contracts/messages.js';
+import type { JobMessage } from '../../shared/contracts/messages.js';
 import { type DatabasePolicy, defaultDatabasePolicy } from '../../shared/contracts/servers.js';
 import type { DatabaseRecord, JobRecord, ServerRecord, Store } from '../../shared/db/store.js';
 import { backupBlobPath } from '../../shared/storage/paths.js';
@@ -140,8 +140,8 @@ export class RecordingOrchestrations implements JobOrchestrations {
 }
 
 export class RecordingJobQueue implements JobQueue {
-  readonly enqueued: BackupJobMessage[] = [];
-  async enqueue(message: BackupJobMessage): Promise<void> {
+  readonly enqueued: JobMessage[] = [];
+  async enqueue(message: JobMessage): Promise<void> {
     this.enqueued.push(message);
   }
   async ping(): Promise<void> {}
