@@ -28,6 +28,7 @@ beforeAll(async () => {
     SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
     SQL_SERVER: 'sql-dbdist.database.windows.net',
     SQL_DATABASE: 'dbdist',
+    MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing',
   });
 });
 
@@ -43,7 +44,7 @@ describe('tokenValidatorOptionsFromSettings', () => {
       authorityHost: `${issuer.baseUrl}/`,
       acceptV1: true,
       v1IssuerHost: issuer.baseUrl,
-      rbacPolicy: { adminGroupIds: [testGroupIds.admin], auditorGroupIds: [], requesterGroupIds: [testGroupIds.requester] },
+      rbacPolicy: { adminGroupIds: [testGroupIds.admin], approverGroupIds: [], auditorGroupIds: [], requesterGroupIds: [testGroupIds.requester] },
     });
   });
 

@@ -103,6 +103,7 @@ describe('rbacPolicyFromSettings', () => {
       SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
       SQL_SERVER: 'sql-dbdist.database.windows.net',
       SQL_DATABASE: 'dbdist',
+      MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing',
     });
     expect(rbacPolicyFromSettings(settings)).toEqual({
       adminGroupIds: [adminGroup],
