@@ -208,12 +208,30 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         },
         stop.signal,
       );
-    let firstTarget: UploadTarget | undefined = await requestTarget('initial');
+    // A sanitized copy is built, masked and verified before the runner asks for a write SAS: a sanitized job that
+    // fails closed (an uncovered sensitive column, a failed verification) never holds one.
+    const sanitized = job.masking
+      ? await sanitizedBackup({ jobId: job.jobId, databaseName: job.databaseName, masking: job.masking }, scratch!, { signal: stop.signal, attemptId, logger: log })
+      : undefined;
+    const discardSanitized = async () => {
+      if (!sanitized) return;
+      sanitized.done.catch(() => undefined);
+      sanitized.stream.destroy();
+      await sanitized.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
+    };
+    let firstTarget: UploadTarget | undefined;
+    try {
+      firstTarget = await requestTarget('initial');
+    } catch (error) {
+      await discardSanitized();
+      throw error;
+    }
     const reportUploaded = async (facts: Omit<UploadedEvent, 'type' | 'eventId'>) => {
       const uploaded: RunnerEvent = { type: 'uploaded', eventId: eventId('uploaded'), ...facts };
       await reach('the API (uploaded report)', () => post(uploaded), stop.signal);
     };
     if (firstTarget.committed) {
+      await discardSanitized();
       // An earlier delivery committed this job's blob but could not report it: finish that instead of redoing it.
       log.info({ sizeBytes: firstTarget.committed.sizeBytes, sha256: firstTarget.committed.sha256 }, 'backup already committed by an earlier delivery; reporting it');
       await reportUploaded({ blobPath: firstTarget.blobPath, ...firstTarget.committed });
@@ -236,8 +254,8 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     });
 
     // A sanitized copy is a backup like any other to the upload; it only passed verification first.
-    const backup = job.masking
-      ? await sanitizedBackup({ jobId: job.jobId, databaseName: job.databaseName, masking: job.masking }, scratch!, { signal: stop.signal, attemptId, logger: log })
+    const backup = sanitized
+      ? sanitized
       : await engine.backup(
       { jobId: job.jobId, databaseName: job.databaseName, compression: job.options.compression },
       {

@@ -75,6 +75,7 @@ export async function rehearseRestore(job: RehearsalJob, driver: ScratchDriver, 
   }
   const started = now();
   let restoreDurationMs = 0;
+  let restoring: Promise<void> | undefined;
   try {
     const digest = createHash('sha256');
     const hashing = new Transform({
@@ -91,7 +92,11 @@ export async function rehearseRestore(job: RehearsalJob, driver: ScratchDriver, 
     const plain = new Transform({ transform: (chunk, _encoding, callback) => callback(null, chunk) });
     const decoded = pipeline(source, ...(stages as [NodeJS.ReadWriteStream]), plain);
     // A restore may stop reading before the end: the rest still flows through the digest.
-    await Promise.all([decoded, driver.restoreFromBackup(plain, scratch, options.signal).then(() => plain.resume())]);
+    const restored = driver.restoreFromBackup(plain, scratch, options.signal).then(() => {
+      plain.resume();
+    });
+    restoring = restored.catch(() => undefined);
+    await Promise.all([decoded, restored]);
     restoreDurationMs = now() - started;
     const read = digest.digest('hex');
     if (read !== job.sha256) throw new JobFailure('backup_damaged', `The stored bytes' SHA-256 is ${read}, not ${job.sha256} as recorded at upload`);
@@ -108,6 +113,9 @@ export async function rehearseRestore(job: RehearsalJob, driver: ScratchDriver, 
     log.warn({ code, error: errorMessage(error) }, 'restore rehearsal failed');
     return { result: 'failed', restoreDurationMs: restoreDurationMs || now() - started, tableRowCounts: {}, code, message: errorMessage(error).slice(0, 4000) };
   } finally {
+    // A download that fails at once (a wrong key, a damaged header) must not race the restore still creating the
+    // scratch database: dropped before it exists, it would be left behind. The failed input stops the restore.
+    await restoring;
     await driver.drop(scratch).catch((error: unknown) => log.error({ error: errorMessage(error) }, 'could not drop the scratch database; it is dropped at the next start-up'));
   }
 }

@@ -91,6 +91,11 @@ export function maskingStatements(plan: MaskingPlan, key: MaskingKey): Array<{ t
 /** pg_restore's reading end; resolves when it exited 0, else fails with its stderr. */
 function pgRestoreInto(pgRestore: string, settings: PostgresSettings, database: string, input: Readable, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    // The input may have failed while the scratch database was being created: its error event is gone by now.
+    if (input.destroyed) {
+      reject(input.errored ?? new JobFailure('restore_failed', `The input for pg_restore into ${database} closed before the restore started`));
+      return;
+    }
     const child = spawn(pgRestore, ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password', `--dbname=${database}`], {
       env: pgEnvironment(settings, database),
       stdio: ['pipe', 'ignore', 'pipe'],

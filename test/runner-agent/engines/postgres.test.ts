@@ -218,9 +218,16 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
 
   it('leaves compression to the runner when it compresses, else asks pg_dump for zlib level 1; output arrives coalesced', async () => {
     // A stand-in pg_dump: prints its arguments, then 2 MiB in 4 KiB writes (as pg_dump writes its custom format).
-    const fake = join(workDir, 'args-pg_dump');
+    // Its bytes are no archive, so the engine's pre-commit restore check (the pg_restore beside pg_dump) gets a
+    // stand-in too, which reads everything and lists one entry; the real check is tested above.
+    const binDir = join(workDir, 'args-bin');
+    mkdirSync(binDir);
+    const fake = join(binDir, 'pg_dump');
     writeFileSync(fake, '#!/bin/sh\necho "$@"\nhead -c 2097152 /dev/zero | dd bs=4096 status=none\n');
     chmodSync(fake, 0o755);
+    const fakeRestore = join(binDir, 'pg_restore');
+    writeFileSync(fakeRestore, '#!/bin/sh\ncat >/dev/null\necho "1; 2615 2200 SCHEMA - public postgres"\n');
+    chmodSync(fakeRestore, 0o755);
     const engine = createPostgresEngine(settings, { pgDumpPath: fake });
     const argumentsFor = async (compression: 'none' | 'gzip' | 'zstd') => {
       const backup = await engine.backup(

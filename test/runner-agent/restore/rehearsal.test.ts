@@ -3,12 +3,15 @@
  * back through a real read-only SAS.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { type Readable, pipeline } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Compression } from '../../../shared/contracts/common.js';
 import type { BlobGateway } from '../../../shared/storage/gateway.js';
 import { createPostgresEngine } from '../../../runner-agent/engines/postgres.js';
 import { silentLogger } from '../../../runner-agent/logger.js';
 import { uploadBackup } from '../../../runner-agent/pipeline/upload.js';
+import { createCompressStream } from '../../../runner-agent/pipeline/compression.js';
+import { createEncryptStream } from '../../../runner-agent/pipeline/crypto.js';
 import { compareRowCounts, rehearseRestore } from '../../../runner-agent/restore/rehearsal.js';
 import { startAzurite, type Azurite } from '../../../dev/azurite.js';
 import { postgresAvailable } from '../../support/postgres.js';
@@ -37,11 +40,13 @@ async function storedBackup(compression: Compression, encryptionKey?: Buffer) {
     { jobId: randomUUID(), databaseName: database },
     { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
   );
+  // New backups encrypt with age only; an encrypted rehearsal is of an older runner-key (DBDE) backup, so that
+  // format is written here as the runner used to: compress, then DBDE-encrypt, then store those bytes as they are.
+  const dbde = encryptionKey ? [createCompressStream(compression), createEncryptStream(encryptionKey)].filter((s) => s !== undefined) : [];
   const result = await uploadBackup({
-    source: backup.stream,
+    source: dbde.length > 0 ? ((pipeline(backup.stream, ...(dbde as unknown as [NodeJS.ReadWriteStream]), () => undefined) as unknown as Readable)) : backup.stream,
     sourceDone: backup.done,
-    compression,
-    ...(encryptionKey ? { encryptionKey } : {}),
+    compression: encryptionKey ? 'none' : compression,
     getTarget: targetProvider(gateway, blobPath),
     metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database },
   });
