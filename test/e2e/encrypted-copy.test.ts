@@ -93,9 +93,12 @@ describe.skipIf(!postgresAvailable || !ageCliAvailable)('an age-encrypted copy, 
     }
     expect(record).toMatchObject({ status: 'Available' });
     const job = (await stack.api<Json>('GET', `/api/jobs/${created.body.id}`, { token: stack.tokens.alice })).body;
-    expect(job.downloadLink.fileName).toMatch(/\.dump\.zst\.age$/);
-    const bytes = await readAll((await fetch(job.downloadLink.url)).body!);
-    expect(createHash('sha256').update(bytes).digest('hex')).toBe(job.downloadLink.sha256);
+    // The job view carries no link (a bearer secret): the link is issued once, by POST …/download-link.
+    const link = await stack.api<Json>('POST', `/api/jobs/${created.body.id}/download-link`, { token: stack.tokens.alice, body: {} });
+    expect(link.status).toBe(200);
+    expect(link.body.fileName).toMatch(/\.dump\.zst\.age$/);
+    const bytes = await readAll((await fetch(link.body.url)).body!);
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(link.body.sha256);
     const file = join(dir, name);
     writeFileSync(file, bytes);
     return { file, job };

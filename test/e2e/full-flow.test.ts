@@ -11,6 +11,7 @@ import { readAll, startLocalStack, JOBS_TOPIC, type LocalStack } from '../../dev
 import { startEmbeddedSource, restoreAndFingerprint, type EmbeddedSource } from '../../dev/embedded-source.js';
 import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
 import type { AuditRecord, JobRecord } from '../../shared/db/store.js';
+import { sidecarPaths } from '../../shared/storage/paths.js';
 import { waitForJob as waitForJobIn } from '../support/jobs.js';
 
 type Json = Record<string, any>;
@@ -191,8 +192,11 @@ describe('full flow on local stand-ins', () => {
       expect(job.status).toBe('Available');
       await until(() => second.consumer.activeJobs === 0, 'the second runner to settle its message');
 
+      // One backup blob, and beside it only its own two integrity sidecars (no second backup, no stray sidecars).
       const newBlobs = (await committedBlobs()).filter((name) => !blobsBefore.includes(name));
-      expect(newBlobs).toEqual([job.blobPath]);
+      const sidecars = sidecarPaths(job.blobPath);
+      expect(newBlobs.filter((name) => !name.endsWith('.sha256') && !name.endsWith('.manifest.json'))).toEqual([job.blobPath]);
+      expect([...newBlobs].sort()).toEqual([job.blobPath, sidecars.sha256, sidecars.manifest].sort());
       const props = await stack.azurite.serviceClient.getContainerClient(stack.container).getBlobClient(job.blobPath).getProperties();
       expect(props.contentLength).toBe(job.sizeBytes);
       expect(props.metadata?.sha256).toBe(job.sha256);

@@ -57,7 +57,11 @@ describe('integrity on the whole stack', () => {
   it('catches a runner that reports a wrong SHA-256 and writes matching metadata: Failed, blob deleted, both digests audited', async () => {
     const jobId = await requestBackup();
     const queued = await waitForJob(jobId, (job) => job.status === 'Queued', 'Queued');
-    const runnerApi = (path: string, body: unknown) => stack.api<Json>('POST', `/api/runner/jobs/${jobId}/${path}`, { token: stack.tokens.runner, body });
+    // The liar is a runner identity an Admin bound to the server: runner endpoints refuse unbound runners (403).
+    const liar = { clientId: randomUUID(), servicePrincipalId: randomUUID() };
+    await stack.bindRunner(serverId, liar);
+    const liarToken = stack.issuer.issueAppToken({ roles: ['Runner'], appId: liar.clientId, oid: liar.servicePrincipalId, expiresIn: 3600 });
+    const runnerApi = (path: string, body: unknown) => stack.api<Json>('POST', `/api/runner/jobs/${jobId}/${path}`, { token: liarToken, body });
     const event = (type: string, fields: Json) => runnerApi('events', { type, eventId: `${jobId}:liar:${type}:${randomUUID()}`, ...fields });
 
     expect((await event('accepted', { runnerId: 'liar', attempt: 1 })).status).toBe(202);

@@ -6,6 +6,7 @@
  * counted connection). Short lock duration, delivery count and outage bound come from configuration only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -65,7 +66,8 @@ interface Served {
   serverId: string;
   databaseId: string;
   runner: RunnerProcess;
-  /** pg_dump runs so far (each is one connection through the throttled proxy). */
+  /** pg_dump runs so far (each is one connection through the throttled proxy; the engine's row-count snapshot
+   * connection, application_name `dbdist-runner snapshot`, is not a run of its own and is not counted). */
   engineRuns: () => number;
   clientId: string;
 }
@@ -74,6 +76,7 @@ interface Served {
 async function serveWithRunner(outageBoundSeconds: number, options: { bind?: boolean } = {}): Promise<Served> {
   const pgProxy = await startTcpProxy({ target: { host: postgres.host, port: postgres.port }, bytesPerSecond: PG_BYTES_PER_SECOND });
   proxies.push(pgProxy);
+  const snapshots = await countSnapshotConnections(pgProxy);
   const server = await stack.api<Json>('POST', '/api/servers', {
     token: stack.tokens.admin,
     body: { name: `pg-${Date.now()}`, host: `${postgres.host}:${postgres.port}`, engine: 'postgres' },
@@ -88,14 +91,56 @@ async function serveWithRunner(outageBoundSeconds: number, options: { bind?: boo
     serverId: server.body.id,
     dir,
     apiBaseUrl: `https://127.0.0.1:${apiProxy.port}`,
-    postgres: { host: pgProxy.host, port: pgProxy.port, user: postgres.user, ...(new URL(postgres.url).password ? { password: decodeURIComponent(new URL(postgres.url).password) } : {}) },
+    postgres: { host: snapshots.host, port: snapshots.port, user: postgres.user, ...(new URL(postgres.url).password ? { password: decodeURIComponent(new URL(postgres.url).password) } : {}) },
     settings: { outageBoundSeconds, lockRenewalMaxMinutes: 10, logLevel: 'info' },
     bind: options.bind ?? true,
   });
   const runner = spawnRunner(setup, { echo: Boolean(process.env.DBDIST_E2E_LOG) });
   runners.push(runner);
   await runner.waitForLog((line) => line.msg === 'listening for backup jobs', 30_000);
-  return { serverId: server.body.id, databaseId: database.body.id, runner, engineRuns: () => pgProxy.connections, clientId: setup.clientId };
+  return { serverId: server.body.id, databaseId: database.body.id, runner, engineRuns: () => pgProxy.connections - snapshots.count(), clientId: setup.clientId };
+}
+
+/**
+ * A pass-through in front of `proxy` that counts the connections of the PostgreSQL engine's row-count snapshot
+ * (`postgres.recordRowCounts`, on by default): the `pg` client opens it in plain text with application_name
+ * `dbdist-runner snapshot` (pg_dump's own connection says `dbdist-runner`), so its startup packet names it.
+ */
+async function countSnapshotConnections(proxy: TcpProxy): Promise<{ host: string; port: number; count: () => number; close: () => Promise<void> }> {
+  const marker = Buffer.from('application_name\0dbdist-runner snapshot\0');
+  const open = new Set<Socket>();
+  let count = 0;
+  const server = createServer((client) => {
+    const upstream = connect(proxy.port, proxy.host);
+    open.add(client).add(upstream);
+    let head = Buffer.alloc(0);
+    let decided = false;
+    client.on('data', (chunk: Buffer) => {
+      if (decided) return;
+      head = Buffer.concat([head, chunk]);
+      if (head.includes(marker)) {
+        count += 1;
+        decided = true;
+      } else if (head.length > 4096) decided = true;
+    });
+    const drop = () => {
+      for (const socket of [client, upstream]) {
+        open.delete(socket);
+        socket.destroy();
+      }
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const close = async () => {
+    for (const socket of open) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  proxies.push({ close } as TcpProxy);
+  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port, count: () => count, close };
 }
 
 async function requestBackup(databaseId: string): Promise<string> {
