@@ -13,11 +13,21 @@ import { createDatabase, deleteDatabase, getDatabase, listDatabases, listRequest
 import type { EndpointHandler } from '../../functions/endpoint.js';
 import { live, ready } from '../../functions/health.js';
 import { corsPreflight } from '../../functions/preflight.js';
-import { approveJob, cancelJob, createDownloadLink, rejectJob, createJob, deleteJobBackup, getJob, listJobs } from '../../functions/jobs.js';
+import { manifestKeys, verifyJob } from '../../functions/integrity.js';
+import { approveJob, cancelJob, createDownloadLink, rejectJob, createJob, deleteJobBackup, getJob, listJobs, rehearseJob } from '../../functions/jobs.js';
 import { getMetrics } from '../../functions/metrics.js';
 import { getOpenApiDocument } from '../../functions/openapi.js';
 import { registeredRoutes } from '../../functions/registry.js';
-import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
+import { getMyRecipients, listRetiredRecipientCopies, putMyRecipients } from '../../functions/recipients.js';
+import {
+  issueProbeTarget,
+  issueRehearsalSource,
+  issueUploadTarget,
+  listRunners,
+  postRehearsalReport,
+  postRunnerEvent,
+  postRunnerHeartbeat,
+} from '../../functions/runner.js';
 import { createServer, deleteServer, getServer, listServers, updateServer } from '../../functions/servers.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps } from '../support/deps.js';
 import { type InvokeOptions, invoke } from '../support/http.js';
@@ -235,6 +245,38 @@ const cases: EndpointCase[] = [
     expected: only({}),
     refusalAudited: 'job.approval_denied',
   },
+  {
+    name: 'POST jobs/{id}/rehearse',
+    handler: rehearseJob,
+    prepare: async () => {
+      const { id } = await job('Available');
+      return { method: 'POST', path: `jobs/${id}/rehearse`, params: { id } };
+    },
+    expected: only({ admin: 202 }),
+  },
+  {
+    name: 'POST jobs/{id}/verify',
+    handler: verifyJob,
+    prepare: async () => {
+      const { id } = await job('Available');
+      return { method: 'POST', path: `jobs/${id}/verify`, params: { id } };
+    },
+    expected: only({ admin: 202, auditor: 202 }),
+  },
+  { name: 'GET manifest-keys', handler: manifestKeys, prepare: async () => ({ path: 'manifest-keys' }), expected: everyone(200) },
+  { name: 'GET me/recipients', handler: getMyRecipients, prepare: async () => ({ path: 'me/recipients' }), expected: only({ admin: 200, requester: 200 }) },
+  {
+    name: 'PUT me/recipients',
+    handler: putMyRecipients,
+    prepare: async () => ({ method: 'PUT', path: 'me/recipients', body: { recipients: [] } }),
+    expected: only({ admin: 200, requester: 200 }),
+  },
+  {
+    name: 'GET recipients/retired-copies',
+    handler: listRetiredRecipientCopies,
+    prepare: async () => ({ path: 'recipients/retired-copies' }),
+    expected: only({ admin: 200 }),
+  },
   { name: 'GET audit', handler: queryAudit, prepare: async () => ({ path: 'audit' }), expected: only({ admin: 200, auditor: 200 }) },
   {
     name: 'POST runner/jobs/{id}/upload-target',
@@ -253,6 +295,24 @@ const cases: EndpointCase[] = [
       return { method: 'POST', path: `runner/jobs/${id}/events`, params: { id }, body: { type: 'progress', eventId: `evt-${randomUUID()}`, percent: 10, bytes: 1024 } };
     },
     expected: only({ runner: 202 }),
+  },
+  {
+    name: 'POST runner/jobs/{id}/rehearsal-source',
+    handler: issueRehearsalSource,
+    prepare: async () => {
+      const { id } = await job('Available');
+      return { method: 'POST', path: `runner/jobs/${id}/rehearsal-source`, params: { id } };
+    },
+    expected: only({ runner: 200 }),
+  },
+  {
+    name: 'POST runner/jobs/{id}/rehearsal',
+    handler: postRehearsalReport,
+    prepare: async () => {
+      const { id } = await job('Available');
+      return { method: 'POST', path: `runner/jobs/${id}/rehearsal`, params: { id }, body: { rehearsalId: randomUUID(), result: 'passed', restoreDurationMs: 1200 } };
+    },
+    expected: only({ runner: 200 }),
   },
   {
     name: 'POST runner/heartbeat',

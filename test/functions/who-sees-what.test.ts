@@ -38,7 +38,7 @@ describe('GET /api/databases', () => {
         serverId: mine.server.id,
         name: 'Mine',
         engine: 'sqlserver',
-        policy: { allowedEngines: ['sqlserver', 'postgres'], maxSasTtlMinutes: 15, retentionDays: 7, bindLinksToRequester: true },
+        policy: { allowedEngines: ['sqlserver', 'postgres'], maxSasTtlMinutes: 15, retentionDays: 7, bindLinksToRequester: true, distribution: 'raw' },
       },
     ]);
     // Who else may request it is not theirs to see.
@@ -72,17 +72,17 @@ describe('schedules with options and recipients', () => {
       path: `servers/${server.id}/databases`,
       params: { serverId: server.id },
       token: t.tokens.admin(),
-      body: { name: 'Nightly', schedule: { cron: '0 3 * * *', options: { compression: 'zstd', encryption: true }, recipientGroupId: recipients.toUpperCase() } },
+      body: { name: 'Nightly', schedule: { cron: '0 3 * * *', options: { compression: 'zstd', encryption: 'dbde' }, recipientGroupId: recipients.toUpperCase() } },
     });
     expect(created.status, created.text).toBe(201);
-    expect(created.json.schedule).toEqual({ cron: '0 3 * * *', options: { compression: 'zstd', encryption: true }, recipientGroupId: recipients });
+    expect(created.json.schedule).toEqual({ cron: '0 3 * * *', options: { compression: 'zstd', encryption: 'dbde' }, recipientGroupId: recipients });
 
     const realNow = t.deps.now;
     t.deps.now = () => new Date('2026-12-01T03:05:00Z');
     const report = await runDueSchedules(t.deps, new RecordingOrchestrations()).finally(() => (t.deps.now = realNow));
     expect(report.created).toHaveLength(1);
     const job = (await t.deps.store.getJob(report.created[0]!.jobId))!;
-    expect(job.options).toEqual({ compression: 'zstd', encryption: true });
+    expect(job.options).toEqual({ compression: 'zstd', encryption: 'dbde' });
     expect(job.blobPath).toContain('.zst');
 
     // Make it Available as the orchestration would, then ask as a recipient and as a stranger.

@@ -276,7 +276,10 @@ function RequestForm({ api, onRequested }: { api: Api; onRequested: (job: JobVie
       <Problem error={loadError} />
       {databases && databases.length === 0 && <p>No database lists you among its requesters. Ask an admin to add your group.</p>}
       <form onSubmit={(event) => void submit(event)} className="form-grid">
-        {catalogMissing || !databases ? (
+        {!catalogMissing && !databases && !loadError ? (
+          // Until the catalogue answers: neither the list nor the id field, so the form does not swap under the user.
+          <p role="status">Loading the databases you may request…</p>
+        ) : catalogMissing || !databases ? (
           <label>
             Database id
             <input value={databaseId} onChange={(event) => setDatabaseId(event.target.value)} required placeholder="00000000-0000-4000-8000-000000000000" />
@@ -284,8 +287,9 @@ function RequestForm({ api, onRequested }: { api: Api; onRequested: (job: JobVie
           </label>
         ) : (
           <label>
-            Database
-            <select value={databaseId} onChange={(event) => setDatabaseId(event.target.value)} required>
+            {/* Named by this text alone: a wrapping label's name would also take in the selected option's text. */}
+            <span id="request-database-label">Database</span>
+            <select aria-labelledby="request-database-label" value={databaseId} onChange={(event) => setDatabaseId(event.target.value)} required>
               {databases.map((database) => (
                 <option key={database.id} value={database.id}>
                   {database.name}
