@@ -5,7 +5,7 @@
  */
 import { ServiceBusClient, isServiceBusError } from '@azure/service-bus';
 import type { ServiceBusClientOptions, ServiceBusReceiver, ServiceBusSender, TokenCredential } from '@azure/service-bus';
-import { JOB_MESSAGE_SUBJECT, JobMessage, REHEARSAL_MESSAGE_SUBJECT, SERVER_ID_PROPERTY, isRehearsalMessage, jobMessageId } from './contracts/messages.js';
+import { JOB_MESSAGE_SUBJECT, type JobMessage, REHEARSAL_MESSAGE_SUBJECT, SERVER_ID_PROPERTY, isRehearsalMessage, jobMessageId, jobMessageSchemaOf } from './contracts/messages.js';
 import { AppError, errorMessage } from './errors.js';
 import type { DeadLetterInbox, DeadLetteredMessage, JobQueue } from './messaging.js';
 import { traceparentField } from './telemetry.js';
@@ -38,7 +38,7 @@ export function createJobQueue({ client, topic, ownsClient = true }: JobQueueOpt
   return {
     async enqueue(message) {
       // A malformed message would be dead-lettered by the runner; refuse it here, where the bug is.
-      const job = parseOrThrow(JobMessage, message, 'message');
+      const job: JobMessage = parseOrThrow(jobMessageSchemaOf(message), message, 'message');
       const messageId = jobMessageId(job);
       await asDependencyError(`send message ${messageId} (job ${job.jobId}) to topic ${topic}`, () =>
         topicSender().sendMessages({

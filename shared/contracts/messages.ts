@@ -57,6 +57,11 @@ export type RehearsalJobMessage = z.infer<typeof RehearsalJobMessage>;
 export const JobMessage = z.union([RehearsalJobMessage, BackupJobMessage]);
 export type JobMessage = z.infer<typeof JobMessage>;
 
+/** The schema a message must meet, chosen by its `kind`, so that a refusal names the field at fault. */
+export function jobMessageSchemaOf(value: unknown): typeof RehearsalJobMessage | typeof BackupJobMessage {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'rehearsal' ? RehearsalJobMessage : BackupJobMessage;
+}
+
 export const isRehearsalMessage = (message: JobMessage): message is RehearsalJobMessage => 'kind' in message && message.kind === 'rehearsal';
 
 /** Service Bus message id: the job id for a backup, the rehearsal id for a rehearsal. */
