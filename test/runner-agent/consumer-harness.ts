@@ -7,6 +7,7 @@ import { RunnerApiClient } from '../../runner-agent/api/client.js';
 import { JobConsumer } from '../../runner-agent/consumer.js';
 import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
 import { createLogger, silentLogger } from '../../runner-agent/logger.js';
+import type { RunnerMetrics } from '../../runner-agent/metrics.js';
 import { KeyedSemaphore } from '../../runner-agent/semaphore.js';
 
 export const TOPIC = 'backup-jobs';
@@ -25,6 +26,7 @@ export interface HarnessOptions {
   outageBoundMs?: number;
   /** The engine also answers SQL Server jobs (default: PostgreSQL only). */
   alsoSqlServer?: boolean;
+  metrics?: RunnerMetrics;
 }
 
 export function startTestConsumer(options: HarnessOptions): { consumer: JobConsumer; client: ServiceBusClient; api: RunnerApiClient } {
@@ -53,6 +55,7 @@ export function startTestConsumer(options: HarnessOptions): { consumer: JobConsu
       uploadOptions: { blockBytes: 1024 * 1024, parallelism: 2 },
       progress: { minIntervalMs: 0, heartbeatMs: 0 },
       outageBoundMs: options.outageBoundMs ?? 0,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     },
   });
   consumer.start();
