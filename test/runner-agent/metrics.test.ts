@@ -15,7 +15,7 @@ import { startAzurite, type Azurite } from '../../dev/azurite.js';
 import { parsePrometheus, sample } from '../support/prometheus.js';
 import { startApiStandIn, type ApiStandIn } from './api-stand-in.js';
 import { gatewayWithContainer } from './blob-target.js';
-import { startTestConsumer, SUBSCRIPTION, TOPIC } from './consumer-harness.js';
+import { jobMessageFor, startTestConsumer, SUBSCRIPTION, TOPIC } from './consumer-harness.js';
 import { fakeEngine } from './fake-engine.js';
 
 const serverId = randomUUID();
@@ -68,24 +68,7 @@ async function scrape(server: MetricsServer) {
 }
 
 function jobMessage(): BackupJobMessage {
-  const jobId = randomUUID();
-  const databaseId = randomUUID();
-  const blobPath = `backups/${serverId}/${databaseId}/${jobId}.dump`;
-  api.blobPathFor.set(jobId, blobPath);
-  const now = Date.now();
-  return {
-    schemaVersion: 1,
-    jobId,
-    serverId,
-    server: { name: 'pg01', host: 'pg01.internal' },
-    databaseId,
-    databaseName: 'Sales',
-    engine: 'postgres',
-    options: { compression: 'none', encryption: 'none' },
-    blobPath,
-    requestedAt: new Date(now).toISOString(),
-    runDeadline: new Date(now + 60 * 60_000).toISOString(),
-  };
+  return jobMessageFor(api, serverId);
 }
 
 async function send(job: BackupJobMessage): Promise<void> {
