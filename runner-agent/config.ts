@@ -189,6 +189,11 @@ const runnerConfigFields = z.object({
     .object({ otlpEndpoint: z.url({ protocol: /^https?$/, message: 'must be an http(s):// URL' }).optional() })
     .strict()
     .default({}),
+  /** Prometheus text at `http://host:port/metrics` (issue 14): off unless a port is set. */
+  metrics: z
+    .object({ port: z.number().int().nonnegative().max(65535).optional(), host: nonEmpty.default('127.0.0.1') })
+    .strict()
+    .default({ host: '127.0.0.1' }),
 });
 
 const needsAnEngine = { path: ['sqlServer'], message: 'configure sqlServer and/or postgres' };
@@ -217,6 +222,8 @@ type ValueKind = 'string' | 'number' | 'boolean' | 'list';
 export const envVariables: ReadonlyArray<{ env: string; path: string; kind: ValueKind; secret?: true }> = [
   { env: 'DBDIST_RUNNER_ID', path: 'runnerId', kind: 'string' },
   { env: 'DBDIST_RUNNER_OTLP_ENDPOINT', path: 'telemetry.otlpEndpoint', kind: 'string' },
+  { env: 'DBDIST_RUNNER_METRICS_PORT', path: 'metrics.port', kind: 'number' },
+  { env: 'DBDIST_RUNNER_METRICS_HOST', path: 'metrics.host', kind: 'string' },
   { env: 'DBDIST_RUNNER_SERVER_IDS', path: 'serverIds', kind: 'list' },
   { env: 'DBDIST_RUNNER_SERVICEBUS_NAMESPACE', path: 'serviceBus.fullyQualifiedNamespace', kind: 'string' },
   { env: 'DBDIST_RUNNER_SERVICEBUS_CONNECTION_STRING', path: 'serviceBus.connectionString', kind: 'string', secret: true },

@@ -24,6 +24,7 @@ import type { ApiOutcome, RunnerApiClient } from './api/client.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import { JobFailure, isJobFailure } from './errors.js';
 import type { Logger } from './logger.js';
+import type { RunnerMetrics } from './metrics.js';
 import { DEFAULT_OUTAGE_BOUND_MS, isTransient, waitThroughOutage, type OutagePolicy } from './outage.js';
 import { ProgressThrottle } from './pipeline/progress.js';
 import type { KeyedSemaphore } from './semaphore.js';
@@ -83,6 +84,8 @@ export interface JobRunnerDeps {
   /** The retired DBDE key, to rehearse old `.enc` backups; none: such a rehearsal fails `encryption_key_missing`. */
   encryptionKey?: Buffer;
   logger: Logger;
+  /** Prometheus metrics (`metrics.port`); none: nothing is counted. */
+  metrics?: RunnerMetrics;
   /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
   uploadOptions?: Pick<UploadOptions, 'blockBytes' | 'parallelism' | 'clientFor' | 'refreshMarginMs'>;
   /** How long the API or Blob Storage may stay unreachable before the attempt gives up (default 15 min). */
@@ -118,6 +121,12 @@ function asFailure(error: unknown): JobFailure {
 }
 
 export async function runJob(job: BackupJobMessage, context: AttemptContext, deps: JobRunnerDeps): Promise<Settlement> {
+  const settlement = await attemptBackup(job, context, deps);
+  deps.metrics?.settled(settlement);
+  return settlement;
+}
+
+async function attemptBackup(job: BackupJobMessage, context: AttemptContext, deps: JobRunnerDeps): Promise<Settlement> {
   const now = deps.now ?? Date.now;
   const attemptId = randomBytes(8).toString('hex');
   const attempt = context.deliveryCount + 1;
@@ -137,6 +146,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   /** Reports the failure; a 409 answer means there is nothing left to report to, a 404 that there never was. */
   const reportFailure = async (failure: JobFailure): Promise<Settlement> => {
     log.warn({ code: failure.code, error: failure.message }, 'backup failed');
+    deps.metrics?.engineErrors.inc({ code: failure.code.slice(0, 64) });
     try {
       const event: RunnerEvent = { type: 'failed', eventId: eventId('failed'), code: failure.code.slice(0, 64), message: failure.message.slice(0, 4000) };
       await reach('the API (failed report)', () => post(event), context.signal);
@@ -176,6 +186,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
   } catch {
     return { action: 'abandon', reason: 'shutting down before the job started' };
   }
+  deps.metrics?.inFlightJobs.inc();
 
   // Stops the engine and the upload when the API says stop (409) or the runner shuts down.
   const stop = new AbortController();
@@ -235,10 +246,12 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       // An earlier delivery committed this job's blob but could not report it: finish that instead of redoing it.
       log.info({ sizeBytes: firstTarget.committed.sizeBytes, sha256: firstTarget.committed.sha256 }, 'backup already committed by an earlier delivery; reporting it');
       await reportUploaded({ blobPath: firstTarget.blobPath, ...firstTarget.committed });
+      deps.metrics?.lastSuccess.set({ server: job.serverId }, Math.floor(now() / 1000));
       return { action: 'complete', reason: 'uploaded (committed earlier)' };
     }
 
     let engineBytes = 0;
+    let sourceBytesCounted = 0;
     let enginePercent = 0;
     const progress = new ProgressThrottle({
       send: async (sample) => {
@@ -292,6 +305,8 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
         },
         onProgress: ({ sourceBytes, storedBytes }) => {
           engineBytes = storedBytes;
+          deps.metrics?.bytesRead.inc(Math.max(0, sourceBytes - sourceBytesCounted));
+          sourceBytesCounted = Math.max(sourceBytesCounted, sourceBytes);
           const percent = backup.percentAfter ? backup.percentAfter(sourceBytes) : enginePercent;
           progress.offer({ percent: Math.min(percent, 99.9), bytes: storedBytes });
         },
@@ -313,6 +328,8 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
       attempt,
       ...(restoreCheck ? { restoreCheck } : {}),
     });
+    deps.metrics?.bytesUploaded.inc(result.sizeBytes);
+    deps.metrics?.lastSuccess.set({ server: job.serverId }, Math.floor(now() / 1000));
     return { action: 'complete', reason: 'uploaded' };
   } catch (caught) {
     const error = notRunnable ?? caught;
@@ -340,6 +357,7 @@ export async function runJob(job: BackupJobMessage, context: AttemptContext, dep
     return reportFailure(asFailure(error));
   } finally {
     context.signal.removeEventListener('abort', onShutdown);
+    deps.metrics?.inFlightJobs.dec();
     release();
   }
 }

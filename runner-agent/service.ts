@@ -20,6 +20,7 @@ import { createPostgresScratch } from './sanitize/postgres.js';
 import { createSqlServerScratch } from './sanitize/sqlserver.js';
 import type { ScratchDriver } from './sanitize/types.js';
 import { KeyedSemaphore } from './semaphore.js';
+import { RunnerMetrics, startMetricsServer } from './metrics.js';
 import { startHeartbeat } from './heartbeat.js';
 
 /** Per-call retries of the service's API client (the outage bound covers anything longer). */
@@ -108,6 +109,9 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   // A few quick retries per call; a longer outage is waited out by the job runner, within outageBoundSeconds.
   const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger, retry: serviceApiRetry });
   const client = buildServiceBusClient(config, credential);
+  const metrics = config.metrics.port === undefined ? undefined : new RunnerMetrics();
+  const metricsServer = metrics ? await startMetricsServer(metrics, { host: config.metrics.host, port: config.metrics.port! }) : undefined;
+  if (metricsServer) logger.info({ host: config.metrics.host, port: metricsServer.port }, 'serving Prometheus metrics at /metrics');
   const consumer = new JobConsumer({
     client,
     topic: config.serviceBus.topic,
@@ -126,6 +130,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       ...(config.encryptionKeyFile ? { encryptionKey: readKeyFile(config.encryptionKeyFile) } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
       outageBoundMs: config.outageBoundSeconds * 1000,
+      ...(metrics ? { metrics } : {}),
     },
   });
 
@@ -164,6 +169,7 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
 
   const exit = await consumer.exited;
   stopHeartbeat();
+  await metricsServer?.close();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   await Promise.allSettled(Object.values(engines).map((engine) => engine.close?.()));

@@ -42,6 +42,15 @@ describe('runner config', () => {
     });
   });
 
+  it('serves metrics only when a port is set, on 127.0.0.1 unless told otherwise', () => {
+    const off = loadRunnerConfig({ configPath: file('metrics-off.json', complete), env: {} });
+    expect(off.metrics).toEqual({ host: '127.0.0.1' });
+    const on = loadRunnerConfig({ configPath: file('metrics-on.json', complete), env: { DBDIST_RUNNER_METRICS_PORT: '9464', DBDIST_RUNNER_METRICS_HOST: '0.0.0.0' } });
+    expect(on.metrics).toEqual({ port: 9464, host: '0.0.0.0' });
+    const problems = problemsOf(() => loadRunnerConfig({ configPath: file('metrics-bad.json', { ...complete, metrics: { port: 70000 } }), env: {} }));
+    expect(problems.map((problem) => problem.field)).toContain('metrics.port');
+  });
+
   it('exports traces only when an OTLP endpoint is configured, from the file or the environment', () => {
     expect(loadRunnerConfig({ configPath: file('otel-off.json', complete), env: {} }).telemetry.otlpEndpoint).toBeUndefined();
     const fromEnv = loadRunnerConfig({ configPath: file('otel-env.json', complete), env: { DBDIST_RUNNER_OTLP_ENDPOINT: 'http://collector:4318/v1/traces' } });

@@ -12,7 +12,7 @@ import { ServiceBusBroker } from '../../dev/servicebus-broker.js';
 import { startAzurite, type Azurite } from '../../dev/azurite.js';
 import { startApiStandIn, type ApiStandIn } from './api-stand-in.js';
 import { gatewayWithContainer } from './blob-target.js';
-import { startTestConsumer, SUBSCRIPTION, TOPIC, type HarnessOptions } from './consumer-harness.js';
+import { jobMessageFor, startTestConsumer, SUBSCRIPTION, TOPIC, type HarnessOptions } from './consumer-harness.js';
 import { fakeEngine } from './fake-engine.js';
 import { collect, digestOf, pseudoRandomStream, through } from './helpers.js';
 import { createAgeDecryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
@@ -67,25 +67,7 @@ function consumerWith(options: Omit<HarnessOptions, 'connectionString' | 'apiBas
 }
 
 function jobMessage(overrides: Partial<BackupJobMessage> = {}): BackupJobMessage {
-  const jobId = randomUUID();
-  const databaseId = randomUUID();
-  const blobPath = `backups/${serverId}/${databaseId}/${jobId}.dump`;
-  api.blobPathFor.set(jobId, blobPath);
-  const now = Date.now();
-  return {
-    schemaVersion: 1,
-    jobId,
-    serverId,
-    server: { name: 'pg01', host: 'pg01.internal' },
-    databaseId,
-    databaseName: 'Sales',
-    engine: 'postgres',
-    options: { compression: 'none', encryption: 'none' },
-    blobPath,
-    requestedAt: new Date(now).toISOString(),
-    runDeadline: new Date(now + 60 * 60_000).toISOString(),
-    ...overrides,
-  };
+  return jobMessageFor(api, serverId, overrides);
 }
 
 async function send(body: unknown, messageId: string = randomUUID()): Promise<void> {
