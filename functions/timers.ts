@@ -1,7 +1,7 @@
 /**
  * Timer triggers: the retention safety net, the backup schedules, the stalled-request sweep, the dead-letter
  * watch and re-verification (these need the Durable client, hence the durableClient input binding), the notifier
- * and the RPO check. Handlers are exported so tests and an in-process host
+ * the RPO check and the scheduled restore rehearsals. Handlers are exported so tests and an in-process host
  * can call them; registration is at the bottom.
  */
 import { app, type InvocationContext, type Timer } from '@azure/functions';
@@ -11,6 +11,7 @@ import { failDeadLetteredJobs } from '../services/dead-letters.js';
 import { startDueReverifications } from '../services/integrity.js';
 import { dispatchNotifications } from '../services/notifications.js';
 import { resumeStalledJobs } from '../services/recovery.js';
+import { requestDueRehearsals } from '../services/rehearsals.js';
 import { checkRpo } from '../services/rpo.js';
 import { sweepExpiredBackups } from '../services/retention.js';
 import { runDueSchedules } from '../services/schedules.js';
@@ -78,6 +79,15 @@ export async function rpoCheck(_timer: Timer, context: InvocationContext): Promi
   else context.log(summary);
 }
 
+/** Every hour: request the restore rehearsals that databases' rehearseEveryDays policy makes due. */
+export async function rehearsalTick(_timer: Timer, context: InvocationContext): Promise<void> {
+  const deps = await getDeps();
+  const report = await requestDueRehearsals(deps, { log: (line) => context.log(line) });
+  const summary = `Rehearsals: ${report.checked} databases checked, ${report.requested.length} requested, ${report.skippedAge.length} age copies skipped, ${report.failed.length} failed`;
+  if (report.failed.length > 0 || report.skippedAge.length > 0) context.warn(summary, report.skippedAge, report.failed);
+  else context.log(summary);
+}
+
 app.timer('dead-letter-sweep', { schedule: '45 * * * * *', extraInputs: [df.input.durableClient()], handler: deadLetterSweep });
 app.timer('retention-sweep', { schedule: '0 */15 * * * *', extraInputs: [df.input.durableClient()], handler: retentionSweep });
 app.timer('schedule-tick', { schedule: '30 */5 * * * *', extraInputs: [df.input.durableClient()], handler: scheduleTick });
@@ -85,3 +95,4 @@ app.timer('reverify-tick', { schedule: '15 */30 * * * *', extraInputs: [df.input
 app.timer('stalled-jobs-sweep', { schedule: '45 */10 * * * *', extraInputs: [df.input.durableClient()], handler: stalledJobsSweep });
 app.timer('notify', { schedule: '15 * * * * *', handler: notifyTick });
 app.timer('rpo-check', { schedule: '20 */15 * * * *', handler: rpoCheck });
+app.timer('rehearsal-tick', { schedule: '40 10 * * * *', handler: rehearsalTick });
