@@ -107,6 +107,8 @@ export async function runMetricsBench(): Promise<void> {
       await client.query('analyze');
       await client.end();
       results.push(['PostgreSQL', await scrapeTimes(store)]);
+      const [, pgResult] = results[0]!;
+      console.log(`PostgreSQL: p50 ${fixed(pgResult.p50, 1)} ms, p95 ${fixed(pgResult.p95, 1)} ms (PGlite follows; its seeding takes minutes)`);
       await store.close();
     } finally {
       await server.stop();
