@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { controlPlaneSettingNames, controlPlaneSettingsSchema, parseSettings } from '../../shared/config.js';
 import { isAppError } from '../../shared/errors.js';
+import { requiredResourceSettings } from '../support/settings.js';
 
 const valid = {
   ENTRA_TENANT_ID: '6f1d2c3b-4a59-4e68-8d7c-0b1a2c3d4e5f',
   ENTRA_AUDIENCES: 'api://dbdist, 0d6b4b8e-2a7c-4f0e-9d55-3a1c2b4d5e6f',
-  BACKUP_BLOB_ENDPOINT: 'https://stbackups.blob.core.windows.net',
-  BACKUP_CONTAINER: 'backups',
-  SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
-  SQL_SERVER: 'sql-dbdist.database.windows.net',
-  SQL_DATABASE: 'dbdist',
-  MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing',
+  ...requiredResourceSettings,
 };
 
 function problemsOf(env: Record<string, string | undefined>): string[] {

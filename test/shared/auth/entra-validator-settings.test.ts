@@ -9,6 +9,7 @@ import { EntraTokenValidator, tokenValidatorOptionsFromSettings } from '../../..
 import { type ControlPlaneSettings, controlPlaneSettingsSchema, parseSettings } from '../../../shared/config.js';
 import { bearer, type OidcIssuer, startOidcIssuer, testGroupIds } from '../../../dev/oidc-issuer.js';
 import { ensureLoopbackCert } from '../../../dev/tls.js';
+import { requiredResourceSettings } from '../../support/settings.js';
 
 let issuer: OidcIssuer;
 let settings: ControlPlaneSettings;
@@ -23,12 +24,7 @@ beforeAll(async () => {
     ENTRA_V1_ISSUER_HOST: issuer.baseUrl,
     RBAC_ADMIN_GROUP_IDS: testGroupIds.admin,
     RBAC_REQUESTER_GROUP_IDS: testGroupIds.requester,
-    BACKUP_BLOB_ENDPOINT: 'https://stbackups.blob.core.windows.net',
-    BACKUP_CONTAINER: 'backups',
-    SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
-    SQL_SERVER: 'sql-dbdist.database.windows.net',
-    SQL_DATABASE: 'dbdist',
-    MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing',
+    ...requiredResourceSettings,
   });
 });
 

@@ -3,6 +3,7 @@ import { parseSettings, controlPlaneSettingsSchema } from '../../../shared/confi
 import { isAppError } from '../../../shared/errors.js';
 import type { Role } from '../../../shared/auth/principal.js';
 import { type RbacPolicy, rbacPolicyFromSettings, requireRole, resolveRoles } from '../../../shared/auth/rbac.js';
+import { requiredResourceSettings } from '../../support/settings.js';
 
 const adminGroup = '11111111-1111-4111-8111-111111111111';
 const auditorGroup = '22222222-2222-4222-8222-222222222222';
@@ -98,12 +99,7 @@ describe('rbacPolicyFromSettings', () => {
       RBAC_ADMIN_GROUP_IDS: adminGroup,
       RBAC_AUDITOR_GROUP_IDS: `${auditorGroup}, ${adminGroup}`,
       RBAC_APPROVER_GROUP_IDS: approverGroup,
-      BACKUP_BLOB_ENDPOINT: 'https://stbackups.blob.core.windows.net',
-      BACKUP_CONTAINER: 'backups',
-      SERVICEBUS_FULLY_QUALIFIED_NAMESPACE: 'sb-dbdist.servicebus.windows.net',
-      SQL_SERVER: 'sql-dbdist.database.windows.net',
-      SQL_DATABASE: 'dbdist',
-      MANIFEST_SIGNING_KEY_ID: 'https://kv-dbdist.vault.azure.net/keys/manifest-signing',
+      ...requiredResourceSettings,
     });
     expect(rbacPolicyFromSettings(settings)).toEqual({
       adminGroupIds: [adminGroup],
