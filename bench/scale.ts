@@ -23,6 +23,7 @@
  * subscription (the Function App's minute timer).
  */
 import { randomUUID } from 'node:crypto';
+import { loadavg } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import azureFunctions from '@azure/functions';
 import pg from 'pg';
@@ -55,6 +56,8 @@ interface Snapshot {
   sqlServerCpuMs: number | undefined;
   azuriteCpuMs: number | undefined;
   elu: ReturnType<typeof performance.eventLoopUtilization>;
+  /** The machine's 1-minute load average: on a shared machine it says how much of the wall time was ours. */
+  load: number;
   at: number;
 }
 
@@ -67,6 +70,7 @@ interface PhaseCost {
   sqlServerCpuMs: number | undefined;
   azuriteCpuMs: number | undefined;
   eventLoopUtilization: number;
+  load: [number, number];
   broker: BrokerStats;
   sql: SqlCounts;
 }
@@ -84,6 +88,7 @@ function snapshot(stack: LocalStack, sql: SqlCounter): Snapshot {
     sqlServerCpuMs: server === undefined ? undefined : server * 1000,
     azuriteCpuMs: azurite === undefined ? undefined : azurite * 1000,
     elu: performance.eventLoopUtilization(),
+    load: loadavg()[0]!,
     at: performance.now(),
   };
 }
@@ -102,6 +107,7 @@ function costBetween(name: string, jobs: number, before: Snapshot, after: Snapsh
     sqlServerCpuMs: minus(after.sqlServerCpuMs, before.sqlServerCpuMs),
     azuriteCpuMs: minus(after.azuriteCpuMs, before.azuriteCpuMs),
     eventLoopUtilization: performance.eventLoopUtilization(after.elu, before.elu).utilization,
+    load: [before.load, after.load],
     broker: brokerDelta,
     sql: sqlDelta(after.sql, before.sql),
   };
@@ -316,6 +322,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<void> {
         ['  lock renewals / $management requests', ...[...measured.map(({ cost }) => cost), expiry].map((c) => `${fixed(c.broker.lockRenewals / c.jobs, 2)} / ${fixed(c.broker.managementRequests / c.jobs, 2)}`)],
         ['  $cbs token puts / connections opened', ...[...measured.map(({ cost }) => cost), expiry].map((c) => `${fixed(c.broker.tokenPuts / c.jobs, 2)} / ${fixed(c.broker.connectionsOpened / c.jobs, 2)}`)],
         ['control-plane event loop busy', ...[...measured.map(({ cost }) => cost), expiry].map((c) => `${fixed(c.eventLoopUtilization * 100, 0)} %`)],
+        ['machine load average (start → end)', ...[...measured.map(({ cost }) => cost), expiry].map((c) => `${fixed(c.load[0], 1)} → ${fixed(c.load[1], 1)}`)],
       ],
     );
 
