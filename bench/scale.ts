@@ -211,17 +211,19 @@ async function jobTimes(client: pg.Client, jobIds: string[]): Promise<JobTimes> 
   return times;
 }
 
-function historyOf(stack: LocalStack, jobIds: string[]): { events: number[]; episodes: number[]; activities: number[] } {
+function historyOf(stack: LocalStack, jobIds: string[]): { events: number[]; episodes: number[]; activities: number[]; raised: number[] } {
   const events: number[] = [];
   const episodes: number[] = [];
   const activities: number[] = [];
+  const raised: number[] = [];
   for (const id of jobIds) {
     const history = stack.durable.history(id);
     events.push(history.length);
     episodes.push(history.filter((e) => e.EventType === HistoryEventType.OrchestratorStarted).length);
     activities.push(history.filter((e) => e.EventType === HistoryEventType.TaskScheduled).length);
+    raised.push(history.filter((e) => e.EventType === HistoryEventType.EventRaised).length);
   }
-  return { events, episodes, activities };
+  return { events, episodes, activities, raised };
 }
 
 const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
@@ -360,6 +362,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<void> {
         ['history events per job at Expired (mean / max)', `${fixed(mean(historyAtExpired.events), 1)} / ${Math.max(...historyAtExpired.events)}`],
         ['episodes (replays) per job, to Expired', fixed(mean(historyAtExpired.episodes), 1)],
         ['activities per job, to Expired', fixed(mean(historyAtExpired.activities), 1)],
+        ['events raised on the orchestration per job, to Expired', fixed(mean(historyAtExpired.raised), 1)],
         ['audit rows per job, to Expired', fixed(loadedAuditAtExpired / loadedIds.length, 1)],
         ['jobs Expired after the timers fired', `${expired} of ${loadedIds.length}`],
         ['loaded throughput (jobs/s, this machine)', fixed(loaded.jobs / (loaded.wallMs / 1000), 2)],
