@@ -12,13 +12,15 @@ import { createSHA256, type IHasher } from 'hash-wasm';
 /** A saved hash state, as it travels through orchestration history (base64 text). */
 export type Sha256State = string;
 
-/** Chunks handed to the hashing thread and not yet hashed: bounds memory at this many chunks. */
-const CHUNKS_QUEUED = 2;
+/** The stream's bytes go to the hashing thread in batches of this size: few messages, little memory. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** Batches handed to the hashing thread and not yet hashed: memory stays at about this many batches. */
+const BATCHES_QUEUED = 2;
 
 /**
  * Feeds a stream into the hash that `state` left off (null: a fresh one) and returns the new state and how many
- * bytes went in. Memory stays at a few chunks of the stream, whatever its length. A chunk that owns its whole
- * ArrayBuffer moves to the hashing thread and is empty afterwards.
+ * bytes went in. Memory stays at a few batches, whatever the stream's length; the stream's chunks are copied, not
+ * taken.
  */
 export async function continueSha256(state: Sha256State | null, chunks: AsyncIterable<Uint8Array | string>): Promise<{ state: Sha256State; bytes: number }> {
   const worker = new Worker(new URL('./sha256-worker.mjs', import.meta.url), { workerData: { state } });
@@ -37,18 +39,34 @@ export async function continueSha256(state: Sha256State | null, chunks: AsyncIte
       replies.push((reply) => (reply.type === 'failed' ? reject(reply.error) : resolve(reply)));
       worker.postMessage(message, transfer);
     });
+  const queued: Promise<WorkerReply>[] = [];
+  /** Moves a batch's ArrayBuffer to the hashing thread (no copy) and waits while too many are queued there. */
+  const send = async (batch: ArrayBuffer) => {
+    const pending = ask({ type: 'update', data: batch }, [batch]);
+    pending.catch(() => undefined); // awaited in order, here or below
+    queued.push(pending);
+    if (queued.length >= BATCHES_QUEUED) await queued.shift();
+  };
   try {
     let bytes = 0;
-    const queued: Promise<WorkerReply>[] = [];
+    let batch = newBatch();
+    let filled = 0;
     for await (const chunk of chunks) {
-      const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      let data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       bytes += data.byteLength;
-      const own = ownedBuffer(data);
-      const pending = ask({ type: 'update', data: own }, [own]);
-      pending.catch(() => undefined); // awaited below, in order
-      queued.push(pending);
-      if (queued.length >= CHUNKS_QUEUED) await queued.shift();
+      while (data.byteLength > 0) {
+        const taken = Math.min(data.byteLength, BATCH_BYTES - filled);
+        batch.set(data.subarray(0, taken), filled);
+        filled += taken;
+        data = data.subarray(taken);
+        if (filled === BATCH_BYTES) {
+          await send(batch.buffer as ArrayBuffer);
+          batch = newBatch();
+          filled = 0;
+        }
+      }
     }
+    if (filled > 0) await send(batch.slice(0, filled).buffer as ArrayBuffer);
     await Promise.all(queued);
     const saved = await ask({ type: 'save' });
     return { state: (saved as { state: string }).state, bytes };
@@ -58,17 +76,11 @@ export async function continueSha256(state: Sha256State | null, chunks: AsyncIte
   }
 }
 
+/** A batch with an ArrayBuffer of its own (unlike a Buffer from Node's shared pool), so it can be transferred. */
+const newBatch = () => new Uint8Array(new ArrayBuffer(BATCH_BYTES));
+
 type WorkerMessage = { type: 'update'; data: ArrayBuffer } | { type: 'save' };
 type WorkerReply = { type: 'hashed'; data: ArrayBuffer } | { type: 'saved'; state: string } | { type: 'failed'; error: Error };
-
-/**
- * The chunk's bytes in an ArrayBuffer of their own, to move to the hashing thread: the chunk's own when it spans
- * all of it (no copy; the chunk is consumed), otherwise a copy (a view must not take its neighbours along).
- */
-function ownedBuffer(data: Uint8Array): ArrayBuffer {
-  const whole = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && data.buffer instanceof ArrayBuffer;
-  return whole ? (data.buffer as ArrayBuffer) : (new Uint8Array(data).buffer as ArrayBuffer);
-}
 
 async function hasherFrom(state: Sha256State | null): Promise<IHasher> {
   const hasher = await createSHA256();
