@@ -238,6 +238,12 @@ export async function runScaleBench(options: ScaleOptions): Promise<void> {
   const url = await server.createDatabase();
   // One pool for the store, counted; connections are kept (idle timeout off) so their server CPU can be read.
   const pool = new pg.Pool({ connectionString: url, max: 10, idleTimeoutMillis: 0 });
+  // A pooled connection the server ends is reported as an 'error' event, which would kill the process unheard. At
+  // the end pool.end() resolves before its sockets have closed, and dropping the database ends them: expected.
+  let poolEnded = false;
+  pool.on('error', (error) => {
+    if (!poolEnded) console.warn(`PostgreSQL closed a pooled connection: ${error.message}`);
+  });
   const sql = countStatements(pool);
   const store = await createPostgresStore({ pool, migrate: true });
   const reader = new pg.Client({ connectionString: url });
@@ -379,6 +385,7 @@ export async function runScaleBench(options: ScaleOptions): Promise<void> {
     await stack?.stop();
     await reader.end().catch(() => undefined);
     await store.close().catch(() => undefined);
+    poolEnded = true;
     await pool.end().catch(() => undefined);
     await server.stop();
   }
