@@ -17,6 +17,7 @@ import { BoundedText, JobFailure } from '../errors.js';
 import type { RestoreCheck } from '../../shared/contracts/runner.js';
 import { pgRestoreBeside, startArchiveListing } from './archive-listing.js';
 import { CoalescingStream } from '../pipeline/coalesce.js';
+import { spoolToFile } from './spool.js';
 import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
 
 const executable = process.platform === 'win32' ? 'pg_dump.exe' : 'pg_dump';
@@ -148,14 +149,11 @@ export async function countTables(client: pg.Client): Promise<Record<string, num
   return counts;
 }
 
-export function createPostgresEngine(settings: PostgresSettings, options: { pgDumpPath?: string } = {}): BackupEngineDriver {
+export function createPostgresEngine(settings: PostgresSettings, options: { pgDumpPath?: string; workDir?: string } = {}): BackupEngineDriver {
   let pgDumpPath = options.pgDumpPath;
   const pgDump = () => (pgDumpPath ??= findPgDump(settings.binDir));
 
-  return {
-    name: 'postgres',
-
-    async backup(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
+  async function dump(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
       assertDatabaseName(job.databaseName);
       signal.throwIfAborted();
       // Counts come from a snapshot pg_dump then dumps (--snapshot), so they describe exactly the dumped rows.
@@ -241,6 +239,16 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       // The snapshot lives as long as its transaction: until pg_dump is done with it.
       void done.catch(() => undefined).finally(() => snapshot?.release());
       return { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}), restoreCheck: () => restoreCheck };
+  }
+
+  return {
+    name: 'postgres',
+
+    async backup(job: EngineJob, backupOptions: EngineBackupOptions): Promise<EngineBackup> {
+      const streamed = await dump(job, backupOptions);
+      if (!settings.spoolToWorkDir) return streamed;
+      if (!options.workDir) throw new AppError('config_invalid', 'postgres.spoolToWorkDir needs the runner workDir');
+      return spoolToFile(streamed, join(options.workDir, `dbdist-${job.jobId}-${backupOptions.attemptId}.dump`));
     },
 
     async check(): Promise<string> {
