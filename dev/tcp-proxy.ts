@@ -103,6 +103,8 @@ export interface ConnectProxy {
   readonly bytesUp: number;
   /** Tunnels opened since the last reset. */
   readonly tunnels: number;
+  /** Tunnels whose server side is still open (bytes a dead client sent may still be on their way). */
+  readonly openTunnels: number;
   resetCounts(): void;
   close(): Promise<void>;
 }
@@ -110,12 +112,15 @@ export interface ConnectProxy {
 /**
  * An HTTP CONNECT proxy (what HTTPS_PROXY points at) that counts the bytes clients send through it: the Azure SDK
  * honours HTTPS_PROXY, so a runner started with it sends its Blob Storage traffic here, end-to-end TLS untouched,
- * and a test can measure what was uploaded. Optionally throttles the upload direction.
+ * and a test can measure what was uploaded. Optionally throttles the upload direction. As a network does, it still
+ * delivers what a client sent before it died (a killed process's socket is closed, its sent bytes are not lost),
+ * then closes the tunnel: `openTunnels` reaching 0 says everything sent has arrived.
  */
 export async function startConnectProxy(options: ConnectProxyOptions = {}): Promise<ConnectProxy> {
   const open = new Set<Socket>();
   let bytesUp = 0;
   let tunnels = 0;
+  let openTunnels = 0;
   const server = createHttpServer((_request, response) => {
     response.writeHead(405).end('CONNECT only');
   });
@@ -123,15 +128,18 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
     const [host, port] = (request.url ?? '').split(':');
     const upstream = connect(Number(port), host!);
     tunnels += 1;
+    openTunnels += 1;
     open.add(client).add(upstream);
-    const drop = () => {
-      for (const socket of [client, upstream]) {
-        open.delete(socket);
-        socket.destroy();
-      }
+    const destroyBoth = () => {
+      client.destroy();
+      upstream.destroy();
     };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
+    client.on('error', destroyBoth).on('close', () => open.delete(client));
+    upstream.on('error', destroyBoth).on('close', () => {
+      openTunnels -= 1;
+      open.delete(upstream);
+      client.destroy();
+    });
     upstream.once('connect', () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       const counter = new Transform({
@@ -141,9 +149,10 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
         },
       });
       if (head.length > 0) counter.write(head);
+      // The client's end travels through the throttle: the server gets every byte, then the end of the stream.
       const up = options.bytesPerSecond ? client.pipe(throttle(options.bytesPerSecond)).pipe(counter) : client.pipe(counter);
       up.pipe(upstream);
-      upstream.pipe(client);
+      upstream.pipe(client).on('error', () => undefined);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -155,6 +164,9 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
     },
     get tunnels() {
       return tunnels;
+    },
+    get openTunnels() {
+      return openTunnels;
     },
     resetCounts() {
       bytesUp = 0;
