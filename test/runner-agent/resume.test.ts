@@ -3,11 +3,12 @@
  * checkpoint in a real work directory, against Azurite behind real SAS URLs; Get Block List through the blob
  * gateway, as the control plane answers it. An attempt is cut short the way a shutdown past its grace period
  * does it (the message is given back; file and checkpoint stay, as after a kill -9), then the job is delivered
- * again. The engine writes a finished file into the work directory, as SQL Server's BACKUP … TO DISK does.
+ * again. The engine is the real SQL Server engine; a scripted server writes the .bak into the work directory, as
+ * BACKUP … TO DISK does (no SQL Server runs here). test/e2e/runner-process.test.ts kills a real runner process.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, mkdtempSync, rmSync } from 'node:fs';
-import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -19,13 +20,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
 import type { RunnerEvent, UploadedEvent } from '../../shared/contracts/runner.js';
 import type { BlobGateway } from '../../shared/storage/gateway.js';
-import type { BackupEngineDriver, EngineBackup } from '../../runner-agent/engines/types.js';
+import type { SqlServerSettings } from '../../runner-agent/config.js';
+import { createSqlServerEngine } from '../../runner-agent/engines/sqlserver.js';
+import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
 import { runJob, type JobRunnerDeps } from '../../runner-agent/job-runner.js';
 import { checkpointPath, sweepCheckpoints } from '../../runner-agent/pipeline/checkpoint.js';
 import { createAgeDecryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
 import { KeyedSemaphore } from '../../runner-agent/semaphore.js';
 import { startAzurite, type Azurite } from '../../dev/azurite.js';
 import { gatewayWithContainer, writeTarget } from './blob-target.js';
+import { recordingPoolIn } from './engines/recording-pool.js';
 
 const BLOCK = 64 * 1024;
 /** About 3 MB of text-like rows: gzip makes some 25 blocks of 64 KiB out of it. */
@@ -48,34 +52,28 @@ afterAll(async () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** An engine that writes SOURCE to a finished file in the work directory, as SQL Server's BACKUP TO DISK does. */
-function localFileEngine(workDir: string): BackupEngineDriver & { backups: number } {
-  const engine = {
-    name: 'sqlserver' as const,
-    backups: 0,
-    async backup(job: { jobId: string }, { attemptId }: { attemptId: string }): Promise<EngineBackup> {
-      engine.backups += 1;
-      const path = join(workDir, `dbdist-${job.jobId}-${attemptId}.bak`);
-      await writeFile(path, SOURCE);
-      return {
-        stream: createReadStream(path),
-        done: Promise.resolve(),
-        sizeHint: SOURCE.length,
-        restoreCheck: () => ({ tool: 'RESTORE VERIFYONLY', ok: true }),
-        localFile: path,
-        cleanup: async () => rmSync(path, { force: true }),
-      };
-    },
-    async check() {
-      return 'local file engine';
-    },
+const sqlSettings: SqlServerSettings = {
+  host: 'sql1.example',
+  auth: { type: 'sql', user: 'runner', password: 'x' },
+  encrypt: true,
+  trustServerCertificate: false,
+  verify: true,
+  whenVerifyNotPermitted: 'fail',
+  odbcDriver: 'ODBC Driver 18 for SQL Server',
+};
+
+/** The real SQL Server engine; the scripted server writes SOURCE as the .bak. Counts the BACKUP statements run. */
+function sqlServerEngine(workDir: string): BackupEngineDriver & { readonly backups: number } {
+  const { pool, calls } = recordingPoolIn(workDir)({ databases: ['Sales'], backupBytes: SOURCE });
+  const engine = createSqlServerEngine(sqlSettings, { workDir, connect: async () => pool });
+  return Object.defineProperty(engine, 'backups', { get: () => calls.filter((call) => call.command.startsWith('BACKUP DATABASE')).length }) as BackupEngineDriver & {
+    readonly backups: number;
   };
-  return engine;
 }
 
 interface Harness {
   deps: JobRunnerDeps;
-  engine: ReturnType<typeof localFileEngine>;
+  engine: ReturnType<typeof sqlServerEngine>;
   events: RunnerEvent[];
   logs: Array<Record<string, unknown>>;
   workDir: string;
@@ -91,7 +89,7 @@ function harness(options: { blockBytes?: number; workDir?: string } = {}): Harne
   dirs.push(workDir);
   const logs: Array<Record<string, unknown>> = [];
   const events: RunnerEvent[] = [];
-  const engine = localFileEngine(workDir);
+  const engine = sqlServerEngine(workDir);
   let shutdown = new AbortController();
   const h: Harness = {
     engine,
