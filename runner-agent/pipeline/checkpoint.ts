@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { BackupEngine, Compression } from '../../shared/contracts/common.js';
 import { RestoreCheck } from '../../shared/contracts/runner.js';
@@ -123,13 +123,18 @@ export async function discardCheckpoint(workDir: string, jobId: string, file?: s
   await Promise.all([rm(checkpointPath(workDir, jobId), { force: true }), file ? rm(file, { force: true }) : undefined]);
 }
 
+/** A backup file an engine writes into workDir: `dbdist-<job id>-<attempt id>.bak|.dump`. */
+const BACKUP_FILE = /^dbdist-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-[0-9a-f]{16}\.(bak|dump)$/i;
+
 /**
- * At start-up: removes checkpoints (and their files) of jobs past their run deadline, which no delivery can
- * resume any more, and unreadable ones. Returns the job ids removed.
+ * At start-up, when no job runs yet: removes checkpoints (and their files) of jobs past their run deadline, which
+ * no delivery can resume any more, unreadable ones, and backup files no checkpoint vouches for (an attempt killed
+ * while the engine was still writing). Returns the job ids whose checkpoints were removed.
  */
 export async function sweepCheckpoints(workDir: string, now: number = Date.now()): Promise<string[]> {
   const names = await readdir(workDir).catch(() => [] as string[]);
   const removed: string[] = [];
+  const vouchedFor = new Set<string>();
   for (const name of names) {
     if (name.startsWith('dbdist-') && /\.checkpoint\.json\.[0-9a-f]+\.tmp$/.test(name)) {
       await rm(join(workDir, name), { force: true }); // a write cut short by a crash
@@ -142,9 +147,15 @@ export async function sweepCheckpoints(workDir: string, now: number = Date.now()
       () => undefined,
     ).catch(() => undefined);
     const checkpoint = parsed?.success ? parsed.data : undefined;
-    if (checkpoint && Date.parse(checkpoint.runDeadline) > now) continue;
+    if (checkpoint && Date.parse(checkpoint.runDeadline) > now) {
+      vouchedFor.add(resolve(checkpoint.file.path));
+      continue;
+    }
     await discardCheckpoint(workDir, jobId, checkpoint?.file.path);
     removed.push(jobId);
+  }
+  for (const name of names) {
+    if (BACKUP_FILE.test(name) && !vouchedFor.has(resolve(workDir, name))) await rm(join(workDir, name), { force: true });
   }
   return removed;
 }

@@ -8,7 +8,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { appendFile, readdir, readFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -272,14 +272,18 @@ describe('resuming the upload of a local backup file', () => {
     expect(h.logs.some((line) => String(line.msg).startsWith('resumed upload'))).toBe(false);
   });
 
-  it('a checkpoint past its run deadline is swept at start-up with its file; a live one stays', async () => {
+  it('a checkpoint past its run deadline is swept at start-up with its file, and so is a file no checkpoint names; a live one stays', async () => {
     const h = harness();
     const stale = { ...message(), runDeadline: new Date(Date.now() + 10 * 60_000).toISOString() };
     const live = message();
     await interruptedAttempt(h, stale, 2);
     await interruptedAttempt(h, live, 2);
     expect(await leftovers(h)).toHaveLength(4);
+    // A file an attempt killed mid-BACKUP left behind: no checkpoint vouches for it.
+    const stray = join(h.workDir, `dbdist-${randomUUID()}-0123456789abcdef.bak`);
+    await writeFile(stray, 'partial');
     expect(await sweepCheckpoints(h.workDir)).toEqual([]);
+    expect(await leftovers(h)).toHaveLength(4);
     expect(await sweepCheckpoints(h.workDir, Date.now() + 20 * 60_000)).toEqual([stale.jobId]);
     expect((await leftovers(h)).every((name) => name.includes(live.jobId))).toBe(true);
     expect(await leftovers(h)).toHaveLength(2);
