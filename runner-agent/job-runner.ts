@@ -310,7 +310,7 @@ async function attemptBackup(job: BackupJobMessage, context: AttemptContext, dep
       },
     );
     const checkpoint = resumed ?? (deps.workDir && backup.localFile ? await checkpointFinishedBackup(deps.workDir, job, backup, log) : undefined);
-    const resume = checkpoint ? await planResume(checkpoint, { job, blobPath, backup, deps, log, reach, signal: stop.signal }) : undefined;
+    const resume = checkpoint ? await planResume(checkpoint, { job, blobPath, backup, resumed: resumed !== undefined, deps, log, reach, signal: stop.signal }) : undefined;
     let result;
     let restoreCheck;
     let keepForResume = false;
@@ -443,6 +443,8 @@ async function planResume(
     job: BackupJobMessage;
     blobPath: string;
     backup: EngineBackup;
+    /** The file is an earlier attempt's. */
+    resumed: boolean;
     deps: JobRunnerDeps;
     log: Logger;
     reach: <T>(waitingFor: string, call: () => Promise<T>, signal: AbortSignal) => Promise<T>;
@@ -451,7 +453,7 @@ async function planResume(
 ): Promise<{ blockBytes: number; listStaged?: () => Promise<Array<{ id: string; sizeBytes: number }>> } | undefined> {
   const { job, blobPath, deps, log, reach, signal } = context;
   if (job.options.encryption === 'age') {
-    if (checkpoint.upload) log.info('encrypted copy: its upload starts over under a fresh file key (blocks of an earlier attempt are not reused)');
+    if (context.resumed) log.info('encrypted copy: its upload starts over under a fresh file key (blocks of an earlier attempt are not reused)');
     return undefined;
   }
   const previous = checkpoint.upload;

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { BlockBlobClient } from '@azure/storage-blob';
@@ -27,6 +27,7 @@ import { runJob, type JobRunnerDeps } from '../../runner-agent/job-runner.js';
 import { checkpointPath, sweepCheckpoints } from '../../runner-agent/pipeline/checkpoint.js';
 import { createAgeDecryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
 import { KeyedSemaphore } from '../../runner-agent/semaphore.js';
+import { uploadBackup } from '../../runner-agent/pipeline/upload.js';
 import { startAzurite, type Azurite } from '../../dev/azurite.js';
 import { gatewayWithContainer, writeTarget } from './blob-target.js';
 import { recordingPoolIn } from './engines/recording-pool.js';
@@ -185,6 +186,36 @@ async function stored(job: BackupJobMessage, identity?: string): Promise<{ sourc
 const uploadedOf = (h: Harness) => h.events.find((e): e is UploadedEvent => e.type === 'uploaded');
 const leftovers = async (h: Harness) => (await readdir(h.workDir)).sort();
 
+describe('content block ids (upload pipeline)', () => {
+  it('reuses a staged block only when its bytes match: a block that changed is sent again', async () => {
+    const blobPath = `backups/${randomUUID()}.bak`;
+    const first = Buffer.from(SOURCE.subarray(0, 10 * BLOCK));
+    const second = Buffer.from(first);
+    second[3 * BLOCK + 5] = second[3 * BLOCK + 5]! ^ 0xff; // block 3 differs, every other block is the same
+    const upload = (source: Buffer, listStaged?: () => Promise<Array<{ id: string; sizeBytes: number }>>) =>
+      uploadBackup({
+        source: Readable.from([source]),
+        sourceSizeHint: source.length,
+        compression: 'none',
+        getTarget: async () => writeTarget(gateway, blobPath),
+        metadata: { engine: 'sqlserver', jobid: 'j', server: 's', database: 'd' },
+        blockBytes: BLOCK,
+        resume: listStaged ? { listStaged } : {},
+        beforeCommit: async () => {
+          if (!listStaged) throw new Error('an attempt that dies before its commit');
+        },
+      });
+    await expect(upload(first)).rejects.toThrow('dies before its commit');
+    expect(await gateway.listStagedBlocks(blobPath)).toHaveLength(10);
+
+    const result = await upload(second, () => gateway.listStagedBlocks(blobPath));
+    expect(result.resume).toEqual({ stagedBefore: 10, reusedBlocks: 9, reusedBytes: 9 * BLOCK, sentBytes: BLOCK });
+    expect(result.sha256).toBe(createHash('sha256').update(second).digest('hex'));
+    const stored = await azurite.serviceClient.getContainerClient(container).getBlobClient(blobPath).downloadToBuffer();
+    expect(stored.equals(second)).toBe(true);
+  });
+});
+
 describe('resuming the upload of a local backup file', () => {
   it('after an interrupted attempt: no second backup, staged blocks reused, only the blocks in flight sent again', async () => {
     const h = harness();
@@ -270,6 +301,7 @@ describe('resuming the upload of a local backup file', () => {
     expect(blob.sourceSha256).toBe(SOURCE_SHA256);
     expect(h.staged.bytes).toBe(blob.sizeBytes);
     expect(h.logs.some((line) => String(line.msg).startsWith('resumed upload'))).toBe(false);
+    expect(h.logs.some((line) => String(line.msg).startsWith('encrypted copy: its upload starts over'))).toBe(true);
   });
 
   it('a checkpoint past its run deadline is swept at start-up with its file, and so is a file no checkpoint names; a live one stays', async () => {
