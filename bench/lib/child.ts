@@ -12,6 +12,7 @@
  * loopback certificate too). Input and result travel over the IPC channel.
  */
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -29,6 +30,8 @@ interface ChildMessage {
 const stderrTailChars = 2000;
 const bundleDir = fileURLToPath(new URL('../../.tmp/bench/', import.meta.url));
 const bundles = new Map<string, Promise<string>>();
+/** Worker-thread scripts that bundled code starts from a file beside it (`new URL('./x.mjs', import.meta.url)`). */
+const workerScripts = [new URL('../../shared/integrity/sha256-worker.mjs', import.meta.url)];
 
 /** Bundles `entry` once per run; returns the path of the JavaScript file. */
 function bundled(entry: URL): Promise<string> {
@@ -37,7 +40,11 @@ function bundled(entry: URL): Promise<string> {
   if (!bundle) {
     const outfile = join(bundleDir, basename(source).replace(/\.ts$/, '.mjs'));
     bundle = build({ entryPoints: [source], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' }).then(
-      () => outfile,
+      () => {
+        mkdirSync(bundleDir, { recursive: true });
+        for (const script of workerScripts) copyFileSync(script, join(bundleDir, basename(fileURLToPath(script))));
+        return outfile;
+      },
     );
     bundles.set(source, bundle);
   }
