@@ -106,7 +106,7 @@ export interface UploadOptions {
 
 /** What a resumable upload reused and what it actually sent. */
 export interface ResumeFacts {
-  /** Uncommitted blocks with content ids found on the blob before this pass. */
+  /** Uncommitted blocks found on the blob before this pass (any attempt's). */
   stagedBefore: number;
   reusedBlocks: number;
   reusedBytes: number;
@@ -234,14 +234,14 @@ class TargetHolder {
   }
 }
 
-/** Ids of every block stored for one blob must have the same length: 6-digit index, dash, 16 hex characters. */
+/** Every block id of one blob must have the same length (a service rule): 16 hex characters, dash, 6-digit index. */
 function attemptBlockId(attemptPrefix: string, index: number): string {
   return Buffer.from(`${attemptPrefix}-${String(index).padStart(6, '0')}`).toString('base64');
 }
 
 /**
- * A content id: the index and the first 64 bits of the block's SHA-256, the same length as an attempt id so both
- * kinds can meet on one blob. A false match needs the same index, size and 64-bit digest prefix from another
+ * A content id: 6-digit index, dash, the first 64 bits of the block's SHA-256 in hex; as long as an attempt id, so
+ * both kinds can meet on one blob. Costs one more SHA-256 pass over the bytes, so only resumable uploads use it. A false match needs the same index, size and 64-bit digest prefix from another
  * attempt of the same job, and even then the control plane's re-hash of the committed blob would catch it.
  */
 export function contentBlockId(index: number, pieces: readonly Buffer[]): string {
