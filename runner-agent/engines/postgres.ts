@@ -1,7 +1,8 @@
 /**
  * PostgreSQL through `pg_dump --format=custom`: spawned with an argument list (no shell), connection facts in
  * the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) so no name is ever parsed as a connection
- * string or an option. stdout goes straight into the upload (no temp file); stderr is kept (bounded) for the
+ * string or an option. stdout goes straight into the upload (no temp file; with `spoolToWorkDir`, into a file in
+ * the work directory first: engines/spool.ts, so a crashed attempt's upload can resume); stderr is kept (bounded) for the
  * failure reason; a non-zero exit fails the stream even when bytes were produced, so nothing is committed.
  * The same chunks feed `pg_restore --list` (engines/archive-listing.ts): an archive it cannot list fails the
  * backup before the commit, and its verdict goes into the report and the manifest.
@@ -153,8 +154,12 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
   let pgDumpPath = options.pgDumpPath;
   const pgDump = () => (pgDumpPath ??= findPgDump(settings.binDir));
 
-  async function dump(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
+  return {
+    name: 'postgres',
+
+    async backup(job: EngineJob, { signal, attemptId }: EngineBackupOptions): Promise<EngineBackup> {
       assertDatabaseName(job.databaseName);
+      if (settings.spoolToWorkDir && !options.workDir) throw new AppError('config_invalid', 'postgres.spoolToWorkDir needs the runner workDir');
       signal.throwIfAborted();
       // Counts come from a snapshot pg_dump then dumps (--snapshot), so they describe exactly the dumped rows.
       const snapshot = settings.recordRowCounts === false ? undefined : await countInSnapshot(settings, job.databaseName);
@@ -238,17 +243,8 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       done.catch(() => undefined); // observed by the upload pipeline; never an unhandled rejection
       // The snapshot lives as long as its transaction: until pg_dump is done with it.
       void done.catch(() => undefined).finally(() => snapshot?.release());
-      return { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}), restoreCheck: () => restoreCheck };
-  }
-
-  return {
-    name: 'postgres',
-
-    async backup(job: EngineJob, backupOptions: EngineBackupOptions): Promise<EngineBackup> {
-      const streamed = await dump(job, backupOptions);
-      if (!settings.spoolToWorkDir) return streamed;
-      if (!options.workDir) throw new AppError('config_invalid', 'postgres.spoolToWorkDir needs the runner workDir');
-      return spoolToFile(streamed, join(options.workDir, `dbdist-${job.jobId}-${backupOptions.attemptId}.dump`));
+      const streamed: EngineBackup = { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}), restoreCheck: () => restoreCheck };
+      return settings.spoolToWorkDir ? spoolToFile(streamed, join(options.workDir!, `dbdist-${job.jobId}-${attemptId}.dump`)) : streamed;
     },
 
     async check(): Promise<string> {
