@@ -304,6 +304,16 @@ describe('resuming the upload of a local backup file', () => {
     expect(h.logs.some((line) => String(line.msg).startsWith('encrypted copy: its upload starts over'))).toBe(true);
   });
 
+  it('a torn or foreign checkpoint is discarded and the attempt starts clean', async () => {
+    const h = harness();
+    const job = message();
+    await writeFile(checkpointPath(h.workDir, job.jobId), '{"version":1,"jobId":');
+    expect(await h.attempt(job)).toEqual({ action: 'complete', reason: 'uploaded' });
+    expect(h.engine.backups).toBe(1);
+    expect(h.logs.some((line) => line.msg === 'discarded the upload checkpoint of an earlier attempt; starting clean' && String(line.reason).includes('not JSON'))).toBe(true);
+    expect(await leftovers(h)).toEqual([]);
+  });
+
   it('a checkpoint past its run deadline is swept at start-up with its file, and so is a file no checkpoint names; a live one stays', async () => {
     const h = harness();
     const stale = { ...message(), runDeadline: new Date(Date.now() + 10 * 60_000).toISOString() };
