@@ -286,11 +286,11 @@ describe('Service Bus job queue and consumer mechanics (real SDK, test broker)',
       servers.forEach((server, i) => broker.createSubscription(name, `runner-${i}`, { filter: `serverId = '${server}'` }));
       topic = name;
       const deadIn = [3, 17, 39];
-      const jobs = [];
+      const jobs: BackupJobMessage[] = [];
       for (const i of deadIn) {
         const job = await enqueueFor(servers[i]!);
         const receiver = client.createReceiver(topic, `runner-${i}`);
-        await receiver.deadLetterMessage(await receiveOne(receiver), { deadLetterReason: 'MaxDeliveryCountExceeded' });
+        await receiver.deadLetterMessage(await receiveOne(receiver), { deadLetterReason: 'MaxDeliveryCountExceeded', deadLetterErrorDescription: 'delivered too often' });
         jobs.push(job);
       }
       const inbox = createDeadLetterInbox({ client, topic, subscriptions: servers.map((_, i) => `runner-${i}`), maxWaitTimeInMs: 200 });
