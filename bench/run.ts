@@ -5,6 +5,7 @@
  *
  *   npm run bench -- upload --size-mib 256      a quick upload run (comma list for several sizes)
  *   npm run bench -- pg --pg-size-mib 128       a smaller generated PostgreSQL database
+ *   npm run bench -- pgbackrest                 dbdist beside pgBackRest, 128 MiB database (--pg-size-mib 1024: ~1 GiB)
  *   npm run bench -- sanitize --sanitize-users 20000   a sanitized copy beside a raw dump (small database)
  *   npm run bench -- --keep-files               keep the generated input files for the next run
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
@@ -20,7 +21,7 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics'] as const;
+const sections = ['upload', 'pg', 'pgbackrest', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics'] as const;
 type Section = (typeof sections)[number];
 
 const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
@@ -65,6 +66,8 @@ function positiveNumbers(text: string | undefined, fallback: number[], name: str
 
 const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
 const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
+// The side-by-side runs six whole jobs plus pgBackRest and three restores: small unless asked.
+const [pgbackrestSizeMiB] = positiveNumbers(values['pg-size-mib'], [128], 'pg-size-mib');
 const [sanitizeUsers] = positiveNumbers(values['sanitize-users'], [200_000], 'sanitize-users');
 const [cryptoMiB] = positiveNumbers(values['crypto-mib'], [1024], 'crypto-mib');
 const [rehashBudgetMiB] = positiveNumbers(values['rehash-budget-mib'], [1024], 'rehash-budget-mib');
@@ -117,6 +120,10 @@ async function runSection(name: Section): Promise<void> {
     case 'pg': {
       const { runPgBench } = await import('./pg.js');
       return runPgBench({ sizeMiB: pgSizeMiB!, workDir });
+    }
+    case 'pgbackrest': {
+      const { runPgBackRestBench } = await import('./pgbackrest.js');
+      return runPgBackRestBench({ sizeMiB: pgbackrestSizeMiB! });
     }
     case 'api': {
       const { runApiBench } = await import('./api.js');

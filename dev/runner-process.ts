@@ -81,9 +81,13 @@ export interface RunnerProcess {
   stop(signal?: 'SIGTERM' | 'SIGKILL'): Promise<number | null>;
 }
 
-/** Starts `dbdist-runner <command>` as a child process (default `start`). */
-export function spawnRunner(setup: RunnerProcessSetup, options: { command?: string[]; echo?: boolean } = {}): RunnerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', runnerCliPath, ...(options.command ?? ['start']), '--config', setup.configPath], {
+/**
+ * Starts `dbdist-runner <command>` as a child process (default `start`), from the TypeScript source through tsx,
+ * or from `script`: the CLI built to JavaScript, as it runs in production (the benchmarks measure its memory).
+ */
+export function spawnRunner(setup: RunnerProcessSetup, options: { command?: string[]; echo?: boolean; script?: string } = {}): RunnerProcess {
+  const entry = options.script ? [options.script] : ['--import', 'tsx', runnerCliPath];
+  const child = spawn(process.execPath, [...entry, ...(options.command ?? ['start']), '--config', setup.configPath], {
     cwd: repoRoot,
     env: { ...process.env, ...setup.env },
     stdio: ['ignore', 'pipe', 'pipe'],
