@@ -6,6 +6,7 @@
  *   npm run bench -- upload --size-mib 256      a quick upload run (comma list for several sizes)
  *   npm run bench -- pg --pg-size-mib 128       a smaller generated PostgreSQL database
  *   npm run bench -- pgbackrest                 dbdist beside pgBackRest, 128 MiB database (--pg-size-mib 1024: ~1 GiB)
+ *   npm run bench -- sandbox                    memory of `npm run sandbox`'s process tree (--sandbox-args "--encrypt")
  *   npm run bench -- sanitize --sanitize-users 20000   a sanitized copy beside a raw dump (small database)
  *   npm run bench -- --keep-files               keep the generated input files for the next run
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
@@ -21,16 +22,17 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'pgbackrest', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics'] as const;
+const sections = ['upload', 'pg', 'pgbackrest', 'sandbox', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sandbox-args "..."] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     'size-mib': { type: 'string' },
     'pg-size-mib': { type: 'string' },
+    'sandbox-args': { type: 'string' },
     'load-seconds': { type: 'string' },
     'sanitize-users': { type: 'string' },
     'keep-files': { type: 'boolean', default: false },
@@ -124,6 +126,10 @@ async function runSection(name: Section): Promise<void> {
     case 'pgbackrest': {
       const { runPgBackRestBench } = await import('./pgbackrest.js');
       return runPgBackRestBench({ sizeMiB: pgbackrestSizeMiB! });
+    }
+    case 'sandbox': {
+      const { runSandboxMemoryBench } = await import('./sandbox-memory.js');
+      return runSandboxMemoryBench({ sandboxArgs: values['sandbox-args']?.split(' ').filter(Boolean) ?? [] });
     }
     case 'api': {
       const { runApiBench } = await import('./api.js');
