@@ -128,10 +128,12 @@ function safeRead(path: string): string {
 
 function nameOf(cmdline: string[], environ: string): string {
   const text = cmdline.join(' ');
+  const program = (cmdline[0] ?? '?').split('/').pop()!;
   if (/azurite/.test(text)) return 'azurite';
-  if (/esbuild/.test(cmdline[0] ?? '')) return 'esbuild service';
-  if (/dev\/sandbox\.ts/.test(text)) return environ.includes('DBDIST_SANDBOX_CHILD=1') ? 'sandbox main' : 'sandbox launcher';
+  if (/esbuild/.test(program)) return 'esbuild service';
+  if (program === 'sh') return 'sh (npm script)';
   if (/tsx\/dist\/cli|\.bin\/tsx/.test(text)) return 'tsx cli';
+  if (/dev\/sandbox\.ts/.test(text)) return environ.includes('DBDIST_SANDBOX_CHILD=1') ? 'sandbox main' : 'sandbox launcher';
   if (/npm/.test(text)) return 'npm';
-  return (cmdline[0] ?? '?').split('/').pop()!;
+  return program;
 }
