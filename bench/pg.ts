@@ -15,6 +15,7 @@ import { startPostgres, postgresAvailable, type PostgresServer } from '../test/s
 import type { PostgresSettings } from '../runner-agent/config.js';
 import { runInChild, type ChildOutcome } from './lib/child.js';
 import { withFreshAzurite } from './lib/fresh-azurite.js';
+import { withFreshNullTarget } from './lib/fresh-null-target.js';
 import { fixed, metOrNot, MiB, printTable, ratio } from './lib/report.js';
 import type { PgVariantInput, PgVariantResult } from './pg-variant.js';
 import { findPgDump, pgDumpFormatArguments } from '../runner-agent/engines/postgres.js';
@@ -58,7 +59,7 @@ async function measure(server: PostgresServer, options: PgBenchOptions): Promise
     ...(server.binDir ? { binDir: server.binDir } : {}),
   };
   const file = join(options.workDir, 'pg-bench.dump');
-  type Run = { label: string; input: Omit<PgVariantInput, 'settings' | 'database' | 'file'> };
+  type Run = { label: string; input: Omit<PgVariantInput, 'settings' | 'database' | 'file'>; nullTarget?: boolean };
   const runs: Run[] = [
     { label: 'pg_dump -Fc (zlib 6) to file', input: { variant: 'pg_dump-to-file', compression: 'none', pgDumpArgs: ['--format=custom'] } },
     { label: 'before: -Fc (zlib 6) to blob', input: { variant: 'before-upload', compression: 'none' } },
@@ -68,19 +69,24 @@ async function measure(server: PostgresServer, options: PgBenchOptions): Promise
   for (const compression of ['none', 'zstd', 'gzip'] as const) {
     runs.push({ label: `dbdist ${compression} to file`, input: { variant: 'dbdist-to-file', compression } });
     runs.push({ label: `dbdist ${compression} to blob`, input: { variant: 'dbdist-upload', compression } });
+    // The same upload into the null target: the runner's own limit, without Azurite's CPU on the same cores.
+    if (compression !== 'gzip') runs.push({ label: `dbdist ${compression} to null target`, input: { variant: 'dbdist-upload', compression }, nullTarget: true });
   }
-  const rows: Array<{ label: string; outcome: ChildOutcome<PgVariantResult>; azuriteCpuSeconds?: number; load: number }> = [];
-  for (const { label, input: partial } of runs) {
+  const rows: Array<{ label: string; outcome: ChildOutcome<PgVariantResult>; targetCpuSeconds?: number; load: number }> = [];
+  for (const { label, input: partial, nullTarget } of runs) {
     process.stdout.write(`  ${label.padEnd(34)} … `);
     const input: PgVariantInput = { ...partial, settings, database, file };
-    const measured =
-      input.variant === 'dbdist-upload' || input.variant === 'before-upload'
-        ? await withFreshAzurite((blob) => runInChild<PgVariantResult>(variantEntry, { ...input, blob }))
-        : { value: await runInChild<PgVariantResult>(variantEntry, input) };
+    const uploads = input.variant === 'dbdist-upload' || input.variant === 'before-upload';
+    const measured = !uploads
+      ? { value: await runInChild<PgVariantResult>(variantEntry, input) }
+      : nullTarget
+        ? await withFreshNullTarget((blob) => runInChild<PgVariantResult>(variantEntry, { ...input, blob }))
+        : await withFreshAzurite((blob) => runInChild<PgVariantResult>(variantEntry, { ...input, blob }));
     rmSync(file, { force: true });
     const outcome = measured.value;
     console.log(outcome.ok ? `${fixed(outcome.result.seconds, 1)} s` : `FAILED: ${outcome.error}`);
-    rows.push({ label, outcome, ...(measured.azuriteCpuSeconds !== undefined ? { azuriteCpuSeconds: measured.azuriteCpuSeconds } : {}), load: loadavg()[0]! });
+    const targetCpuSeconds = 'azuriteCpuSeconds' in measured ? measured.azuriteCpuSeconds : 'serverCpuSeconds' in measured ? measured.serverCpuSeconds : undefined;
+    rows.push({ label, outcome, ...(targetCpuSeconds !== undefined ? { targetCpuSeconds } : {}), load: loadavg()[0]! });
   }
 
   const seconds = (label: string) => {
@@ -91,8 +97,8 @@ async function measure(server: PostgresServer, options: PgBenchOptions): Promise
   const before = seconds('before: -Fc (zlib 6) to blob');
   printTable(
     `pg_dump --format=custom of a ${fixed(databaseMiB, 0)} MiB database (throughput in MiB of database per second; ratios from this run)`,
-    ['variant', 'seconds', 'stored MiB', 'database MiB/s', 'node CPU s', 'node CPU s/GiB of db', 'Azurite CPU s', 'peak RSS MiB', 'throughput vs before', 'load'],
-    rows.map(({ label, outcome, azuriteCpuSeconds, load }) =>
+    ['variant', 'seconds', 'stored MiB', 'database MiB/s', 'node CPU s', 'node CPU s/GiB of db', 'target CPU s (Azurite or null)', 'peak RSS MiB', 'throughput vs before', 'load'],
+    rows.map(({ label, outcome, targetCpuSeconds, load }) =>
       outcome.ok
         ? [
             label,
@@ -101,7 +107,7 @@ async function measure(server: PostgresServer, options: PgBenchOptions): Promise
             fixed(databaseMiB / outcome.result.seconds),
             fixed(outcome.result.cpuSeconds, 2),
             fixed(outcome.result.cpuSeconds / (databaseMiB / 1024), 2),
-            fixed(azuriteCpuSeconds, 2),
+            fixed(targetCpuSeconds, 2),
             fixed(outcome.peakRssMiB),
             ratio(before, outcome.result.seconds),
             fixed(load),
@@ -121,10 +127,13 @@ async function measure(server: PostgresServer, options: PgBenchOptions): Promise
   console.log(`  zstd path (pg_dump -Z0, runner zstd) throughput vs before: ${ratio(before, zstdPath)} -> ${metOrNot(before && zstdPath ? before / zstdPath >= 3 : undefined)}`);
   for (const compression of ['none', 'zstd', 'gzip']) {
     const toFile = seconds(`dbdist ${compression} to file`);
-    const toBlob = seconds(`dbdist ${compression} to blob`);
-    console.log(
-      `  ${compression}: dump-to-blob >= 0.9 x dump-to-file throughput: ${ratio(toFile, toBlob)} -> ${metOrNot(toFile && toBlob ? toFile / toBlob >= 0.9 : undefined)}`,
-    );
+    for (const target of ['blob', 'null target']) {
+      const toBlob = seconds(`dbdist ${compression} to ${target}`);
+      if (toBlob === undefined) continue;
+      console.log(
+        `  ${compression}: dump-to-${target === 'blob' ? 'blob (Azurite)' : 'blob (null target)'} >= 0.9 x dump-to-file throughput: ${ratio(toFile, toBlob)} -> ${metOrNot(toFile ? toFile / toBlob >= 0.9 : undefined)}`,
+      );
+    }
   }
 }
 

@@ -2,7 +2,8 @@
  * Child process of the re-hash benchmark: ONE variant over one stored blob (or its source file), reporting bytes,
  * seconds and the digest; its peak RSS is reported by bench/lib/child.ts.
  *
- *   hash-only      the limit: read the source file and SHA-256 it with the same hasher (hash-wasm), no network
+ *   hash-only      the limit: read the source file and SHA-256 it with the same hasher (hash-wasm on its worker
+ *                  thread, as the re-hash uses it), no network
  *   node-sha256    the same with Node's OpenSSL SHA-256 (context: what a non-resumable hash would reach)
  *   download-only  ranged reads of the stored blob from Azurite, bytes discarded (the storage side's limit here)
  *   rehash         the production rehashBlob activity, slice after slice as orchestrations/rehash.ts drives it

@@ -27,21 +27,29 @@ type Section = (typeof sections)[number];
 
 const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sandbox-args "..."] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    'size-mib': { type: 'string' },
-    'pg-size-mib': { type: 'string' },
-    'sandbox-args': { type: 'string' },
-    'load-seconds': { type: 'string' },
-    'sanitize-users': { type: 'string' },
-    'keep-files': { type: 'boolean', default: false },
-    'all-variants': { type: 'boolean', default: false },
-    'crypto-mib': { type: 'string' },
-    'rehash-budget-mib': { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-});
+// Bad flags print the usage and exit 2, not a stack trace.
+const { values, positionals } = (() => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: {
+        'size-mib': { type: 'string' },
+        'pg-size-mib': { type: 'string' },
+        'sandbox-args': { type: 'string' },
+        'load-seconds': { type: 'string' },
+        'sanitize-users': { type: 'string' },
+        'keep-files': { type: 'boolean', default: false },
+        'all-variants': { type: 'boolean', default: false },
+        'crypto-mib': { type: 'string' },
+        'rehash-budget-mib': { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+})();
 
 if (values.help) {
   console.log(usage);

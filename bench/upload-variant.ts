@@ -9,6 +9,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { BlockBlobClient } from '@azure/storage-blob';
 import type { Compression } from '../shared/contracts/common.js';
 import { uploadBackup, DEFAULT_BLOCK_BYTES } from '../runner-agent/pipeline/upload.js';
+import { generateAgeIdentity } from '../runner-agent/pipeline/age.js';
 import { benchMetadata, benchTarget, cpuSecondsSince, type BlobLocation } from './lib/blob-target.js';
 import { digestOf } from '../test/runner-agent/helpers.js';
 import { serveChild } from './lib/child.js';
@@ -26,7 +27,7 @@ export type UploadVariant =
   | 'dbdist-null'
   | 'dbdist+gzip'
   | 'dbdist+zstd'
-  | 'dbdist+aes';
+  | 'dbdist+age';
 
 export interface VariantInput {
   variant: UploadVariant;
@@ -89,7 +90,7 @@ serveChild<VariantInput, VariantResult | undefined>(async ({ variant, file, blob
         source: createReadStream(file, { highWaterMark: readChunkBytes }),
         sourceSizeHint: size,
         compression: compressionOf[variant] ?? 'none',
-        ...(variant === 'dbdist+aes' ? { encryptionKey: randomBytes(32) } : {}),
+        ...(variant === 'dbdist+age' ? { ageRecipients: [generateAgeIdentity().recipient] } : {}),
         getTarget: async () => target,
         metadata: benchMetadata,
       });

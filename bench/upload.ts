@@ -9,7 +9,7 @@
  *   azurite-ceiling-crc64  the same without MD5: Azurite then computes CRC64 in JavaScript (uploadFile's case)
  *   uploadFile             what a user would pick: BlockBlobClient.uploadFile, default options, no hashing
  *   naive                  the seed's approach: readFile into memory, then uploadData
- *   dbdist                 runner-agent/pipeline/upload.ts: hash + upload in one stream; then with gzip, zstd, AES-256-GCM
+ *   dbdist                 runner-agent/pipeline/upload.ts: hash + upload in one stream; then with gzip, zstd, age encryption
  *   uploadFile-null, dbdist-null  the same two against the null target (bench/lib/null-blob-server.mjs: Put Block
  *                          and Put Block List over loopback HTTPS, bytes discarded), which takes bytes faster than
  *                          Azurite: the client's own limit, and the fair CPU comparison
@@ -17,7 +17,7 @@
  * the CPU cost moves far less with other load than the wall clock does. "client-bound MiB/s" is 1024 divided by
  * the client's CPU s/GiB: the rate the client alone could reach on one core if storage cost nothing.
  *
- * By default the slow variants (ceilings, gzip/zstd/AES, the compressible text file) run at the smallest size
+ * By default the slow variants (ceilings, gzip/zstd/age, the compressible text file) run at the smallest size
  * only, so the default run fits in ~15 minutes on 2 cores; `--all-variants` runs everything at every size.
  */
 import { mkdirSync, statSync } from 'node:fs';
@@ -59,7 +59,7 @@ const cpuVsUploadFileTarget = 1.4;
 const nullVsHashOnlyTarget = 0.8;
 /** Peak RSS at the largest size may exceed the smallest size's by this share at most. */
 const rssGrowthTarget = 0.1;
-const smallestSizeOnly: UploadVariant[] = ['azurite-ceiling', 'azurite-ceiling-crc64', 'dbdist+gzip', 'dbdist+zstd', 'dbdist+aes'];
+const smallestSizeOnly: UploadVariant[] = ['azurite-ceiling', 'azurite-ceiling-crc64', 'dbdist+gzip', 'dbdist+zstd', 'dbdist+age'];
 const textVariants: UploadVariant[] = ['dbdist', 'dbdist+gzip', 'dbdist+zstd'];
 
 export async function runUploadBench(options: UploadBenchOptions): Promise<void> {

@@ -5,7 +5,6 @@
  */
 import type { JobStatus } from '../shared/contracts/jobs.js';
 import { isAppError } from '../shared/errors.js';
-import type { BlobGateway } from '../shared/storage/gateway.js';
 import type { RestoreCheck } from '../shared/contracts/runner.js';
 import { continueSha256, finishSha256, type Sha256State } from '../shared/integrity/resumable-sha256.js';
 import { getDeps } from '../services/deps.js';
@@ -58,10 +57,12 @@ export async function rehashBlob(input: RehashBlobInput): Promise<RehashBlobResu
   if (count > 0) {
     let read: { state: Sha256State; bytes: number };
     try {
-      read = await continueSha256(state, readAhead(deps.blobs, input.blobPath, { offset: input.offset, count, etag: facts.etag }));
+      // One ranged read per slice, hashed on a worker thread as it arrives (resumable-sha256.ts).
+      const stream = await deps.blobs.readRange(input.blobPath, { offset: input.offset, count, etag: facts.etag });
+      if (!stream) return { ok: false, code: 'blob_missing', message: `The blob at ${input.blobPath} disappeared during its re-hash.` };
+      read = await continueSha256(state, stream as AsyncIterable<Buffer>);
     } catch (error) {
       if (isAppError(error) && error.code === 'integrity_mismatch') return rewritten(input.blobPath);
-      if (error instanceof BlobGone) return { ok: false, code: 'blob_missing', message: `The blob at ${input.blobPath} disappeared during its re-hash.` };
       throw error;
     }
     // A short read is a transport problem, not a verdict: throw so the slice is read again.
@@ -74,49 +75,6 @@ export async function rehashBlob(input: RehashBlobInput): Promise<RehashBlobResu
 }
 
 const rewritten = (blobPath: string): RehashMismatch => ({ ok: false, code: 'blob_changed', message: `The blob at ${blobPath} was rewritten during its re-hash.` });
-
-/** Parts read at once while the hash consumes them in order: memory stays at READ_AHEAD_PARTS × READ_PART_BYTES. */
-const READ_PART_BYTES = 8 * 1024 * 1024;
-const READ_AHEAD_PARTS = 4;
-
-class BlobGone extends Error {}
-
-/**
- * The range as consecutive parts, several downloading while the hash works through the earliest: one connection
- * at a time would leave the hash waiting on the network and the network on the hash.
- */
-async function* readAhead(
-  blobs: BlobGateway,
-  blobPath: string,
-  range: { offset: number; count: number; etag: string },
-): AsyncGenerator<Buffer> {
-  const parts: { offset: number; count: number }[] = [];
-  for (let offset = range.offset; offset < range.offset + range.count; offset += READ_PART_BYTES) {
-    parts.push({ offset, count: Math.min(READ_PART_BYTES, range.offset + range.count - offset) });
-  }
-  const fetchPart = async (part: { offset: number; count: number }): Promise<Buffer> => {
-    const stream = await blobs.readRange(blobPath, { ...part, etag: range.etag });
-    if (!stream) throw new BlobGone();
-    const chunks: Buffer[] = [];
-    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk);
-    return Buffer.concat(chunks);
-  };
-  const inFlight: Promise<Buffer>[] = [];
-  let next = 0;
-  try {
-    while (next < parts.length || inFlight.length > 0) {
-      while (inFlight.length < READ_AHEAD_PARTS && next < parts.length) {
-        const pending = fetchPart(parts[next++]!);
-        pending.catch(() => undefined); // awaited in order below; an early failure must not go unhandled
-        inFlight.push(pending);
-      }
-      yield await inFlight.shift()!;
-    }
-  } finally {
-    // Abandoned (an error above): let the downloads in flight settle quietly.
-    await Promise.allSettled(inFlight);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // publishManifest

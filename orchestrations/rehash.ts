@@ -8,8 +8,8 @@
  * per-block digests checked in parallel: it needs nothing from the runner (the runner's word is what is being
  * checked), it yields the one digest a requester can check with `sha256sum`, and its history grows by two events
  * per slice (TaskScheduled, TaskCompleted): 4 GiB slices keep a 1 TiB backup at about 500 events. Its cost is
- * that one backup's hash is sequential; within a slice the activity downloads a few parts ahead of the hash, so
- * reading and hashing overlap (the bench measures it against the hasher's own limit).
+ * that one backup's hash is sequential; within a slice the activity reads one ranged stream while a worker thread
+ * hashes what arrived, so reading and hashing overlap (the bench measures it against the hasher's own limit).
  */
 import type { OrchestrationContext, Task } from 'durable-functions';
 import { ACTIVITY_RETRY } from './backupJob.flow.js';

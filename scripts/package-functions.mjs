@@ -1,6 +1,6 @@
 /**
  * `npm run package` (azd runs it before zipping the `api` service; azure.yaml `dist: dist/app`): bundles the
- * Function App with esbuild into dist/app — index.js, host.json and a package.json without dependencies — so the
+ * Function App with esbuild into dist/app — index.js (and the worker-thread script it starts), host.json and a package.json without dependencies — so the
  * deployment package carries no node_modules at all, and no devDependency can reach it.
  *
  * `@azure/functions-core` stays external: the Functions Node.js worker provides it at run time.
@@ -30,6 +30,18 @@ const result = await build({
   external: ['@azure/functions-core', 'msnodesqlv8', 'pg-native'],
   legalComments: 'linked',
   metafile: true,
+  logLevel: 'warning',
+});
+
+// The worker-thread script index.js starts from beside itself (`new URL('./sha256-worker.mjs', import.meta.url)`).
+await build({
+  entryPoints: [join(root, 'shared', 'integrity', 'sha256-worker.mjs')],
+  outfile: join(out, 'sha256-worker.mjs'),
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  legalComments: 'linked',
   logLevel: 'warning',
 });
 

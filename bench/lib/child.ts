@@ -1,7 +1,8 @@
 /**
- * Runs one benchmark variant in a child process of its own, so that its peak RSS (`maxRSS` from
- * `process.resourceUsage()`, reported by the child just before it exits) is the variant's alone and not the
- * parent's or an earlier variant's.
+ * Runs one benchmark variant in a child process of its own, so that its peak RSS (reported by the child just
+ * before it exits) is the variant's alone and not the parent's or an earlier variant's. The peak is the address
+ * space's high-water mark (`VmHWM` in /proc/self/status), not `process.resourceUsage().maxRSS`: Linux carries
+ * maxRSS across fork and exec, so a child of a 365 MiB parent reports at least 365 MiB whatever it used.
  *
  * Parent:  const outcome = await runInChild<Result>(new URL('./variant.ts', import.meta.url), input);
  * Child:   serveChild(async (input) => ({ ...measurements }));
@@ -12,6 +13,7 @@
  * loopback certificate too). Input and result travel over the IPC channel.
  */
 import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -29,6 +31,8 @@ interface ChildMessage {
 const stderrTailChars = 2000;
 const bundleDir = fileURLToPath(new URL('../../.tmp/bench/', import.meta.url));
 const bundles = new Map<string, Promise<string>>();
+/** Worker-thread scripts that bundled code starts from a file beside it (`new URL('./x.mjs', import.meta.url)`). */
+const workerScripts = [new URL('../../shared/integrity/sha256-worker.mjs', import.meta.url)];
 
 /**
  * Bundles `entry` once per run; returns the path of the JavaScript file (`<name>.mjs`, or `outName` under
@@ -40,7 +44,11 @@ export function bundled(entry: URL, outName?: string): Promise<string> {
   if (!bundle) {
     const outfile = join(bundleDir, outName ?? basename(source).replace(/\.ts$/, '.mjs'));
     bundle = build({ entryPoints: [source], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' }).then(
-      () => outfile,
+      () => {
+        mkdirSync(bundleDir, { recursive: true });
+        for (const script of workerScripts) copyFileSync(script, join(bundleDir, basename(fileURLToPath(script))));
+        return outfile;
+      },
     );
     bundles.set(source, bundle);
   }
@@ -82,12 +90,23 @@ export function serveChild<I, R>(work: (input: I) => Promise<R>): void {
       let reply: ChildMessage;
       try {
         const result = await work(message.input);
-        reply = { result, maxRssKiB: process.resourceUsage().maxRSS };
+        reply = { result, maxRssKiB: ownPeakRssKiB() };
       } catch (error) {
         const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-        reply = { error: text, maxRssKiB: process.resourceUsage().maxRSS };
+        reply = { error: text, maxRssKiB: ownPeakRssKiB() };
       }
       process.send!(reply, () => process.exit(0));
     })();
   });
+}
+
+/** This process's own peak RSS in KiB: VmHWM where /proc has it, else maxRSS (which may include the parent's). */
+function ownPeakRssKiB(): number {
+  try {
+    const match = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (match) return Number(match[1]);
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS;
 }

@@ -3,11 +3,13 @@
  * through its own resource, diagnostics and SQL auditing into the workspace, a way for the migration hook to
  * reach Azure SQL, Node 22, a GUID check on the Entra admin id, and a Function App package without node_modules.
  */
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { finishSha256 } from '../../shared/integrity/resumable-sha256.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type BicepFile,
@@ -141,5 +143,18 @@ describe('Function App package (npm run package, azure.yaml dist: dist/app)', ()
     ).toString();
     const { registeredRoutes } = await import('../../functions/index.js');
     expect(JSON.parse(routes)).toEqual(registeredRoutes().map((r) => r.name).sort());
+    // The re-hash's worker thread, started from beside index.js, hashes there with no node_modules either.
+    const saved = execFileSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import { Worker } from 'node:worker_threads'; const w = new Worker(new URL('./sha256-worker.mjs', `file://${process.cwd()}/`), { workerData: { state: null }, execArgv: [] });" +
+          " w.on('message', (m) => { if (m.type === 'saved') { console.log(m.state); w.terminate(); } });" +
+          " const data = new TextEncoder().encode('abc').buffer; w.postMessage({ type: 'update', data }, [data]); w.postMessage({ type: 'save' });",
+      ],
+      { cwd: isolated, stdio: ['ignore', 'pipe', 'pipe'] },
+    ).toString().trim();
+    expect(await finishSha256(saved)).toBe(createHash('sha256').update('abc').digest('hex'));
   });
 });

@@ -89,8 +89,8 @@ describe('rehashBlob', () => {
     expect(calls).toBe(6);
   });
 
-  it('reads a large slice as several parts downloaded ahead of the hash, in order', async () => {
-    const bytes = randomBytes(3 * 8 * 1024 * 1024 + 5); // four 8 MiB read-ahead parts, the last of 5 bytes
+  it('hashes a large slice read as one stream, in batches for the hashing thread, in order', async () => {
+    const bytes = randomBytes(3 * 8 * 1024 * 1024 + 5); // six 4 MiB batches and one of 5 bytes
     const path = `rehash/${randomUUID()}.bak`;
     await putBlob(path, bytes);
     const budget = t.deps.integrity.rehashBudgetBytes;

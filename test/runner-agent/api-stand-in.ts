@@ -40,7 +40,8 @@ export async function startApiStandIn(gateway: BlobGateway): Promise<ApiStandIn>
     events: [],
     uploadTargetCalls: [],
     blobPathFor: new Map(),
-    waitForEvent(predicate, timeoutMs = 20_000) {
+    // Generous: a bound on a wait (on a loaded CI machine), not a timing being tested.
+    waitForEvent(predicate, timeoutMs = 45_000) {
       const found = api.events.find(predicate);
       if (found) return Promise.resolve(found);
       return new Promise((resolve, reject) => {

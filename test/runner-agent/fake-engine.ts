@@ -28,17 +28,23 @@ export function fakeEngine(options: FakeEngineOptions = {}): BackupEngineDriver 
       const source = pseudoRandomStream(bytes, options.seed ?? 'fake');
       const stream = new PassThrough();
       let failure: JobFailure | undefined;
+      // Like a real engine killing its child process: the abort counts when the signal fires, not at the next
+      // chunk, which may never come once the consumer has stopped reading.
+      const onAbort = () => {
+        engine.aborted += 1;
+        failure = new JobFailure('aborted', 'aborted');
+        stream.destroy(failure);
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
       const done = (async () => {
         for await (const chunk of source) {
-          if (signal.aborted) {
-            engine.aborted += 1;
-            failure = new JobFailure('aborted', 'aborted');
-            break;
-          }
+          if (failure) break;
           if (stream.destroyed) break; // the consumer gave up (upload failed)
           if (!stream.write(chunk)) await new Promise((resolve) => (stream.once('drain', resolve), stream.once('close', resolve)));
           if (options.chunkDelayMs) await new Promise((resolve) => setTimeout(resolve, options.chunkDelayMs));
         }
+        signal.removeEventListener('abort', onAbort);
         if (!failure && options.failWith) failure = new JobFailure(options.failWith, `engine failed: ${options.failWith}`);
         if (failure) {
           stream.destroy(failure);
