@@ -86,7 +86,8 @@ export interface ThrowawayCluster extends PostgresServer {
 function serverOptions(port: number, socketDir: string, settings: Record<string, string>): string {
   const all = { listen_addresses: '127.0.0.1', port: String(port), unix_socket_directories: socketDir, fsync: 'off', max_connections: '50', ...settings };
   return Object.entries(all)
-    .map(([name, value]) => `-c ${name}=${/^[\w.\/-]+$/.test(value) ? value : `'${value.replace(/'/g, "''")}'`}`)
+    // pg_ctl hands these to the server through /bin/sh: quote anything that is not a plain word.
+    .map(([name, value]) => `-c ${name}=${/^[\w.\/-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`}`)
     .join(' ');
 }
 
@@ -104,7 +105,9 @@ export async function startThrowawayCluster(options: { binDir?: string; dataDir?
   try {
     if (!options.dataDir) await runAsServerUser(join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
     const log = join(dir, `server-${port}.log`);
-    await runAsServerUser(pgCtl, ['-D', dataDir, '-l', log, '-w', '-t', '600', '-o', serverOptions(port, dir, options.settings ?? {}), 'start']);
+    // A restored data directory may replay WAL before it answers.
+    const waitSeconds = options.dataDir ? '600' : '60';
+    await runAsServerUser(pgCtl, ['-D', dataDir, '-l', log, '-w', '-t', waitSeconds, '-o', serverOptions(port, dir, options.settings ?? {}), 'start']);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
