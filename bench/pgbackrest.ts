@@ -116,14 +116,21 @@ export async function runPgBackRestBench(options: PgBackRestBenchOptions): Promi
     const script = await bundled(new URL('../runner-agent/cli.ts', import.meta.url), 'runner/cli.js');
     const dbdist = await registerDatabase(stack, cluster, keyDir);
 
-    // pgBackRest first, then dbdist's comparable options, then the others (every option for the RSS target).
-    process.stdout.write('  pgBackRest backup --type=full           … ');
-    const backrest = await pgbackrestBackup(stack, cluster, config);
-    console.log(`${fixed(backrest.seconds, 1)} s`);
+    // pgBackRest before and after dbdist's two comparable options (a change of load between them shows as two
+    // different pgBackRest times), then the other options (every option for the RSS target).
+    const backrestRuns: Array<Awaited<ReturnType<typeof pgbackrestBackup>>> = [];
+    const backrestOnce = async () => {
+      process.stdout.write('  pgBackRest backup --type=full           … ');
+      const measured = await pgbackrestBackup(stack, cluster, config);
+      console.log(`${fixed(measured.seconds, 1)} s`);
+      backrestRuns.push(measured);
+    };
+    await backrestOnce();
     const dumpFloor = await pgDumpAlone(cluster, 'bench');
-    const chosen: DbdistOption[] = [
+    const chosen: Array<DbdistOption | 'pgbackrest'> = [
       { compression: 'zstd', encrypted: false },
       { compression: 'none', encrypted: false },
+      'pgbackrest',
       { compression: 'gzip', encrypted: false },
       { compression: 'zstd', encrypted: true },
       { compression: 'none', encrypted: true },
@@ -131,19 +138,26 @@ export async function runPgBackRestBench(options: PgBackRestBenchOptions): Promi
     ];
     const runs: DbdistRun[] = [];
     for (const option of chosen) {
+      if (option === 'pgbackrest') {
+        await backrestOnce();
+        continue;
+      }
       process.stdout.write(`  dbdist ${optionLabel(option).padEnd(32)} … `);
       const measured = await dbdistBackup(stack, cluster, dbdist, script, option);
       console.log(`${fixed(measured.availableSeconds, 1)} s to Available, peak RSS ${fixed(measured.peakRssMiB)} MiB`);
       runs.push(measured);
+      // Copies nobody restores here go at once: Azurite keeps every blob in this machine's memory.
+      if (!restored(option)) await deleteCopy(stack, measured.jobId);
     }
+    // The yardstick: pgBackRest's mean over its two runs.
+    const backrestSeconds = backrestRuns.reduce((sum, r) => sum + r.seconds, 0) / backrestRuns.length;
 
     console.log('Restoring each comparable copy …');
     process.stdout.write('  pgBackRest restore + start + recovery   … ');
     const backrestRestore = await pgbackrestRestore(cluster, config, binDir!);
     console.log(`${fixed(backrestRestore.seconds, 1)} s, ${backrestRestore.rows} rows`);
     const restores = new Map<DbdistRun, Restore>();
-    for (const measured of runs.filter((r) => !r.encrypted)) {
-      if (measured.compression === 'gzip') continue;
+    for (const measured of runs.filter(restored)) {
       process.stdout.write(`  dbdist ${optionLabel(measured).padEnd(32)} … `);
       const restore = await dbdistRestore(stack, cluster, measured, keyDir);
       console.log(`${fixed(restore.seconds, 1)} s, ${restore.rows} rows`);
@@ -155,28 +169,28 @@ export async function runPgBackRestBench(options: PgBackRestBenchOptions): Promi
 
     printTable(
       `A restorable copy of a ${fixed(generated.bytes / MiB, 0)} MiB database in Blob (Azurite), side by side (ratios from this run)`,
-      ['copy', 'kind', 'to committed blob s', 'to restorable copy s', 'vs pgBackRest', 'client CPU s', 'client CPU s/GiB', 'server CPU s', 'Azurite CPU s', 'stored MiB', 'restore s', 'load'],
+      ['copy', 'kind', 'to committed blob s', 'to restorable copy s', 'vs pgBackRest (mean)', 'client CPU s', 'client CPU s/GiB', 'server CPU s', 'Azurite CPU s', 'stored MiB', 'restore s', 'load'],
       [
-        [
-          'pgBackRest full, zst, 2 processes',
+        ...backrestRuns.map((backrest, index) => [
+          `pgBackRest full, zst, 2 processes (${index === 0 ? 'first' : 'again'})`,
           'physical',
           fixed(backrest.seconds, 1),
           fixed(backrest.seconds, 1),
-          '1.00x',
+          ratio(backrest.seconds, backrestSeconds),
           fixed(backrest.clientCpuSeconds, 2),
           fixed(backrest.clientCpuSeconds / databaseGiB, 2),
           fixed(backrest.serverCpuSeconds, 2),
           fixed(backrest.azuriteCpuSeconds, 2),
           `${fixed(backrest.storedBytes / MiB)} (WAL ${fixed(backrest.archiveBytes / MiB, 2)})`,
-          fixed(backrestRestore.seconds, 1),
+          index === backrestRuns.length - 1 ? fixed(backrestRestore.seconds, 1) : '-',
           fixed(backrest.load),
-        ],
+        ]),
         ...runs.map((r) => [
           `dbdist ${optionLabel(r)}`,
           'logical',
           fixed(r.committedSeconds, 1),
           fixed(r.availableSeconds, 1),
-          ratio(r.availableSeconds, backrest.seconds),
+          ratio(r.availableSeconds, backrestSeconds),
           fixed(r.clientCpuSeconds, 2),
           fixed(r.clientCpuSeconds / databaseGiB, 2),
           fixed(r.serverCpuSeconds, 2),
@@ -189,7 +203,7 @@ export async function runPgBackRestBench(options: PgBackRestBenchOptions): Promi
     );
     console.log(
       `pg_dump alone (${dumpFloor.args.join(' ')} > /dev/null, one process, what no logical copy can beat): ${fixed(dumpFloor.seconds, 1)} s ` +
-        `(${ratio(dumpFloor.seconds, backrest.seconds)} pgBackRest's time)`,
+        `(${ratio(dumpFloor.seconds, backrestSeconds)} pgBackRest's mean time)`,
     );
     for (const r of runs.filter((x) => !x.encrypted && x.compression !== 'gzip')) {
       console.log(
@@ -213,8 +227,9 @@ export async function runPgBackRestBench(options: PgBackRestBenchOptions): Promi
     console.log('Targets:');
     const zstd = runs.find((r) => r.compression === 'zstd' && !r.encrypted);
     console.log(
-      `  dbdist (zstd, the issue's comparison) time to a restorable copy <= 1.5 x pgBackRest's: ${ratio(zstd?.availableSeconds, backrest.seconds)} -> ` +
-        `${metOrNot(zstd ? zstd.availableSeconds / backrest.seconds <= 1.5 : undefined)}`,
+      `  dbdist (zstd, the issue's comparison) time to a restorable copy <= 1.5 x pgBackRest's (mean of its two runs): ` +
+        `${ratio(zstd?.availableSeconds, backrestSeconds)} to Available, ${ratio(zstd?.committedSeconds, backrestSeconds)} to the committed blob -> ` +
+        `${metOrNot(zstd ? zstd.availableSeconds / backrestSeconds <= 1.5 : undefined)}`,
     );
     const worst = Math.max(...runs.map((r) => r.peakRssMiB ?? Number.POSITIVE_INFINITY));
     console.log(
@@ -226,6 +241,16 @@ export async function runPgBackRestBench(options: PgBackRestBenchOptions): Promi
     rmSync(brDir, { recursive: true, force: true });
     rmSync(keyDir, { recursive: true, force: true });
   }
+}
+
+/** The copies restored at the end: the two comparable to pgBackRest's. */
+function restored(option: DbdistOption): boolean {
+  return !option.encrypted && option.compression !== 'gzip';
+}
+
+async function deleteCopy(stack: LocalStack, jobId: string): Promise<void> {
+  const job = await stack.store.getJob(jobId);
+  if (job?.blobPath) await stack.azurite.serviceClient.getContainerClient(stack.container).deleteBlob(job.blobPath, { deleteSnapshots: 'include' });
 }
 
 function difference(after: number | undefined, before: number | undefined): number | undefined {
@@ -270,7 +295,8 @@ async function configurePgBackRest(context: { stack: LocalStack; cluster: Throwa
     `repo1-azure-port=${port}`,
     'repo1-azure-uri-style=path',
     `repo1-azure-ca-file=${caFile}`,
-    'repo1-retention-full=1',
+    // Both timed backups stay: expiring the first would put deletions on the second one's clock.
+    'repo1-retention-full=2',
     'compress-type=zst',
     'process-max=2',
     'start-fast=y',
@@ -314,15 +340,26 @@ async function pgbackrestBackup(stack: LocalStack, cluster: ThrowawayCluster, co
   const serverCpuSeconds = processTreeCpuSeconds(server) - serverBefore;
   const azuriteCpuSeconds = difference(childCpuSeconds('azurite'), azuriteBefore);
   const load = loadavg()[0]!;
-  // What the repository holds: the backup set and the WAL archived for it (the copy needs both).
-  let storedBytes = 0;
+  return { seconds, clientCpuSeconds, serverCpuSeconds, azuriteCpuSeconds, load, ...(await newestBackupBytes(stack, config)) };
+}
+
+/**
+ * What a restore of the newest backup needs from the repository: its backup set and the WAL segments from its
+ * start to its stop (pgBackRest's own `info` names them), summed over the blobs as stored.
+ */
+async function newestBackupBytes(stack: LocalStack, config: string): Promise<{ storedBytes: number; archiveBytes: number }> {
+  const { stdout } = await pgbackrest(config, '--output=json', 'info');
+  const [info] = JSON.parse(stdout) as Array<{ backup: Array<{ label: string; archive: { start: string; stop: string } }> }>;
+  const newest = info!.backup.at(-1)!;
+  let setBytes = 0;
   let archiveBytes = 0;
-  for await (const blob of stack.azurite.serviceClient.getContainerClient('pgbackrest').listBlobsFlat()) {
+  for await (const blob of stack.azurite.serviceClient.getContainerClient('pgbackrest').listBlobsFlat({ prefix: 'repo/' })) {
     const size = blob.properties.contentLength ?? 0;
-    storedBytes += size;
-    if (blob.name.startsWith('repo/archive/')) archiveBytes += size;
+    if (blob.name.startsWith(`repo/backup/${stanza}/${newest.label}/`)) setBytes += size;
+    const segment = /^repo\/archive\/[^/]+\/[^/]+\/[0-9A-F]{16}\/([0-9A-F]{24})-/.exec(blob.name)?.[1];
+    if (segment && segment >= newest.archive.start && segment <= newest.archive.stop) archiveBytes += size;
   }
-  return { seconds, clientCpuSeconds, serverCpuSeconds, azuriteCpuSeconds, load, storedBytes, archiveBytes };
+  return { storedBytes: setBytes + archiveBytes, archiveBytes };
 }
 
 /** pg_dump of the same database to /dev/null, as the runner's zstd path runs it: the floor of a logical copy. */
