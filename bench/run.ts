@@ -12,6 +12,7 @@
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
  *   npm run bench -- encryption --crypto-mib 256  the encryption stage alone (age vs AES-GCM), smaller input
  *   npm run bench -- rehash --size-mib 4096      the control plane's re-hash of a 4 GiB blob (--rehash-budget-mib N)
+ *   npm run bench -- scale --jobs 2000          the scale simulation at the issue's size (default 500 jobs, 100 runners)
  */
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -22,10 +23,10 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'pgbackrest', 'sandbox', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics'] as const;
+const sections = ['upload', 'pg', 'pgbackrest', 'sandbox', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics', 'scale'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sandbox-args "..."] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sandbox-args "..."] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--jobs N] [--runners N] [--backup-kib N] [--keep-files] [--all-variants]`;
 
 // Bad flags print the usage and exit 2, not a stack trace.
 const { values, positionals } = (() => {
@@ -42,6 +43,9 @@ const { values, positionals } = (() => {
         'all-variants': { type: 'boolean', default: false },
         'crypto-mib': { type: 'string' },
         'rehash-budget-mib': { type: 'string' },
+        jobs: { type: 'string' },
+        runners: { type: 'string' },
+        'backup-kib': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     });
@@ -68,7 +72,7 @@ function positiveNumbers(text: string | undefined, fallback: number[], name: str
   if (text === undefined) return fallback;
   const numbers = text.split(',').map(Number);
   if (numbers.some((n) => !Number.isInteger(n) || n <= 0)) {
-    console.error(`--${name} takes positive whole numbers of MiB (comma-separated), not "${text}"`);
+    console.error(`--${name} takes positive whole numbers (comma-separated), not "${text}"`);
     process.exit(2);
   }
   return numbers;
@@ -81,6 +85,10 @@ const [pgbackrestSizeMiB] = positiveNumbers(values['pg-size-mib'], [128], 'pg-si
 const [sanitizeUsers] = positiveNumbers(values['sanitize-users'], [200_000], 'sanitize-users');
 const [cryptoMiB] = positiveNumbers(values['crypto-mib'], [1024], 'crypto-mib');
 const [rehashBudgetMiB] = positiveNumbers(values['rehash-budget-mib'], [1024], 'rehash-budget-mib');
+// 500 jobs keep the default run within ~5 minutes on two shared cores; the issue's figure is `--jobs 2000`.
+const [scaleJobs] = positiveNumbers(values.jobs, [500], 'jobs');
+const [scaleRunners] = positiveNumbers(values.runners, [100], 'runners');
+const [backupKiB] = positiveNumbers(values['backup-kib'], [64], 'backup-kib');
 
 // Azurite (OAuth) and the OIDC issuer serve loopback HTTPS with a self-signed certificate, which Node trusts
 // only through NODE_EXTRA_CA_CERTS read at start-up: set it and run this script again, once. The second run
@@ -158,6 +166,10 @@ async function runSection(name: Section): Promise<void> {
     case 'metrics': {
       const { runMetricsBench } = await import('./metrics.js');
       return runMetricsBench();
+    }
+    case 'scale': {
+      const { runScaleBench } = await import('./scale.js');
+      return runScaleBench({ jobs: scaleJobs!, runners: scaleRunners!, backupKiB: backupKiB!, unloadedJobs: 20 });
     }
     case 'rehash': {
       const { runRehashBench } = await import('./rehash.js');

@@ -21,7 +21,8 @@ export interface RunnerProcessOptions {
   dir: string;
   /** The API as the runner reaches it (e.g. through a TCP proxy); default the stack's. */
   apiBaseUrl?: string;
-  postgres?: { host: string; port: number; user: string; password?: string };
+  /** `spoolToWorkDir`: pg_dump writes a local file first, so a killed runner's successor can resume its upload. */
+  postgres?: { host: string; port: number; user: string; password?: string; spoolToWorkDir?: boolean };
   runnerId?: string;
   /** Any other runner setting (e.g. `outageBoundSeconds`, `lockRenewalMaxMinutes`). */
   settings?: Record<string, unknown>;
@@ -52,7 +53,15 @@ export async function prepareRunnerProcess(stack: LocalStack, options: RunnerPro
     api: { baseUrl: options.apiBaseUrl ?? stack.apiBaseUrl, scope: `${stack.issuer.apiAppIdUri}/.default` },
     entra: { tenantId: stack.issuer.tenantId, clientId: app.clientId, certificatePath: certificate.pemPath, authorityHost: stack.issuer.baseUrl },
     ...(options.postgres
-      ? { postgres: { host: options.postgres.host, port: options.postgres.port, user: options.postgres.user, maintenanceDatabase: 'postgres' } }
+      ? {
+          postgres: {
+            host: options.postgres.host,
+            port: options.postgres.port,
+            user: options.postgres.user,
+            maintenanceDatabase: 'postgres',
+            ...(options.postgres.spoolToWorkDir ? { spoolToWorkDir: true } : {}),
+          },
+        }
       : {}),
     workDir: join(options.dir, 'work'),
     ...options.settings,
@@ -84,12 +93,17 @@ export interface RunnerProcess {
 /**
  * Starts `dbdist-runner <command>` as a child process (default `start`), from the TypeScript source through tsx,
  * or from `script`: the CLI built to JavaScript, as it runs in production (the benchmarks measure its memory).
+ * `env` adds to the setup's environment (e.g. HTTPS_PROXY, which the Azure SDK honours, to route the runner's Blob
+ * Storage traffic through a proxy).
  */
-export function spawnRunner(setup: RunnerProcessSetup, options: { command?: string[]; echo?: boolean; script?: string } = {}): RunnerProcess {
+export function spawnRunner(
+  setup: RunnerProcessSetup,
+  options: { command?: string[]; echo?: boolean; env?: Record<string, string>; script?: string } = {},
+): RunnerProcess {
   const entry = options.script ? [options.script] : ['--import', 'tsx', runnerCliPath];
   const child = spawn(process.execPath, [...entry, ...(options.command ?? ['start']), '--config', setup.configPath], {
     cwd: repoRoot,
-    env: { ...process.env, ...setup.env },
+    env: { ...process.env, ...setup.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -36,7 +36,8 @@
  * - Locks are tied to the receive link: when the link, its session or the connection goes away, the messages it
  *   held become available again at once (delivery count + 1) and their lock tokens stop working.
  * - Inspection for tests: `messages()`, `deadLetters()`, `counts()` (these throw for an unknown entity; ask
- *   `exists()` first), `dropConnections()` (a lost network or a crashed runner), `close()`.
+ *   `exists()` first), `stats()` (totals: messages sent, delivered, settled, lock renewals, the broker's own CPU
+ *   time), `dropConnections()` (a lost network or a crashed runner), `close()`.
  *
  * Not supported (the SDK gets `amqp:not-implemented` or the feature is silently absent): sessions, defer /
  * receiveDeferredMessages, scheduled messages, peek, rules management, transactions, message TTL expiry,
@@ -107,6 +108,28 @@ export interface InspectedMessage {
   locked: boolean;
   deadLetterReason?: string;
   deadLetterErrorDescription?: string;
+}
+
+/** What went through the broker since it started (the scale bench's per-job message counts). */
+export interface BrokerStats {
+  /** Messages taken from senders (each message of a batch counts, duplicates too). */
+  sent: number;
+  /** Copies stored for receivers: a topic message counts once per subscription whose filter takes it. */
+  enqueued: number;
+  /** Peek-lock and receive-and-delete deliveries. */
+  delivered: number;
+  completed: number;
+  abandoned: number;
+  deadLettered: number;
+  /** Locks renewed (one request may renew several). */
+  lockRenewals: number;
+  /** Requests on an entity's `$management` node (lock renewal, settlement by lock token, …). */
+  managementRequests: number;
+  /** `$cbs` put-token requests (one per connection and entity, renewed before the token expires). */
+  tokenPuts: number;
+  connectionsOpened: number;
+  /** CPU time (ms) spent handling the input of the broker's connections, measured around each socket read. */
+  cpuMs: number;
 }
 
 export interface EntityCounts {
@@ -241,6 +264,19 @@ export class ServiceBusBroker {
   private readonly lockByDelivery = new Map<Delivery, Lock>();
   private readonly sockets = new Set<net.Socket>();
   private readonly connections = new Set<Connection>();
+  private readonly counters: BrokerStats = {
+    sent: 0,
+    enqueued: 0,
+    delivered: 0,
+    completed: 0,
+    abandoned: 0,
+    deadLettered: 0,
+    lockRenewals: 0,
+    managementRequests: 0,
+    tokenPuts: 0,
+    connectionsOpened: 0,
+    cpuMs: 0,
+  };
 
   private constructor(
     private readonly server: net.Server,
@@ -274,6 +310,7 @@ export class ServiceBusBroker {
     server.on('connection', (socket: net.Socket) => {
       broker.sockets.add(socket);
       socket.once('close', () => broker.sockets.delete(socket));
+      broker.meterInput(socket);
     });
     broker.listen(container);
     for (const topic of options.topics ?? []) {
@@ -342,6 +379,11 @@ export class ServiceBusBroker {
     };
   }
 
+  /** Totals since the broker started (a copy). */
+  stats(): BrokerStats {
+    return { ...this.counters };
+  }
+
   /** Cuts every client connection at the TCP level, as a network failure or a killed process would. */
   dropConnections(): void {
     // rhea does not notice a socket destroyed under it; abort_socket destroys it and runs its disconnect
@@ -400,6 +442,24 @@ export class ServiceBusBroker {
 
   // ---- AMQP wiring ----------------------------------------------------------------------------------------
 
+  /**
+   * Counts the CPU time of each read on `socket`: rhea decodes the frames and runs every broker handler
+   * synchronously inside it, so this is the broker's work in a shared process (what a bench subtracts).
+   */
+  private meterInput(socket: net.Socket): void {
+    const emit = socket.emit.bind(socket);
+    socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+      if (event !== 'data') return emit(event, ...args);
+      const before = process.cpuUsage();
+      try {
+        return emit(event, ...args);
+      } finally {
+        const used = process.cpuUsage(before);
+        this.counters.cpuMs += (used.user + used.system) / 1000;
+      }
+    }) as typeof socket.emit;
+  }
+
   private listen(container: ReturnType<typeof rhea.create_container>): void {
     container.on('receiver_open', (context: EventContext) => this.onClientSenderAttached(context.receiver!));
     container.on('sender_open', (context: EventContext) => this.onClientReceiverAttached(context.sender!));
@@ -418,7 +478,10 @@ export class ServiceBusBroker {
     container.on('session_close', (context: EventContext) =>
       this.forgetLinks((link) => link.session === context.session),
     );
-    container.on('connection_open', (context: EventContext) => this.connections.add(context.connection));
+    container.on('connection_open', (context: EventContext) => {
+      this.counters.connectionsOpened += 1;
+      this.connections.add(context.connection);
+    });
     const onConnectionGone = (context: EventContext): void => {
       this.connections.delete(context.connection);
       this.forgetLinks((link) => link.connection === context.connection);
@@ -475,6 +538,7 @@ export class ServiceBusBroker {
     }
     const batch = (context as { format?: number }).format === BATCH_MESSAGE_FORMAT;
     const messages = batch ? splitBatch(context.message as unknown as Buffer) : [context.message!];
+    this.counters.sent += messages.length;
     for (const message of messages) this.publish(address, message);
     delivery.accept();
   }
@@ -488,6 +552,7 @@ export class ServiceBusBroker {
       const inspected = inspect(message);
       for (const store of topic.subscriptions.values()) {
         if (store.accepts(inspected)) {
+          this.counters.enqueued += 1;
           store.enqueue(copyMessage(message));
           this.pump(store);
         }
@@ -496,6 +561,7 @@ export class ServiceBusBroker {
     }
     const queue = this.queues.get(address)!;
     if (queue.duplicates.isDuplicate(messageId)) return;
+    this.counters.enqueued += 1;
     queue.store.enqueue(message);
     this.pump(queue.store);
   }
@@ -522,6 +588,7 @@ export class ServiceBusBroker {
       'x-opt-enqueued-time': message.enqueuedAt,
     };
     if (message.deadLetterSource) annotations['x-opt-deadletter-source'] = message.deadLetterSource;
+    this.counters.delivered += 1;
     const receiveAndDelete = link.snd_settle_mode === 1;
     if (receiveAndDelete) {
       link.send({ ...message.amqp, delivery_count: message.deliveryCount, message_annotations: annotations });
@@ -579,6 +646,7 @@ export class ServiceBusBroker {
   }
 
   private deadLetter(store: MessageStore, message: StoredMessage, properties: Record<string, unknown>): void {
+    this.counters.deadLettered += 1;
     // Dead-lettering a message received from a dead-letter queue leaves it there.
     const deadLetterQueue = store.deadLetterQueue ?? store;
     const amqp = copyMessage(message.amqp);
@@ -592,9 +660,11 @@ export class ServiceBusBroker {
     if (!lock || !this.locksByToken.has(lock.token)) return false;
     switch (settlement.kind) {
       case 'complete':
+        this.counters.completed += 1;
         this.dropLock(lock);
         break;
       case 'abandon':
+        this.counters.abandoned += 1;
         this.release(lock, settlement.propertiesToModify);
         break;
       case 'deadLetter':
@@ -662,7 +732,11 @@ export class ServiceBusBroker {
   // ---- $cbs and $management ---------------------------------------------------------------------------------
 
   private answer(address: string, request: Message): Response {
-    if (address === CBS_ADDRESS) return { status: 202, description: 'Accepted' };
+    if (address === CBS_ADDRESS) {
+      this.counters.tokenPuts += 1;
+      return { status: 202, description: 'Accepted' };
+    }
+    this.counters.managementRequests += 1;
     const store = this.storeAt(address.slice(0, -MANAGEMENT_SUFFIX.length))!;
     const operation = request.application_properties?.operation as string | undefined;
     const body = (request.body ?? {}) as Record<string, unknown>;
@@ -673,6 +747,7 @@ export class ServiceBusBroker {
     if (locks.length > 0 && locks.some((lock) => lock === undefined)) return lockLostResponse;
     switch (operation) {
       case 'com.microsoft:renew-lock': {
+        this.counters.lockRenewals += locks.length;
         const expirations = (locks as Lock[]).map((lock) => this.renew(lock));
         return { status: 200, body: { expirations } };
       }

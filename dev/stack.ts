@@ -4,7 +4,7 @@
  *
  *   Blob Storage  → Azurite (HTTPS, OAuth; user-delegation SAS works)
  *   Entra ID      → a local OIDC issuer (real JWKS, real RS256 tokens) checked by the production validator
- *   Azure SQL     → PGlite through the PostgreSQL repository (same contract suite as SQL Server)
+ *   Azure SQL     → PGlite (or a given PostgreSQL store) through the PostgreSQL repository (same contract suite as SQL Server)
  *   Service Bus   → a local AMQP 1.0 broker spoken to by the real @azure/service-bus client
  *   Functions     → the registered HTTP functions served on loopback HTTPS (dev/http-host.ts)
  *   Durable       → the real orchestrator and activities replayed in-process (dev/durable-host.ts)
@@ -22,17 +22,16 @@ import { setDeps } from '../services/deps.js';
 import { registeredRoutes, routePrefix } from '../functions/registry.js';
 import { httpPolicyFromSettings, setHttpPolicy } from '../functions/http-policy.js';
 import { httpSettingsSchema, parseSettings } from '../shared/config.js';
-import { JobConsumer } from '../runner-agent/consumer.js';
-import { RunnerApiClient } from '../runner-agent/api/client.js';
-import { KeyedSemaphore } from '../runner-agent/semaphore.js';
-import { createLogger, silentLogger, type Logger } from '../runner-agent/logger.js';
+import type { JobConsumer } from '../runner-agent/consumer.js';
+import { createLogger, type Logger } from '../runner-agent/logger.js';
 import type { BackupEngineDriver } from '../runner-agent/engines/types.js';
 import { azuriteGatewayOptions, startAzurite, type Azurite } from './azurite.js';
 import { ensureLoopbackCert } from './tls.js';
-import { allRows, createInspectablePgliteStore } from './stores.js';
+import { allRows, createInspectablePgliteStore, type RowsClient } from './stores.js';
 import { startOidcIssuer, testGroupIds, testRbacPolicy, validatorFor, type OidcIssuer } from './oidc-issuer.js';
 import type { DemoUser } from './oidc-sign-in.js';
 import { ServiceBusBroker } from './servicebus-broker.js';
+import { startInProcessRunner } from './in-process-runner.js';
 import { InProcessDurableHost } from './durable-host.js';
 import { inProcessJobOrchestrations } from './durable-orchestrations.js';
 import { startHttpHost, type HttpHostOptions, type RunningHttpHost } from './http-host.js';
@@ -157,6 +156,11 @@ export interface StackOptions {
   rehashBudgetBytes?: number;
   /** Browser origins allowed by CORS (a portal on another loopback port); default: the CORS_ORIGINS setting. */
   corsOrigins?: string[];
+  /**
+   * The SQL store and a raw client on the same database (for `storeRows`); default a fresh in-memory PGlite. A
+   * store passed here stays the caller's: `stop()` does not close it.
+   */
+  store?: { store: Store; client: RowsClient };
 }
 
 /** The subscription a runner for `serverId` receives from (filtered on the serverId property), created once. */
@@ -202,11 +206,16 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
   const { REVERIFY_BACKUP_ORCHESTRATOR, reverifyBackupOrchestrator } = await import('../orchestrations/reverifyBackup.js');
   const { integrityActivities } = await import('../orchestrations/integrity.activities.js');
   const cert = ensureLoopbackCert();
-  progress('Azurite (Blob Storage), the OIDC issuer (Entra ID), PGlite (the SQL store) and the AMQP broker (Service Bus), in parallel');
-  const [issuer, azurite, { store, client: storeClient }, broker] = await Promise.all([
+  progress(`Azurite (Blob Storage), the OIDC issuer (Entra ID), ${options.store ? '' : 'PGlite (the SQL store) '}and the AMQP broker (Service Bus), in parallel`);
+  const [issuer, azurite, { store, client: storeClient, close: closeStore }, broker] = await Promise.all([
     ready('OIDC issuer', startOidcIssuer({ tls: cert })),
     ready('Azurite', startAzurite()),
-    ready('PGlite store (migrations applied)', createInspectablePgliteStore()),
+    options.store
+      ? { ...options.store, close: async () => undefined }
+      : ready(
+          'PGlite store (migrations applied)',
+          createInspectablePgliteStore().then(({ store: lite, client }) => ({ store: lite, client, close: () => lite.close().finally(() => client.close()) })),
+        ),
     ready(
       'AMQP broker',
       ServiceBusBroker.start({
@@ -319,45 +328,35 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
 
   const runners = new Set<RunningRunner>();
   async function startRunner(runner: RunnerOptions): Promise<RunningRunner> {
-    const runnerId = runner.runnerId ?? `runner-${randomUUID().slice(0, 8)}`;
     const subscription = ensureRunnerSubscription(broker, runner.serverId);
     await bindRunner(runner.serverId, inProcessRunner);
-    const client = serviceBusClientFrom({ connectionString: broker.connectionString });
-    const logger = runner.logger ?? silentLogger();
-    const consumer = new JobConsumer({
-      client,
+    const started = startInProcessRunner({
+      connectionString: broker.connectionString,
       topic: JOBS_TOPIC,
       subscription,
-      maxConcurrentCalls: 1,
-      lockRenewalMaxMs: 12 * 3600_000,
-      shutdownGraceMs: 10_000,
-      logger,
-      serverIds: new Set([runner.serverId]),
-      jobs: {
-        runnerId,
-        api: new RunnerApiClient({ baseUrl: http.baseUrl, tokens: { getToken: async () => tokens.runner }, logger }),
-        engines: { [runner.engine.name]: runner.engine },
-        ...(runner.scratch ? { scratch: { [runner.scratch.engine]: runner.scratch } } : {}),
-        semaphore: new KeyedSemaphore(1),
-        ...(runner.blockBytes ? { uploadOptions: { blockBytes: runner.blockBytes } } : {}),
-        progress: { minIntervalMs: 200, heartbeatMs: 1_000 },
-      },
+      serverId: runner.serverId,
+      apiBaseUrl: http.baseUrl,
+      token: async () => tokens.runner,
+      engine: runner.engine,
+      runnerId: runner.runnerId ?? `runner-${randomUUID().slice(0, 8)}`,
+      ...(runner.logger ? { logger: runner.logger } : {}),
+      ...(runner.blockBytes ? { blockBytes: runner.blockBytes } : {}),
+      ...(runner.scratch ? { scratch: runner.scratch } : {}),
+      progress: { minIntervalMs: 200, heartbeatMs: 1_000 },
     });
-    consumer.start();
     const handle: RunningRunner = {
-      runnerId,
-      consumer,
+      runnerId: started.runnerId,
+      consumer: started.consumer,
       stop: async () => {
         runners.delete(handle);
-        await consumer.stop();
-        await client.close();
+        await started.stop();
       },
       crash: async () => {
         runners.delete(handle);
         // Drop the AMQP connections first: nothing gets settled, the lock lapses, the broker redelivers. The
         // client is closed without waiting: a dead process does not wait for its stuck handler either.
         broker.dropConnections();
-        void client.close().catch(() => undefined);
+        started.abandon();
       },
     };
     runners.add(handle);
@@ -399,7 +398,7 @@ export async function startLocalStack(options: StackOptions = {}): Promise<Local
       // The sender first: closing it while the broker goes away makes the SDK reconnect just to detach.
       await timed('queue', queue.close()).catch(() => undefined);
       await Promise.allSettled([
-        timed('store', store.close().finally(() => storeClient.close())),
+        timed('store', closeStore()),
         timed('issuer', issuer.close()),
         timed('azurite', azurite.stop()),
         timed('broker', broker.close()),

@@ -46,14 +46,19 @@ export async function createPgliteStore(options: { now?: () => Date } = {}): Pro
   return createPgliteStoreOn({ ...options, loadDataDir: await migratedTemplate() });
 }
 
+/** What `allRows` needs of a PostgreSQL client: PGlite, a node-postgres pool or client. */
+export interface RowsClient {
+  query(sql: string): Promise<{ rows: unknown[] }>;
+}
+
 /** Every row of every table of a PostgreSQL database (the migrations' own included): what a secret scan reads. */
-export async function allRows(client: Pick<PGlite, 'query'>): Promise<Record<string, unknown[]>> {
-  const tables = await client.query<{ schema: string; name: string }>(
+export async function allRows(client: RowsClient): Promise<Record<string, unknown[]>> {
+  const tables = await client.query(
     `select table_schema as schema, table_name as name from information_schema.tables
       where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema')`,
   );
   const rows: Record<string, unknown[]> = {};
-  for (const { schema, name } of tables.rows) {
+  for (const { schema, name } of tables.rows as Array<{ schema: string; name: string }>) {
     rows[`${schema}.${name}`] = (await client.query(`select * from "${schema}"."${name}"`)).rows;
   }
   return rows;

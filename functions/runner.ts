@@ -1,6 +1,6 @@
 /** Endpoints of the on-prem runner agent (app role Runner on an application token). */
 import { z } from 'zod';
-import { ProbeTarget, RehearsalReport, RehearsalSource, RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, UploadTarget } from '../shared/contracts/runner.js';
+import { ProbeTarget, RehearsalReport, RehearsalSource, RunnerEvent, RunnerEventAck, RunnerHeartbeat, RunnerHeartbeatAck, RunnersView, StagedBlocks, UploadTarget } from '../shared/contracts/runner.js';
 import * as runner from '../services/runner.js';
 import { endpoint } from './endpoint.js';
 import { IdParams } from './params.js';
@@ -16,6 +16,16 @@ export const issueUploadTarget = endpoint({
   responses: [{ status: 200, description: 'Where and until when the runner may write', schema: UploadTarget }],
   async handle({ scope, params }) {
     return ok(await runner.issueUploadTarget(scope, params.id));
+  },
+});
+
+export const listStagedBlocks = endpoint({
+  summary: "The uncommitted blocks on the job's blob (Get Block List), for resuming an interrupted upload of a local backup file",
+  access: runnerOnly,
+  params: IdParams,
+  responses: [{ status: 200, description: "Block ids and sizes an earlier attempt staged; the runner's SAS has no read", schema: StagedBlocks }],
+  async handle({ scope, params }) {
+    return ok(await runner.listStagedBlocks(scope, params.id));
   },
 });
 
@@ -91,6 +101,7 @@ httpRoute({ name: 'runner-probe-target', route: 'runner/probe-target', methods: 
 httpRoute({ name: 'runner-heartbeat', route: 'runner/heartbeat', methods: ['POST'], handler: postRunnerHeartbeat });
 httpRoute({ name: 'runners-list', route: 'runners', methods: ['GET'], handler: listRunners });
 httpRoute({ name: 'runner-upload-target', route: 'runner/jobs/{id}/upload-target', methods: ['POST'], handler: issueUploadTarget });
+httpRoute({ name: 'runner-staged-blocks', route: 'runner/jobs/{id}/staged-blocks', methods: ['POST'], handler: listStagedBlocks });
 httpRoute({ name: 'runner-rehearsal-source', route: 'runner/jobs/{id}/rehearsal-source', methods: ['POST'], handler: issueRehearsalSource });
 httpRoute({ name: 'runner-rehearsal', route: 'runner/jobs/{id}/rehearsal', methods: ['POST'], handler: postRehearsalReport });
 httpRoute({ name: 'runner-events', route: 'runner/jobs/{id}/events', methods: ['POST'], handler: postRunnerEvent, durableClient: true });

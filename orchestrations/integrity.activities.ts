@@ -57,10 +57,10 @@ export async function rehashBlob(input: RehashBlobInput): Promise<RehashBlobResu
   if (count > 0) {
     let read: { state: Sha256State; bytes: number };
     try {
-      // One ranged read per slice, hashed on a worker thread as it arrives (resumable-sha256.ts).
+      // One ranged read per slice, hashed as it arrives (on a worker thread when large: resumable-sha256.ts).
       const stream = await deps.blobs.readRange(input.blobPath, { offset: input.offset, count, etag: facts.etag });
       if (!stream) return { ok: false, code: 'blob_missing', message: `The blob at ${input.blobPath} disappeared during its re-hash.` };
-      read = await continueSha256(state, stream as AsyncIterable<Buffer>);
+      read = await continueSha256(state, stream as AsyncIterable<Buffer>, { expectedBytes: count });
     } catch (error) {
       if (isAppError(error) && error.code === 'integrity_mismatch') return rewritten(input.blobPath);
       throw error;

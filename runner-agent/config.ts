@@ -85,6 +85,12 @@ const postgresSettings = z
      * compare them (default true); turn off for databases too large to read twice.
      */
     recordRowCounts: z.boolean().optional(),
+    /**
+     * Write pg_dump's archive to workDir before uploading it (default false: straight from pg_dump's stdout).
+     * Needs room for the largest dump; in return a runner that crashes mid-upload resumes the upload of the
+     * finished file instead of dumping again (docs/runner.md).
+     */
+    spoolToWorkDir: z.boolean().optional(),
   })
   .strict();
 
@@ -163,6 +169,14 @@ const runnerConfigFields = z.object({
   scratch: scratchSettings.optional(),
   /** Temp files (SQL Server .bak) live here; needs room for the largest backup. Made absolute at start-up. */
   workDir: localDirectory,
+  /**
+   * Upload blocks: size in KiB (default 8 MiB; a large backup gets bigger blocks to stay under 50,000) and how many
+   * are sent at once. A resumed upload re-sends at most the blocks in flight when the attempt died.
+   */
+  upload: z
+    .object({ blockKiB: positiveInt.min(64).max(4000 * 1024).default(8 * 1024), parallelism: positiveInt.max(16).default(4) })
+    .strict()
+    .default({ blockKiB: 8 * 1024, parallelism: 4 }),
   /** Backups running at once against one database server. */
   concurrencyPerInstance: positiveInt.max(16).default(1),
   /** How long a message lock is renewed; must exceed the longest backup. */
@@ -257,6 +271,9 @@ export const envVariables: ReadonlyArray<{ env: string; path: string; kind: Valu
   { env: 'DBDIST_RUNNER_PG_MAINTENANCE_DATABASE', path: 'postgres.maintenanceDatabase', kind: 'string' },
   { env: 'DBDIST_RUNNER_PG_BIN_DIR', path: 'postgres.binDir', kind: 'string' },
   { env: 'DBDIST_RUNNER_PG_SSLMODE', path: 'postgres.sslMode', kind: 'string' },
+  { env: 'DBDIST_RUNNER_PG_SPOOL_TO_WORK_DIR', path: 'postgres.spoolToWorkDir', kind: 'boolean' },
+  { env: 'DBDIST_RUNNER_UPLOAD_BLOCK_KIB', path: 'upload.blockKiB', kind: 'number' },
+  { env: 'DBDIST_RUNNER_UPLOAD_PARALLELISM', path: 'upload.parallelism', kind: 'number' },
   { env: 'DBDIST_RUNNER_SCRATCH_PG_PASSWORD', path: 'scratch.postgres.password', kind: 'string', secret: true },
   { env: 'DBDIST_RUNNER_SCRATCH_SQLSERVER_PASSWORD', path: 'scratch.sqlServer.connection.auth.password', kind: 'string', secret: true },
   { env: 'DBDIST_RUNNER_WORK_DIR', path: 'workDir', kind: 'string' },

@@ -11,8 +11,12 @@
  *     the outage bound (runner-agent/outage.ts); only after it abandon, so Service Bus redelivers;
  *   - shutdown past its grace period → abandon.
  * A redelivered job whose blob an earlier delivery already committed (the upload target says so) is reported
- * `uploaded` from the blob's facts, without a second backup. Otherwise every attempt starts clean: a fresh
- * attempt id names its temp file and its block ids, and nothing is committed before the very end.
+ * `uploaded` from the blob's facts, without a second backup. A backup that is a finished local file (SQL
+ * Server's .bak, a spooled pg_dump) is checkpointed (pipeline/checkpoint.ts): an attempt that died or gave the
+ * message back leaves file and checkpoint behind, and the next delivery uploads that file without backing up
+ * again, sending only the blocks the blob does not hold yet (encrypted copies: all of them, under a fresh key).
+ * Otherwise every attempt starts clean: a fresh attempt id names its temp file and its block ids, and nothing
+ * is committed before the very end.
  */
 import { inSpan } from '../shared/telemetry.js';
 import { randomBytes } from 'node:crypto';
@@ -30,7 +34,16 @@ import { ProgressThrottle } from './pipeline/progress.js';
 import type { KeyedSemaphore } from './semaphore.js';
 import { sanitizedBackup } from './sanitize/sanitized-backup.js';
 import type { ScratchDriver } from './sanitize/types.js';
-import { uploadBackup, type UploadOptions } from './pipeline/upload.js';
+import { chooseBlockBytes, uploadBackup, type UploadOptions } from './pipeline/upload.js';
+import {
+  backupFromCheckpoint,
+  discardCheckpoint,
+  finishedFile,
+  loadCheckpoint,
+  saveCheckpoint,
+  type UploadCheckpoint,
+} from './pipeline/checkpoint.js';
+import type { EngineBackup } from './engines/types.js';
 
 export type Settlement =
   | { action: 'complete'; reason: string }
@@ -72,7 +85,7 @@ export function parseJobMessage(body: unknown): ParsedMessage {
   return { ok: false, reason: 'InvalidJobMessage', description: `The message does not match ${contract} v1: ${problems}`.slice(0, 1000) };
 }
 
-type Api = Pick<RunnerApiClient, 'postEvent' | 'uploadTarget'>;
+type Api = Pick<RunnerApiClient, 'postEvent' | 'uploadTarget'> & Partial<Pick<RunnerApiClient, 'stagedBlocks'>>;
 
 export interface JobRunnerDeps {
   runnerId: string;
@@ -88,6 +101,8 @@ export interface JobRunnerDeps {
   metrics?: RunnerMetrics;
   /** Passed through to the upload pipeline (block size, parallelism, client factory in tests). */
   uploadOptions?: Pick<UploadOptions, 'blockBytes' | 'parallelism' | 'clientFor' | 'refreshMarginMs'>;
+  /** Where checkpoints of local backup files live (the runner's workDir); none: no checkpoints, no resume. */
+  workDir?: string;
   /** How long the API or Blob Storage may stay unreachable before the attempt gives up (default 15 min). */
   outageBoundMs?: number;
   /** Progress throttle intervals (tests shorten them). */
@@ -241,8 +256,13 @@ async function attemptBackup(job: BackupJobMessage, context: AttemptContext, dep
       const uploaded: RunnerEvent = { type: 'uploaded', eventId: eventId('uploaded'), ...facts };
       await reach('the API (uploaded report)', () => post(uploaded), stop.signal);
     };
+    const blobPath = firstTarget.blobPath;
+    // What an earlier attempt left on disk: a finished backup file to upload again, or nothing usable.
+    const earlier = deps.workDir && !sanitized ? await loadCheckpoint(deps.workDir, job.jobId, job.engine) : ({ kind: 'none' } as const);
+    if (earlier.kind === 'stale') log.info({ reason: earlier.reason }, 'discarded the upload checkpoint of an earlier attempt; starting clean');
     if (firstTarget.committed) {
       await discardSanitized();
+      if (earlier.kind === 'usable') await discardCheckpoint(deps.workDir!, job.jobId, earlier.checkpoint.file.path);
       // An earlier delivery committed this job's blob but could not report it: finish that instead of redoing it.
       log.info({ sizeBytes: firstTarget.committed.sizeBytes, sha256: firstTarget.committed.sha256 }, 'backup already committed by an earlier delivery; reporting it');
       await reportUploaded({ blobPath: firstTarget.blobPath, ...firstTarget.committed });
@@ -266,10 +286,19 @@ async function attemptBackup(job: BackupJobMessage, context: AttemptContext, dep
       now,
     });
 
+    const resumed = earlier.kind === 'usable' ? earlier.checkpoint : undefined;
+    if (resumed) {
+      log.info(
+        { path: resumed.file.path, sizeBytes: resumed.file.sizeBytes },
+        'an earlier attempt finished the backup: uploading its local file, not backing up again',
+      );
+    }
     // A sanitized copy is a backup like any other to the upload; it only passed verification first.
-    const backup = sanitized
+    const backup: EngineBackup = sanitized
       ? sanitized
-      : await engine.backup(
+      : resumed
+        ? backupFromCheckpoint(resumed)
+        : await engine.backup(
       { jobId: job.jobId, databaseName: job.databaseName, compression: job.options.compression },
       {
         signal: stop.signal,
@@ -280,8 +309,11 @@ async function attemptBackup(job: BackupJobMessage, context: AttemptContext, dep
         },
       },
     );
+    const checkpoint = resumed ?? (deps.workDir && backup.localFile ? await checkpointFinishedBackup(deps.workDir, job, backup, log) : undefined);
+    const resume = checkpoint ? await planResume(checkpoint, { job, blobPath, backup, resumed: resumed !== undefined, deps, log, reach, signal: stop.signal }) : undefined;
     let result;
     let restoreCheck;
+    let keepForResume = false;
     try {
       result = await inSpan('runner backup and upload', { attributes: { 'job.id': job.jobId, 'db.engine': job.engine } }, () => uploadBackup({
         source: backup.stream,
@@ -311,10 +343,27 @@ async function attemptBackup(job: BackupJobMessage, context: AttemptContext, dep
           progress.offer({ percent: Math.min(percent, 99.9), bytes: storedBytes });
         },
         ...deps.uploadOptions,
+        ...(resume ? { blockBytes: resume.blockBytes, resume: resume.listStaged ? { listStaged: resume.listStaged } : {} } : {}),
       }));
       restoreCheck = backup.restoreCheck?.();
+    } catch (error) {
+      // A delivery that comes back (shutdown, an outage past the bound) finds the file and its checkpoint again.
+      keepForResume = checkpoint !== undefined && !notRunnable && (context.signal.aborted || isTransient(error));
+      throw error;
     } finally {
-      await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
+      if (keepForResume) {
+        log.info({ path: checkpoint!.file.path }, 'keeping the local backup file and its checkpoint for the next delivery');
+      } else {
+        await backup.cleanup().catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'temp file cleanup failed'));
+        if (checkpoint) await discardCheckpoint(deps.workDir!, job.jobId).catch((error: unknown) => log.warn({ error: errorMessage(error) }, 'checkpoint cleanup failed'));
+      }
+    }
+    if (result.resume && resume?.listStaged) {
+      const { reusedBlocks, reusedBytes, sentBytes } = result.resume;
+      log.info(
+        { reusedBlocks, blocks: result.blockCount, reusedBytes, sentBytes },
+        `resumed upload of job ${job.jobId}: ${reusedBlocks} of ${result.blockCount} blocks already staged, ${sentBytes} bytes sent again or anew`,
+      );
     }
     log.info({ sizeBytes: result.sizeBytes, sha256: result.sha256, blocks: result.blockCount }, 'backup uploaded');
     await reportUploaded({
@@ -360,4 +409,76 @@ async function attemptBackup(job: BackupJobMessage, context: AttemptContext, dep
     deps.metrics?.inFlightJobs.dec();
     release();
   }
+}
+
+/** Records a finished local backup file (flushed first) with the engine's verdict; without it the attempt runs on. */
+async function checkpointFinishedBackup(workDir: string, job: BackupJobMessage, backup: EngineBackup, log: Logger): Promise<UploadCheckpoint | undefined> {
+  try {
+    await backup.done;
+    const restoreCheck = backup.restoreCheck?.();
+    const checkpoint: UploadCheckpoint = {
+      version: 1,
+      jobId: job.jobId,
+      runDeadline: job.runDeadline,
+      engine: job.engine,
+      file: await finishedFile(backup.localFile!),
+      ...(restoreCheck ? { restoreCheck } : {}),
+      ...(backup.tableRowCounts ? { tableRowCounts: backup.tableRowCounts } : {}),
+    };
+    await saveCheckpoint(workDir, checkpoint);
+    return checkpoint;
+  } catch (error) {
+    log.warn({ error: errorMessage(error) }, 'could not write the upload checkpoint; a crash now would mean backing up again');
+    return undefined;
+  }
+}
+
+/**
+ * How the upload of a checkpointed file goes: an unencrypted one keeps the block size its checkpoint recorded and,
+ * when an earlier attempt started uploading, reuses the blocks still staged; an encrypted one starts over.
+ */
+async function planResume(
+  checkpoint: UploadCheckpoint,
+  context: {
+    job: BackupJobMessage;
+    blobPath: string;
+    backup: EngineBackup;
+    /** The file is an earlier attempt's. */
+    resumed: boolean;
+    deps: JobRunnerDeps;
+    log: Logger;
+    reach: <T>(waitingFor: string, call: () => Promise<T>, signal: AbortSignal) => Promise<T>;
+    signal: AbortSignal;
+  },
+): Promise<{ blockBytes: number; listStaged?: () => Promise<Array<{ id: string; sizeBytes: number }>> } | undefined> {
+  const { job, blobPath, deps, log, reach, signal } = context;
+  if (job.options.encryption === 'age') {
+    if (context.resumed) log.info('encrypted copy: its upload starts over under a fresh file key (blocks of an earlier attempt are not reused)');
+    return undefined;
+  }
+  const previous = checkpoint.upload;
+  if (previous && previous.blobPath === blobPath && previous.compression === job.options.compression) {
+    const stagedBlocks = deps.api.stagedBlocks?.bind(deps.api);
+    return {
+      blockBytes: previous.blockBytes,
+      ...(stagedBlocks
+        ? {
+            listStaged: async () => {
+              const staged = await reach('the API (staged blocks)', async () => ok(await stagedBlocks(job.jobId, { signal })), signal);
+              log.info(
+                { stagedBlocks: staged.blocks.length, blockBytes: previous.blockBytes },
+                `resuming upload of job ${job.jobId}: ${staged.blocks.length} blocks already staged`,
+              );
+              return staged.blocks;
+            },
+          }
+        : {}),
+    };
+  }
+  const blockBytes = chooseBlockBytes(context.backup.sizeHint, deps.uploadOptions?.blockBytes);
+  checkpoint.upload = { blobPath, blockBytes, compression: job.options.compression };
+  await saveCheckpoint(deps.workDir!, checkpoint).catch((error: unknown) =>
+    log.warn({ error: errorMessage(error) }, 'could not record the upload in its checkpoint; a crash now would mean sending every block again'),
+  );
+  return { blockBytes };
 }

@@ -12,6 +12,7 @@ import { RunnerApiClient, msalTokenProvider, type TokenProvider } from './api/cl
 import type { LocalBackupConfig, RunnerConfig } from './config.js';
 import { JobConsumer } from './consumer.js';
 import { createPostgresEngine } from './engines/postgres.js';
+import { sweepCheckpoints } from './pipeline/checkpoint.js';
 import { createSqlServerEngine, defaultConnector } from './engines/sqlserver.js';
 import type { BackupEngineDriver } from './engines/types.js';
 import type { Logger } from './logger.js';
@@ -51,7 +52,7 @@ export function buildEngines(
       ...(logger ? { warn: (message: string) => logger.warn({ engine: 'sqlserver' }, message) } : {}),
     });
   }
-  if (config.postgres) engines.postgres = createPostgresEngine(config.postgres);
+  if (config.postgres) engines.postgres = createPostgresEngine(config.postgres, { workDir: config.workDir });
   return engines;
 }
 
@@ -106,6 +107,8 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
   const engines = buildEngines(config, credential, logger);
   const scratch = buildScratch(config, credential);
   await dropScratchLeftovers(scratch, logger);
+  const expired = await sweepCheckpoints(config.workDir);
+  if (expired.length > 0) logger.info({ jobIds: expired }, 'removed upload checkpoints (and their local backup files) of jobs past their run deadline');
   // A few quick retries per call; a longer outage is waited out by the job runner, within outageBoundSeconds.
   const api = new RunnerApiClient({ baseUrl: config.api.baseUrl, tokens: apiTokenProvider(config), logger, retry: serviceApiRetry });
   const client = buildServiceBusClient(config, credential);
@@ -130,6 +133,8 @@ export async function runService(config: RunnerConfig, logger: Logger): Promise<
       ...(config.encryptionKeyFile ? { encryptionKey: readKeyFile(config.encryptionKeyFile) } : {}),
       semaphore: new KeyedSemaphore(config.concurrencyPerInstance),
       outageBoundMs: config.outageBoundSeconds * 1000,
+      uploadOptions: { blockBytes: config.upload.blockKiB * 1024, parallelism: config.upload.parallelism },
+      workDir: config.workDir,
       ...(metrics ? { metrics } : {}),
     },
   });

@@ -23,6 +23,7 @@ import {
   type RunnerHeartbeat,
   type RunnerHeartbeatAck,
   type RunnersView,
+  type StagedBlocks,
   type UploadTarget,
 } from '../shared/contracts/runner.js';
 import type { JobRecord, RunnerBinding, ServerRecord } from '../shared/db/store.js';
@@ -110,6 +111,16 @@ export async function issueUploadTarget(scope: RequestScope, jobId: string): Pro
   });
   const committed = await committedBackup(scope, job);
   return { blobPath: job.blobPath, url: sas.url, expiresAt: sas.expiresAt.toISOString(), ...(committed ? { committed } : {}) };
+}
+
+/**
+ * The uncommitted blocks on the job's blob, for a runner resuming an interrupted upload of a local backup file.
+ * Read with the control plane's identity so the runner's SAS can stay create+write; ids are the runner's own.
+ */
+export async function listStagedBlocks(scope: RequestScope, jobId: string): Promise<StagedBlocks> {
+  assertRunnerApplication(scope);
+  const job = await loadRunnableJob(scope, jobId, 'staged-blocks');
+  return { blobPath: job.blobPath, blocks: await scope.deps.blobs.listStagedBlocks(job.blobPath) };
 }
 
 /**

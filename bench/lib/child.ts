@@ -12,7 +12,7 @@
  * agent runs as compiled JavaScript in production. It inherits the parent's environment (so it trusts the
  * loopback certificate too). Input and result travel over the IPC channel.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,13 +55,18 @@ export function bundled(entry: URL, outName?: string): Promise<string> {
   return bundle;
 }
 
-export async function runInChild<T>(entry: URL, input: unknown, options: { env?: NodeJS.ProcessEnv } = {}): Promise<ChildOutcome<T>> {
+/** Starts `entry`, bundled, as a child with an IPC channel (stdout inherited, stderr piped). */
+export async function spawnBundled(entry: URL, options: { env?: NodeJS.ProcessEnv } = {}): Promise<ChildProcess> {
   const script = await bundled(entry);
+  return spawn(process.execPath, [script], {
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+    env: { ...process.env, ...options.env },
+  });
+}
+
+export async function runInChild<T>(entry: URL, input: unknown, options: { env?: NodeJS.ProcessEnv } = {}): Promise<ChildOutcome<T>> {
+  const child = await spawnBundled(entry, options);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [script], {
-      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
-      env: { ...process.env, ...options.env },
-    });
     let message: ChildMessage | undefined;
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => {

@@ -2,6 +2,7 @@
  * Client of the control plane's runner endpoints:
  *   POST /api/runner/jobs/{id}/events         RunnerEvent → 202 RunnerEventAck | 409 (job no longer runnable)
  *   POST /api/runner/jobs/{id}/upload-target  → 200 UploadTarget (write-only SAS) | 409
+ *   POST /api/runner/jobs/{id}/staged-blocks  → 200 StagedBlocks (uncommitted blocks, to resume an upload) | 409
  *   POST /api/runner/jobs/{id}/rehearsal-source → 200 RehearsalSource (read SAS) | 409;  …/rehearsal RehearsalReport
  *
  * Authenticates with an app-only bearer token (client credentials, the `Runner` app role). Retries with
@@ -12,7 +13,7 @@ import { SpanKind, inSpan, setSpanAttributes, traceparentField } from '../../sha
 import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { ConfidentialClientApplication, type Configuration } from '@azure/msal-node';
-import { ProbeTarget, RehearsalSource, RunnerEventAck, type RehearsalReport, RunnerHeartbeatAck, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
+import { ProbeTarget, RehearsalSource, RunnerEventAck, type RehearsalReport, RunnerHeartbeatAck, StagedBlocks, UploadTarget, type RunnerEvent, type RunnerHeartbeat } from '../../shared/contracts/runner.js';
 import { AppError, errorMessage, type ErrorCode } from '../../shared/errors.js';
 import type { Logger } from '../logger.js';
 import { backoffDelayMs, type RetryPolicy } from '../../shared/retry.js';
@@ -144,6 +145,15 @@ export class RunnerApiClient {
     const target = UploadTarget.safeParse(outcome.value);
     if (!target.success) throw new AppError('internal', `The API answered upload-target with an unexpected body: ${target.error.message}`);
     return { kind: 'ok', value: target.data };
+  }
+
+  /** The uncommitted blocks an interrupted upload left on the job's blob (the control plane lists them). */
+  async stagedBlocks(jobId: string, options: { signal?: AbortSignal } = {}): Promise<ApiOutcome<StagedBlocks>> {
+    const outcome = await this.call(`/api/runner/jobs/${encodeURIComponent(jobId)}/staged-blocks`, {}, options.signal);
+    if (outcome.kind !== 'ok') return outcome;
+    const staged = StagedBlocks.safeParse(outcome.value);
+    if (!staged.success) throw new AppError('internal', `The API answered staged-blocks with an unexpected body: ${staged.error.message}`);
+    return { kind: 'ok', value: staged.data };
   }
 
   /** A read SAS for an Available backup to rehearse, with the digest and row counts recorded at upload. */

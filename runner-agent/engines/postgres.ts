@@ -1,7 +1,8 @@
 /**
  * PostgreSQL through `pg_dump --format=custom`: spawned with an argument list (no shell), connection facts in
  * the environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE) so no name is ever parsed as a connection
- * string or an option. stdout goes straight into the upload (no temp file); stderr is kept (bounded) for the
+ * string or an option. stdout goes straight into the upload (no temp file; with `spoolToWorkDir`, into a file in
+ * the work directory first: engines/spool.ts, so a crashed attempt's upload can resume); stderr is kept (bounded) for the
  * failure reason; a non-zero exit fails the stream even when bytes were produced, so nothing is committed.
  * The same chunks feed `pg_restore --list` (engines/archive-listing.ts): an archive it cannot list fails the
  * backup before the commit, and its verdict goes into the report and the manifest.
@@ -17,6 +18,7 @@ import { BoundedText, JobFailure } from '../errors.js';
 import type { RestoreCheck } from '../../shared/contracts/runner.js';
 import { pgRestoreBeside, startArchiveListing } from './archive-listing.js';
 import { CoalescingStream } from '../pipeline/coalesce.js';
+import { spoolToFile } from './spool.js';
 import { assertDatabaseName, type BackupEngineDriver, type EngineBackup, type EngineBackupOptions, type EngineJob } from './types.js';
 
 const executable = process.platform === 'win32' ? 'pg_dump.exe' : 'pg_dump';
@@ -148,15 +150,16 @@ export async function countTables(client: pg.Client): Promise<Record<string, num
   return counts;
 }
 
-export function createPostgresEngine(settings: PostgresSettings, options: { pgDumpPath?: string } = {}): BackupEngineDriver {
+export function createPostgresEngine(settings: PostgresSettings, options: { pgDumpPath?: string; workDir?: string } = {}): BackupEngineDriver {
   let pgDumpPath = options.pgDumpPath;
   const pgDump = () => (pgDumpPath ??= findPgDump(settings.binDir));
 
   return {
     name: 'postgres',
 
-    async backup(job: EngineJob, { signal }: EngineBackupOptions): Promise<EngineBackup> {
+    async backup(job: EngineJob, { signal, attemptId }: EngineBackupOptions): Promise<EngineBackup> {
       assertDatabaseName(job.databaseName);
+      if (settings.spoolToWorkDir && !options.workDir) throw new AppError('config_invalid', 'postgres.spoolToWorkDir needs the runner workDir');
       signal.throwIfAborted();
       // Counts come from a snapshot pg_dump then dumps (--snapshot), so they describe exactly the dumped rows.
       const snapshot = settings.recordRowCounts === false ? undefined : await countInSnapshot(settings, job.databaseName);
@@ -240,7 +243,8 @@ export function createPostgresEngine(settings: PostgresSettings, options: { pgDu
       done.catch(() => undefined); // observed by the upload pipeline; never an unhandled rejection
       // The snapshot lives as long as its transaction: until pg_dump is done with it.
       void done.catch(() => undefined).finally(() => snapshot?.release());
-      return { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}), restoreCheck: () => restoreCheck };
+      const streamed: EngineBackup = { stream, done, cleanup: async () => undefined, ...(tableRowCounts ? { tableRowCounts } : {}), restoreCheck: () => restoreCheck };
+      return settings.spoolToWorkDir ? spoolToFile(streamed, join(options.workDir!, `dbdist-${job.jobId}-${attemptId}.dump`)) : streamed;
     },
 
     async check(): Promise<string> {

@@ -345,6 +345,7 @@ export function createSqlServerEngine(settings: SqlServerSettings, options: SqlS
           percentAfter: (bytesRead) => readStart + ((100 - readStart) * Math.min(bytesRead, size)) / Math.max(size, 1),
           // A failed VERIFYONLY failed the backup above: reaching here with verify on means it passed.
           restoreCheck: () => (settings.verify ? { tool: 'RESTORE VERIFYONLY', ok: true } : undefined),
+          localFile: localPath,
           cleanup,
         };
       } catch (error) {

@@ -37,6 +37,12 @@ export interface EngineBackup {
   percentAfter?: (bytesRead: number) => number;
   /** The pre-commit restore check's verdict, once `done` resolved (undefined when the engine ran none). */
   restoreCheck?: () => RestoreCheck | undefined;
+  /**
+   * The backup is this finished file on the runner's disk, and `stream` reads it from its start: the job runner
+   * checkpoints it so a crashed attempt's successor uploads it again without a second backup, and resumes the
+   * upload (pipeline/checkpoint.ts). Unset for output streamed from a pipe, which cannot be replayed.
+   */
+  localFile?: string;
   /** Removes temp files; called once, whatever happened. */
   cleanup: () => Promise<void>;
   /** Rows per table (`schema.table`) in exactly what the stream holds, when the engine can count them. */

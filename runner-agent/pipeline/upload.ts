@@ -16,6 +16,13 @@
  * that are never committed are invisible and the service discards them (after a week). Block ids carry a random
  * per-attempt prefix, so a retried attempt never mixes with an earlier one; its commit replaces the blob whole.
  *
+ * Resumable uploads (a finished local backup file, unencrypted: `resume`) name each block by its index and its
+ * own SHA-256 instead, so an id binds the block's bytes. A later attempt reads the file again through the same
+ * stages, gets the blob's uncommitted blocks (Get Block List, which the control plane runs for it: the SAS has
+ * no read) and skips every block whose id and size are already there: only blocks that never reached the
+ * service are sent again. Whatever was reused, the whole-file digest is computed over every byte of this pass,
+ * and the control plane re-hashes the committed blob.
+ *
  * Block size: 8 MiB by default. A blob holds at most 50,000 blocks, so for a known source size the block grows
  * to fit (size / 50,000, rounded up to a MiB); for an unknown size (pg_dump's stdout) 8 MiB blocks allow
  * 390 GiB of stored bytes — pass `blockBytes` for more.
@@ -51,6 +58,8 @@ export interface StoredFacts {
 export interface UploadResult extends StoredFacts {
   blobPath: string;
   blockCount: number;
+  /** Set for resumable uploads. */
+  resume?: ResumeFacts;
 }
 
 export interface UploadOptions {
@@ -88,6 +97,20 @@ export interface UploadOptions {
   /** Builds the client for a SAS URL; tests inject a faulty one. */
   clientFor?: (sasUrl: string) => BlockBlobClient;
   now?: () => number;
+  /**
+   * The source is a finished local file read from its start: name blocks by content and, with `listStaged`,
+   * skip blocks an earlier attempt already staged (the blob's uncommitted blocks, from Get Block List).
+   */
+  resume?: { listStaged?: () => Promise<ReadonlyArray<{ id: string; sizeBytes: number }>> };
+}
+
+/** What a resumable upload reused and what it actually sent. */
+export interface ResumeFacts {
+  /** Uncommitted blocks found on the blob before this pass (any attempt's). */
+  stagedBefore: number;
+  reusedBlocks: number;
+  reusedBytes: number;
+  sentBytes: number;
 }
 
 /** Pass-through that hashes and counts the bytes that will be stored. */
@@ -126,8 +149,8 @@ export function chooseBlockBytes(sizeHint: number | undefined, requested = DEFAU
   if (sizeHint === undefined) return requested;
   // Compression can grow incompressible data slightly and encryption adds 16 bytes per 4 MiB: allow 2% + 1 MiB.
   const worstCase = sizeHint * 1.02 + MiB;
-  const needed = Math.ceil(worstCase / MAX_BLOCKS / MiB) * MiB;
-  return Math.max(requested, needed);
+  const needed = worstCase / MAX_BLOCKS;
+  return needed <= requested ? requested : Math.ceil(needed / MiB) * MiB;
 }
 
 function contentTypeFor(compression: Compression, encrypted: boolean): string {
@@ -211,12 +234,31 @@ class TargetHolder {
   }
 }
 
+/** Every block id of one blob must have the same length (a service rule): 16 hex characters, dash, 6-digit index. */
+function attemptBlockId(attemptPrefix: string, index: number): string {
+  return Buffer.from(`${attemptPrefix}-${String(index).padStart(6, '0')}`).toString('base64');
+}
+
+/**
+ * A content id: 6-digit index, dash, the first 64 bits of the block's SHA-256 in hex; as long as an attempt id, so
+ * both kinds can meet on one blob. Costs one more SHA-256 pass over the bytes, so only resumable uploads use it. A false match needs the same index, size and 64-bit digest prefix from another
+ * attempt of the same job, and even then the control plane's re-hash of the committed blob would catch it.
+ */
+export function contentBlockId(index: number, pieces: readonly Buffer[]): string {
+  const hash = createHash('sha256');
+  for (const piece of pieces) hash.update(piece);
+  return Buffer.from(`${String(index).padStart(6, '0')}-${hash.digest('hex').slice(0, 16)}`).toString('base64');
+}
+
 /**
  * Writable end of the pipeline: cuts the stream into blocks and stages them, at most `parallelism` at once.
  */
 class BlockStager extends Writable {
   readonly blockIds: string[] = [];
   private readonly attemptPrefix = randomBytes(8).toString('hex');
+  reusedBlocks = 0;
+  reusedBytes = 0;
+  sentBytes = 0;
   private readonly filling: Buffer[] = [];
   private fillingBytes = 0;
   private readonly inFlight = new Set<Promise<void>>();
@@ -230,6 +272,8 @@ class BlockStager extends Writable {
     private readonly parallelism: number,
     private readonly onStaged: (storedBytes: number) => void,
     private readonly outage: OutagePolicy,
+    /** Content ids, and those of them already staged (id → size); undefined: attempt ids. */
+    private readonly contentIds?: { staged: ReadonlyMap<string, number> },
   ) {
     super({ highWaterMark: 1 * MiB });
   }
@@ -286,9 +330,17 @@ class BlockStager extends Writable {
     this.fillingBytes = 0;
     // One piece goes as is; several go as a stream over them (called again on a retry), never concatenated.
     const body = pieces.length === 1 ? pieces[0]! : () => Readable.from(pieces, { objectMode: false });
-    // Same length for every id of a blob (a service rule): fixed-width index after the attempt prefix.
-    const blockId = Buffer.from(`${this.attemptPrefix}-${String(this.blockIds.length).padStart(6, '0')}`).toString('base64');
+    const index = this.blockIds.length;
+    const blockId = this.contentIds ? contentBlockId(index, pieces) : attemptBlockId(this.attemptPrefix, index);
     this.blockIds.push(blockId);
+    if (this.contentIds?.staged.get(blockId) === blockLength) {
+      // An earlier attempt staged exactly these bytes under this id: nothing to send.
+      this.reusedBlocks += 1;
+      this.reusedBytes += blockLength;
+      this.storedBytes += blockLength;
+      this.onStaged(this.storedBytes);
+      return;
+    }
     const what = `Staging block ${this.blockIds.length}`;
     const staging = waitThroughOutage(
       'Blob Storage',
@@ -298,6 +350,7 @@ class BlockStager extends Writable {
     ).then(
         () => {
           this.storedBytes += blockLength;
+          this.sentBytes += blockLength;
           this.onStaged(this.storedBytes);
         },
         (error: unknown) => {
@@ -330,14 +383,24 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
   let sourceBytes = 0;
   const digest = new DigestStream();
   const outage = options.outage ?? { boundMs: 0 };
-  const stager = new BlockStager(targets, blockBytes, parallelism, (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }), outage);
 
+  let staged: Map<string, number> | undefined;
   try {
     await targets.client(); // fail fast (before reading anything) when no upload target can be had
+    const listStaged = options.resume?.listStaged;
+    if (listStaged) staged = new Map((await listStaged()).map((block) => [block.id, block.sizeBytes]));
   } catch (error) {
     source.destroy(); // an engine writing into a pipe nobody reads would wait for ever
     throw error;
   }
+  const stager = new BlockStager(
+    targets,
+    blockBytes,
+    parallelism,
+    (storedBytes) => options.onProgress?.({ sourceBytes, storedBytes }),
+    outage,
+    options.resume ? { staged: staged ?? new Map() } : undefined,
+  );
   try {
     await pipeline(
       [source, countingStream((n) => (sourceBytes += n)), ...transformStages(compression, ageRecipients), digest, stager],
@@ -385,7 +448,21 @@ export async function uploadBackup(options: UploadOptions): Promise<UploadResult
     outage,
     signal,
   );
-  return { ...facts, blobPath: targets.blobPath, blockCount: stager.blockIds.length };
+  return {
+    ...facts,
+    blobPath: targets.blobPath,
+    blockCount: stager.blockIds.length,
+    ...(options.resume
+      ? {
+          resume: {
+            stagedBefore: staged?.size ?? 0,
+            reusedBlocks: stager.reusedBlocks,
+            reusedBytes: stager.reusedBytes,
+            sentBytes: stager.sentBytes,
+          },
+        }
+      : {}),
+  };
 }
 
 /**

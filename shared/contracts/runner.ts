@@ -105,6 +105,19 @@ export const UploadTarget = z
 export type UploadTarget = z.infer<typeof UploadTarget>;
 
 /**
+ * Answer to `POST /api/runner/jobs/{id}/staged-blocks`: the uncommitted blocks an interrupted upload left on the
+ * job's blob (Get Block List, done by the control plane: the runner's SAS has no read), so a resumed upload of a
+ * local backup file sends only the blocks that never arrived.
+ */
+export const StagedBlocks = z
+  .object({
+    blobPath: z.string(),
+    blocks: z.array(z.object({ id: z.string().max(88), sizeBytes: z.number().int().nonnegative() })).max(100_000),
+  })
+  .meta({ id: 'StagedBlocks' });
+export type StagedBlocks = z.infer<typeof StagedBlocks>;
+
+/**
  * Answer to `POST /api/runner/jobs/{id}/rehearsal-source`: a short read SAS for an Available backup and the facts
  * the control plane recorded at upload, which the rehearsal checks the bytes and the restore against.
  */

@@ -3,8 +3,10 @@
  * bytes) and loads it again. The control plane's re-hash of a stored backup uses it to split one digest over many
  * short activities (orchestrations/rehash.ts).
  *
- * The hashing runs on a worker thread (sha256-worker.mjs): hash-wasm is about as costly per byte as reading the
- * bytes over HTTPS, so on one thread the two take turns; on two, reading the next chunk overlaps hashing this one.
+ * A large stream is hashed on a worker thread (sha256-worker.mjs): hash-wasm is about as costly per byte as
+ * reading the bytes over HTTPS, so on one thread the two take turns; on two, reading the next chunk overlaps hashing
+ * this one. Starting a worker costs ~80 ms of CPU and ~0.5 s (bench/RESULTS.md, scale), so a small stream (most
+ * backups by count) is hashed on the calling thread.
  */
 import { Worker } from 'node:worker_threads';
 import { createSHA256, type IHasher } from 'hash-wasm';
@@ -12,6 +14,8 @@ import { createSHA256, type IHasher } from 'hash-wasm';
 /** A saved hash state, as it travels through orchestration history (base64 text). */
 export type Sha256State = string;
 
+/** Streams expected to be shorter than this are hashed on the calling thread: a worker would cost more than it saves. */
+export const WORKER_MIN_BYTES = 64 * 1024 * 1024;
 /** The stream's bytes go to the hashing thread in batches of this size: few messages, little memory. */
 const BATCH_BYTES = 4 * 1024 * 1024;
 /** Batches handed to the hashing thread and not yet hashed: memory stays at about this many batches. */
@@ -20,9 +24,28 @@ const BATCHES_QUEUED = 2;
 /**
  * Feeds a stream into the hash that `state` left off (null: a fresh one) and returns the new state and how many
  * bytes went in. Memory stays at a few batches, whatever the stream's length; the stream's chunks are copied, not
- * taken.
+ * taken. `expectedBytes` (when known) chooses the thread: see WORKER_MIN_BYTES.
  */
-export async function continueSha256(state: Sha256State | null, chunks: AsyncIterable<Uint8Array | string>): Promise<{ state: Sha256State; bytes: number }> {
+export async function continueSha256(
+  state: Sha256State | null,
+  chunks: AsyncIterable<Uint8Array | string>,
+  { expectedBytes }: { expectedBytes?: number } = {},
+): Promise<{ state: Sha256State; bytes: number }> {
+  return expectedBytes !== undefined && expectedBytes < WORKER_MIN_BYTES ? hashHere(state, chunks) : hashOnWorker(state, chunks);
+}
+
+async function hashHere(state: Sha256State | null, chunks: AsyncIterable<Uint8Array | string>): Promise<{ state: Sha256State; bytes: number }> {
+  const hasher = await hasherFrom(state);
+  let bytes = 0;
+  for await (const chunk of chunks) {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    hasher.update(data);
+    bytes += data.byteLength;
+  }
+  return { state: Buffer.from(hasher.save()).toString('base64'), bytes };
+}
+
+async function hashOnWorker(state: Sha256State | null, chunks: AsyncIterable<Uint8Array | string>): Promise<{ state: Sha256State; bytes: number }> {
   const worker = new Worker(new URL('./sha256-worker.mjs', import.meta.url), { workerData: { state } });
   const replies: Array<(reply: WorkerReply) => void> = [];
   let failure: Error | undefined;

@@ -13,7 +13,7 @@ import {
   type UserDelegationKey,
 } from '@azure/storage-blob';
 import { AppError } from '../errors.js';
-import type { BlobFacts, BlobGateway, SasLink } from './gateway.js';
+import type { BlobFacts, BlobGateway, SasLink, StagedBlock } from './gateway.js';
 
 export interface BlobGatewayOptions {
   /** Account blob endpoint, e.g. `https://stbackups.blob.core.windows.net` (path-style for emulators). */
@@ -104,6 +104,20 @@ export function createBlobGateway(options: BlobGatewayOptions): BlobGateway {
     issueWriteSas(blobPath, { expiresAt, startsAt, allowDelete }) {
       // Create + write: enough to stage blocks and commit the list; no read, list or tags (delete only for a probe).
       return issueSas(blobPath, allowDelete ? 'cwd' : 'cw', { expiresAt, startsAt });
+    },
+
+    async listStagedBlocks(blobPath): Promise<StagedBlock[]> {
+      assertBlobPath(blobPath);
+      try {
+        const list = await unavailableOnOutage(
+          () => container.getBlockBlobClient(blobPath).getBlockList('uncommitted'),
+          `list the staged blocks of blob ${blobPath}`,
+        );
+        return (list.uncommittedBlocks ?? []).map((block) => ({ id: block.name, sizeBytes: block.size }));
+      } catch (error) {
+        if (statusCodeOf(error) === 404) return []; // no blob and no staged block
+        throw error;
+      }
     },
 
     async getBlobFacts(blobPath): Promise<BlobFacts | undefined> {

@@ -13,6 +13,12 @@ export interface BlobFacts {
   contentType?: string;
 }
 
+/** One uncommitted block: its id as the uploader chose it (base64) and its size. */
+export interface StagedBlock {
+  id: string;
+  sizeBytes: number;
+}
+
 export interface SasLink {
   url: string;
   expiresAt: Date;
@@ -34,6 +40,11 @@ export interface BlobGateway {
    * job-less probe blob only (it writes one and deletes it again).
    */
   issueWriteSas(blobPath: string, options: { expiresAt: Date; startsAt?: Date; allowDelete?: boolean }): Promise<SasLink>;
+  /**
+   * The blob's uncommitted blocks (Get Block List), in staging order: what an interrupted upload left staged. The
+   * control plane answers this for the runner, whose SAS stays create+write (Get Block List needs read).
+   */
+  listStagedBlocks(blobPath: string): Promise<StagedBlock[]>;
   /** Properties of a committed blob, or undefined when there is none. */
   getBlobFacts(blobPath: string): Promise<BlobFacts | undefined>;
   /**

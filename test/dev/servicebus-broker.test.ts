@@ -177,6 +177,46 @@ describe('ServiceBusBroker with the real SDK', () => {
   });
 });
 
+describe('ServiceBusBroker stats', () => {
+  it('counts sends, fan-out to subscriptions, deliveries, settlements, renewals and its own CPU', async () => {
+    const broker = await ServiceBusBroker.start({
+      lockDurationMs: 5_000,
+      topics: [{ name: 'jobs', subscriptions: [{ name: 'a', filter: "serverId = 'a'" }, { name: 'b', filter: "serverId = 'b'" }, { name: 'all' }] }],
+    });
+    const client = new ServiceBusClient(broker.connectionString);
+    try {
+      expect(broker.stats()).toMatchObject({ sent: 0, enqueued: 0, delivered: 0, cpuMs: 0 });
+      await client.createSender('jobs').sendMessages([
+        { body: 1, applicationProperties: { serverId: 'a' } },
+        { body: 2, applicationProperties: { serverId: 'b' } },
+      ]);
+      const receiver = client.createReceiver('jobs', 'a');
+      const [message] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+      await receiver.renewMessageLock(message!);
+      await receiver.completeMessage(message!);
+      const other = client.createReceiver('jobs', 'b');
+      const [second] = await other.receiveMessages(1, { maxWaitTimeInMs: 2_000 });
+      await other.abandonMessage(second!);
+      const stats = broker.stats();
+      // Two messages sent; each reaches its own subscription and `all`: four copies.
+      expect(stats).toMatchObject({ sent: 2, enqueued: 4, completed: 1, abandoned: 1, lockRenewals: 1, deadLettered: 0 });
+      expect(stats.delivered).toBeGreaterThanOrEqual(2);
+      expect(stats.managementRequests).toBeGreaterThanOrEqual(1);
+      expect(stats.tokenPuts).toBeGreaterThanOrEqual(3); // a token per link: the sender and both receivers
+      expect(stats.connectionsOpened).toBe(1);
+      expect(stats.cpuMs).toBeGreaterThan(0);
+      // A copy, not the live counters.
+      stats.sent = 99;
+      expect(broker.stats().sent).toBe(2);
+      await receiver.close();
+      await other.close();
+    } finally {
+      await client.close();
+      await broker.close();
+    }
+  });
+});
+
 describe('ServiceBusBroker $cbs and $management on the wire', () => {
   let broker: ServiceBusBroker;
   let client: ServiceBusClient;

@@ -4,16 +4,22 @@
  * pg_dump engine against a real PostgreSQL server. The API is reached through a loopback TCP proxy that the
  * tests cut; PostgreSQL through a throttled one (so the backup takes a few seconds, and each pg_dump run is one
  * counted connection). Short lock duration, delivery count and outage bound come from configuration only.
+ * For the kill -9 case the runner's Blob Storage traffic goes through a counting CONNECT proxy (HTTPS_PROXY), so
+ * the bytes sent again after the restart are measured on the wire, not taken from the runner's word.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalStack, JOBS_TOPIC, type LocalStack } from '../../dev/stack.js';
 import { prepareRunnerProcess, spawnRunner, type RunnerProcess } from '../../dev/runner-process.js';
-import { startTcpProxy, type TcpProxy } from '../../dev/tcp-proxy.js';
+import { startConnectProxy, startTcpProxy, type TcpProxy } from '../../dev/tcp-proxy.js';
 import type { AuditRecord, JobRecord } from '../../shared/db/store.js';
 import { postgresAvailable, startPostgres, type PostgresServer } from '../support/postgres.js';
 
@@ -66,14 +72,22 @@ interface Served {
   serverId: string;
   databaseId: string;
   runner: RunnerProcess;
+  /** Starts another runner process with the same config (the same work directory), as a restart after a crash. */
+  restart(): Promise<RunnerProcess>;
   /** pg_dump runs so far (each is one connection through the throttled proxy; the engine's row-count snapshot
    * connection, application_name `dbdist-runner snapshot`, is not a run of its own and is not counted). */
   engineRuns: () => number;
   clientId: string;
 }
 
-/** A server + database registered for this case, and a runner process (outage bound in seconds) serving it. */
-async function serveWithRunner(outageBoundSeconds: number, options: { bind?: boolean } = {}): Promise<Served> {
+/**
+ * A server + database registered for this case, and a runner process (outage bound in seconds) serving it;
+ * `spool` makes pg_dump write a local file first, `settings` and `env` go to the runner as they are.
+ */
+async function serveWithRunner(
+  outageBoundSeconds: number,
+  options: { bind?: boolean; spool?: boolean; settings?: Record<string, unknown>; env?: Record<string, string> } = {},
+): Promise<Served> {
   const pgProxy = await startTcpProxy({ target: { host: postgres.host, port: postgres.port }, bytesPerSecond: PG_BYTES_PER_SECOND });
   proxies.push(pgProxy);
   const snapshots = await countSnapshotConnections(pgProxy);
@@ -91,14 +105,30 @@ async function serveWithRunner(outageBoundSeconds: number, options: { bind?: boo
     serverId: server.body.id,
     dir,
     apiBaseUrl: `https://127.0.0.1:${apiProxy.port}`,
-    postgres: { host: snapshots.host, port: snapshots.port, user: postgres.user, ...(new URL(postgres.url).password ? { password: decodeURIComponent(new URL(postgres.url).password) } : {}) },
-    settings: { outageBoundSeconds, lockRenewalMaxMinutes: 10, logLevel: 'info' },
+    postgres: {
+      host: snapshots.host,
+      port: snapshots.port,
+      user: postgres.user,
+      ...(new URL(postgres.url).password ? { password: decodeURIComponent(new URL(postgres.url).password) } : {}),
+      ...(options.spool ? { spoolToWorkDir: true } : {}),
+    },
+    settings: { outageBoundSeconds, lockRenewalMaxMinutes: 10, logLevel: 'info', ...options.settings },
     bind: options.bind ?? true,
   });
-  const runner = spawnRunner(setup, { echo: Boolean(process.env.DBDIST_E2E_LOG) });
-  runners.push(runner);
-  await runner.waitForLog((line) => line.msg === 'listening for backup jobs', 30_000);
-  return { serverId: server.body.id, databaseId: database.body.id, runner, engineRuns: () => pgProxy.connections - snapshots.count(), clientId: setup.clientId };
+  const start = async () => {
+    const runner = spawnRunner(setup, { echo: Boolean(process.env.DBDIST_E2E_LOG), ...(options.env ? { env: options.env } : {}) });
+    runners.push(runner);
+    await runner.waitForLog((line) => line.msg === 'listening for backup jobs', 30_000);
+    return runner;
+  };
+  return {
+    serverId: server.body.id,
+    databaseId: database.body.id,
+    runner: await start(),
+    restart: start,
+    engineRuns: () => pgProxy.connections - snapshots.count(),
+    clientId: setup.clientId,
+  };
 }
 
 /**
@@ -264,6 +294,67 @@ pgTest('the runner as a separate process through API outages', () => {
     while (deadLettersOf(served, jobId).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     expect(deadLettersOf(served, jobId)).toHaveLength(0);
     expect(served.engineRuns()).toBe(1);
+  }, 120_000);
+
+  it('(d) kill -9 mid-upload of a spooled local dump, restart: no second dump, re-sent bytes < one block + the blocks in flight', async () => {
+    const BLOCK = 64 * 1024;
+    const PARALLELISM = 2;
+    // The runner's Blob Storage traffic goes through a counting CONNECT proxy (HTTPS_PROXY, honoured by the Azure
+    // SDK), throttled so the upload of some 35 blocks lasts a few seconds.
+    const blobProxy = await startConnectProxy({ bytesPerSecond: 250_000 });
+    proxies.push(blobProxy as unknown as TcpProxy);
+    const served = await serveWithRunner(60, {
+      spool: true,
+      settings: { upload: { blockKiB: BLOCK / 1024, parallelism: PARALLELISM } },
+      env: { HTTPS_PROXY: blobProxy.url },
+    });
+    const jobId = await requestBackup(served.databaseId);
+    const { blobPath } = (await stack.store.getJob(jobId))!;
+    const staged = () => stack.deps.blobs.listStagedBlocks(blobPath);
+    // Kill once ten blocks are staged, as the blob itself shows.
+    const deadline = Date.now() + 60_000;
+    while ((await staged()).length < 10) {
+      if (Date.now() > deadline) throw new Error('the upload never got ten blocks staged');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await served.runner.stop('SIGKILL');
+    // What the killed runner had sent still arrives (as over a real network); then the service has it all.
+    for (const until = Date.now() + 30_000; blobProxy.openTunnels > 0 && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(blobProxy.openTunnels).toBe(0);
+    const uploadedBeforeKill = blobProxy.bytesUp;
+
+    // The dump was finished before the upload began: its checkpoint names it. Its digest is what must be stored.
+    const checkpoint = JSON.parse(readFileSync(join(dir, 'work', `dbdist-${jobId}.checkpoint.json`), 'utf8')) as Json;
+    const dumpSha256 = createHash('sha256').update(readFileSync(checkpoint.file.path as string)).digest('hex');
+    const before = await staged();
+    const stagedBytes = before.reduce((sum, block) => sum + block.sizeBytes, 0);
+
+    blobProxy.resetCounts();
+    const restarted = await served.restart();
+    const job = await waitForJob(jobId, ended, 'Available');
+    expect(job.status).toBe('Available');
+    expect(served.engineRuns()).toBe(1); // the spooled dump was uploaded again, the database not dumped again
+    expect((await auditOf(jobId)).filter((row) => row.action === 'job.available')).toHaveLength(1);
+
+    // Everything the restarted runner sent to Blob Storage (TLS and HTTP overhead included), less the blob's bytes
+    // no block of the killed runner held, was sent twice. At most `parallelism` blocks can have been in flight.
+    const resent = blobProxy.bytesUp - (job.sizeBytes! - stagedBytes);
+    console.info(
+      `(d) blob ${job.sizeBytes} bytes; staged before the kill ${before.length} blocks (${stagedBytes} bytes); sent before the kill ` +
+        `${uploadedBeforeKill}, after the restart ${blobProxy.bytesUp}; re-sent ${resent} < ${BLOCK} + ${PARALLELISM} × ${BLOCK} in flight`,
+    );
+    expect(stagedBytes).toBeGreaterThanOrEqual(10 * BLOCK);
+    expect(resent).toBeLessThan(BLOCK + PARALLELISM * BLOCK);
+
+    const resumed = restarted.logs.find((line) => line.jobId === jobId && String(line.msg).startsWith(`resumed upload of job ${jobId}:`));
+    expect(resumed?.reusedBlocks).toBeGreaterThanOrEqual(before.length);
+    expect(restarted.logs.some((line) => line.jobId === jobId && line.msg === 'an earlier attempt finished the backup: uploading its local file, not backing up again')).toBe(true);
+    // What is stored is the dump the killed runner made, and nothing is left in the work directory.
+    const stored = createHash('sha256');
+    const download = await stack.azurite.serviceClient.getContainerClient(stack.container).getBlobClient(blobPath).download();
+    await pipeline(download.readableStreamBody!, createGunzip(), new Writable({ write: (chunk: Buffer, _e, done) => (stored.update(chunk), done()) }));
+    expect(stored.digest('hex')).toBe(dumpSha256);
+    expect(readdirSync(join(dir, 'work')).filter((name) => name.includes(jobId))).toEqual([]);
   }, 120_000);
 
   it('a bound runner process shows in GET /api/runners; an unbound one is refused (403, runner.denied audited) and never backs up', async () => {

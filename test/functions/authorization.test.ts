@@ -23,6 +23,7 @@ import {
   issueProbeTarget,
   issueRehearsalSource,
   issueUploadTarget,
+  listStagedBlocks,
   listRunners,
   postRehearsalReport,
   postRunnerEvent,
@@ -284,6 +285,15 @@ const cases: EndpointCase[] = [
     prepare: async () => {
       const { id } = await job('Running');
       return { method: 'POST', path: `runner/jobs/${id}/upload-target`, params: { id } };
+    },
+    expected: only({ runner: 200 }),
+  },
+  {
+    name: 'POST runner/jobs/{id}/staged-blocks',
+    handler: listStagedBlocks,
+    prepare: async () => {
+      const { id } = await job('Running');
+      return { method: 'POST', path: `runner/jobs/${id}/staged-blocks`, params: { id } };
     },
     expected: only({ runner: 200 }),
   },

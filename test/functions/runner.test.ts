@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { BlockBlobClient } from '@azure/storage-blob';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJob } from '../../functions/jobs.js';
-import { issueProbeTarget, issueUploadTarget, listRunners, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
+import { issueProbeTarget, issueUploadTarget, listRunners, listStagedBlocks, postRunnerEvent, postRunnerHeartbeat } from '../../functions/runner.js';
 import { PROGRESS_RECORD_INTERVAL_MS } from '../../shared/contracts/runner.js';
 import { type SeededDatabase, type TestDeps, seedDatabase, seedJob, startTestDeps, testRunner } from '../support/deps.js';
 import { invoke } from '../support/http.js';
@@ -166,6 +166,35 @@ describe('POST /api/runner/jobs/{id}/events', () => {
     const userWithRunnerRole = t.issuer.issueUserToken({ roles: ['Runner'] });
     expect((await postEvent(job.id, { type: 'progress', eventId: 'evt-12345678', percent: 1, bytes: 1 }, userWithRunnerRole)).status).toBe(403);
     expect((await uploadTarget(job.id, userWithRunnerRole)).status).toBe(403);
+  });
+});
+
+describe('POST /api/runner/jobs/{id}/staged-blocks', () => {
+  const stagedBlocks = (jobId: string, token = t.tokens.runner()) =>
+    invoke(listStagedBlocks, { method: 'POST', path: `runner/jobs/${jobId}/staged-blocks`, params: { id: jobId }, token });
+
+  it("lists the uncommitted blocks on the job's blob, which the runner's own SAS cannot read", async () => {
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    expect((await stagedBlocks(job.id)).json).toEqual({ blobPath: job.blobPath, blocks: [] });
+    const target = await uploadTarget(job.id);
+    const writer = new BlockBlobClient(target.json.url);
+    const ids = ['000000-aaaaaaaaaaaaaaaa', '000001-bbbbbbbbbbbbbbbb'].map((id) => Buffer.from(id).toString('base64'));
+    await writer.stageBlock(ids[0]!, 'first block', 11);
+    await writer.stageBlock(ids[1]!, 'second', 6);
+    await expect(writer.getBlockList('uncommitted')).rejects.toMatchObject({ statusCode: 403 });
+
+    const res = await stagedBlocks(job.id);
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ blobPath: job.blobPath, blocks: [{ id: ids[0], sizeBytes: 11 }, { id: ids[1], sizeBytes: 6 }] });
+  });
+
+  it('answers 409 for a job no longer runnable and 403 (audited) for an unbound runner', async () => {
+    const cancelled = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Cancelled' });
+    expect((await stagedBlocks(cancelled.id)).status).toBe(409);
+    const job = await seedJob(t.deps.store, seeded, { requesterOid: randomUUID(), status: 'Running' });
+    expect((await stagedBlocks(job.id, t.tokens.unboundRunner())).status).toBe(403);
+    const denied = (await t.deps.store.listAudit({ jobId: job.id, limit: 50 })).items.filter((row) => row.action === 'runner.denied');
+    expect(denied.map((row) => row.detail.endpoint)).toEqual(['staged-blocks']);
   });
 });
 

@@ -13,7 +13,7 @@ import { startAzurite, type Azurite } from '../../dev/azurite.js';
 import { startApiStandIn, type ApiStandIn } from './api-stand-in.js';
 import { gatewayWithContainer } from './blob-target.js';
 import { jobMessageFor, startTestConsumer, SUBSCRIPTION, TOPIC, type HarnessOptions } from './consumer-harness.js';
-import { fakeEngine } from './fake-engine.js';
+import { fakeEngine } from '../../dev/fake-engine.js';
 import { collect, digestOf, pseudoRandomStream, through } from './helpers.js';
 import { createAgeDecryptStream, generateAgeIdentity } from '../../runner-agent/pipeline/age.js';
 

@@ -3,7 +3,7 @@
  * like a host that loses power mid-backup. Settings come as one JSON argument.
  */
 import { startTestConsumer } from './consumer-harness.js';
-import { fakeEngine } from './fake-engine.js';
+import { fakeEngine } from '../../dev/fake-engine.js';
 
 const { connectionString, apiBaseUrl } = JSON.parse(process.argv[2]!) as { connectionString: string; apiBaseUrl: string };
 startTestConsumer({ connectionString, apiBaseUrl, engine: fakeEngine({ endless: true, chunkDelayMs: 50, seed: 'crashed attempt' }) });

@@ -1,39 +1,12 @@
 /**
- * Test helpers for the runner agent: deterministic pseudo-random streams (generated, never held in memory)
- * and small stream utilities.
+ * Test helpers for the runner agent: deterministic pseudo-random streams (generated, never held in memory; they
+ * live with the fake engine in dev/) and small stream utilities.
  */
-import { createCipheriv, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
-const chunkBytes = 1024 * 1024;
-const zeros = Buffer.alloc(chunkBytes);
-
-/**
- * `totalBytes` pseudo-random bytes (AES-CTR keystream of `seed`), produced chunk by chunk. `failAfter` makes
- * the stream error once that many bytes were produced (an engine dying mid-backup).
- */
-export function pseudoRandomStream(totalBytes: number, seed = 'seed', options: { failAfter?: number } = {}): Readable {
-  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  let produced = 0;
-  return new Readable({
-    highWaterMark: chunkBytes,
-    read() {
-      if (options.failAfter !== undefined && produced >= options.failAfter) {
-        this.destroy(new Error('source failed midway'));
-        return;
-      }
-      const size = Math.min(chunkBytes, totalBytes - produced);
-      if (size <= 0) {
-        this.push(null);
-        return;
-      }
-      produced += size;
-      this.push(cipher.update(size === chunkBytes ? zeros : zeros.subarray(0, size)));
-    },
-  });
-}
+export { pseudoRandomStream } from '../../dev/fake-engine.js';
 
 /** SHA-256 (hex) and length of everything a stream yields. */
 export async function digestOf(stream: NodeJS.ReadableStream): Promise<{ sha256: string; bytes: number }> {

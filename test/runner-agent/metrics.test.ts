@@ -16,7 +16,7 @@ import { parsePrometheus, sample } from '../support/prometheus.js';
 import { startApiStandIn, type ApiStandIn } from './api-stand-in.js';
 import { gatewayWithContainer } from './blob-target.js';
 import { jobMessageFor, startTestConsumer, SUBSCRIPTION, TOPIC } from './consumer-harness.js';
-import { fakeEngine } from './fake-engine.js';
+import { fakeEngine } from '../../dev/fake-engine.js';
 
 const serverId = randomUUID();
 

@@ -16,7 +16,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { BackupJobMessage, JOB_MESSAGE_SUBJECT } from '../../shared/contracts/messages.js';
 import { isAppError } from '../../shared/errors.js';
 import type { JobQueue } from '../../shared/messaging.js';
-import { createJobQueue, serviceBusClientFrom } from '../../shared/servicebus.js';
+import { createDeadLetterInbox, createJobQueue, serviceBusClientFrom } from '../../shared/servicebus.js';
 import { ServiceBusBroker, type SubscriptionOptions } from '../../dev/servicebus-broker.js';
 
 const SERVER_A = randomUUID();
@@ -276,6 +276,37 @@ describe('Service Bus job queue and consumer mechanics (real SDK, test broker)',
       expect(BackupJobMessage.parse(dead.body)).toEqual(job);
       await deadLetters.completeMessage(dead);
       expect(broker.counts(topic, 'runner-a')).toEqual({ active: 0, locked: 0, deadLettered: 0 });
+    });
+
+    it('the dead-letter inbox finds the dead letters of every subscription of a large fleet, and settles them', async () => {
+      // More subscriptions than the inbox reads at once, dead letters in a few of them, the rest empty.
+      const name = `backup-jobs-${randomUUID().slice(0, 8)}`;
+      broker.createTopic(name);
+      const servers = Array.from({ length: 40 }, () => randomUUID());
+      servers.forEach((server, i) => broker.createSubscription(name, `runner-${i}`, { filter: `serverId = '${server}'` }));
+      topic = name;
+      const deadIn = [3, 17, 39];
+      const jobs = [];
+      for (const i of deadIn) {
+        const job = await enqueueFor(servers[i]!);
+        const receiver = client.createReceiver(topic, `runner-${i}`);
+        await receiver.deadLetterMessage(await receiveOne(receiver), { deadLetterReason: 'MaxDeliveryCountExceeded' });
+        jobs.push(job);
+      }
+      const inbox = createDeadLetterInbox({ client, topic, subscriptions: servers.map((_, i) => `runner-${i}`), maxWaitTimeInMs: 200 });
+      try {
+        const found = await inbox.receive(50);
+        expect(found.map((m) => [m.subscription, m.messageId, m.reason]).sort()).toEqual(
+          deadIn.map((i, n) => [`runner-${i}`, jobs[n]!.jobId, 'MaxDeliveryCountExceeded']).sort(),
+        );
+        await found.find((m) => m.subscription === 'runner-3')!.release();
+        for (const message of found.filter((m) => m.subscription !== 'runner-3')) await message.complete();
+        expect(broker.counts(topic, 'runner-17').deadLettered).toBe(0);
+        // Released, not lost: the next sweep finds it again.
+        expect((await inbox.receive(50)).map((m) => m.messageId)).toEqual([jobs[0]!.jobId]);
+      } finally {
+        await inbox.close();
+      }
     });
 
     it('a message abandoned maxDeliveryCount times is dead-lettered with MaxDeliveryCountExceeded', async () => {

@@ -1,6 +1,6 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -164,6 +164,37 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
     });
     await expect(upload).rejects.toMatchObject({ name: 'JobFailure', code: 'database_not_found' });
     expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
+  });
+
+  it('spoolToWorkDir: pg_dump writes a checked local file first, which the upload then reads; a failed dump leaves no file', async () => {
+    const source = await createDatabase(`spool_${randomUUID().slice(0, 8)}`);
+    await seed(source);
+    const spoolDir = mkdtempSync(join(workDir, 'spool-'));
+    const engine = createPostgresEngine({ ...settings, spoolToWorkDir: true }, { workDir: spoolDir });
+    const jobId = randomUUID();
+    const backup = await engine.backup({ jobId, databaseName: source }, { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' });
+    // By the time backup() returns the dump is finished and listed: the file is complete, its verdict known.
+    expect(backup.localFile).toBe(join(spoolDir, `dbdist-${jobId}-a1.dump`));
+    expect(backup.sizeHint).toBe(statSync(backup.localFile!).size);
+    expect(backup.restoreCheck?.()).toMatchObject({ tool: 'pg_restore --list', ok: true });
+    expect(backup.tableRowCounts).toMatchObject({ 'public.customers': 3000 });
+    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
+    const result = await uploadBackup({
+      source: backup.stream,
+      sourceDone: backup.done,
+      sourceSizeHint: backup.sizeHint!,
+      compression: 'none',
+      getTarget: targetProvider(gateway, blobPath),
+      metadata: { engine: 'postgres', jobid: jobId, server: 'pg', database: source },
+    });
+    expect(result.sha256).toBe(createHash('sha256').update(readFileSync(backup.localFile!)).digest('hex'));
+    await backup.cleanup();
+    expect(readdirSync(spoolDir)).toEqual([]);
+
+    await expect(
+      engine.backup({ jobId, databaseName: `missing_${randomUUID().slice(0, 8)}` }, { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a2' }),
+    ).rejects.toMatchObject({ name: 'JobFailure', code: 'database_not_found' });
+    expect(readdirSync(spoolDir)).toEqual([]);
   });
 
   it('fails the restore check before the commit when pg_restore cannot list what pg_dump produced', async () => {

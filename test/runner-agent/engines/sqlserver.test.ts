@@ -6,6 +6,7 @@ import sql from 'mssql';
 import sqlParser from 'node-sql-parser';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SqlServerSettings } from '../../../runner-agent/config.js';
+import { developer, recordingPoolIn } from './recording-pool.js';
 import {
   backupStatement,
   createSqlServerEngine,
@@ -18,8 +19,6 @@ import {
   quoteIdentifier,
   serverFactsStatement,
   verifyStatement,
-  type SqlPool,
-  type SqlRequest,
 } from '../../../runner-agent/engines/sqlserver.js';
 import { collect } from '../helpers.js';
 
@@ -36,65 +35,7 @@ const settings: SqlServerSettings = {
 const workDir = mkdtempSync(join(tmpdir(), 'dbdist-sql-engine-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
-/** What the recorded server answers to serverFactsStatement: Developer edition, a login with CREATE ANY DATABASE. */
-const developer = { engine_edition: 3, edition: 'Developer Edition (64-bit)', can_verify: 1 };
-
-interface RecordedCall {
-  command: string;
-  inputs: Record<string, unknown>;
-}
-
-/**
- * A stand-in for mssql's pool: records each command with its parameters, replays recorded info messages and
- * plays SQL Server's part by writing the .bak file when it sees BACKUP.
- */
-function recordingPool(
-  options: {
-    infoMessages?: Array<{ message: string; number?: number }>;
-    fail?: (command: string) => unknown;
-    databases?: string[];
-    facts?: Record<string, unknown>;
-  } = {},
-) {
-  const calls: RecordedCall[] = [];
-  const pool: SqlPool = {
-    request(): SqlRequest {
-      const inputs: Record<string, unknown> = {};
-      const listeners: Array<(info: { message: string; number?: number }) => void> = [];
-      const request: SqlRequest = {
-        input(name, _type, value) {
-          inputs[name] = value;
-          return request;
-        },
-        on(_event, listener) {
-          listeners.push(listener);
-          return request;
-        },
-        async query(command) {
-          calls.push({ command, inputs: { ...inputs } });
-          const failure = options.fail?.(command);
-          if (failure) throw failure;
-          if (command === databaseLookupStatement) {
-            const found = (options.databases ?? []).includes(String(inputs.name));
-            return { recordset: found ? [{ name: inputs.name, state_desc: 'ONLINE' }] : [] };
-          }
-          if (command === serverFactsStatement) return { recordset: [options.facts ?? developer] };
-          if (command === identityStatement) return { recordset: [{ product_version: '16.0.1000.6', login_name: 'DOM\\runner' }] };
-          if (command.startsWith('BACKUP DATABASE')) {
-            for (const info of options.infoMessages ?? []) listeners.forEach((l) => l(info));
-            // SQL Server writes the file; a path outside the work dir (a remote server's share) is not ours to write.
-            if (String(inputs.path).startsWith(workDir)) writeFileSync(String(inputs.path), Buffer.alloc(1000, 7));
-          }
-          return { recordset: [] };
-        },
-        cancel() {},
-      };
-      return request;
-    },
-    async close() {},
-  };
-  return { pool, calls };
-}
+const recordingPool = recordingPoolIn(workDir);
 
 const hostile = 'a]; DROP DATABASE x--';
 

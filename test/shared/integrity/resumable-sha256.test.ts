@@ -1,11 +1,11 @@
 /**
  * The resumable SHA-256 behind the control plane's re-hash: a digest split over calls (each possibly in another
- * process, the state through JSON) equals the one-pass digest, whatever the chunks look like; the hashing thread's
- * failures reach the caller.
+ * process, the state through JSON) equals the one-pass digest, whatever the chunks look like, hashed on the
+ * calling thread (a small expected size) or on a worker thread; failures reach the caller either way.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { continueSha256, finishSha256, type Sha256State } from '../../../shared/integrity/resumable-sha256.js';
+import { WORKER_MIN_BYTES, continueSha256, finishSha256, type Sha256State } from '../../../shared/integrity/resumable-sha256.js';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
@@ -13,14 +13,20 @@ async function* inChunks(bytes: Buffer, size: number): AsyncGenerator<Buffer> {
   for (let offset = 0; offset < bytes.length; offset += size) yield Buffer.from(bytes.subarray(offset, offset + size));
 }
 
-describe('continueSha256 / finishSha256', () => {
+const threads = [
+  { where: 'on the calling thread', options: { expectedBytes: WORKER_MIN_BYTES - 1 } },
+  { where: 'on a worker thread (size unknown)', options: {} },
+  { where: 'on a worker thread (large)', options: { expectedBytes: WORKER_MIN_BYTES } },
+];
+
+describe.each(threads)('continueSha256 / finishSha256 $where', ({ options }) => {
   it('gives the one-pass digest when the bytes arrive over several calls, the state through JSON', async () => {
     const bytes = randomBytes(3 * 1024 * 1024 + 17);
     const slices = [0, 5, 1024 * 1024, 2 * 1024 * 1024 + 3, bytes.length];
     let state: Sha256State | null = null;
     let total = 0;
     for (let i = 1; i < slices.length; i++) {
-      const result: { state: Sha256State; bytes: number } = await continueSha256(state, inChunks(bytes.subarray(slices[i - 1], slices[i]), 64 * 1024 + 1));
+      const result: { state: Sha256State; bytes: number } = await continueSha256(state, inChunks(bytes.subarray(slices[i - 1], slices[i]), 64 * 1024 + 1), options);
       state = JSON.parse(JSON.stringify(result.state)) as Sha256State;
       total += result.bytes;
     }
@@ -35,7 +41,7 @@ describe('continueSha256 / finishSha256', () => {
       yield* views;
       yield 'text too';
     }
-    const { state, bytes } = await continueSha256(null, source());
+    const { state, bytes } = await continueSha256(null, source(), options);
     expect(bytes).toBe(4096 + 8);
     expect(backing.length).toBe(4096); // not moved to the hashing thread
     expect(await finishSha256(state)).toBe(sha256(Buffer.concat([backing, Buffer.from('text too')])));
@@ -44,20 +50,20 @@ describe('continueSha256 / finishSha256', () => {
   it('gives the digest of nothing for an empty stream and for no state', async () => {
     const empty = sha256(Buffer.alloc(0));
     expect(await finishSha256(null)).toBe(empty);
-    const { state, bytes } = await continueSha256(null, inChunks(Buffer.alloc(0), 1));
+    const { state, bytes } = await continueSha256(null, inChunks(Buffer.alloc(0), 1), options);
     expect(bytes).toBe(0);
     expect(await finishSha256(state)).toBe(empty);
   });
 
   it('rejects a state that is not a saved SHA-256 state', async () => {
-    await expect(continueSha256(Buffer.from('not a hash state').toString('base64'), inChunks(randomBytes(10), 5))).rejects.toThrow();
+    await expect(continueSha256(Buffer.from('not a hash state').toString('base64'), inChunks(randomBytes(10), 5), options)).rejects.toThrow();
   });
 
-  it('passes on a failure of the source after tearing the hashing thread down', async () => {
+  it('passes on a failure of the source', async () => {
     async function* failing() {
       yield randomBytes(1000);
       throw new Error('connection reset');
     }
-    await expect(continueSha256(null, failing())).rejects.toThrow('connection reset');
+    await expect(continueSha256(null, failing(), options)).rejects.toThrow('connection reset');
   });
 });

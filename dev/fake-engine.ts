@@ -1,11 +1,40 @@
 /**
  * An engine that produces pseudo-random bytes, optionally slowly or for ever, so consumer tests control how long
- * a "backup" takes without a database. Counts its backups.
+ * a "backup" takes without a database, and the scale bench runs small synthetic backups. Counts its backups.
  */
-import { PassThrough } from 'node:stream';
-import type { BackupEngineDriver, EngineBackup } from '../../runner-agent/engines/types.js';
-import { JobFailure } from '../../runner-agent/errors.js';
-import { pseudoRandomStream } from './helpers.js';
+import { createCipheriv, createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import type { BackupEngineDriver, EngineBackup } from '../runner-agent/engines/types.js';
+import { JobFailure } from '../runner-agent/errors.js';
+
+const chunkBytes = 1024 * 1024;
+const zeros = Buffer.alloc(chunkBytes);
+
+/**
+ * `totalBytes` pseudo-random bytes (AES-CTR keystream of `seed`), produced chunk by chunk. `failAfter` makes
+ * the stream error once that many bytes were produced (an engine dying mid-backup).
+ */
+export function pseudoRandomStream(totalBytes: number, seed = 'seed', options: { failAfter?: number } = {}): Readable {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  let produced = 0;
+  return new Readable({
+    highWaterMark: chunkBytes,
+    read() {
+      if (options.failAfter !== undefined && produced >= options.failAfter) {
+        this.destroy(new Error('source failed midway'));
+        return;
+      }
+      const size = Math.min(chunkBytes, totalBytes - produced);
+      if (size <= 0) {
+        this.push(null);
+        return;
+      }
+      produced += size;
+      this.push(cipher.update(size === chunkBytes ? zeros : zeros.subarray(0, size)));
+    },
+  });
+}
 
 export interface FakeEngineOptions {
   bytes?: number;
