@@ -145,7 +145,7 @@ function pgDumpCompressionMethods(settings: PostgresSettings): string {
 }
 
 /** Fills one table to about `sizeMiB` MiB on disk with generate_series; returns what it made. */
-async function generate(url: string, sizeMiB: number): Promise<{ rows: number; bytes: number; seconds: number }> {
+export async function generate(url: string, sizeMiB: number): Promise<{ rows: number; bytes: number; seconds: number }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   const started = Date.now();

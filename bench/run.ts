@@ -5,6 +5,8 @@
  *
  *   npm run bench -- upload --size-mib 256      a quick upload run (comma list for several sizes)
  *   npm run bench -- pg --pg-size-mib 128       a smaller generated PostgreSQL database
+ *   npm run bench -- pgbackrest                 dbdist beside pgBackRest, 128 MiB database (--pg-size-mib 1024: ~1 GiB)
+ *   npm run bench -- sandbox                    memory of `npm run sandbox`'s process tree (--sandbox-args "--encrypt")
  *   npm run bench -- sanitize --sanitize-users 20000   a sanitized copy beside a raw dump (small database)
  *   npm run bench -- --keep-files               keep the generated input files for the next run
  *   npm run bench -- upload --all-variants      every upload variant at every size (long)
@@ -21,10 +23,10 @@ import { rmSync } from 'node:fs';
 import { ensureLoopbackCert, trustLoopbackCertInChildProcesses } from '../dev/tls.js';
 import { machineDescription, section } from './lib/report.js';
 
-const sections = ['upload', 'pg', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics', 'scale'] as const;
+const sections = ['upload', 'pg', 'pgbackrest', 'sandbox', 'api', 'replay', 'sanitize', 'encryption', 'rehash', 'metrics', 'scale'] as const;
 type Section = (typeof sections)[number];
 
-const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--jobs N] [--runners N] [--backup-kib N] [--keep-files] [--all-variants]`;
+const usage = `usage: npm run bench -- [${sections.join('|')} ...] [--size-mib N[,N]] [--pg-size-mib N] [--sandbox-args "..."] [--load-seconds N] [--sanitize-users N] [--crypto-mib N] [--rehash-budget-mib N] [--jobs N] [--runners N] [--backup-kib N] [--keep-files] [--all-variants]`;
 
 // Bad flags print the usage and exit 2, not a stack trace.
 const { values, positionals } = (() => {
@@ -34,6 +36,7 @@ const { values, positionals } = (() => {
       options: {
         'size-mib': { type: 'string' },
         'pg-size-mib': { type: 'string' },
+        'sandbox-args': { type: 'string' },
         'load-seconds': { type: 'string' },
         'sanitize-users': { type: 'string' },
         'keep-files': { type: 'boolean', default: false },
@@ -77,6 +80,8 @@ function positiveNumbers(text: string | undefined, fallback: number[], name: str
 
 const sizesMiB = positiveNumbers(values['size-mib'], [1024, 4096], 'size-mib');
 const [pgSizeMiB] = positiveNumbers(values['pg-size-mib'], [1024], 'pg-size-mib');
+// The side-by-side runs six whole jobs plus pgBackRest and three restores: small unless asked.
+const [pgbackrestSizeMiB] = positiveNumbers(values['pg-size-mib'], [128], 'pg-size-mib');
 const [sanitizeUsers] = positiveNumbers(values['sanitize-users'], [200_000], 'sanitize-users');
 const [cryptoMiB] = positiveNumbers(values['crypto-mib'], [1024], 'crypto-mib');
 const [rehashBudgetMiB] = positiveNumbers(values['rehash-budget-mib'], [1024], 'rehash-budget-mib');
@@ -133,6 +138,14 @@ async function runSection(name: Section): Promise<void> {
     case 'pg': {
       const { runPgBench } = await import('./pg.js');
       return runPgBench({ sizeMiB: pgSizeMiB!, workDir });
+    }
+    case 'pgbackrest': {
+      const { runPgBackRestBench } = await import('./pgbackrest.js');
+      return runPgBackRestBench({ sizeMiB: pgbackrestSizeMiB! });
+    }
+    case 'sandbox': {
+      const { runSandboxMemoryBench } = await import('./sandbox-memory.js');
+      return runSandboxMemoryBench({ sandboxArgs: values['sandbox-args']?.split(' ').filter(Boolean) ?? [] });
     }
     case 'api': {
       const { runApiBench } = await import('./api.js');

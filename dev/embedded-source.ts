@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { PGlite } from '@electric-sql/pglite';
 import { pgDump } from '@electric-sql/pglite-tools/pg_dump';
 import { JobFailure } from '../runner-agent/errors.js';
+import { emptyPgliteDataDir } from './stores.js';
 import type { BackupEngineDriver, EngineBackup } from '../runner-agent/engines/types.js';
 
 export interface EmbeddedSource {
@@ -31,7 +32,8 @@ const demoTables = ['customers', 'orders'] as const;
 export async function startEmbeddedSource(options: { databaseName?: string; customers?: number } = {}): Promise<EmbeddedSource> {
   const databaseName = options.databaseName ?? 'sales';
   const customers = options.customers ?? 2000;
-  const pg = await PGlite.create();
+  // From the empty cluster every PGlite of this process starts from: no second initdb (dev/stores.ts).
+  const pg = new PGlite({ loadDataDir: await emptyPgliteDataDir() });
   await pg.exec(`
     CREATE TABLE customers (id integer PRIMARY KEY, name text NOT NULL, email text NOT NULL, created_at timestamptz NOT NULL);
     CREATE TABLE orders (id integer PRIMARY KEY, customer_id integer NOT NULL REFERENCES customers(id), total numeric(10,2) NOT NULL, note bytea);
@@ -76,7 +78,7 @@ export async function startEmbeddedSource(options: { databaseName?: string; cust
 
 /** Restores a backup of the embedded source into a fresh embedded database and fingerprints it. */
 export async function restoreAndFingerprint(backup: Buffer): Promise<DataFingerprint> {
-  const pg = await PGlite.create();
+  const pg = new PGlite({ loadDataDir: await emptyPgliteDataDir() });
   try {
     await pg.exec(backup.toString('utf8'));
     return await fingerprintOf(pg);

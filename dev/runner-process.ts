@@ -91,11 +91,17 @@ export interface RunnerProcess {
 }
 
 /**
- * Starts `dbdist-runner <command>` as a child process (default `start`); `env` adds to the setup's environment
- * (e.g. HTTPS_PROXY, which the Azure SDK honours, to route the runner's Blob Storage traffic through a proxy).
+ * Starts `dbdist-runner <command>` as a child process (default `start`), from the TypeScript source through tsx,
+ * or from `script`: the CLI built to JavaScript, as it runs in production (the benchmarks measure its memory).
+ * `env` adds to the setup's environment (e.g. HTTPS_PROXY, which the Azure SDK honours, to route the runner's Blob
+ * Storage traffic through a proxy).
  */
-export function spawnRunner(setup: RunnerProcessSetup, options: { command?: string[]; echo?: boolean; env?: Record<string, string> } = {}): RunnerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', runnerCliPath, ...(options.command ?? ['start']), '--config', setup.configPath], {
+export function spawnRunner(
+  setup: RunnerProcessSetup,
+  options: { command?: string[]; echo?: boolean; env?: Record<string, string>; script?: string } = {},
+): RunnerProcess {
+  const entry = options.script ? [options.script] : ['--import', 'tsx', runnerCliPath];
+  const child = spawn(process.execPath, [...entry, ...(options.command ?? ['start']), '--config', setup.configPath], {
     cwd: repoRoot,
     env: { ...process.env, ...setup.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -75,7 +75,14 @@ if (!process.env.DBDIST_SANDBOX_CHILD) {
 }
 
 const started = Date.now();
-const line = (label: string, text: string) => console.log(`${`[${((Date.now() - started) / 1000).toFixed(1)}s]`.padEnd(8)} ${label.padEnd(12)} ${text}`);
+// DBDIST_SANDBOX_MEMORY=1 (bench/sandbox-memory.ts) adds this process's memory to every line, in MiB.
+const memory = () => {
+  if (!process.env.DBDIST_SANDBOX_MEMORY) return '';
+  const used = process.memoryUsage();
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+  return ` {rss ${mib(used.rss)} heap ${mib(used.heapUsed)}/${mib(used.heapTotal)} external ${mib(used.external)} arrayBuffers ${mib(used.arrayBuffers)}}`;
+};
+const line = (label: string, text: string) => console.log(`${`[${((Date.now() - started) / 1000).toFixed(1)}s]`.padEnd(8)} ${label.padEnd(12)} ${text}${memory()}`);
 line('starting', 'loading dbdist and its local stand-ins (the first run compiles the TypeScript: allow ~10 s)');
 const { startLocalStack, readAll } = await import('./stack.js');
 const { startEmbeddedSource, restoreAndFingerprint } = await import('./embedded-source.js');

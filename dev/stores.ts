@@ -9,13 +9,28 @@ import { createPgliteStore as createPgliteStoreOn } from '../shared/db/pglite.js
 import type { Store } from '../shared/db/store.js';
 
 /**
- * A fresh PGlite takes seconds (it runs initdb); loading a copy of a migrated one takes about one. So each test
- * process migrates one instance, keeps its data directory as a template, and starts every store from a copy.
+ * A fresh PGlite takes seconds and, while initdb runs, ~750 MiB of memory; loading a copy of an initialized one takes
+ * about a second and ~200 MiB. So each process runs initdb once, keeps the empty cluster's data directory as a
+ * template (the embedded demo database and its restore check start from it too), and migrates one copy of it into
+ * the template every store starts from.
  */
+let emptyTemplate: Promise<Blob> | undefined;
+export function emptyPgliteDataDir(): Promise<Blob> {
+  emptyTemplate ??= (async () => {
+    const client = await PGlite.create();
+    try {
+      return await client.dumpDataDir('none');
+    } finally {
+      await client.close();
+    }
+  })();
+  return emptyTemplate;
+}
+
 let template: Promise<Blob> | undefined;
 function migratedTemplate(): Promise<Blob> {
   template ??= (async () => {
-    const client = new PGlite();
+    const client = new PGlite({ loadDataDir: await emptyPgliteDataDir() });
     try {
       await migratePg(drizzle({ client }));
       return await client.dumpDataDir('none');

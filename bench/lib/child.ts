@@ -34,12 +34,15 @@ const bundles = new Map<string, Promise<string>>();
 /** Worker-thread scripts that bundled code starts from a file beside it (`new URL('./x.mjs', import.meta.url)`). */
 const workerScripts = [new URL('../../shared/integrity/sha256-worker.mjs', import.meta.url)];
 
-/** Bundles `entry` once per run; returns the path of the JavaScript file. */
-function bundled(entry: URL): Promise<string> {
+/**
+ * Bundles `entry` once per run; returns the path of the JavaScript file (`<name>.mjs`, or `outName` under
+ * .tmp/bench/: the runner CLI must keep its `cli.js` name, which is how it knows it was run rather than imported).
+ */
+export function bundled(entry: URL, outName?: string): Promise<string> {
   const source = fileURLToPath(entry);
   let bundle = bundles.get(source);
   if (!bundle) {
-    const outfile = join(bundleDir, basename(source).replace(/\.ts$/, '.mjs'));
+    const outfile = join(bundleDir, outName ?? basename(source).replace(/\.ts$/, '.mjs'));
     bundle = build({ entryPoints: [source], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' }).then(
       () => {
         mkdirSync(bundleDir, { recursive: true });

@@ -11,7 +11,7 @@ import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import { join, posix, resolve, win32 } from 'node:path';
 import type { TokenCredential } from '@azure/identity';
-import sql from 'mssql';
+import type sql from 'mssql';
 import { AppError, errorMessage } from '../../shared/errors.js';
 import type { SqlServerSettings } from '../config.js';
 import { JobFailure, isJobFailure } from '../errors.js';
@@ -207,6 +207,14 @@ export function mssqlConfig(settings: SqlServerSettings, credential?: TokenCrede
   }
 }
 
+/**
+ * The mssql driver (tedious), loaded when a SQL Server is first reached: ~30 MiB a PostgreSQL-only runner does
+ * not need to hold.
+ */
+export async function loadMssql(): Promise<typeof sql> {
+  return (await import('mssql')).default;
+}
+
 /** A connected pool for the settings, in `database` (master unless given). */
 export async function defaultConnector(settings: SqlServerSettings, credential?: TokenCredential, database = 'master'): Promise<SqlPool> {
   const config = { ...mssqlConfig(settings, credential), database };
@@ -224,7 +232,8 @@ export async function defaultConnector(settings: SqlServerSettings, credential?:
     }
     return new driver.ConnectionPool(config).connect() as unknown as Promise<SqlPool>;
   }
-  return new sql.ConnectionPool(config).connect() as unknown as Promise<SqlPool>;
+  const mssql = await loadMssql();
+  return new mssql.ConnectionPool(config).connect() as unknown as Promise<SqlPool>;
 }
 
 /** Joins for the machine that will use the path: SQL Server may see a Windows path while we run elsewhere. */
@@ -256,8 +265,8 @@ export function createSqlServerEngine(settings: SqlServerSettings, options: SqlS
   }
 
   async function run(command: string, inputs: Record<string, string>, signal: AbortSignal, onInfo?: (info: { message: string; number?: number }) => void) {
-    const request = (await pool()).request();
-    for (const [name, value] of Object.entries(inputs)) request.input(name, sql.NVarChar(4000), value);
+    const [request, mssql] = [(await pool()).request(), await loadMssql()];
+    for (const [name, value] of Object.entries(inputs)) request.input(name, mssql.NVarChar(4000), value);
     if (onInfo) request.on('info', onInfo);
     const onAbort = () => request.cancel();
     signal.addEventListener('abort', onAbort, { once: true });

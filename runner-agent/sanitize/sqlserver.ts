@@ -11,11 +11,11 @@ import { rm } from 'node:fs/promises';
 import { join, posix, win32 } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import sql from 'mssql';
 import type { SqlServerSettings } from '../config.js';
 import {
   backupStatement,
   createSqlServerEngine,
+  loadMssql,
   mapSqlError,
   quoteIdentifier,
   serverFactsFrom,
@@ -145,7 +145,7 @@ export function createSqlServerScratch(options: SqlServerScratchOptions): Scratc
     await (await current?.catch(() => undefined))?.close();
   };
   const run = async (target: Promise<SqlPool>, text: string, inputs: Record<string, unknown> = {}) => {
-    const request = (await target).request();
+    const [request, sql] = [(await target).request(), await loadMssql()];
     for (const [name, value] of Object.entries(inputs)) {
       request.input(name, Buffer.isBuffer(value) ? sql.VarBinary(64) : typeof value === 'number' ? sql.Float : sql.NVarChar(4000), value);
     }

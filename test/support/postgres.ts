@@ -11,7 +11,7 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,34 +57,73 @@ export async function startPostgres(): Promise<PostgresServer> {
   if (process.env.PG_URL) return attach(process.env.PG_URL, { ownsCluster: false, shutdown: async () => {} });
   const binDir = findPostgresBinDir();
   if (!binDir) throw new Error('No PostgreSQL server binaries under /usr/lib/postgresql and no PG_URL.');
-  return startCluster(binDir);
+  return startThrowawayCluster({ binDir });
 }
 
 const asRoot = process.getuid?.() === 0;
-/** Runs a server binary as the `postgres` OS user when we are root. */
-function runServerBinary(binary: string, args: string[]) {
+/** Runs a program as the `postgres` OS user when we are root (server binaries, and tools that read its files). */
+export function runAsServerUser(binary: string, args: string[]) {
   return asRoot ? run('runuser', ['-u', 'postgres', '--', binary, ...args]) : run(binary, args);
 }
 
-async function startCluster(binDir: string): Promise<PostgresServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'dbdist-pg-'));
+/** A directory the `postgres` OS user owns (mode 0700), for data directories and anything it must write. */
+export async function serverUserDir(prefix: string): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   if (asRoot) chownSync(dir, Number((await run('id', ['-u', 'postgres'])).stdout.trim()), -1);
-  const dataDir = join(dir, 'data');
+  return dir;
+}
+
+export interface ThrowawayCluster extends PostgresServer {
+  binDir: string;
+  /** Its own directory (socket, log, data), owned by the `postgres` OS user. */
+  dir: string;
+  dataDir: string;
+  /** PID of the postmaster (its first child processes are the server's). */
+  postmasterPid(): number;
+}
+
+/** Server settings every throwaway cluster gets: loopback only, no fsync (tests and benchmarks, not durability). */
+function serverOptions(port: number, socketDir: string, settings: Record<string, string>): string {
+  const all = { listen_addresses: '127.0.0.1', port: String(port), unix_socket_directories: socketDir, fsync: 'off', max_connections: '50', ...settings };
+  return Object.entries(all)
+    // pg_ctl hands these to the server through /bin/sh: quote anything that is not a plain word.
+    .map(([name, value]) => `-c ${name}=${/^[\w.\/-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`}`)
+    .join(' ');
+}
+
+/**
+ * A cluster of its own on a free loopback port: `initdb`, or an existing data directory (a restored one) when
+ * `dataDir` is given, then `pg_ctl start`; `settings` are extra server settings (`archive_command`…).
+ */
+export async function startThrowawayCluster(options: { binDir?: string; dataDir?: string; dir?: string; settings?: Record<string, string> } = {}): Promise<ThrowawayCluster> {
+  const binDir = options.binDir ?? findPostgresBinDir();
+  if (!binDir) throw new Error('No PostgreSQL server binaries under /usr/lib/postgresql.');
+  const dir = options.dir ?? (await serverUserDir('dbdist-pg-'));
+  const dataDir = options.dataDir ?? join(dir, 'data');
   const port = await freePort();
   const pgCtl = join(binDir, 'pg_ctl');
   try {
-    await runServerBinary(join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
-    const serverOptions = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c fsync=off -c max_connections=50`;
-    await runServerBinary(pgCtl, ['-D', dataDir, '-l', join(dir, 'server.log'), '-w', '-t', '60', '-o', serverOptions, 'start']);
+    if (!options.dataDir) await runAsServerUser(join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
+    const log = join(dir, `server-${port}.log`);
+    // A restored data directory may replay WAL before it answers.
+    const waitSeconds = options.dataDir ? '600' : '60';
+    await runAsServerUser(pgCtl, ['-D', dataDir, '-l', log, '-w', '-t', waitSeconds, '-o', serverOptions(port, dir, options.settings ?? {}), 'start']);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
   const shutdown = async () => {
-    await runServerBinary(pgCtl, ['-D', dataDir, '-m', 'immediate', 'stop']).catch(() => undefined);
+    await runAsServerUser(pgCtl, ['-D', dataDir, '-m', 'immediate', 'stop']).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   };
-  return attach(`postgres://postgres@127.0.0.1:${port}/postgres`, { ownsCluster: true, shutdown });
+  const server = attach(`postgres://postgres@127.0.0.1:${port}/postgres`, { ownsCluster: true, shutdown });
+  return {
+    ...server,
+    binDir,
+    dir,
+    dataDir,
+    postmasterPid: () => Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]),
+  };
 }
 
 function attach(url: string, cluster: { ownsCluster: boolean; shutdown: () => Promise<void> }): PostgresServer {
