@@ -4,11 +4,13 @@
  *
  *   hash-only      the limit: read the source file and SHA-256 it with the same hasher (hash-wasm on its worker
  *                  thread, as the re-hash uses it), no network
+ *   hash-wasm-here hash-wasm alone on the calling thread, no worker, no state saved (context: the bare hasher)
  *   node-sha256    the same with Node's OpenSSL SHA-256 (context: what a non-resumable hash would reach)
  *   download-only  ranged reads of the stored blob from Azurite, bytes discarded (the storage side's limit here)
  *   rehash         the production rehashBlob activity, slice after slice as orchestrations/rehash.ts drives it
  */
 import { createHash } from 'node:crypto';
+import { createSHA256 } from 'hash-wasm';
 import { createReadStream } from 'node:fs';
 import { createBlobGateway } from '../shared/storage/blob-gateway.js';
 import { continueSha256, finishSha256 } from '../shared/integrity/resumable-sha256.js';
@@ -20,7 +22,7 @@ import { cpuSecondsSince } from './lib/blob-target.js';
 import { serveChild } from './lib/child.js';
 import { elapsedMs } from './lib/stats.js';
 
-export type RehashVariant = 'idle' | 'hash-only' | 'node-sha256' | 'download-only' | 'rehash';
+export type RehashVariant = 'idle' | 'hash-only' | 'hash-wasm-here' | 'node-sha256' | 'download-only' | 'rehash';
 
 export interface RehashVariantInput {
   variant: RehashVariant;
@@ -53,6 +55,15 @@ serveChild<RehashVariantInput, RehashVariantResult | undefined>(async ({ variant
     case 'hash-only': {
       const { state, bytes } = await continueSha256(null, createReadStream(file, { highWaterMark: readChunkBytes }));
       return done({ bytes, sha256: await finishSha256(state) });
+    }
+    case 'hash-wasm-here': {
+      const hasher = await createSHA256();
+      let bytes = 0;
+      for await (const chunk of createReadStream(file, { highWaterMark: readChunkBytes })) {
+        hasher.update(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+      }
+      return done({ bytes, sha256: hasher.digest('hex') });
     }
     case 'node-sha256': {
       const hash = createHash('sha256');
