@@ -205,20 +205,7 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
     const fake = join(binDir, 'pg_dump');
     writeFileSync(fake, '#!/bin/sh\nhead -c 2097152 /dev/urandom\nexit 0\n');
     chmodSync(fake, 0o755);
-    const engine = createPostgresEngine(settings, { pgDumpPath: fake });
-    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
-    const backup = await engine.backup(
-      { jobId: randomUUID(), databaseName: 'whatever' },
-      { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
-    );
-    const upload = uploadBackup({
-      source: backup.stream,
-      sourceDone: backup.done,
-      compression: 'none',
-      blockBytes: 1024 * 1024,
-      getTarget: targetProvider(gateway, blobPath),
-      metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'whatever' },
-    });
+    const { backup, upload, blobPath } = await uploadFromFakePgDump(fake);
     await expect(upload).rejects.toMatchObject({ code: 'restore_check_failed', message: expect.stringContaining('pg_restore --list could not read the archive') });
     expect(backup.restoreCheck?.()).toMatchObject({ tool: 'pg_restore --list', ok: false });
     expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
@@ -229,20 +216,7 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
     const fake = join(workDir, 'fake-pg_dump');
     writeFileSync(fake, '#!/bin/sh\nhead -c 3145728 /dev/zero\necho "pg_dump: error: query failed: disk trouble" >&2\nexit 1\n');
     chmodSync(fake, 0o755);
-    const engine = createPostgresEngine(settings, { pgDumpPath: fake });
-    const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
-    const backup = await engine.backup(
-      { jobId: randomUUID(), databaseName: 'whatever' },
-      { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
-    );
-    const upload = uploadBackup({
-      source: backup.stream,
-      sourceDone: backup.done,
-      compression: 'none',
-      blockBytes: 1024 * 1024,
-      getTarget: targetProvider(gateway, blobPath),
-      metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'whatever' },
-    });
+    const { backup, upload, blobPath } = await uploadFromFakePgDump(fake);
     await expect(upload).rejects.toMatchObject({ code: 'engine_exit', message: expect.stringContaining('disk trouble') });
     expect(await gateway.getBlobFacts(blobPath)).toBeUndefined();
   });
@@ -291,3 +265,23 @@ describe.skipIf(!postgresAvailable)('PostgreSQL engine (pg_dump) → upload pipe
     expect(classifyPgDumpError('something else')).toBe('engine_exit');
   });
 });
+
+/** A backup by the stand-in pg_dump at `fake`, streamed into an upload of its own blob (not awaited). */
+async function uploadFromFakePgDump(fake: string) {
+  const engine = createPostgresEngine(settings, { pgDumpPath: fake });
+  const blobPath = `backups/${randomUUID()}/${randomUUID()}/${randomUUID()}.dump`;
+  const backup = await engine.backup(
+    { jobId: randomUUID(), databaseName: 'whatever' },
+    { signal: new AbortController().signal, onProgress: () => undefined, attemptId: 'a1' },
+  );
+  const upload = uploadBackup({
+    source: backup.stream,
+    sourceDone: backup.done,
+    compression: 'none',
+    blockBytes: 1024 * 1024,
+    getTarget: targetProvider(gateway, blobPath),
+    metadata: { engine: 'postgres', jobid: 'j', server: 'pg', database: 'whatever' },
+  });
+  upload.catch(() => undefined); // awaited by the test
+  return { backup, upload, blobPath };
+}
