@@ -14,6 +14,8 @@ export interface TcpProxyOptions {
   target: { host: string; port: number };
   /** Limit on bytes per second from the server to the client; default none. */
   bytesPerSecond?: number;
+  /** Count the connections whose client sends these bytes within its first 4 KiB (e.g. a startup packet's name). */
+  countConnectionsSending?: Buffer;
 }
 
 export interface TcpProxy {
@@ -21,6 +23,8 @@ export interface TcpProxy {
   port: number;
   /** Connections accepted while not cut. */
   readonly connections: number;
+  /** Of those, the ones whose client sent `countConnectionsSending` (0 without that option). */
+  readonly connectionsSending: number;
   readonly isCut: boolean;
   cut(): void;
   restore(): void;
@@ -44,6 +48,7 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
   const open = new Set<Socket>();
   let cut = false;
   let connections = 0;
+  let connectionsSending = 0;
   const server: Server = createServer((client) => {
     if (cut) {
       client.resetAndDestroy();
@@ -53,6 +58,17 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
     const upstream = connect(options.target.port, options.target.host);
     open.add(client);
     open.add(upstream);
+    if (options.countConnectionsSending) {
+      const marker = options.countConnectionsSending;
+      let head = Buffer.alloc(0);
+      const look = (chunk: Buffer) => {
+        head = Buffer.concat([head, chunk]);
+        const found = head.includes(marker);
+        if (found) connectionsSending += 1;
+        if (found || head.length > 4096) client.off('data', look);
+      };
+      client.on('data', look);
+    }
     const drop = () => {
       for (const socket of [client, upstream]) {
         open.delete(socket);
@@ -72,6 +88,9 @@ export async function startTcpProxy(options: TcpProxyOptions): Promise<TcpProxy>
     port,
     get connections() {
       return connections;
+    },
+    get connectionsSending() {
+      return connectionsSending;
     },
     get isCut() {
       return cut;

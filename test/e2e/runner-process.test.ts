@@ -9,7 +9,6 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -88,9 +87,14 @@ async function serveWithRunner(
   outageBoundSeconds: number,
   options: { bind?: boolean; spool?: boolean; settings?: Record<string, unknown>; env?: Record<string, string> } = {},
 ): Promise<Served> {
-  const pgProxy = await startTcpProxy({ target: { host: postgres.host, port: postgres.port }, bytesPerSecond: PG_BYTES_PER_SECOND });
+  // The engine's row-count snapshot (`postgres.recordRowCounts`, on by default) opens its own connection, in plain
+  // text with application_name `dbdist-runner snapshot` (pg_dump's says `dbdist-runner`): counted apart.
+  const pgProxy = await startTcpProxy({
+    target: { host: postgres.host, port: postgres.port },
+    bytesPerSecond: PG_BYTES_PER_SECOND,
+    countConnectionsSending: Buffer.from('application_name\0dbdist-runner snapshot\0'),
+  });
   proxies.push(pgProxy);
-  const snapshots = await countSnapshotConnections(pgProxy);
   const server = await stack.api<Json>('POST', '/api/servers', {
     token: stack.tokens.admin,
     body: { name: `pg-${Date.now()}`, host: `${postgres.host}:${postgres.port}`, engine: 'postgres' },
@@ -106,8 +110,8 @@ async function serveWithRunner(
     dir,
     apiBaseUrl: `https://127.0.0.1:${apiProxy.port}`,
     postgres: {
-      host: snapshots.host,
-      port: snapshots.port,
+      host: pgProxy.host,
+      port: pgProxy.port,
       user: postgres.user,
       ...(new URL(postgres.url).password ? { password: decodeURIComponent(new URL(postgres.url).password) } : {}),
       ...(options.spool ? { spoolToWorkDir: true } : {}),
@@ -126,51 +130,9 @@ async function serveWithRunner(
     databaseId: database.body.id,
     runner: await start(),
     restart: start,
-    engineRuns: () => pgProxy.connections - snapshots.count(),
+    engineRuns: () => pgProxy.connections - pgProxy.connectionsSending,
     clientId: setup.clientId,
   };
-}
-
-/**
- * A pass-through in front of `proxy` that counts the connections of the PostgreSQL engine's row-count snapshot
- * (`postgres.recordRowCounts`, on by default): the `pg` client opens it in plain text with application_name
- * `dbdist-runner snapshot` (pg_dump's own connection says `dbdist-runner`), so its startup packet names it.
- */
-async function countSnapshotConnections(proxy: TcpProxy): Promise<{ host: string; port: number; count: () => number; close: () => Promise<void> }> {
-  const marker = Buffer.from('application_name\0dbdist-runner snapshot\0');
-  const open = new Set<Socket>();
-  let count = 0;
-  const server = createServer((client) => {
-    const upstream = connect(proxy.port, proxy.host);
-    open.add(client).add(upstream);
-    let head = Buffer.alloc(0);
-    let decided = false;
-    client.on('data', (chunk: Buffer) => {
-      if (decided) return;
-      head = Buffer.concat([head, chunk]);
-      if (head.includes(marker)) {
-        count += 1;
-        decided = true;
-      } else if (head.length > 4096) decided = true;
-    });
-    const drop = () => {
-      for (const socket of [client, upstream]) {
-        open.delete(socket);
-        socket.destroy();
-      }
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const close = async () => {
-    for (const socket of open) socket.destroy();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  };
-  proxies.push({ close } as TcpProxy);
-  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port, count: () => count, close };
 }
 
 async function requestBackup(databaseId: string): Promise<string> {
