@@ -20,7 +20,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackupJobMessage } from '../../shared/contracts/messages.js';
 import type { RunnerEvent, UploadedEvent } from '../../shared/contracts/runner.js';
 import type { BlobGateway } from '../../shared/storage/gateway.js';
-import type { SqlServerSettings } from '../../runner-agent/config.js';
 import { createSqlServerEngine } from '../../runner-agent/engines/sqlserver.js';
 import type { BackupEngineDriver } from '../../runner-agent/engines/types.js';
 import { runJob, type JobRunnerDeps } from '../../runner-agent/job-runner.js';
@@ -30,7 +29,7 @@ import { KeyedSemaphore } from '../../runner-agent/semaphore.js';
 import { uploadBackup } from '../../runner-agent/pipeline/upload.js';
 import { startAzurite, type Azurite } from '../../dev/azurite.js';
 import { gatewayWithContainer, writeTarget } from './blob-target.js';
-import { recordingPoolIn } from './engines/recording-pool.js';
+import { recordingPoolIn, scriptedServerSettings } from './engines/recording-pool.js';
 
 const BLOCK = 64 * 1024;
 /** About 3 MB of text-like rows: gzip makes some 25 blocks of 64 KiB out of it. */
@@ -53,15 +52,7 @@ afterAll(async () => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-const sqlSettings: SqlServerSettings = {
-  host: 'sql1.example',
-  auth: { type: 'sql', user: 'runner', password: 'x' },
-  encrypt: true,
-  trustServerCertificate: false,
-  verify: true,
-  whenVerifyNotPermitted: 'fail',
-  odbcDriver: 'ODBC Driver 18 for SQL Server',
-};
+const sqlSettings = scriptedServerSettings;
 
 /** The real SQL Server engine; the scripted server writes SOURCE as the .bak. Counts the BACKUP statements run. */
 function sqlServerEngine(workDir: string): BackupEngineDriver & { readonly backups: number } {

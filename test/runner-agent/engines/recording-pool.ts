@@ -4,6 +4,7 @@
  * directory SQL Server and the runner share). No TDS server runs on these machines (docs: local-stand-ins).
  */
 import { writeFileSync } from 'node:fs';
+import type { SqlServerSettings } from '../../../runner-agent/config.js';
 import {
   databaseLookupStatement,
   identityStatement,
@@ -11,6 +12,17 @@ import {
   type SqlPool,
   type SqlRequest,
 } from '../../../runner-agent/engines/sqlserver.js';
+
+/** Runner settings for the scripted server `sql01`: SQL login, encrypted, RESTORE VERIFYONLY required. */
+export const scriptedServerSettings: SqlServerSettings = {
+  host: 'sql01',
+  auth: { type: 'sql', user: 'runner', password: 'x' },
+  encrypt: true,
+  trustServerCertificate: false,
+  verify: true,
+  whenVerifyNotPermitted: 'fail',
+  odbcDriver: 'ODBC Driver 18 for SQL Server',
+};
 
 /** What the recorded server answers to serverFactsStatement: Developer edition, a login with CREATE ANY DATABASE. */
 export const developer = { engine_edition: 3, edition: 'Developer Edition (64-bit)', can_verify: 1 };

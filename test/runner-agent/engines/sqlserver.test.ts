@@ -6,7 +6,7 @@ import sql from 'mssql';
 import sqlParser from 'node-sql-parser';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SqlServerSettings } from '../../../runner-agent/config.js';
-import { developer, recordingPoolIn } from './recording-pool.js';
+import { developer, recordingPoolIn, scriptedServerSettings } from './recording-pool.js';
 import {
   backupStatement,
   createSqlServerEngine,
@@ -22,15 +22,7 @@ import {
 } from '../../../runner-agent/engines/sqlserver.js';
 import { collect } from '../helpers.js';
 
-const settings: SqlServerSettings = {
-  host: 'sql01',
-  auth: { type: 'sql', user: 'runner', password: 'x' },
-  encrypt: true,
-  trustServerCertificate: false,
-  verify: true,
-  whenVerifyNotPermitted: 'fail',
-  odbcDriver: 'ODBC Driver 18 for SQL Server',
-};
+const settings = scriptedServerSettings;
 
 const workDir = mkdtempSync(join(tmpdir(), 'dbdist-sql-engine-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));

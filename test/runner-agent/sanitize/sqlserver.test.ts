@@ -16,16 +16,9 @@ import {
   tablesStatement,
 } from '../../../runner-agent/sanitize/sqlserver.js';
 import { assertTsql, parseTsql } from './tsql.js';
+import { scriptedServerSettings } from '../engines/recording-pool.js';
 
-const settings: SqlServerSettings = {
-  host: 'sql01',
-  auth: { type: 'sql', user: 'runner', password: 'x' },
-  encrypt: true,
-  trustServerCertificate: false,
-  verify: true,
-  whenVerifyNotPermitted: 'fail',
-  odbcDriver: 'ODBC Driver 18 for SQL Server',
-};
+const settings = scriptedServerSettings;
 const workDir = mkdtempSync(join(tmpdir(), 'dbdist-sql-scratch-'));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
