@@ -63,12 +63,17 @@ async function hashOnWorker(state: Sha256State | null, chunks: AsyncIterable<Uin
       worker.postMessage(message, transfer);
     });
   const queued: Promise<WorkerReply>[] = [];
+  /** Batches the hashing thread handed back, filled again instead of allocating (and zeroing) new ones. */
+  const spare: ArrayBuffer[] = [];
+  const newBatch = () => new Uint8Array(spare.pop() ?? new ArrayBuffer(BATCH_BYTES));
   /** Moves a batch's ArrayBuffer to the hashing thread (no copy) and waits while too many are queued there. */
   const send = async (batch: ArrayBuffer) => {
     const pending = ask({ type: 'update', data: batch }, [batch]);
     pending.catch(() => undefined); // awaited in order, here or below
     queued.push(pending);
-    if (queued.length >= BATCHES_QUEUED) await queued.shift();
+    if (queued.length < BATCHES_QUEUED) return;
+    const hashed = (await queued.shift()) as { data: ArrayBuffer };
+    if (hashed.data.byteLength === BATCH_BYTES) spare.push(hashed.data);
   };
   try {
     let bytes = 0;
@@ -99,10 +104,8 @@ async function hashOnWorker(state: Sha256State | null, chunks: AsyncIterable<Uin
   }
 }
 
-/** A batch with an ArrayBuffer of its own (unlike a Buffer from Node's shared pool), so it can be transferred. */
-const newBatch = () => new Uint8Array(new ArrayBuffer(BATCH_BYTES));
-
 type WorkerMessage = { type: 'update'; data: ArrayBuffer } | { type: 'save' };
+// A batch has an ArrayBuffer of its own (unlike a Buffer from Node's shared pool), so it can be transferred both ways.
 type WorkerReply = { type: 'hashed'; data: ArrayBuffer } | { type: 'saved'; state: string } | { type: 'failed'; error: Error };
 
 async function hasherFrom(state: Sha256State | null): Promise<IHasher> {
